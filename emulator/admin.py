@@ -1,0 +1,472 @@
+"""The admin API: seed tenants, apps, identities and vaults; inject faults; move the clock; read logs.
+
+Served under `/_emulator/` on the main port (loopback callers only) and callable in-process through
+`LocalCloud.admin(method, path, body)`: both go through `dispatch`, so tests and the HTTP API validate
+input the same way. Bad input gets a 400 with a message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+
+from emulator import keyvault
+from emulator.errors import admin_error
+from emulator.keys import CLOUD
+from emulator.state import (
+    GRAPH_ROLES,
+    GUID_RE,
+    SIGN_IN_AUDIENCES,
+    VAULT_ROLE_PERMISSIONS,
+    AppManagementPolicy,
+    Application,
+    Fault,
+    KeyCredential,
+    Tenant,
+    World,
+    graph_time,
+    new_guid,
+)
+
+if TYPE_CHECKING:
+    from emulator.cloud import LocalCloud
+
+PREFIX = "/_emulator"
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("*", PREFIX + "/{tail:.*}", _http_entry)
+
+
+async def _http_entry(request: web.Request) -> web.Response:
+    if not _is_loopback(request.remote):
+        return admin_error(403, "The admin API answers loopback callers only.")
+    body: Any = None
+    if request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError:
+            return admin_error(400, "The body is not valid JSON.")
+    path = request.path_qs[len(PREFIX) :] or "/"
+    try:
+        result = await dispatch(request.app[CLOUD], request.method, path, body)
+    except AdminError as exc:
+        return admin_error(exc.status, exc.message)
+    if result is None:
+        return web.Response(status=204)
+    return web.json_response(result)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+# --- input checking ------------------------------------------------------------------------------
+def _object(body: Any, required: dict[str, type | tuple[type, ...]], optional: dict[str, Any]) -> dict[str, Any]:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise AdminError(400, "The body must be a JSON object.")
+    unknown = sorted(set(body) - set(required) - set(optional))
+    if unknown:
+        allowed = ", ".join(sorted([*required, *optional]))
+        raise AdminError(400, f"Unknown field(s) {', '.join(unknown)}; allowed: {allowed}.")
+    for name, kind in {**required, **optional}.items():
+        if name in required and name not in body:
+            raise AdminError(400, f"'{name}' is required.")
+        if name in body and body[name] is not None:
+            # bool is an int in Python; refuse it where a number is meant.
+            wrong_bool = isinstance(body[name], bool) and kind in (int, float, (int, float))
+            if wrong_bool or not isinstance(body[name], kind):
+                raise AdminError(400, f"'{name}' has the wrong type.")
+    return dict(body)
+
+
+def _time(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise AdminError(400, f"'{name}' must be an ISO 8601 time, e.g. 2027-01-31T00:00:00Z.") from exc
+    if moment.tzinfo is None:
+        raise AdminError(400, f"'{name}' must carry a time zone (end it with Z).")
+    return moment
+
+
+_DURATION_RE = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_duration(text: str, name: str) -> timedelta:
+    """ISO 8601 durations as app management policies write them (years = 365 d, months = 30 d)."""
+    match = _DURATION_RE.match(text)
+    if not match or text in ("P", "PT"):
+        raise AdminError(400, f"'{name}' must be an ISO 8601 duration such as P90D or P1Y.")
+    years, months, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=years * 365 + months * 30 + days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _tenant(world: World, tenant_id: str | None) -> Tenant:
+    tenant_id = tenant_id or world.default_tenant_id
+    tenant = world.tenants.get(tenant_id.lower())
+    if tenant is None:
+        raise AdminError(404, f"No tenant {tenant_id}.")
+    return tenant
+
+
+def _application(world: World, object_id: str) -> Application:
+    for app in world.all_applications():
+        if app.object_id == object_id or app.app_id == object_id:
+            return app
+    raise AdminError(404, f"No application with object id or appId {object_id}.")
+
+
+def _since(query: dict[str, list[str]]) -> int:
+    raw = query.get("since", ["0"])[0]
+    if not raw.isdigit():
+        raise AdminError(400, "'since' must be a non-negative integer.")
+    return int(raw)
+
+
+# --- operations ----------------------------------------------------------------------------------
+Operation = Callable[["LocalCloud", Any, dict[str, list[str]], list[str]], Awaitable[Any]]
+
+
+async def dispatch(cloud: LocalCloud, method: str, path: str, body: Any) -> Any:
+    split = urlsplit(path)
+    query = parse_qs(split.query)
+    parts = [p for p in split.path.split("/") if p]
+    for (route_method, pattern), operation in _ROUTES.items():
+        if route_method != method.upper() or len(pattern) != len(parts):
+            continue
+        params: list[str] = []
+        for expected, actual in zip(pattern, parts, strict=True):
+            if expected == "*":
+                params.append(actual)
+            elif expected != actual:
+                break
+        else:
+            return await operation(cloud, body, query, params)
+    raise AdminError(404, f"No admin operation {method.upper()} {split.path}.")
+
+
+async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    world = cloud.world
+    with world.lock:
+        return {
+            "now": graph_time(world.clock.now()),
+            "config": world.config.to_admin(),
+            "tenants": [
+                {
+                    "tenantId": t.tenant_id,
+                    "defaultDomain": t.default_domain,
+                    "defaultPolicy": t.default_policy.to_admin() if t.default_policy else None,
+                    "applications": [a.to_admin() for a in t.applications.values()],
+                }
+                for t in world.tenants.values()
+            ],
+            "rotator": {"objectId": cloud.rotator.sp_object_id, "appId": cloud.rotator.app_id}
+            if cloud.rotator
+            else None,
+            "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
+            "faults": [f.to_admin() for f in world.faults if f.count > 0],
+        }
+
+
+async def post_tenant(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {}, {"tenantId": str})
+    tenant_id = fields.get("tenantId")
+    if tenant_id is not None and not GUID_RE.match(tenant_id):
+        raise AdminError(400, "'tenantId' must be a GUID.")
+    with cloud.world.lock:
+        if tenant_id and tenant_id.lower() in cloud.world.tenants:
+            raise AdminError(409, f"Tenant {tenant_id} exists already.")
+        tenant = cloud.world.create_tenant(tenant_id.lower() if tenant_id else None)
+    return {"tenantId": tenant.tenant_id, "defaultDomain": tenant.default_domain}
+
+
+async def post_application(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"displayName": str}, {"tenantId": str, "signInAudience": str})
+    audience = fields.get("signInAudience") or "AzureADMyOrg"
+    if audience not in SIGN_IN_AUDIENCES:
+        raise AdminError(400, f"'signInAudience' must be one of {', '.join(sorted(SIGN_IN_AUDIENCES))}.")
+    if not fields["displayName"].strip():
+        raise AdminError(400, "'displayName' must not be empty.")
+    with cloud.world.lock:
+        tenant = _tenant(cloud.world, fields.get("tenantId"))
+        app = cloud.world.create_application(tenant, fields["displayName"], audience)
+    return {"id": app.object_id, "appId": app.app_id, "tenantId": app.tenant_id}
+
+
+async def post_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str})
+    start = _time(fields.get("startDateTime"), "startDateTime")
+    end = _time(fields.get("endDateTime"), "endDateTime")
+    if start and end and end <= start:
+        raise AdminError(400, "'endDateTime' must be after 'startDateTime'.")
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        credential, value = cloud.world.add_password(app, fields.get("displayName"), start, end)
+        # A credential made "by a human earlier" is known to every replica already.
+        credential.replica_ready = [min(credential.start, cloud.world.clock.now())] * len(
+            credential.replica_ready
+        )
+    result = credential.to_graph()
+    result["secretText"] = value
+    return result
+
+
+async def post_certificate(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    fields = _object(body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str})
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        now = cloud.world.clock.now()
+        start = _time(fields.get("startDateTime"), "startDateTime") or now
+        end = _time(fields.get("endDateTime"), "endDateTime") or start + timedelta(days=365)
+        certificate = KeyCredential(new_guid(), fields.get("displayName"), start, end)
+        app.certificates.append(certificate)
+    return certificate.to_graph()
+
+
+async def post_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"objectId": str}, {})
+    if not GUID_RE.match(fields["objectId"]):
+        raise AdminError(400, "'objectId' must be a GUID (a service principal's object id).")
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        app.owners.add(fields["objectId"].lower())
+    return {"id": app.object_id, "owners": sorted(app.owners)}
+
+
+async def delete_application(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        del cloud.world.tenants[app.tenant_id].applications[app.object_id]
+    return None
+
+
+async def post_identity(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"displayName": str}, {"tenantId": str, "graphAppRoles": list})
+    roles = fields.get("graphAppRoles") or []
+    unknown = [r for r in roles if r not in GRAPH_ROLES]
+    if unknown:
+        raise AdminError(400, f"Unknown Graph app role(s) {unknown}; known: {', '.join(GRAPH_ROLES)}.")
+    with cloud.world.lock:
+        tenant = _tenant(cloud.world, fields.get("tenantId"))
+        app = cloud.world.create_application(tenant, fields["displayName"], graph_roles=roles)
+        credential, value = cloud.world.add_password(app, "identity secret")
+        credential.replica_ready = [credential.start] * len(credential.replica_ready)
+    return {"objectId": app.sp_object_id, "appId": app.app_id, "tenantId": app.tenant_id, "clientSecret": value}
+
+
+async def post_role_assignment(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    fields = _object(body, {"objectId": str, "vault": str, "role": str}, {})
+    if fields["role"] not in VAULT_ROLE_PERMISSIONS:
+        raise AdminError(400, f"Unknown role; known: {', '.join(VAULT_ROLE_PERMISSIONS)}.")
+    with cloud.world.lock:
+        vault = cloud.world.vault(fields["vault"])
+        if vault is None:
+            raise AdminError(404, f"No vault {fields['vault']}.")
+        vault.role_assignments.setdefault(fields["objectId"].lower(), set()).add(fields["role"])
+    return {"objectId": fields["objectId"].lower(), "vault": vault.name, "role": fields["role"]}
+
+
+async def delete_role_assignment(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    fields = _object(body, {"objectId": str, "vault": str, "role": str}, {})
+    with cloud.world.lock:
+        vault = cloud.world.vault(fields["vault"])
+        if vault is None:
+            raise AdminError(404, f"No vault {fields['vault']}.")
+        vault.role_assignments.get(fields["objectId"].lower(), set()).discard(fields["role"])
+    return None
+
+
+async def post_vault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"name": str}, {})
+    try:
+        return await cloud.create_vault_async(fields["name"])
+    except ValueError as exc:
+        raise AdminError(400, str(exc)) from exc
+
+
+async def post_policy(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {}, {"tenantId": str, "appId": str, "passwordMaxLifetime": str,
+                                "blockPasswordAddition": bool})
+    lifetime = fields.get("passwordMaxLifetime")
+    policy = AppManagementPolicy(
+        password_max_lifetime=parse_duration(lifetime, "passwordMaxLifetime") if lifetime else None,
+        block_password_addition=bool(fields.get("blockPasswordAddition")),
+    )
+    with cloud.world.lock:
+        if fields.get("appId"):
+            app = _application(cloud.world, fields["appId"])
+            app.policy = policy
+            return {"appId": app.app_id, "policy": policy.to_admin()}
+        tenant = _tenant(cloud.world, fields.get("tenantId"))
+        tenant.default_policy = policy
+        return {"tenantId": tenant.tenant_id, "policy": policy.to_admin()}
+
+
+async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {}, {"propagationSeconds": (int, float), "replicas": int, "latencyMs": int,
+                                "throttle": dict})
+    throttle = _object(
+        fields.get("throttle"),
+        {},
+        {"enabled": bool, "graphWrites": int, "graphWindowSeconds": (int, float), "vaultCreates": int,
+         "vaultWindowSeconds": (int, float)},
+    )
+    checks = [
+        ("propagationSeconds", fields.get("propagationSeconds"), 0, 3600),
+        ("replicas", fields.get("replicas"), 1, 50),
+        ("latencyMs", fields.get("latencyMs"), 0, 60_000),
+        ("throttle.graphWrites", throttle.get("graphWrites"), 1, 1_000_000),
+        ("throttle.graphWindowSeconds", throttle.get("graphWindowSeconds"), 0.001, 86_400),
+        ("throttle.vaultCreates", throttle.get("vaultCreates"), 1, 1_000_000),
+        ("throttle.vaultWindowSeconds", throttle.get("vaultWindowSeconds"), 0.001, 86_400),
+    ]
+    for name, value, low, high in checks:
+        if value is not None and not low <= value <= high:
+            raise AdminError(400, f"'{name}' must be between {low} and {high}.")
+    with cloud.world.lock:
+        config = cloud.world.config
+        config.propagation_seconds = float(fields.get("propagationSeconds", config.propagation_seconds))
+        config.replicas = int(fields.get("replicas", config.replicas))
+        config.latency_ms = int(fields.get("latencyMs", config.latency_ms))
+        limits = config.throttle
+        limits.enabled = bool(throttle.get("enabled", limits.enabled))
+        limits.graph_writes = int(throttle.get("graphWrites", limits.graph_writes))
+        limits.graph_window_seconds = float(throttle.get("graphWindowSeconds", limits.graph_window_seconds))
+        limits.vault_creates = int(throttle.get("vaultCreates", limits.vault_creates))
+        limits.vault_window_seconds = float(throttle.get("vaultWindowSeconds", limits.vault_window_seconds))
+        if "throttle" in fields:
+            cloud.world.buckets.clear()  # new limits start with full buckets
+        return config.to_admin()
+
+
+async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(
+        body,
+        {"service": str},
+        {"method": str, "pathRegex": str, "status": int, "count": int, "delayMs": int, "drop": bool,
+         "code": str},
+    )
+    if fields["service"] not in ("entra", "graph", "keyvault", "identity"):
+        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity.")
+    status = fields.get("status")
+    if status is not None and not 400 <= status <= 599:
+        raise AdminError(400, "'status' must be an HTTP error status (400-599).")
+    if not (status or fields.get("delayMs") or fields.get("drop")):
+        raise AdminError(400, "A fault needs at least one of 'status', 'delayMs' or 'drop'.")
+    count = fields.get("count", 1)
+    if count is None or count < 1:
+        raise AdminError(400, "'count' must be at least 1.")
+    try:
+        pattern = re.compile(fields["pathRegex"]) if fields.get("pathRegex") else None
+    except re.error as exc:
+        raise AdminError(400, f"'pathRegex' is not a valid regular expression: {exc}.") from exc
+    fault = Fault(
+        fault_id=new_guid(),
+        service=fields["service"],
+        method=fields.get("method"),
+        path_regex=pattern,
+        status=status,
+        count=count,
+        delay_ms=int(fields.get("delayMs") or 0),
+        drop=bool(fields.get("drop")),
+        code=fields.get("code"),
+    )
+    with cloud.world.lock:
+        cloud.world.faults.append(fault)
+    return {"id": fault.fault_id}
+
+
+async def delete_faults(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    with cloud.world.lock:
+        cloud.world.faults.clear()
+    return None
+
+
+async def get_faults(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    with cloud.world.lock:
+        return {"faults": [f.to_admin() for f in cloud.world.faults]}
+
+
+async def post_clock(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"advanceSeconds": (int, float)}, {})
+    seconds = fields["advanceSeconds"]
+    if not 0 <= seconds <= 10 * 365 * 86400:
+        raise AdminError(400, "'advanceSeconds' must be between 0 and ten years; the clock never goes back.")
+    with cloud.world.lock:
+        now = cloud.world.clock.advance(seconds)
+        keyvault.emit_due_events(cloud.world)
+    return {"now": graph_time(now)}
+
+
+async def get_requests(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    since = _since(query)
+    with cloud.world.lock:
+        items = [r.to_admin() for r in cloud.world.requests[since:]]
+        return {"requests": items, "next": len(cloud.world.requests)}
+
+
+async def get_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    since = _since(query)
+    with cloud.world.lock:
+        keyvault.emit_due_events(cloud.world)
+        return {"events": list(cloud.world.events[since:]), "next": len(cloud.world.events)}
+
+
+async def get_issued_secrets(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    with cloud.world.lock:
+        return {"secrets": list(cloud.world.issued_secrets)}
+
+
+_ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
+    ("GET", ("state",)): get_state,
+    ("POST", ("tenants",)): post_tenant,
+    ("POST", ("applications",)): post_application,
+    ("DELETE", ("applications", "*")): delete_application,
+    ("POST", ("applications", "*", "passwords")): post_password,
+    ("POST", ("applications", "*", "certificates")): post_certificate,
+    ("POST", ("applications", "*", "owners")): post_owner,
+    ("POST", ("identities",)): post_identity,
+    ("POST", ("role-assignments",)): post_role_assignment,
+    ("DELETE", ("role-assignments",)): delete_role_assignment,
+    ("POST", ("vaults",)): post_vault,
+    ("POST", ("policies",)): post_policy,
+    ("PUT", ("config",)): put_config,
+    ("POST", ("faults",)): post_fault,
+    ("GET", ("faults",)): get_faults,
+    ("DELETE", ("faults",)): delete_faults,
+    ("POST", ("clock",)): post_clock,
+    ("GET", ("requests",)): get_requests,
+    ("GET", ("events",)): get_events,
+    ("GET", ("issued-secrets",)): get_issued_secrets,
+}

@@ -1,0 +1,268 @@
+"""Entra ID: the v2.0 token endpoint (client credentials), OpenID metadata, instance discovery, and the
+App Service managed-identity endpoint that issues the rotator's own tokens.
+
+Decisions follow the order Entra applies them: the tenant (900023 malformed, 90002 unknown), the
+client (700016), then the secret (7000215 no match, 7000222 expired). A new secret is checked against
+one random replica per request, so propagation is visible exactly as in production.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from emulator.errors import entra_error, identity_error
+from emulator.keys import CALLER, WORLD
+from emulator.state import (
+    DOMAIN_RE,
+    GUID_RE,
+    KNOWN_AUDIENCES,
+    Application,
+    PasswordCredential,
+    Tenant,
+    World,
+    secret_digest,
+)
+
+TOKEN_LIFETIME_SECONDS = 3599
+IDENTITY_API_VERSION = "2019-08-01"
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/common/discovery/instance", instance_discovery)
+    app.router.add_get("/msi/token", managed_identity_token)
+    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", token)
+
+
+def _base(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _resolve_tenant(world: World, name: str) -> Tenant | int:
+    """The tenant, or the AADSTS code that refuses it: 900023 malformed, 90002 unknown."""
+    if not (GUID_RE.match(name) or DOMAIN_RE.match(name)):
+        return 900023
+    tenant = world.find_tenant(name)
+    return 90002 if tenant is None else tenant
+
+
+def _tenant_error(name: str, code: int, error: str = "invalid_request") -> web.Response:
+    if code == 900023:
+        return entra_error(
+            400,
+            "invalid_request",
+            900023,
+            f"Specified tenant identifier '{name}' is neither a valid DNS name, nor a valid external domain.",
+        )
+    return entra_error(400, error, 90002, _tenant_not_found(name))
+
+
+def _tenant_not_found(name: str) -> str:
+    return (
+        f"Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are signing "
+        "into the correct cloud. Check with your subscription administrator, this may happen if there "
+        "are no active subscriptions for the tenant."
+    )
+
+
+async def instance_discovery(request: web.Request) -> web.Response:
+    """MSAL asks this for authorities it does not know (unless instance discovery is disabled)."""
+    host = urlsplit(request.query.get("authorization_endpoint", "")).netloc or request.host
+    body = {
+        "tenant_discovery_endpoint": f"https://{host}/common/v2.0/.well-known/openid-configuration",
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    }
+    return web.json_response(body)
+
+
+async def openid_configuration(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    name = request.match_info["tenant"]
+    with world.lock:
+        found = _resolve_tenant(world, name) if name not in ("common", "organizations") else None
+    if isinstance(found, int):
+        # The metadata document answers an unknown tenant with `invalid_tenant`, not invalid_request.
+        return _tenant_error(name, found, error="invalid_tenant")
+    tenant_id = found.tenant_id if isinstance(found, Tenant) else "{tenantid}"
+    base = _base(request)
+    body = {
+        "token_endpoint": f"{base}/{name}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": f"{base}/{name}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"{base}/{tenant_id}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "authorization_endpoint": f"{base}/{name}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/{name}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/{name}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "ver", "oid"],
+        "kerberos_endpoint": f"{base}/{name}/kerberos",
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    }
+    return web.json_response(body)
+
+
+def _audience_of(scope: str) -> str | None:
+    """`https://graph.microsoft.com/.default` → `https://graph.microsoft.com`; only known resources."""
+    for item in scope.split():
+        if item.endswith("/.default"):
+            resource = item[: -len("/.default")].rstrip("/")
+            if resource in KNOWN_AUDIENCES:
+                return resource
+            return None
+    return None
+
+
+def _password_state(world: World, app: Application, secret: str) -> str:
+    """'valid', 'propagating' (right secret, this replica does not know it yet), 'expired' or 'wrong'."""
+    now = world.clock.now()
+    digest = secret_digest(secret)
+    matched: PasswordCredential | None = None
+    for credential in app.passwords:
+        if hmac.compare_digest(credential.digest, digest):
+            matched = credential
+            break
+    if matched is None:
+        active = [p for p in app.passwords if p.end > now]
+        return "expired" if app.passwords and not active else "wrong"
+    if matched.end <= now:
+        return "expired"
+    if matched.start > now:
+        return "wrong"
+    replica = world.random.randrange(len(matched.replica_ready))
+    return "valid" if matched.replica_ready[replica] <= now else "propagating"
+
+
+async def token(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    form = await request.post()
+    client_id = str(form.get("client_id", ""))
+    client_secret = str(form.get("client_secret", ""))
+    grant_type = str(form.get("grant_type", ""))
+    scope = str(form.get("scope", ""))
+    request[CALLER] = client_id or None
+    if grant_type != "client_credentials":
+        if not grant_type:
+            return entra_error(
+                400, "invalid_request", 900144, "The request body must contain the following parameter: "
+                "'grant_type'."
+            )
+        return entra_error(
+            400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type "
+            f"'{grant_type}'."
+        )
+    with world.lock:
+        found = _resolve_tenant(world, request.match_info["tenant"])
+        if isinstance(found, int):
+            return _tenant_error(request.match_info["tenant"], found)
+        tenant = found
+        if not client_id:
+            return entra_error(
+                400, "invalid_request", 900144, "The request body must contain the following parameter: "
+                "'client_id'."
+            )
+        app = world.application_by_app_id(tenant, client_id)
+        if app is None:
+            return entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{tenant.tenant_id}'. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant. You may have sent "
+                "your authentication request to the wrong tenant.",
+            )
+        if not client_secret:
+            return entra_error(
+                401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is "
+                "required for the 'client_credentials' grant type."
+            )
+        audience = _audience_of(scope)
+        if audience is None:
+            return entra_error(
+                400, "invalid_scope", 1002012, f"The provided value for scope {scope or '(none)'} is not "
+                "valid. Client credential flows must have a scope value with /.default suffixed to the "
+                "resource identifier (application ID URI)."
+            )
+        state = _password_state(world, app, client_secret)
+        if state == "expired":
+            return entra_error(
+                401, "invalid_client", 7000222, f"The provided client secret keys for app "
+                f"'{app.app_id}' are expired. Visit the Azure portal to create new keys for your app: "
+                "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
+                "security: https://aka.ms/certCreds."
+            )
+        if state != "valid":
+            return entra_error(
+                401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being "
+                "sent in the request is the client secret value, not the client secret ID, for a secret "
+                f"added to app '{app.app_id}'."
+            )
+        access_token, lifetime = world.issue_token(app, audience, TOKEN_LIFETIME_SECONDS)
+    body = {
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    }
+    return web.Response(
+        text=json.dumps(body),
+        content_type="application/json",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store, no-cache",
+            "Pragma": "no-cache",
+            "x-ms-request-id": str(uuid.uuid4()),
+        },
+    )
+
+
+async def managed_identity_token(request: web.Request) -> web.Response:
+    """App Service style: `GET {IDENTITY_ENDPOINT}?resource=…&api-version=2019-08-01` + X-IDENTITY-HEADER."""
+    world = request.app[WORLD]
+    supplied = request.headers.get("X-IDENTITY-HEADER", "")
+    if not hmac.compare_digest(supplied, world.managed_identity_header):
+        # App Service answers a missing or wrong header with 401 (the SSRF guard).
+        return identity_error(401, "The request is missing or has an invalid X-IDENTITY-HEADER header.")
+    if request.query.get("api-version") != IDENTITY_API_VERSION:
+        return identity_error(400, f"api-version must be {IDENTITY_API_VERSION}.")
+    resource = request.query.get("resource", "").rstrip("/")
+    if resource.endswith("/.default"):
+        resource = resource[: -len("/.default")]
+    if not resource:
+        return identity_error(400, "The 'resource' query parameter is required.")
+    if resource not in (*KNOWN_AUDIENCES, "https://management.azure.com"):
+        return identity_error(400, f"The resource '{resource}' is not known to this local cloud.")
+    with world.lock:
+        rotator = world.rotator
+        requested_client = request.query.get("client_id")
+        if rotator is None or (requested_client and requested_client.lower() != rotator.app_id.lower()):
+            return identity_error(400, "No managed identity matches the requested client_id.")
+        access_token, lifetime = world.issue_token(rotator, resource, TOKEN_LIFETIME_SECONDS)
+        expires_on = int(world.clock.now().timestamp()) + lifetime
+        request[CALLER] = rotator.app_id
+    body = {
+        "access_token": access_token,
+        "expires_on": str(expires_on),
+        "resource": resource,
+        "token_type": "Bearer",
+        "client_id": rotator.app_id,
+    }
+    return web.json_response(body)

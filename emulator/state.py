@@ -1,0 +1,553 @@
+"""The local cloud's in-memory world: tenants, app registrations, identities, vaults and the clock.
+
+Everything here is plain data plus small rules that more than one service needs (which credential a
+secret matches, who owns what, who holds which role). The HTTP layers (`entra`, `graph`, `keyvault`,
+`admin`) read and change it under `World.lock`; handlers never await while holding it, so one
+`threading.RLock` is enough for both the server's event loop and in-process admin calls from tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import re
+import secrets
+import string
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
+VAULT_AUDIENCE = "https://vault.azure.net"
+KNOWN_AUDIENCES = (GRAPH_AUDIENCE, VAULT_AUDIENCE)
+
+# Graph application roles the local cloud understands.
+ROLE_RW_ALL = "Application.ReadWrite.All"
+ROLE_RW_OWNED = "Application.ReadWrite.OwnedBy"
+ROLE_READ_ALL = "Application.Read.All"
+GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL)
+
+# Key Vault data-plane roles (RBAC) and what each allows on secrets.
+VAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "Key Vault Administrator": frozenset({"read", "get", "write", "delete", "purge"}),
+    "Key Vault Secrets Officer": frozenset({"read", "get", "write", "delete", "purge"}),
+    "Key Vault Secrets User": frozenset({"read", "get"}),
+    "Key Vault Reader": frozenset({"read"}),
+}
+
+PERSONAL_AUDIENCES = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
+SIGN_IN_AUDIENCES = frozenset({"AzureADMyOrg", "AzureADMultipleOrgs", *PERSONAL_AUDIENCES})
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# A tenant may also be named by a verified domain; anything else is malformed (AADSTS900023).
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
+VAULT_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+SECRET_NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "~._-"
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+def secret_digest(value: str) -> str:
+    """Credentials keep a digest, not the value: the world never needs to show a secret again."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def generate_client_secret() -> str:
+    """40 characters with `8Q~` at positions 4-6, the shape Entra issues today (see the wire facts)."""
+    head = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(3))
+    tail = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(34))
+    return f"{head}8Q~{tail}"
+
+
+def to_epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def from_epoch(value: int) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def graph_time(moment: datetime) -> str:
+    """Graph writes times as ISO 8601 with a `Z`; microseconds dropped like the service does."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class Clock:
+    """Real time plus an offset that the admin API can move forward (never backwards)."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, seconds: float) -> datetime:
+        self._offset += timedelta(seconds=seconds)
+        return self.now()
+
+
+@dataclass
+class PasswordCredential:
+    key_id: str
+    display_name: str | None
+    hint: str
+    start: datetime
+    end: datetime
+    digest: str
+    # When each Entra replica starts accepting this secret (propagation is not atomic).
+    replica_ready: list[datetime]
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "customKeyIdentifier": None,
+            "displayName": self.display_name,
+            "endDateTime": graph_time(self.end),
+            "hint": self.hint,
+            "keyId": self.key_id,
+            "secretText": None,
+            "startDateTime": graph_time(self.start),
+        }
+
+    def to_admin(self) -> dict[str, Any]:
+        body = self.to_graph()
+        body.pop("secretText")
+        body.pop("customKeyIdentifier")
+        body["replicaReady"] = [graph_time(t) for t in self.replica_ready]
+        return body
+
+
+@dataclass
+class KeyCredential:
+    """A certificate credential; only its metadata matters to the rotator and the inventory."""
+
+    key_id: str
+    display_name: str | None
+    start: datetime
+    end: datetime
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "customKeyIdentifier": None,
+            "displayName": self.display_name,
+            "endDateTime": graph_time(self.end),
+            "key": None,
+            "keyId": self.key_id,
+            "startDateTime": graph_time(self.start),
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+        }
+
+
+@dataclass
+class Application:
+    """An app registration together with its service principal in the same tenant."""
+
+    object_id: str
+    app_id: str
+    tenant_id: str
+    display_name: str
+    sign_in_audience: str
+    created: datetime
+    sp_object_id: str
+    owners: set[str] = field(default_factory=set)
+    passwords: list[PasswordCredential] = field(default_factory=list)
+    certificates: list[KeyCredential] = field(default_factory=list)
+    # Graph application roles granted to this app's service principal (for identities).
+    graph_roles: set[str] = field(default_factory=set)
+    # Per-app management policy (overrides the tenant default when set).
+    policy: AppManagementPolicy | None = None
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "id": self.object_id,
+            "appId": self.app_id,
+            "displayName": self.display_name,
+            "signInAudience": self.sign_in_audience,
+            "createdDateTime": graph_time(self.created),
+            "passwordCredentials": [p.to_graph() for p in self.passwords],
+            "keyCredentials": [k.to_graph() for k in self.certificates],
+            "publisherDomain": "contoso.onmicrosoft.com",
+            "tags": [],
+        }
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "id": self.object_id,
+            "appId": self.app_id,
+            "tenantId": self.tenant_id,
+            "displayName": self.display_name,
+            "signInAudience": self.sign_in_audience,
+            "servicePrincipalId": self.sp_object_id,
+            "owners": sorted(self.owners),
+            "graphAppRoles": sorted(self.graph_roles),
+            "passwordCredentials": [p.to_admin() for p in self.passwords],
+            "keyCredentials": [k.to_graph() for k in self.certificates],
+            "policy": self.policy.to_admin() if self.policy else None,
+        }
+
+
+@dataclass
+class AppManagementPolicy:
+    password_max_lifetime: timedelta | None = None
+    block_password_addition: bool = False
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "passwordMaxLifetimeSeconds": (
+                self.password_max_lifetime.total_seconds() if self.password_max_lifetime else None
+            ),
+            "blockPasswordAddition": self.block_password_addition,
+        }
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    default_domain: str
+    applications: dict[str, Application] = field(default_factory=dict)  # by object id
+    default_policy: AppManagementPolicy | None = None
+
+
+@dataclass
+class SecretVersionRecord:
+    version: str
+    value: str
+    content_type: str | None
+    tags: dict[str, str] | None
+    enabled: bool
+    created: datetime
+    updated: datetime
+    not_before: datetime | None
+    expires: datetime | None
+    near_expiry_emitted: bool = False
+    expired_emitted: bool = False
+
+
+@dataclass
+class SecretRecord:
+    name: str
+    versions: list[SecretVersionRecord] = field(default_factory=list)  # oldest first
+
+    @property
+    def latest(self) -> SecretVersionRecord:
+        return self.versions[-1]
+
+    def find(self, version: str) -> SecretVersionRecord | None:
+        for record in self.versions:
+            if record.version == version:
+                return record
+        return None
+
+
+@dataclass
+class DeletedSecretRecord:
+    secret: SecretRecord
+    deleted: datetime
+    scheduled_purge: datetime
+
+
+@dataclass
+class VaultRecord:
+    name: str
+    url: str = ""  # set when its listener is bound
+    port: int = 0
+    recoverable_days: int = 90
+    secrets: dict[str, SecretRecord] = field(default_factory=dict)  # by lower-case name
+    deleted: dict[str, DeletedSecretRecord] = field(default_factory=dict)
+    # object id -> roles on this vault
+    role_assignments: dict[str, set[str]] = field(default_factory=dict)
+
+    def permissions_of(self, object_id: str) -> frozenset[str]:
+        allowed: set[str] = set()
+        for role in self.role_assignments.get(object_id, set()):
+            allowed |= VAULT_ROLE_PERMISSIONS.get(role, frozenset())
+        return frozenset(allowed)
+
+    def resource_id(self, tenant_id: str) -> str:
+        return (
+            f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/"
+            f"Microsoft.KeyVault/vaults/{self.name}"
+        )
+
+
+@dataclass
+class IssuedToken:
+    """Tokens are opaque strings; the world remembers what each one stands for."""
+
+    subject_object_id: str
+    app_id: str
+    tenant_id: str
+    audience: str
+    roles: frozenset[str]
+    expires: datetime
+
+
+@dataclass
+class Fault:
+    fault_id: str
+    service: str
+    method: str | None
+    path_regex: re.Pattern[str] | None
+    status: int | None
+    count: int
+    delay_ms: int
+    drop: bool
+    code: str | None = None
+
+    def matches(self, service: str, method: str, path: str) -> bool:
+        if self.count <= 0 or self.service != service:
+            return False
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not (self.path_regex and not self.path_regex.search(path))
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "id": self.fault_id,
+            "service": self.service,
+            "method": self.method,
+            "pathRegex": self.path_regex.pattern if self.path_regex else None,
+            "status": self.status,
+            "count": self.count,
+            "delayMs": self.delay_ms,
+            "drop": self.drop,
+            "code": self.code,
+        }
+
+
+@dataclass
+class TokenBucket:
+    capacity: float
+    refill_per_second: float
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float:
+        """Take one token; return 0 if granted, else the seconds until one is available."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill_per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.refill_per_second
+
+
+@dataclass
+class ThrottleConfig:
+    """Off by default. Limits are per window, like the real services document them."""
+
+    enabled: bool = False
+    graph_writes: int = 3000
+    graph_window_seconds: float = 150.0
+    vault_creates: int = 300
+    vault_window_seconds: float = 10.0
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "graphWrites": self.graph_writes,
+            "graphWindowSeconds": self.graph_window_seconds,
+            "vaultCreates": self.vault_creates,
+            "vaultWindowSeconds": self.vault_window_seconds,
+        }
+
+
+@dataclass
+class Config:
+    propagation_seconds: float = 0.0
+    replicas: int = 3
+    latency_ms: int = 0
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "propagationSeconds": self.propagation_seconds,
+            "replicas": self.replicas,
+            "latencyMs": self.latency_ms,
+            "throttle": self.throttle.to_admin(),
+        }
+
+
+Service = Literal["entra", "graph", "keyvault", "identity", "admin"]
+
+
+@dataclass
+class RequestRecord:
+    seq: int
+    service: str
+    method: str
+    path: str
+    status: int
+    caller: str | None
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "service": self.service,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "caller": self.caller,
+        }
+
+
+class World:
+    """All state of one local cloud."""
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self.lock = threading.RLock()
+        self.clock = Clock()
+        self.random = random.Random(seed)
+        self.config = Config()
+        self.tenants: dict[str, Tenant] = {}
+        self.vaults: dict[str, VaultRecord] = {}  # by lower-case name
+        self.tokens: dict[str, IssuedToken] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[RequestRecord] = []
+        self.events: list[dict[str, Any]] = []
+        self.issued_secrets: list[str] = []
+        self.buckets: dict[str, TokenBucket] = {}
+        self.managed_identity_header = secrets.token_urlsafe(24)
+        self.rotator: Application | None = None
+        self.default_tenant_id = ""
+
+    # --- directory -------------------------------------------------------------------------------
+    def create_tenant(self, tenant_id: str | None = None) -> Tenant:
+        tenant_id = tenant_id or new_guid()
+        tenant = Tenant(tenant_id=tenant_id, default_domain=f"t{tenant_id[:8]}.onmicrosoft.com")
+        self.tenants[tenant_id] = tenant
+        return tenant
+
+    def find_tenant(self, name: str) -> Tenant | None:
+        """A tenant is named by its id or by its default domain."""
+        lowered = name.lower()
+        for tenant in self.tenants.values():
+            if tenant.tenant_id == lowered or tenant.default_domain == lowered:
+                return tenant
+        return None
+
+    def create_application(
+        self,
+        tenant: Tenant,
+        display_name: str,
+        sign_in_audience: str = "AzureADMyOrg",
+        graph_roles: Iterable[str] = (),
+    ) -> Application:
+        app = Application(
+            object_id=new_guid(),
+            app_id=new_guid(),
+            tenant_id=tenant.tenant_id,
+            display_name=display_name,
+            sign_in_audience=sign_in_audience,
+            created=self.clock.now(),
+            sp_object_id=new_guid(),
+            graph_roles=set(graph_roles),
+        )
+        tenant.applications[app.object_id] = app
+        return app
+
+    def all_applications(self) -> Iterable[Application]:
+        for tenant in self.tenants.values():
+            yield from tenant.applications.values()
+
+    def application_by_sp(self, sp_object_id: str) -> Application | None:
+        for app in self.all_applications():
+            if app.sp_object_id == sp_object_id:
+                return app
+        return None
+
+    def application_by_app_id(self, tenant: Tenant, app_id: str) -> Application | None:
+        for app in tenant.applications.values():
+            if app.app_id.lower() == app_id.lower():
+                return app
+        return None
+
+    def effective_policy(self, app: Application) -> AppManagementPolicy | None:
+        if app.policy is not None:
+            return app.policy
+        return self.tenants[app.tenant_id].default_policy
+
+    def add_password(
+        self,
+        app: Application,
+        display_name: str | None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> tuple[PasswordCredential, str]:
+        now = self.clock.now()
+        start = start or now
+        end = end or start + timedelta(days=730)  # Graph's default: two years
+        value = generate_client_secret()
+        # Each replica learns the new secret at its own moment within the propagation window.
+        window = max(0.0, self.config.propagation_seconds)
+        ready = [now + timedelta(seconds=self.random.uniform(0, window)) for _ in range(self.config.replicas)]
+        credential = PasswordCredential(
+            key_id=new_guid(),
+            display_name=display_name,
+            hint=value[:3],
+            start=start,
+            end=end,
+            digest=secret_digest(value),
+            replica_ready=ready,
+        )
+        app.passwords.append(credential)
+        self.issued_secrets.append(value)
+        return credential, value
+
+    # --- tokens ----------------------------------------------------------------------------------
+    def issue_token(self, app: Application, audience: str, lifetime: int = 3599) -> tuple[str, int]:
+        token = base64.urlsafe_b64encode(secrets.token_bytes(48)).decode("ascii").rstrip("=")
+        self.tokens[token] = IssuedToken(
+            subject_object_id=app.sp_object_id,
+            app_id=app.app_id,
+            tenant_id=app.tenant_id,
+            audience=audience,
+            roles=frozenset(app.graph_roles) if audience == GRAPH_AUDIENCE else frozenset(),
+            expires=self.clock.now() + timedelta(seconds=lifetime),
+        )
+        return token, lifetime
+
+    def token_from_header(self, authorization: str | None) -> IssuedToken | None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        token = self.tokens.get(authorization[7:].strip())
+        if token is None or token.expires <= self.clock.now():
+            return None
+        return token
+
+    # --- vaults ----------------------------------------------------------------------------------
+    def vault(self, name: str) -> VaultRecord | None:
+        return self.vaults.get(name.lower())
+
+    # --- faults and throttling -------------------------------------------------------------------
+    def take_fault(self, service: str, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(service, method, path):
+                fault.count -= 1
+                return fault
+        return None
+
+    def throttle(self, key: str, capacity: int, window_seconds: float, now: float) -> float:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(capacity, capacity / window_seconds, float(capacity), now)
+            self.buckets[key] = bucket
+        return bucket.take(now)
+
+    def record(
+        self, service: str, method: str, path: str, status: int, caller: str | None
+    ) -> RequestRecord:
+        entry = RequestRecord(len(self.requests) + 1, service, method, path, status, caller)
+        self.requests.append(entry)
+        return entry
+
+    def emit_event(self, event: dict[str, Any]) -> None:
+        self.events.append(event)

@@ -1,0 +1,76 @@
+"""Shared fixtures: one local cloud per test session (plus private ones on demand).
+
+The CA bundle is made and exported *before* anything imports aiohttp or httpx: aiohttp reads
+`SSL_CERT_FILE` once, at import, exactly as a real process started with the cloud's `env` would.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from emulator.tls import create_local_tls
+
+_TLS = create_local_tls(Path(tempfile.mkdtemp(prefix="local-cloud-tests-")))
+os.environ["SSL_CERT_FILE"] = str(_TLS.ca_bundle)
+os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
+
+import pytest  # noqa: E402
+
+from emulator.cloud import LocalCloud  # noqa: E402
+
+
+def _start_cloud(**kwargs: Any) -> LocalCloud:
+    return LocalCloud(tls=_TLS, **kwargs).start()
+
+
+@pytest.fixture(scope="session")
+def cloud() -> Iterator[LocalCloud]:
+    """The session's local cloud, its `env` exported. Tests that move its clock or config use
+    `private_cloud` instead; faults and config are reset after each test."""
+    local = _start_cloud(vaults=("kv-local", "kv-second"))
+    saved = {key: os.environ.get(key) for key in local.env}
+    os.environ.update(local.env)
+    yield local
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    local.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "cloud" in request.fixturenames:
+        shared: LocalCloud = request.getfixturevalue("cloud")
+        shared.admin("DELETE", "/faults")
+        shared.admin(
+            "PUT",
+            "/config",
+            {"propagationSeconds": 0, "replicas": 3, "latencyMs": 0, "throttle": {"enabled": False}},
+        )
+
+
+@pytest.fixture
+def private_cloud() -> Iterator[Callable[..., LocalCloud]]:
+    """A factory for clouds of a test's own (for clock moves, throttling, odd vault sets)."""
+    started: list[LocalCloud] = []
+
+    def make(**kwargs: Any) -> LocalCloud:
+        local = _start_cloud(**kwargs)
+        started.append(local)
+        return local
+
+    yield make
+    for local in started:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def ca_bundle() -> str:
+    return str(_TLS.ca_bundle)
