@@ -19,7 +19,7 @@ from aiohttp import web
 
 from emulator import admin, entra, graph, keyvault
 from emulator.errors import fault_response
-from emulator.keys import CALLER, CLOUD, VAULT_NAME, WORLD
+from emulator.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
 from emulator.state import ROLE_RW_OWNED, Application, World
 from emulator.tls import LocalTLS, create_local_tls
 
@@ -85,7 +85,7 @@ async def wire_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _caller(request: web.Request) -> str | None:
-    caller = request.get(CALLER)
+    caller: str | None = request.get(CALLER)
     if caller:
         return caller
     world = request.app[WORLD]
@@ -298,6 +298,7 @@ class LocalCloud:
         app = web.Application(middlewares=[wire_middleware], client_max_size=1024 * 1024)
         app[WORLD] = self.world
         app[VAULT_NAME] = record.name
+        app[AUTHORITY] = self.authority
         keyvault.setup(app)
         port = await self._serve(app, 0)
         with self.world.lock:

@@ -9,6 +9,7 @@ one random replica per request, so propagation is visible exactly as in producti
 from __future__ import annotations
 
 import hmac
+import time
 import json
 import uuid
 from urllib.parse import urlsplit
@@ -256,7 +257,7 @@ async def managed_identity_token(request: web.Request) -> web.Response:
         if rotator is None or (requested_client and requested_client.lower() != rotator.app_id.lower()):
             return identity_error(400, "No managed identity matches the requested client_id.")
         access_token, lifetime = world.issue_token(rotator, resource, TOKEN_LIFETIME_SECONDS)
-        expires_on = int(world.clock.now().timestamp()) + lifetime
+        expires_on = int(time.time()) + lifetime
         request[CALLER] = rotator.app_id
     body = {
         "access_token": access_token,

@@ -48,25 +48,31 @@ def entra_error(status: int, error: str, code: int, message: str) -> web.Respons
 
 
 def graph_error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    details: list[dict[str, str]] | None = None,
+    client_request_id: str | None = None,
 ) -> web.Response:
+    """Graph's envelope; `details` only where the real service sends them, and the caller's
+    `client-request-id` echoed back as Graph does (a fresh id otherwise)."""
     request_id = str(uuid.uuid4())
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "innerError": {
-                "date": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", ""),
-                "request-id": request_id,
-                "client-request-id": request_id,
-            },
-        }
+    client_request_id = client_request_id or request_id
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    error["innerError"] = {
+        "date": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", ""),
+        "request-id": request_id,
+        "client-request-id": client_request_id,
     }
     return web.Response(
         status=status,
-        text=json.dumps(body),
+        text=json.dumps({"error": error}),
         content_type="application/json",
-        headers={"request-id": request_id, "client-request-id": request_id, **(headers or {})},
+        headers={"request-id": request_id, "client-request-id": client_request_id, **(headers or {})},
     )
 
 
@@ -123,10 +129,19 @@ _KEYVAULT_FAULTS: dict[int, tuple[str, str]] = {
     403: ("Forbidden", "Caller is not authorized to perform action on resource."),
     404: ("SecretNotFound", "The secret was not found in this key vault."),
     409: ("Conflict", "There was a conflict with the current state of the resource."),
-    429: ("Throttled", "Request was not allowed because of throttling. Please retry after the time given in "
-          "the Retry-After header."),
+    429: ("Throttled", "Request was not processed because too many requests were received. Reason: "
+          "VaultRequestTypeLimitReached"),
     500: ("InternalServerError", "An unexpected error occurred."),
     503: ("ServiceUnavailable", "The service is currently unavailable."),
+}
+# A Key Vault fault whose `code` is one of these inner codes gets the real outer code, text and innererror.
+_KEYVAULT_INNER_FAULTS: dict[str, tuple[str, str]] = {
+    "ObjectIsBeingDeleted": ("Conflict", "Secret is currently being deleted."),
+    "ObjectIsDeletedButRecoverable": ("Conflict", "Secret is currently in a deleted but recoverable state, "
+                                      "and its name cannot be reused; in this state, the secret can only be "
+                                      "recovered or purged."),
+    "SecretDisabled": ("Forbidden", "Operation get is not allowed on a disabled secret."),
+    "ForbiddenByRbac": ("Forbidden", "Caller is not authorized to perform action on resource."),
 }
 
 
@@ -136,6 +151,9 @@ def fault_response(service: str, status: int, code: str | None) -> web.Response:
         default_code, message = _GRAPH_FAULTS.get(status, ("UnknownError", "An error occurred."))
         return graph_error(status, code or default_code, message, retry)
     if service == "keyvault":
+        if code in _KEYVAULT_INNER_FAULTS:
+            outer, text = _KEYVAULT_INNER_FAULTS[code]
+            return keyvault_error(status, outer, text, inner_code=code, headers=retry)
         default_code, message = _KEYVAULT_FAULTS.get(status, ("UnknownError", "An error occurred."))
         return keyvault_error(status, code or default_code, message, headers=retry)
     if service == "identity":

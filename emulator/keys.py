@@ -13,5 +13,7 @@ WORLD: web.AppKey[World] = web.AppKey("world", World)
 CLOUD: web.AppKey[Any] = web.AppKey("cloud", object)
 # Present only on a vault's own application: which vault this port serves.
 VAULT_NAME: web.AppKey[str] = web.AppKey("vault_name", str)
+# Present only on a vault's own application: the Entra authority (the main port) its challenge names.
+AUTHORITY: web.AppKey[str] = web.AppKey("authority", str)
 # Who made a request, for the request log (set by handlers that know better than the bearer token).
 CALLER: web.RequestKey[str | None] = web.RequestKey("caller", str)

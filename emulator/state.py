@@ -511,7 +511,9 @@ class World:
             tenant_id=app.tenant_id,
             audience=audience,
             roles=frozenset(app.graph_roles) if audience == GRAPH_AUDIENCE else frozenset(),
-            expires=self.clock.now() + timedelta(seconds=lifetime),
+            # Token lifetime runs on real time, not the movable clock: moving the clock a month to make
+            # a secret due must not invalidate every token the SDKs have cached.
+            expires=datetime.now(UTC) + timedelta(seconds=lifetime),
         )
         return token, lifetime
 
@@ -519,7 +521,7 @@ class World:
         if not authorization or not authorization.lower().startswith("bearer "):
             return None
         token = self.tokens.get(authorization[7:].strip())
-        if token is None or token.expires <= self.clock.now():
+        if token is None or token.expires <= datetime.now(UTC):
             return None
         return token
 

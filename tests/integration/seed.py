@@ -1,0 +1,82 @@
+"""Seeding helpers for integration tests: apps owned by the rotator, managed secrets in a vault."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.identity.aio import ManagedIdentityCredential
+from azure.keyvault.secrets.aio import SecretClient
+
+from emulator.cloud import LocalCloud
+
+
+@dataclass
+class SeededSecret:
+    vault: str
+    name: str
+    app_id: str
+    object_id: str
+    key_id: str
+    value: str
+    version: str
+
+
+def unique(prefix: str) -> str:
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_owned_app(cloud: LocalCloud, display_name: str, **extra: Any) -> dict[str, Any]:
+    app = cloud.admin("POST", "/applications", {"displayName": display_name, **extra})
+    assert cloud.rotator is not None
+    cloud.admin("POST", f"/applications/{app['id']}/owners", {"objectId": cloud.rotator.sp_object_id})
+    return app
+
+
+async def write_secret(
+    cloud: LocalCloud,
+    vault: str,
+    name: str,
+    value: str,
+    tags: dict[str, str] | None = None,
+    expires: datetime | None = None,
+) -> str:
+    """Write a version as an operator would (through the real SDK, as the rotator identity)."""
+    async with ManagedIdentityCredential() as credential, SecretClient(
+        cloud.vault_url(vault), credential, verify_challenge_resource=False
+    ) as client:
+        stored = await client.set_secret(name, value, tags=tags, expires_on=expires)
+        assert stored.properties.version is not None
+        return stored.properties.version
+
+
+def seed_managed_secret(
+    cloud: LocalCloud,
+    *,
+    vault: str = "kv-local",
+    expires_in_days: float = 10,
+    tags: dict[str, str] | None = None,
+    tag_credential: bool = True,
+    sign_in_audience: str | None = None,
+) -> SeededSecret:
+    """An app owned by the rotator with a human-made password whose value sits in a managed secret."""
+    extra = {"signInAudience": sign_in_audience} if sign_in_audience else {}
+    app = create_owned_app(cloud, unique("svc"), **extra)
+    end = datetime.now(UTC) + timedelta(days=expires_in_days)
+    end_text = end.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    password = cloud.admin(
+        "POST", f"/applications/{app['id']}/passwords", {"displayName": "made by a human", "endDateTime": end_text}
+    )
+    all_tags = {"ProviderAddress": app["appId"]}
+    if tag_credential:
+        all_tags["CredentialId"] = password["keyId"]
+    all_tags.update(tags or {})
+    name = unique("secret")
+    version = asyncio.run(
+        write_secret(cloud, vault, name, password["secretText"], all_tags, end.replace(microsecond=0))
+    )
+    return SeededSecret(vault, name, app["appId"], app["id"], password["keyId"], password["secretText"], version)
