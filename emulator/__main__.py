@@ -17,7 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve Entra ID, managed identity, Graph and Key Vault on loopback")
     serve.add_argument("--port", type=int, default=0, help="main port (Entra, Graph, admin); default: a free one")
     serve.add_argument(
-        "--vault", action="append", dest="vaults", metavar="NAME", help=f"a vault to create (default: {DEFAULT_VAULT})"
+        "--vault",
+        action="append",
+        dest="vaults",
+        metavar="NAME",
+        help=f"a vault to create (default: {DEFAULT_VAULT})",
     )
     serve.add_argument("--propagation-seconds", type=float, default=0.0, help="secret propagation window")
     args = parser.parse_args(argv)

@@ -24,8 +24,8 @@ from emulator.state import (
     GUID_RE,
     SIGN_IN_AUDIENCES,
     VAULT_ROLE_PERMISSIONS,
-    AppManagementPolicy,
     Application,
+    AppManagementPolicy,
     Fault,
     KeyCredential,
     Tenant,
@@ -224,17 +224,13 @@ async def post_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]
         app = _application(cloud.world, params[0])
         credential, value = cloud.world.add_password(app, fields.get("displayName"), start, end)
         # A credential made "by a human earlier" is known to every replica already.
-        credential.replica_ready = [min(credential.start, cloud.world.clock.now())] * len(
-            credential.replica_ready
-        )
+        credential.replica_ready = [min(credential.start, cloud.world.clock.now())] * len(credential.replica_ready)
     result = credential.to_graph()
     result["secretText"] = value
     return result
 
 
-async def post_certificate(
-    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
-) -> Any:
+async def post_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     fields = _object(body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str})
     with cloud.world.lock:
         app = _application(cloud.world, params[0])
@@ -256,9 +252,7 @@ async def post_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
     return {"id": app.object_id, "owners": sorted(app.owners)}
 
 
-async def delete_application(
-    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
-) -> Any:
+async def delete_application(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     with cloud.world.lock:
         app = _application(cloud.world, params[0])
         del cloud.world.tenants[app.tenant_id].applications[app.object_id]
@@ -276,12 +270,15 @@ async def post_identity(cloud: LocalCloud, body: Any, query: dict[str, list[str]
         app = cloud.world.create_application(tenant, fields["displayName"], graph_roles=roles)
         credential, value = cloud.world.add_password(app, "identity secret")
         credential.replica_ready = [credential.start] * len(credential.replica_ready)
-    return {"objectId": app.sp_object_id, "appId": app.app_id, "tenantId": app.tenant_id, "clientSecret": value}
+    return {
+        "objectId": app.sp_object_id,
+        "appId": app.app_id,
+        "tenantId": app.tenant_id,
+        "clientSecret": value,
+    }
 
 
-async def post_role_assignment(
-    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
-) -> Any:
+async def post_role_assignment(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     fields = _object(body, {"objectId": str, "vault": str, "role": str}, {})
     if fields["role"] not in VAULT_ROLE_PERMISSIONS:
         raise AdminError(400, f"Unknown role; known: {', '.join(VAULT_ROLE_PERMISSIONS)}.")
@@ -293,9 +290,7 @@ async def post_role_assignment(
     return {"objectId": fields["objectId"].lower(), "vault": vault.name, "role": fields["role"]}
 
 
-async def delete_role_assignment(
-    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
-) -> Any:
+async def delete_role_assignment(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     fields = _object(body, {"objectId": str, "vault": str, "role": str}, {})
     with cloud.world.lock:
         vault = cloud.world.vault(fields["vault"])
@@ -314,8 +309,9 @@ async def post_vault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
 
 
 async def post_policy(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
-    fields = _object(body, {}, {"tenantId": str, "appId": str, "passwordMaxLifetime": str,
-                                "blockPasswordAddition": bool})
+    fields = _object(
+        body, {}, {"tenantId": str, "appId": str, "passwordMaxLifetime": str, "blockPasswordAddition": bool}
+    )
     lifetime = fields.get("passwordMaxLifetime")
     policy = AppManagementPolicy(
         password_max_lifetime=parse_duration(lifetime, "passwordMaxLifetime") if lifetime else None,
@@ -332,13 +328,19 @@ async def post_policy(cloud: LocalCloud, body: Any, query: dict[str, list[str]],
 
 
 async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
-    fields = _object(body, {}, {"propagationSeconds": (int, float), "replicas": int, "latencyMs": int,
-                                "throttle": dict})
+    fields = _object(
+        body, {}, {"propagationSeconds": (int, float), "replicas": int, "latencyMs": int, "throttle": dict}
+    )
     throttle = _object(
         fields.get("throttle"),
         {},
-        {"enabled": bool, "graphWrites": int, "graphWindowSeconds": (int, float), "vaultCreates": int,
-         "vaultWindowSeconds": (int, float)},
+        {
+            "enabled": bool,
+            "graphWrites": int,
+            "graphWindowSeconds": (int, float),
+            "vaultCreates": int,
+            "vaultWindowSeconds": (int, float),
+        },
     )
     checks = [
         ("propagationSeconds", fields.get("propagationSeconds"), 0, 3600),
@@ -372,8 +374,15 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
     fields = _object(
         body,
         {"service": str},
-        {"method": str, "pathRegex": str, "status": int, "count": int, "delayMs": int, "drop": bool,
-         "code": str},
+        {
+            "method": str,
+            "pathRegex": str,
+            "status": int,
+            "count": int,
+            "delayMs": int,
+            "drop": bool,
+            "code": str,
+        },
     )
     if fields["service"] not in ("entra", "graph", "keyvault", "identity"):
         raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity.")
@@ -441,9 +450,7 @@ async def get_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         return {"events": list(cloud.world.events[since:]), "next": len(cloud.world.events)}
 
 
-async def get_issued_secrets(
-    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
-) -> Any:
+async def get_issued_secrets(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     with cloud.world.lock:
         return {"secrets": list(cloud.world.issued_secrets)}
 

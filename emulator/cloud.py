@@ -154,9 +154,7 @@ class LocalCloud:
             tenant = self.world.create_tenant()
             self.world.default_tenant_id = tenant.tenant_id
             self.tenant_id = tenant.tenant_id
-            self.rotator = self.world.create_application(
-                tenant, ROTATOR_DISPLAY_NAME, graph_roles=[ROLE_RW_OWNED]
-            )
+            self.rotator = self.world.create_application(tenant, ROTATOR_DISPLAY_NAME, graph_roles=[ROLE_RW_OWNED])
             self.world.rotator = self.rotator
         for name in self._initial_vaults:
             await self.create_vault_async(name)
@@ -306,9 +304,7 @@ class LocalCloud:
             record.url = f"https://{self.host}:{port}"
             # The default rotator identity may manage every vault the cloud creates.
             if self.rotator is not None:
-                record.role_assignments.setdefault(self.rotator.sp_object_id, set()).add(
-                    "Key Vault Secrets Officer"
-                )
+                record.role_assignments.setdefault(self.rotator.sp_object_id, set()).add("Key Vault Secrets Officer")
         return {"name": record.name, "url": record.url}
 
     def create_vault(self, name: str) -> dict[str, str]:

@@ -9,8 +9,8 @@ one random replica per request, so propagation is visible exactly as in producti
 from __future__ import annotations
 
 import hmac
-import time
 import json
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -94,7 +94,11 @@ async def openid_configuration(request: web.Request) -> web.Response:
     base = _base(request)
     body = {
         "token_endpoint": f"{base}/{name}/oauth2/v2.0/token",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
         "jwks_uri": f"{base}/{name}/discovery/v2.0/keys",
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
@@ -162,12 +166,16 @@ async def token(request: web.Request) -> web.Response:
     if grant_type != "client_credentials":
         if not grant_type:
             return entra_error(
-                400, "invalid_request", 900144, "The request body must contain the following parameter: "
-                "'grant_type'."
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'grant_type'.",
             )
         return entra_error(
-            400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type "
-            f"'{grant_type}'."
+            400,
+            "unsupported_grant_type",
+            70003,
+            f"The app requested an unsupported grant type '{grant_type}'.",
         )
     with world.lock:
         found = _resolve_tenant(world, request.match_info["tenant"])
@@ -176,8 +184,10 @@ async def token(request: web.Request) -> web.Response:
         tenant = found
         if not client_id:
             return entra_error(
-                400, "invalid_request", 900144, "The request body must contain the following parameter: "
-                "'client_id'."
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
             )
         app = world.application_by_app_id(tenant, client_id)
         if app is None:
@@ -192,29 +202,40 @@ async def token(request: web.Request) -> web.Response:
             )
         if not client_secret:
             return entra_error(
-                401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is "
-                "required for the 'client_credentials' grant type."
+                401,
+                "invalid_client",
+                7000216,
+                "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
             )
         audience = _audience_of(scope)
         if audience is None:
             return entra_error(
-                400, "invalid_scope", 1002012, f"The provided value for scope {scope or '(none)'} is not "
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope or '(none)'} is not "
                 "valid. Client credential flows must have a scope value with /.default suffixed to the "
-                "resource identifier (application ID URI)."
+                "resource identifier (application ID URI).",
             )
         state = _password_state(world, app, client_secret)
         if state == "expired":
             return entra_error(
-                401, "invalid_client", 7000222, f"The provided client secret keys for app "
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app "
                 f"'{app.app_id}' are expired. Visit the Azure portal to create new keys for your app: "
                 "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
-                "security: https://aka.ms/certCreds."
+                "security: https://aka.ms/certCreds.",
             )
         if state != "valid":
             return entra_error(
-                401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being "
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being "
                 "sent in the request is the client secret value, not the client secret ID, for a secret "
-                f"added to app '{app.app_id}'."
+                f"added to app '{app.app_id}'.",
             )
         access_token, lifetime = world.issue_token(app, audience, TOKEN_LIFETIME_SECONDS)
     body = {

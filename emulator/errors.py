@@ -22,8 +22,7 @@ def entra_error(status: int, error: str, code: int, message: str) -> web.Respons
     correlation_id = str(uuid.uuid4())
     timestamp = _now_stamp()
     description = (
-        f"AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\n"
-        f"Timestamp: {timestamp}"
+        f"AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}"
     )
     body = {
         "error": error,
@@ -105,19 +104,26 @@ def identity_error(status: int, message: str) -> web.Response:
 
 
 def admin_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"code": "BadRequest" if status == 400 else "Error", "message": message}},
-                             status=status)
+    return web.json_response(
+        {"error": {"code": "BadRequest" if status == 400 else "Error", "message": message}}, status=status
+    )
 
 
 # Realistic bodies for injected faults, by service and status.
 _GRAPH_FAULTS: dict[int, tuple[str, str]] = {
-    400: ("Directory_ConcurrencyViolation", "Another object with the same value for property was updated "
-          "at the same time. Please retry."),
+    400: (
+        "Directory_ConcurrencyViolation",
+        "Another object with the same value for property was updated at the same time. Please retry.",
+    ),
     403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
-    404: ("Request_ResourceNotFound", "Resource does not exist or one of its queried reference-property "
-          "objects are not present."),
-    409: ("Directory_ConcurrencyViolation", "Another object with the same value for property was updated "
-          "at the same time. Please retry."),
+    404: (
+        "Request_ResourceNotFound",
+        "Resource does not exist or one of its queried reference-property objects are not present.",
+    ),
+    409: (
+        "Directory_ConcurrencyViolation",
+        "Another object with the same value for property was updated at the same time. Please retry.",
+    ),
     429: ("TooManyRequests", "Too many requests."),
     500: ("InternalServerError", "An internal server error occurred."),
     502: ("BadGateway", "Bad gateway."),
@@ -129,17 +135,22 @@ _KEYVAULT_FAULTS: dict[int, tuple[str, str]] = {
     403: ("Forbidden", "Caller is not authorized to perform action on resource."),
     404: ("SecretNotFound", "The secret was not found in this key vault."),
     409: ("Conflict", "There was a conflict with the current state of the resource."),
-    429: ("Throttled", "Request was not processed because too many requests were received. Reason: "
-          "VaultRequestTypeLimitReached"),
+    429: (
+        "Throttled",
+        "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+    ),
     500: ("InternalServerError", "An unexpected error occurred."),
     503: ("ServiceUnavailable", "The service is currently unavailable."),
 }
 # A Key Vault fault whose `code` is one of these inner codes gets the real outer code, text and innererror.
 _KEYVAULT_INNER_FAULTS: dict[str, tuple[str, str]] = {
     "ObjectIsBeingDeleted": ("Conflict", "Secret is currently being deleted."),
-    "ObjectIsDeletedButRecoverable": ("Conflict", "Secret is currently in a deleted but recoverable state, "
-                                      "and its name cannot be reused; in this state, the secret can only be "
-                                      "recovered or purged."),
+    "ObjectIsDeletedButRecoverable": (
+        "Conflict",
+        "Secret is currently in a deleted but recoverable state, "
+        "and its name cannot be reused; in this state, the secret can only be "
+        "recovered or purged.",
+    ),
     "SecretDisabled": ("Forbidden", "Operation get is not allowed on a disabled secret."),
     "ForbiddenByRbac": ("Forbidden", "Caller is not authorized to perform action on resource."),
 }
@@ -159,10 +170,19 @@ def fault_response(service: str, status: int, code: str | None) -> web.Response:
     if service == "identity":
         return identity_error(status, "The managed identity endpoint could not issue a token.")
     if status == 429:
-        return entra_error(429, "temporarily_unavailable", 50196, "The server encountered a client request "
-                           "loop. Please try again later.")
+        return entra_error(
+            429,
+            "temporarily_unavailable",
+            50196,
+            "The server encountered a client request loop. Please try again later.",
+        )
     if status >= 500:
-        return entra_error(status, "temporarily_unavailable", 90033, "A transient error has occurred. "
-                           "Please try again.")
-    return entra_error(status, code or "invalid_request", 90014, "The request body must contain the "
-                       "following parameter: 'grant_type'.")
+        return entra_error(
+            status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again."
+        )
+    return entra_error(
+        status,
+        code or "invalid_request",
+        90014,
+        "The request body must contain the following parameter: 'grant_type'.",
+    )

@@ -31,6 +31,7 @@ from emulator.state import (
     GRAPH_AUDIENCE,
     GUID_RE,
     PERSONAL_AUDIENCES,
+    ROLE_POLICY_READ,
     ROLE_READ_ALL,
     ROLE_RW_ALL,
     ROLE_RW_OWNED,
@@ -174,6 +175,8 @@ def setup(app: web.Application) -> None:
     for base in (by_id, by_app_id):
         router.add_post(base + "/addPassword", _handled(add_password))
         router.add_post(base + "/removePassword", _handled(remove_password))
+    router.add_get(by_id + "/appManagementPolicies", _handled(get_app_policies))
+    router.add_get(PREFIX + "/policies/defaultAppManagementPolicy", _handled(get_default_policy))
     # Last, so it only sees what nothing above matched (aiohttp tries routes in order).
     router.add_route("*", PREFIX + "/{tail:.*}", _handled(unknown_route))
 
@@ -275,14 +278,87 @@ async def remove_password(request: web.Request) -> web.StreamResponse:
     return _no_content(request)
 
 
+# --- app management policies (read-only; need Policy.Read.All, which a least-privilege rotator lacks) ---
+async def get_default_policy(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD]
+    token = _authenticate(request)
+    with world.lock:
+        tenant = _caller_tenant(world, token)
+        if not _has_any_role(token, (ROLE_POLICY_READ,)):
+            raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
+        policy = tenant.default_policy
+        body: dict[str, Any] = {
+            "@odata.context": f"{METADATA}#policies/defaultAppManagementPolicy/$entity",
+            "id": tenant.tenant_id,
+            "displayName": "Default app management tenant policy",
+            "description": "Default tenant policy that enforces app management restrictions.",
+            "isEnabled": policy is not None,
+            "applicationRestrictions": {
+                "passwordCredentials": _restrictions(policy),
+                "keyCredentials": [],
+            },
+            "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
+        }
+    return _json(request, body)
+
+
+async def get_app_policies(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD]
+    token = _authenticate(request)
+    with world.lock:
+        app = _find_application(world, token, request)
+        if not _has_any_role(token, (ROLE_POLICY_READ,)):
+            raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
+        policies = []
+        if app.policy is not None:
+            policies.append(
+                {
+                    "id": _policy_id(app, app.policy),
+                    "displayName": "Custom app management policy",
+                    "description": "Assigned to this application.",
+                    "isEnabled": True,
+                    "restrictions": {"passwordCredentials": _restrictions(app.policy), "keyCredentials": []},
+                }
+            )
+    return _json(request, {"@odata.context": f"{METADATA}#appManagementPolicies", "value": policies})
+
+
+def _restrictions(policy: AppManagementPolicy | None) -> list[dict[str, Any]]:
+    if policy is None:
+        return []
+    since = "2019-01-01T00:00:00Z"  # binds every app the local cloud creates
+    rules: list[dict[str, Any]] = []
+    if policy.block_password_addition:
+        rules.append(
+            {
+                "restrictionType": "passwordAddition",
+                "state": "enabled",
+                "maxLifetime": None,
+                "restrictForAppsCreatedAfterDateTime": since,
+            }
+        )
+    if policy.password_max_lifetime is not None:
+        seconds = int(policy.password_max_lifetime.total_seconds())
+        days, rest = divmod(seconds, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, secs = divmod(rest, 60)
+        rules.append(
+            {
+                "restrictionType": "passwordLifetime",
+                "state": "enabled",
+                "maxLifetime": f"P{days}DT{hours}H{minutes}M{secs}S",
+                "restrictForAppsCreatedAfterDateTime": since,
+            }
+        )
+    return rules
+
+
 async def unknown_route(request: web.Request) -> web.StreamResponse:
     tail = request.match_info["tail"]
     segment = tail.split("/", 1)[0]
     if segment == "applications" or segment.startswith("applications("):
         # The resource exists, the method (or the function under it) is not one served here.
-        raise GraphError(
-            405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target."
-        )
+        raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
     raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
 
@@ -308,9 +384,7 @@ def _authenticate(request: web.Request) -> IssuedToken:
 
 
 def _unauthenticated(message: str) -> GraphError:
-    return GraphError(
-        401, "InvalidAuthenticationToken", message, headers={"WWW-Authenticate": _WWW_AUTHENTICATE}
-    )
+    return GraphError(401, "InvalidAuthenticationToken", message, headers={"WWW-Authenticate": _WWW_AUTHENTICATE})
 
 
 def _has_any_role(token: IssuedToken, roles: Iterable[str]) -> bool:
@@ -342,9 +416,7 @@ def _throttle_write(world: World, token: IssuedToken) -> None:
         key = f"graph:{token.tenant_id}:{token.app_id}"
         wait = world.throttle(key, limits.graph_writes, limits.graph_window_seconds, time.monotonic())
     if wait > 0:
-        raise GraphError(
-            429, "TooManyRequests", "Too many requests.", headers={"Retry-After": _seconds(wait)}
-        )
+        raise GraphError(429, "TooManyRequests", "Too many requests.", headers={"Retry-After": _seconds(wait)})
 
 
 def _seconds(wait: float) -> str:
@@ -446,8 +518,7 @@ def _filter(raw: str | None) -> Callable[[Application], bool]:
         raise GraphError(
             400,
             "Request_UnsupportedQuery",
-            f"Unsupported or invalid query filter clause specified for property '{prop}' of resource "
-            "'Application'.",
+            f"Unsupported or invalid query filter clause specified for property '{prop}' of resource 'Application'.",
         )
     raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
 
@@ -460,9 +531,7 @@ def _page_size(raw: str | None) -> int:
     except ValueError:
         size = 0
     if not 1 <= size <= MAX_PAGE_SIZE:
-        raise _bad_request(
-            f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive."
-        )
+        raise _bad_request(f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive.")
     return size
 
 
@@ -480,9 +549,7 @@ def _decode_skiptoken(raw: str | None) -> str | None:
         text = ""
     last = text[len(_SKIPTOKEN_PREFIX) :]
     if not text.startswith(_SKIPTOKEN_PREFIX) or not GUID_RE.match(last):
-        raise _bad_request(
-            "The specified page token value has expired and can no longer be included in your request."
-        )
+        raise _bad_request("The specified page token value has expired and can no longer be included in your request.")
     return last
 
 

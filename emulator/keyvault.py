@@ -62,9 +62,7 @@ EXPIRED_TOKEN = "[TokenExpired] Error validating token: 'S2S12086'."
 UNKNOWN_TOKEN = "[AggregatedAuthenticationFailure] Error validating token: 'S2S17001'."
 DISABLED_SECRET = "Operation get is not allowed on a disabled secret."
 INVALID_PROPERTY = "Property has invalid value\r\n"
-THROTTLED = (
-    "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
-)
+THROTTLED = "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
 NOT_FOUND_TAIL = (
     " was not found in this key vault. If you recently deleted this secret you may be able to recover it "
     "using the correct recovery command. For help resolving this issue, please see "
@@ -220,9 +218,7 @@ def _bundle(
     return body
 
 
-def _item(
-    vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord, *, versioned: bool
-) -> dict[str, Any]:
+def _item(vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord, *, versioned: bool) -> dict[str, Any]:
     """A list item: never a value; `/secrets` items carry the unversioned id of the secret."""
     item = _bundle(vault, secret, version, with_value=False)
     if not versioned:
@@ -342,8 +338,7 @@ def _authenticate(request: web.Request, world: World) -> IssuedToken | web.Respo
         return _unauthorized(
             request,
             tenant_id,
-            f"AKV10032: Invalid issuer. Expected one of {_issuer(tenant_id)}, "
-            f"found {_issuer(token.tenant_id)}.",
+            f"AKV10032: Invalid issuer. Expected one of {_issuer(tenant_id)}, found {_issuer(token.tenant_id)}.",
         )
     return token
 
@@ -506,18 +501,14 @@ def _parse_common(body: dict[str, Any]) -> tuple[_Attributes, str | None, dict[s
             else:
                 attributes.expires, attributes.has_expires = moment, True
     content_type = body.get("contentType")
-    if content_type is not None and not (
-        isinstance(content_type, str) and len(content_type) <= MAX_CONTENT_TYPE
-    ):
+    if content_type is not None and not (isinstance(content_type, str) and len(content_type) <= MAX_CONTENT_TYPE):
         return INVALID_PROPERTY
     tags = body.get("tags")
     if tags is not None:
         if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
             return INVALID_PROPERTY
         for key, value in tags.items():
-            if not (
-                isinstance(value, str) and 0 < len(key) <= MAX_TAG_LENGTH and len(value) <= MAX_TAG_LENGTH
-            ):
+            if not (isinstance(value, str) and 0 < len(key) <= MAX_TAG_LENGTH and len(value) <= MAX_TAG_LENGTH):
                 return INVALID_PROPERTY
     return attributes, content_type, tags
 

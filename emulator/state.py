@@ -29,7 +29,8 @@ KNOWN_AUDIENCES = (GRAPH_AUDIENCE, VAULT_AUDIENCE)
 ROLE_RW_ALL = "Application.ReadWrite.All"
 ROLE_RW_OWNED = "Application.ReadWrite.OwnedBy"
 ROLE_READ_ALL = "Application.Read.All"
-GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL)
+ROLE_POLICY_READ = "Policy.Read.All"
+GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL, ROLE_POLICY_READ)
 
 # Key Vault data-plane roles (RBAC) and what each allows on secrets.
 VAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -544,9 +545,7 @@ class World:
             self.buckets[key] = bucket
         return bucket.take(now)
 
-    def record(
-        self, service: str, method: str, path: str, status: int, caller: str | None
-    ) -> RequestRecord:
+    def record(self, service: str, method: str, path: str, status: int, caller: str | None) -> RequestRecord:
         entry = RequestRecord(len(self.requests) + 1, service, method, path, status, caller)
         self.requests.append(entry)
         return entry

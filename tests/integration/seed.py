@@ -46,9 +46,10 @@ async def write_secret(
     expires: datetime | None = None,
 ) -> str:
     """Write a version as an operator would (through the real SDK, as the rotator identity)."""
-    async with ManagedIdentityCredential() as credential, SecretClient(
-        cloud.vault_url(vault), credential, verify_challenge_resource=False
-    ) as client:
+    async with (
+        ManagedIdentityCredential() as credential,
+        SecretClient(cloud.vault_url(vault), credential, verify_challenge_resource=False) as client,
+    ):
         stored = await client.set_secret(name, value, tags=tags, expires_on=expires)
         assert stored.properties.version is not None
         return stored.properties.version

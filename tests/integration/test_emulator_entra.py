@@ -48,9 +48,7 @@ def _raw_token(cloud: LocalCloud, tenant: str, client_id: str, secret: str) -> r
 def _sync_credential(cloud: LocalCloud, tenant: str, client_id: str, secret: str) -> ClientSecretCredential:
     # The authority is not a known Azure host, so MSAL's instance discovery (which would go to
     # login.microsoftonline.com) is off, as the rotator's token probe does for loopback authorities.
-    return ClientSecretCredential(
-        tenant, client_id, secret, authority=cloud.authority, disable_instance_discovery=True
-    )
+    return ClientSecretCredential(tenant, client_id, secret, authority=cloud.authority, disable_instance_discovery=True)
 
 
 def test_sync_and_aio_credentials_get_tokens(cloud: LocalCloud) -> None:
@@ -295,9 +293,7 @@ def test_bad_admin_input_is_refused_and_changes_nothing(
     cloud: LocalCloud, method: str, path: str, body: Any, fragment: str
 ) -> None:
     before = cloud.admin("GET", "/state")
-    response = requests.request(
-        method, cloud.admin_url + path, json=body, verify=cloud.ca_bundle, timeout=10
-    )
+    response = requests.request(method, cloud.admin_url + path, json=body, verify=cloud.ca_bundle, timeout=10)
     assert response.status_code == 400, response.text
     assert fragment.lower() in response.json()["error"]["message"].lower()
     after = cloud.admin("GET", "/state")
@@ -318,12 +314,26 @@ def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
         line = process.stdout.readline()
         described = json.loads(line)
         assert set(described) == {
-            "authority", "graph", "tenantId", "managedIdentity", "rotator", "vaults", "caBundle", "admin", "env"
+            "authority",
+            "graph",
+            "tenantId",
+            "managedIdentity",
+            "rotator",
+            "vaults",
+            "caBundle",
+            "admin",
+            "env",
         }
         assert set(described["vaults"]) == {"kv-a", "kv-b"}
         assert set(described["env"]) == {
-            "AZURE_AUTHORITY_HOST", "ROTATION_GRAPH_URL", "ROTATION_VAULTS", "ROTATION_TENANT_ID",
-            "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
+            "AZURE_AUTHORITY_HOST",
+            "ROTATION_GRAPH_URL",
+            "ROTATION_VAULTS",
+            "ROTATION_TENANT_ID",
+            "IDENTITY_ENDPOINT",
+            "IDENTITY_HEADER",
+            "REQUESTS_CA_BUNDLE",
+            "SSL_CERT_FILE",
         }
         # A second process trusts it through the printed bundle alone.
         identity = requests.get(

@@ -1,0 +1,286 @@
+"""Microsoft Graph (applications and their password credentials) through msgraph-sdk.
+
+The base URL comes from `ROTATION_GRAPH_URL`; the token audience is Graph's, whatever host serves it.
+msgraph-sdk's own retry handler is switched off so that `retrying.with_retries` is the single place
+where 429 (`Retry-After`), `Directory_ConcurrencyViolation`, 5xx and transport errors are retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+    AddPasswordPostRequestBody,
+)
+from msgraph.generated.applications.item.application_item_request_builder import ApplicationItemRequestBuilder
+from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
+    RemovePasswordPostRequestBody,
+)
+from msgraph.generated.applications_with_app_id.applications_with_app_id_request_builder import (
+    ApplicationsWithAppIdRequestBuilder,
+)
+from msgraph.generated.models.application import Application as GraphApplication
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.password_credential import PasswordCredential as GraphPasswordCredential
+from msgraph.generated.models.password_credential_configuration import PasswordCredentialConfiguration
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from rotation.adapters.retrying import Transient, parse_retry_after, with_retries
+from rotation.errors import PermissionDeniedError, PolicyBlockedError, RotationError
+from rotation.model import Application, NewPassword, PasswordCredential, PasswordPolicy, Sensitive
+from rotation.settings import is_loopback
+
+T = TypeVar("T")
+
+SERVICE = "Microsoft Graph"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+# Only what the rotator uses ($select keeps reads small and is what least privilege can see).
+APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordCredentials", "keyCredentials"]
+OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.OwnedBy"
+
+
+class ApplicationNotFoundError(RotationError):
+    default_code = "ApplicationNotFound"
+
+
+class PasswordLifetimePolicyError(PolicyBlockedError):
+    """addPassword refused the requested lifetime; nothing was created, a shorter one may pass."""
+
+
+def graph_scope(graph_url: str) -> str:
+    """Tokens are always for Graph; a national cloud names its own host, a loopback one does not."""
+    host = urlsplit(graph_url).hostname or ""
+    if is_loopback(graph_url) or host == "graph.microsoft.com":
+        return f"{GRAPH_RESOURCE}/.default"
+    return f"https://{host}/.default"
+
+
+def create_graph_client(credential: AsyncTokenCredential, graph_url: str) -> GraphServiceClient:
+    host = urlsplit(graph_url).hostname or "graph.microsoft.com"
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[graph_scope(graph_url)], allowed_hosts=[host])
+    no_retries = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=0, max_retries=0, should_retry=False)}
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)), options=no_retries
+    )
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = graph_url.rstrip("/")
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def _credential(item: GraphPasswordCredential) -> PasswordCredential:
+    return PasswordCredential(
+        key_id=str(item.key_id),
+        display_name=item.display_name,
+        hint=item.hint,
+        start=item.start_date_time,
+        end=item.end_date_time,
+    )
+
+
+def _application(app: GraphApplication) -> Application:
+    return Application(
+        object_id=str(app.id),
+        app_id=str(app.app_id),
+        display_name=app.display_name,
+        sign_in_audience=app.sign_in_audience,
+        password_credentials=tuple(_credential(p) for p in app.password_credentials or []),
+        key_credentials_count=len(app.key_credentials or []),
+    )
+
+
+def _error_code(exc: ODataError) -> str:
+    return (exc.error.code if exc.error and exc.error.code else "") or ""
+
+
+def _error_message(exc: ODataError) -> str:
+    return (exc.error.message if exc.error and exc.error.message else "") or ""
+
+
+class GraphDirectory:
+    """The `Directory` port: read an app, add and remove its passwords, read its password policy."""
+
+    def __init__(
+        self, credential: AsyncTokenCredential, graph_url: str, *, retry_budget_seconds: float = 120.0
+    ) -> None:
+        self._client = create_graph_client(credential, graph_url)
+        self._budget = retry_budget_seconds
+
+    async def get_application(self, app_id: str) -> Application:
+        """By appId through the alternate key: one request, exactly the fields we use."""
+        query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
+            select=APPLICATION_FIELDS
+        )
+        config = RequestConfiguration(query_parameters=query)
+
+        async def call() -> Application:
+            app = await self._client.applications_with_app_id(app_id).get(request_configuration=config)
+            if app is None:
+                raise self._not_found(app_id)
+            return _application(app)
+
+        return await self._call(call, f"read application {app_id}", app_id=app_id)
+
+    async def add_password(
+        self, object_id: str, display_name: str, start: datetime, end: datetime, *, app_id: str = ""
+    ) -> NewPassword:
+        body = AddPasswordPostRequestBody(
+            password_credential=GraphPasswordCredential(
+                display_name=display_name, start_date_time=start, end_date_time=end
+            )
+        )
+
+        async def call() -> NewPassword:
+            created = await self._client.applications.by_application_id(object_id).add_password.post(body)
+            if created is None or not created.secret_text or created.key_id is None:
+                raise RotationError("Graph addPassword answered without a secret.", code="GraphError")
+            return NewPassword(_credential(created), Sensitive(created.secret_text))
+
+        # addPassword is not idempotent: a retry after a lost answer can leave an extra credential.
+        # That is safe, because it carries this rotation's display name and the orphan sweep removes it.
+        return await self._call(call, f"add a password to application {app_id or object_id}", app_id=app_id)
+
+    async def remove_password(self, object_id: str, key_id: str, *, app_id: str = "") -> bool:
+        """Remove a credential; False when it was already gone (removal is idempotent for us)."""
+        body = RemovePasswordPostRequestBody(key_id=uuid.UUID(key_id))
+
+        async def call() -> bool:
+            try:
+                await self._client.applications.by_application_id(object_id).remove_password.post(body)
+            except ODataError as exc:
+                if exc.response_status_code in (400, 404) and not await self._still_has(object_id, key_id):
+                    return False
+                raise
+            return True
+
+        return await self._call(call, f"remove password {key_id} of application {app_id or object_id}", app_id=app_id)
+
+    async def _still_has(self, object_id: str, key_id: str) -> bool:
+        query = ApplicationItemRequestBuilder.ApplicationItemRequestBuilderGetQueryParameters(
+            select=["id", "passwordCredentials"]
+        )
+        builder = self._client.applications.by_application_id(object_id)
+        app = await builder.get(request_configuration=RequestConfiguration(query_parameters=query))
+        credentials = (app.password_credentials if app else None) or []
+        return any(str(p.key_id).lower() == key_id.lower() for p in credentials)
+
+    async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
+        """The password restrictions that apply to the app: its own policy, else the tenant default.
+
+        Reading policies needs `Policy.Read.All`, which a least-privilege rotator may not have: then
+        the answer is None ("unknown") and `addPassword`'s own refusal is the source of truth.
+        """
+
+        async def call() -> PasswordPolicy | None:
+            try:
+                own = await self._client.applications.by_application_id(object_id).app_management_policies.get()
+                for policy in (own.value if own else None) or []:
+                    restrictions = policy.restrictions
+                    if policy.is_enabled is not False and restrictions is not None:
+                        return _password_policy(restrictions.password_credentials or [], created)
+                tenant = await self._client.policies.default_app_management_policy.get()
+            except ODataError as exc:
+                if exc.response_status_code in (401, 403, 404):
+                    return None
+                raise
+            if tenant is None or tenant.is_enabled is False or tenant.application_restrictions is None:
+                return PasswordPolicy(blocked=False, max_lifetime=None)
+            return _password_policy(tenant.application_restrictions.password_credentials or [], created)
+
+        return await self._call(call, "read the app management policy")
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _not_found(self, app_id: str) -> ApplicationNotFoundError:
+        return ApplicationNotFoundError(
+            f"Application {app_id} was not found in the rotator's tenant.",
+            "Check the secret's ProviderAddress tag (it must be the Application (client) ID, not the object "
+            "ID) and that the rotator's identity is an owner of the app registration.",
+        )
+
+    async def _call(self, operation: Callable[[], Awaitable[T]], what: str, *, app_id: str = "") -> T:
+        async def translated() -> T:
+            try:
+                return await operation()
+            except httpx.TransportError as exc:
+                raise Transient(SERVICE, f"transport error: {type(exc).__name__}") from exc
+            except ODataError as exc:
+                raise self._translate(exc, what, app_id) from exc
+
+        return await with_retries(translated, service=SERVICE, budget_seconds=self._budget, what=what)
+
+    def _translate(self, exc: ODataError, what: str, app_id: str) -> Exception:
+        status = exc.response_status_code or 0
+        code = _error_code(exc)
+        message = _error_message(exc)
+        headers: dict[str, Any] = exc.response_headers or {}
+        retry_after = parse_retry_after(_header(headers, "Retry-After"))
+        if status == 429 or code == "TooManyRequests":
+            return Transient(SERVICE, "429 throttled", retry_after, True)
+        if code == "Directory_ConcurrencyViolation":
+            return Transient(SERVICE, "Directory_ConcurrencyViolation", retry_after, True)
+        if status >= 500:
+            return Transient(SERVICE, f"HTTP {status} {code}", retry_after)
+        if status == 403:
+            target = f" and ownership of application {app_id} (az ad app owner add)" if app_id else ""
+            return PermissionDeniedError(SERVICE, OWNED_BY + target, action=what)
+        if status == 401:
+            return PermissionDeniedError(SERVICE, "a Graph token for the rotator's identity", action=what)
+        if status == 404 and app_id:
+            return self._not_found(app_id)
+        if status == 400 and code == "CredentialInvalidLifetimeAsPerAppPolicy":
+            return PasswordLifetimePolicyError(
+                f"An app management policy limits password lifetime for application {app_id}: {message}",
+                "Lower the secret's ValidityPeriodDays tag below the policy's maximum, or grant the rotator "
+                "Policy.Read.All so that it clamps the lifetime itself.",
+            )
+        if status == 400 and code == "CredentialTypeNotAllowedAsPerAppPolicy":
+            return PolicyBlockedError(
+                f"An app management policy forbids adding passwords to application {app_id}: {message}"
+            )
+        if status == 400 and code == "TooManyAppPasswords":
+            return RotationError(
+                f"Application {app_id} cannot hold another password: {message}",
+                "Apps that allow personal Microsoft accounts hold at most two passwords; remove an unused one "
+                "(not the one in use) and run again.",
+                code="PasswordLimit",
+            )
+        return RotationError(f"Microsoft Graph refused to {what}: HTTP {status} {code}: {message}", code="GraphError")
+
+
+def _header(headers: dict[str, Any], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            if isinstance(value, (list, tuple, set)):
+                return str(next(iter(value), "")) or None
+            return str(value)
+    return None
+
+
+def _password_policy(restrictions: list[PasswordCredentialConfiguration], created: datetime | None) -> PasswordPolicy:
+    blocked = False
+    max_lifetime: timedelta | None = None
+    for rule in restrictions:
+        state = getattr(rule.state, "value", rule.state)
+        if state not in (None, "enabled"):
+            continue
+        after = rule.restrict_for_apps_created_after_date_time
+        if after is not None and created is not None and created < after:
+            continue  # the restriction only binds apps created after its date
+        kind = getattr(rule.restriction_type, "value", rule.restriction_type)
+        if kind == "passwordAddition":
+            blocked = True
+        elif kind == "passwordLifetime" and rule.max_lifetime is not None:
+            max_lifetime = rule.max_lifetime if max_lifetime is None else min(max_lifetime, rule.max_lifetime)
+    return PasswordPolicy(blocked=blocked, max_lifetime=max_lifetime)

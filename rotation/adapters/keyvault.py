@@ -1,0 +1,211 @@
+"""Key Vault secrets through the aio `SecretClient`, one client per vault.
+
+Values cross this boundary only as `Sensitive`; what comes back to the reconciler is attributes and
+tags (`SecretVersion`). Failures are translated once, here: 404 → "absent", 403 → a
+`PermissionDeniedError` naming the Key Vault role, 429/5xx/transport → retried (see `retrying`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretProperties
+from azure.keyvault.secrets.aio import SecretClient
+
+from rotation.adapters.retrying import Transient, parse_retry_after, with_retries
+from rotation.errors import PermissionDeniedError, RotationError
+from rotation.model import SecretValue, SecretVersion, Sensitive
+from rotation.settings import is_loopback
+
+T = TypeVar("T")
+
+SERVICE = "Key Vault"
+OFFICER = "the 'Key Vault Secrets Officer' role on vault '{vault}' (scope: the vault)"
+
+
+class SecretDisabledError(RotationError):
+    default_code = "SecretDisabled"
+
+
+class SecretSoftDeletedError(RotationError):
+    default_code = "SecretSoftDeleted"
+
+
+class KeyVaultSecrets:
+    """The `Vault` port for one vault."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        credential: AsyncTokenCredential,
+        *,
+        retry_budget_seconds: float = 120.0,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._budget = retry_budget_seconds
+        self._client = SecretClient(
+            url,
+            credential,
+            # The SDK refuses a challenge whose resource is not a parent domain of the vault host;
+            # a loopback vault can never satisfy that, a real one always does.
+            verify_challenge_resource=not is_loopback(url),
+            # Retries happen in `with_retries`, where they are counted and capped; not twice.
+            retry_total=0,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> KeyVaultSecrets:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- reads -----------------------------------------------------------------------------------
+    async def get(self, secret: str, version: str | None = None) -> SecretValue | None:
+        """The latest (or the given) version with its value; None when the secret does not exist."""
+
+        async def call() -> SecretValue | None:
+            try:
+                bundle = await self._client.get_secret(secret, version)
+            except ResourceNotFoundError:
+                return None
+            if bundle.value is None:
+                raise RotationError(f"Key Vault returned no value for secret '{secret}'.", code="NoValue")
+            return SecretValue(self._version(bundle.properties), Sensitive(bundle.value))
+
+        return await self._call(call, f"read secret '{secret}'", action="get", secret=secret)
+
+    async def list_secrets(self) -> list[SecretVersion]:
+        """Every secret's latest attributes and tags: one list call per 25 secrets, no values."""
+
+        async def call() -> list[SecretVersion]:
+            return await self._collect(self._client.list_properties_of_secrets())
+
+        return await self._call(call, "list secrets", action="list")
+
+    async def list_versions(self, secret: str) -> list[SecretVersion]:
+        async def call() -> list[SecretVersion]:
+            return await self._collect(self._client.list_properties_of_secret_versions(secret))
+
+        return await self._call(call, f"list versions of '{secret}'", action="list", secret=secret)
+
+    # --- writes ----------------------------------------------------------------------------------
+    async def set(
+        self,
+        secret: str,
+        value: Sensitive,
+        *,
+        tags: Mapping[str, str],
+        content_type: str | None,
+        not_before: datetime | None,
+        expires: datetime | None,
+    ) -> SecretVersion:
+        async def call() -> SecretVersion:
+            bundle = await self._client.set_secret(
+                secret,
+                value.reveal(),
+                tags=dict(tags),
+                content_type=content_type,
+                not_before=not_before,
+                expires_on=expires,
+            )
+            return self._version(bundle.properties)
+
+        return await self._call(call, f"write a new version of '{secret}'", action="set", secret=secret)
+
+    async def update(
+        self,
+        secret: str,
+        version: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        enabled: bool | None = None,
+    ) -> SecretVersion:
+        """Change a version's tags and/or enabled flag (never its value)."""
+
+        async def call() -> SecretVersion:
+            properties = await self._client.update_secret_properties(
+                secret, version, tags=dict(tags) if tags is not None else None, enabled=enabled
+            )
+            return self._version(properties)
+
+        return await self._call(call, f"update version {version} of '{secret}'", action="set", secret=secret)
+
+    # --- plumbing --------------------------------------------------------------------------------
+    async def _collect(self, pager: AsyncIterable[SecretProperties]) -> list[SecretVersion]:
+        return [self._version(item) async for item in pager]
+
+    def _version(self, properties: SecretProperties) -> SecretVersion:
+        return SecretVersion(
+            vault=self.name,
+            name=properties.name or "",
+            version=properties.version,
+            enabled=bool(properties.enabled),
+            created=properties.created_on,
+            updated=properties.updated_on,
+            not_before=properties.not_before,
+            expires=properties.expires_on,
+            content_type=properties.content_type,
+            tags=dict(properties.tags or {}),
+        )
+
+    async def _call(
+        self, operation: Callable[[], Awaitable[T]], what: str, *, action: str, secret: str | None = None
+    ) -> T:
+        async def translated() -> T:
+            try:
+                return await operation()
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                raise Transient(SERVICE, f"transport error: {type(exc).__name__}") from exc
+            except HttpResponseError as exc:
+                raise self._translate(exc, what, action, secret) from exc
+
+        return await with_retries(translated, service=SERVICE, budget_seconds=self._budget, what=what)
+
+    def _translate(self, exc: HttpResponseError, what: str, action: str, secret: str | None) -> Exception:
+        status = exc.status_code or 0
+        code = exc.error.code if exc.error is not None else None
+        text = str(exc.message or "")
+        headers = getattr(exc.response, "headers", None) or {}
+        if status == 429:
+            return Transient(SERVICE, "429 throttled", parse_retry_after(headers.get("Retry-After")), True)
+        if status >= 500 or status == 408:
+            return Transient(SERVICE, f"HTTP {status}", parse_retry_after(headers.get("Retry-After")))
+        if status == 403 and "disabled" in text.lower():
+            return SecretDisabledError(
+                f"The version of secret '{secret}' that the rotator needs is disabled in vault '{self.name}'.",
+                "Enable it (or write a working value as a new version) and run again.",
+            )
+        if status == 403:
+            return PermissionDeniedError(SERVICE, OFFICER.format(vault=self.name), action=what)
+        if status in (401,):
+            return PermissionDeniedError(
+                SERVICE,
+                f"a token Key Vault accepts (check the identity's tenant) for vault '{self.name}'",
+                action=what,
+            )
+        if status == 409 and "deleted" in text.lower():
+            return SecretSoftDeletedError(
+                f"Secret '{secret}' in vault '{self.name}' is deleted but recoverable; its name cannot be reused.",
+                f"Recover it (az keyvault secret recover --vault-name {self.name} --name {secret}) or purge it.",
+            )
+        host = urlsplit(self.url).hostname
+        return RotationError(
+            f"Key Vault '{self.name}' ({host}) refused to {what}: HTTP {status} {code or ''}".rstrip() + ".",
+            "Check the request and the vault's configuration.",
+            code="KeyVaultError",
+        )

@@ -1,0 +1,159 @@
+"""Locks that keep two workers from reconciling the same secret at once.
+
+`BlobLeaseLock` is the distributed one: a lease on the blob `rotation-locks/{vault}/{secret}` in the
+function app's own storage account, renewed in the background for as long as the reconcile runs
+(validation can wait minutes; a lease lasts at most 60 s). A crashed holder simply stops renewing, and
+the lease expires by itself. `InProcessLock` serves the command line and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
+
+from rotation.errors import LockHeld, RotationError
+
+log = logging.getLogger("rotation.lock")
+
+LOCK_CONTAINER = "rotation-locks"
+DEFAULT_LEASE_SECONDS = 60
+
+
+@dataclass
+class HeldLock:
+    """What the holder may check before a write: `lost` turns true if renewal failed."""
+
+    key: str
+    lost: bool = False
+    renewals: int = 0
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class InProcessLock:
+    """Non-blocking per-key locks within one process."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[HeldLock]:
+        if key in self._held:
+            raise LockHeld(key)
+        self._held.add(key)
+        try:
+            yield HeldLock(key)
+        finally:
+            self._held.discard(key)
+
+
+class BlobLeaseLock:
+    def __init__(
+        self,
+        service: BlobServiceClient,
+        *,
+        container: str = LOCK_CONTAINER,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        if not 15 <= lease_seconds <= 60:
+            raise ValueError("a blob lease lasts 15 to 60 seconds")
+        self._service = service
+        self._container = container
+        self.lease_seconds = lease_seconds
+        self._container_ready = False
+
+    async def close(self) -> None:
+        await self._service.close()
+
+    async def _ensure_container(self) -> None:
+        if self._container_ready:
+            return
+        with contextlib.suppress(ResourceExistsError):
+            await self._service.create_container(self._container)
+        self._container_ready = True
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[HeldLock]:
+        """Hold the lease on `key` (e.g. `kv-prod/app-secret`) or raise `LockHeld` at once."""
+        await self._ensure_container()
+        blob = self._service.get_blob_client(self._container, key.lower())
+        with contextlib.suppress(ResourceExistsError):
+            # An empty blob is the lock's anchor; it stays between rotations.
+            await blob.upload_blob(b"", overwrite=False)
+        lease = BlobLeaseClient(blob)
+        try:
+            await lease.acquire(lease_duration=self.lease_seconds)
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                raise LockHeld(key) from exc
+            raise RotationError(
+                f"Could not take the lock blob {self._container}/{key}: HTTP {exc.status_code}.",
+                "Check AzureWebJobsStorage and the identity's 'Storage Blob Data Owner' role.",
+                code="LockUnavailable",
+            ) from exc
+        held = HeldLock(key)
+        held._task = asyncio.create_task(self._renew(lease, held))
+        try:
+            yield held
+        finally:
+            held._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await held._task
+            try:
+                await lease.release()
+            except HttpResponseError as exc:
+                # An expired or taken-over lease cannot be released; the next holder has it already.
+                log.warning("Could not release the lease on %s: HTTP %s", key, exc.status_code)
+
+    async def _renew(self, lease: BlobLeaseClient, held: HeldLock) -> None:
+        # Renew at a third of the period: two renewals may fail before the lease is lost.
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await lease.renew()
+                held.renewals += 1
+            except HttpResponseError as exc:
+                held.lost = True
+                log.error(
+                    "Lost the lease on %s (HTTP %s); the reconcile will stop before its next write",
+                    held.key,
+                    exc.status_code,
+                    extra={"custom_dimensions": {"event": "LockLost", "key": held.key}},
+                )
+                return
+            except Exception:  # a transport hiccup: try again at the next interval
+                log.warning("Lease renewal for %s failed; retrying", held.key, exc_info=True)
+
+
+def blob_service_from_env(
+    credential: AsyncTokenCredential | None, env: Mapping[str, str] | None = None
+) -> BlobServiceClient:
+    """The `AzureWebJobsStorage` account, as Azure Functions itself would connect to it.
+
+    A connection string (Azurite locally: `UseDevelopmentStorage=true`) or the identity-based form
+    (`AzureWebJobsStorage__accountName` / `__blobServiceUri`) with the app's managed identity.
+    """
+    env = os.environ if env is None else env
+    connection = env.get("AzureWebJobsStorage", "").strip()
+    if connection:
+        return BlobServiceClient.from_connection_string(connection)
+    uri = env.get("AzureWebJobsStorage__blobServiceUri", "").strip()
+    account = env.get("AzureWebJobsStorage__accountName", "").strip()
+    if not uri and account:
+        uri = f"https://{account}.blob.core.windows.net"
+    if not uri or credential is None:
+        raise RotationError(
+            "No storage account is configured for the rotation locks.",
+            "Set AzureWebJobsStorage (a connection string; UseDevelopmentStorage=true with Azurite) or "
+            "AzureWebJobsStorage__accountName for identity-based access.",
+            code="BadSettings",
+        )
+    return BlobServiceClient(uri, credential=credential)

@@ -1,0 +1,769 @@
+"""Plain data of the rotator: credentials, secret versions, the rotation state, requests, outcomes.
+
+Everything here is immutable and free of I/O. Datetimes are always timezone-aware UTC; a naive
+datetime is a programming error and raises ``ValueError`` at construction. Secret values only ever
+travel inside :class:`Sensitive`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import secrets as _secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Final, Literal, NamedTuple, NoReturn, cast, final, get_args
+
+from rotation import redact
+from rotation.errors import BadRequestError, NotManagedError, TagError
+
+# --------------------------------------------------------------------------------------------------
+# Names and identifiers
+
+_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Azure's rule for vault names: 3-24 characters, letters, digits and hyphens, starting with a letter,
+# ending with a letter or digit, no consecutive hyphens.
+_VAULT_NAME_RE = re.compile(r"^(?!.*--)[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+_SECRET_NAME_RE = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_DOMAIN_RE = re.compile(r"^(?=.{4,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+_ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_OPERATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+VAULT_NAME_RULE: Final = (
+    "3-24 letters, digits and hyphens, starting with a letter, ending with a letter or digit, no consecutive hyphens"
+)
+SECRET_NAME_RULE: Final = "1-127 letters, digits and hyphens"
+TENANT_RULE: Final = "a Directory (tenant) ID GUID or a verified domain such as contoso.onmicrosoft.com"
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID_RE.match(value))
+
+
+def is_valid_vault_name(name: str) -> bool:
+    return bool(_VAULT_NAME_RE.match(name))
+
+
+def is_valid_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME_RE.match(name))
+
+
+def is_valid_operation_id(value: str) -> bool:
+    return bool(_OPERATION_ID_RE.match(value))
+
+
+def is_valid_tenant_id(value: str) -> bool:
+    """A tenant GUID or a DNS domain; ``common``/``organizations`` cannot issue app-only tokens."""
+    return is_guid(value) or bool(_DOMAIN_RE.match(value))
+
+
+# --------------------------------------------------------------------------------------------------
+# Time
+
+
+def ensure_utc(value: datetime, what: str = "datetime") -> datetime:
+    """Return ``value`` in UTC; reject naive datetimes, which would silently mean local time."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _optional_utc(value: datetime | None, what: str) -> datetime | None:
+    return None if value is None else ensure_utc(value, what)
+
+
+def format_utc(value: datetime) -> str:
+    """``2025-01-31T12:00:00Z``: the form used in tags and messages (whole seconds, like Key Vault)."""
+    return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp that carries a zone (``Z`` or an offset) into UTC.
+
+    Raises ``ValueError`` for anything else, including a timestamp without a zone.
+    """
+    parsed = datetime.fromisoformat(text.strip())
+    return ensure_utc(parsed, f"timestamp {text!r}")
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Key Vault's ``exp``/``nbf`` (seconds since 1970-01-01 UTC) as a UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tags: the rotation state kept on the Key Vault secret
+
+
+class Tag:
+    """Tag names on a managed secret's latest version.
+
+    The first five are set by the operator (``ProviderAddress``, ``CredentialId`` and
+    ``ValidityPeriodDays`` match Microsoft's rotation sample); the rest are the rotator's state.
+    Key Vault allows 15 tags per object, so the set is kept small: 11 at most, leaving room for
+    the owner's own tags. There is no "last rotated" tag: the version's ``created`` time says that.
+    """
+
+    ProviderAddress: Final = "ProviderAddress"
+    TenantId: Final = "TenantId"
+    ValidityPeriodDays: Final = "ValidityPeriodDays"
+    RotateBeforeDays: Final = "RotateBeforeDays"
+    GracePeriodHours: Final = "GracePeriodHours"
+    CredentialId: Final = "CredentialId"
+    RotationId: Final = "RotationId"
+    RotationState: Final = "RotationState"
+    RetireCredentialId: Final = "RetireCredentialId"
+    RetireAfter: Final = "RetireAfter"
+    FailureReason: Final = "FailureReason"
+
+    OPERATOR: Final = (ProviderAddress, TenantId, ValidityPeriodDays, RotateBeforeDays, GracePeriodHours)
+    ROTATOR: Final = (CredentialId, RotationId, RotationState, RetireCredentialId, RetireAfter, FailureReason)
+
+
+#: Key Vault's limits on tags per object and on one tag value's length.
+TAG_LIMIT: Final = 15
+TAG_VALUE_MAX: Final = 256
+
+
+def limit_tag_value(text: str) -> str:
+    """Fit free text (a failure reason) into one tag value, on one line."""
+    flat = " ".join(text.split())
+    if len(flat) <= TAG_VALUE_MAX:
+        return flat
+    return flat[: TAG_VALUE_MAX - 3] + "..."
+
+
+class RotationState(StrEnum):
+    """``validating`` -> ``active``, or ``failed`` after a rollback."""
+
+    VALIDATING = "validating"
+    ACTIVE = "active"
+    FAILED = "failed"
+
+
+# --------------------------------------------------------------------------------------------------
+# Secret values
+
+
+@final
+class Sensitive:
+    """A secret value that never shows itself by accident.
+
+    ``repr``, ``str`` and ``format`` give ``<redacted>``; pickling is refused; only ``reveal()``
+    returns the value, so every place that handles the value is greppable. Each instance registers
+    itself (weakly) with :data:`rotation.redact.registry` so the logging filter can scrub it too.
+    Equality is identity; compare values with :meth:`matches` (constant time).
+    """
+
+    __slots__ = ("__weakref__", "_value")
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"Sensitive holds a str, not {type(value).__name__}")
+        self._value = value
+        redact.registry.register(self)
+
+    def reveal(self) -> str:
+        return self._value
+
+    @property
+    def hint(self) -> str:
+        """The first three characters, which Graph also exposes as the credential's ``hint``."""
+        return self._value[:3]
+
+    def matches(self, other: Sensitive | str) -> bool:
+        theirs = other.reveal() if isinstance(other, Sensitive) else other
+        return hmac.compare_digest(self._value.encode(), theirs.encode())
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return redact.REDACTED
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return redact.REDACTED
+
+    def __copy__(self) -> Sensitive:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sensitive:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Sensitive value cannot be pickled; pass it explicitly with reveal()")
+
+
+# --------------------------------------------------------------------------------------------------
+# Entra side
+
+
+ROTATOR_PREFIX: Final = "rotator:"
+_OWNER_RE = re.compile(
+    r"^rotator:(?P<vault>[A-Za-z0-9-]{3,24})/(?P<secret>[0-9A-Za-z-]{1,127}):(?P<rotation>[A-Za-z0-9-]{1,64})$"
+)
+
+
+class RotatorOwner(NamedTuple):
+    vault: str
+    secret: str
+    rotation_id: str
+
+
+def rotator_display_name(vault: str, secret: str, rotation_id: str) -> str:
+    """The ``displayName`` the rotator gives each credential it creates.
+
+    Recording the owner and rotation id in Entra *before* anything else happens is what lets a
+    crashed rotation's credential be recognised and removed later, and a human's never touched.
+    """
+    if not is_valid_vault_name(vault):
+        raise ValueError(f"vault name {vault!r} is not valid: {VAULT_NAME_RULE}")
+    if not is_valid_secret_name(secret):
+        raise ValueError(f"secret name {secret!r} is not valid: {SECRET_NAME_RULE}")
+    if not _ROTATION_ID_RE.match(rotation_id):
+        raise ValueError(f"rotation id {rotation_id!r} is not valid: 1-64 letters, digits and hyphens")
+    return f"{ROTATOR_PREFIX}{vault}/{secret}:{rotation_id}"
+
+
+def new_rotation_id(now: datetime) -> str:
+    """A rotation id that sorts by time and is unique enough: ``20250131T120000Z-1a2b3c4d``."""
+    return f"{ensure_utc(now):%Y%m%dT%H%M%SZ}-{_secrets.token_hex(4)}"
+
+
+def new_operation_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class PasswordCredential:
+    """One client secret of an app registration, as Graph lists it (never with its value)."""
+
+    key_id: str
+    display_name: str | None = None
+    hint: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _optional_utc(self.start, "start"))
+        object.__setattr__(self, "end", _optional_utc(self.end, "end"))
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.end is not None and self.end <= ensure_utc(now)
+
+    def rotator_owner(self) -> RotatorOwner | None:
+        """``(vault, secret, rotation_id)`` when the rotator created this credential, else ``None``."""
+        if not self.display_name:
+            return None
+        match = _OWNER_RE.match(self.display_name)
+        if match is None:
+            return None
+        return RotatorOwner(match["vault"], match["secret"], match["rotation"])
+
+    def created_by_rotator_for(self, vault: str, secret: str) -> bool:
+        """True only for credentials this rotator created for exactly this vault and secret.
+
+        Key Vault names are case-insensitive, so the comparison is too.
+        """
+        owner = self.rotator_owner()
+        return owner is not None and owner.vault.lower() == vault.lower() and owner.secret.lower() == secret.lower()
+
+
+# Audiences that include personal Microsoft accounts; such apps hold at most two passwords.
+_PERSONAL_AUDIENCES: Final = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
+
+
+@dataclass(frozen=True)
+class Application:
+    """An app registration, with just what rotation needs."""
+
+    object_id: str
+    app_id: str
+    display_name: str | None = None
+    sign_in_audience: str | None = None
+    password_credentials: tuple[PasswordCredential, ...] = ()
+    key_credentials_count: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "password_credentials", tuple(self.password_credentials))
+
+    def credential(self, key_id: str) -> PasswordCredential | None:
+        wanted = key_id.lower()
+        return next((c for c in self.password_credentials if c.key_id.lower() == wanted), None)
+
+    @property
+    def password_limit(self) -> int | None:
+        """How many passwords the app may hold, when Entra limits it (2 with personal accounts)."""
+        return 2 if self.sign_in_audience in _PERSONAL_AUDIENCES else None
+
+
+class NewPassword(NamedTuple):
+    """What ``addPassword`` returns: the credential and its value, seen exactly once."""
+
+    credential: PasswordCredential
+    secret: Sensitive
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One attempt to get a client-credentials token with a secret (``TokenProbe.probe``).
+
+    ``code`` is the AADSTS code when Entra refused; ``transient`` is the probe's own judgement that
+    the failure was not about the secret (network, 5xx, throttling); ``message`` never holds a value.
+    """
+
+    ok: bool
+    code: int | None = None
+    transient: bool = False
+    message: str = ""
+
+
+class PasswordPolicy(NamedTuple):
+    """The app management policy's effect on new passwords for one app."""
+
+    blocked: bool  # passwordAddition is restricted: no new password can be added
+    max_lifetime: timedelta | None  # passwordLifetime restriction, if any
+
+
+# --------------------------------------------------------------------------------------------------
+# Key Vault side
+
+
+def _frozen_tags(tags: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(tags))
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """A Key Vault secret version's attributes and tags; never its value.
+
+    ``version`` is ``None`` for items of the secrets list, which name no version but carry the
+    latest version's attributes and tags (enough for the sweep to decide without reading values).
+    """
+
+    vault: str
+    name: str
+    version: str | None
+    enabled: bool = True
+    created: datetime | None = None
+    updated: datetime | None = None
+    not_before: datetime | None = None
+    expires: datetime | None = None
+    content_type: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("created", "updated", "not_before", "expires"):
+            object.__setattr__(self, name, _optional_utc(getattr(self, name), name))
+        object.__setattr__(self, "tags", _frozen_tags(self.tags))
+
+    @property
+    def managed(self) -> bool:
+        return Tag.ProviderAddress in self.tags
+
+    @property
+    def issued(self) -> datetime | None:
+        """When this version's credential started: ``nbf`` if set, else when the version was created."""
+        return self.not_before or self.created
+
+
+class SecretValue(NamedTuple):
+    """A version together with its value (unpacks as ``version, value``)."""
+
+    version: SecretVersion
+    value: Sensitive
+
+
+# --------------------------------------------------------------------------------------------------
+# The managed secret: rotation state parsed from tags
+
+
+def _near_miss(tags: Mapping[str, str], name: str) -> str | None:
+    # Tag names are case-sensitive; a "providerAddress" tag is the most common reason a secret the
+    # operator meant to manage is ignored, so name it.
+    for key in tags:
+        if key != name and key.strip().lower() == name.lower():
+            return key
+    return None
+
+
+@dataclass(frozen=True)
+class ManagedSecret:
+    """The rotation state of one secret, read from its latest version's tags."""
+
+    vault: str
+    name: str
+    app_id: str
+    tenant_id: str | None = None
+    credential_id: str | None = None
+    rotation_id: str | None = None
+    state: RotationState | None = None
+    retire_credential_id: str | None = None
+    retire_after: datetime | None = None
+    failure_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "retire_after", _optional_utc(self.retire_after, "retire_after"))
+
+    @classmethod
+    def from_version(cls, version: SecretVersion) -> ManagedSecret:
+        return cls.from_tags(version.tags, vault=version.vault, name=version.name)
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str], *, vault: str, name: str) -> ManagedSecret:
+        """Parse and cross-check the tags.
+
+        Raises :class:`NotManagedError` without ``ProviderAddress`` and :class:`TagError` listing
+        every malformed or contradictory tag: acting on a half-understood state could remove the
+        credential consumers are using.
+        """
+
+        def get(tag: str) -> str | None:
+            value = tags.get(tag)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        if Tag.ProviderAddress not in tags:
+            miss = _near_miss(tags, Tag.ProviderAddress)
+            detail = f"found a tag named '{miss}'; tag names are case-sensitive" if miss else "no ProviderAddress tag"
+            raise NotManagedError(vault, name, detail)
+
+        problems: list[str] = []
+        app_id = get(Tag.ProviderAddress) or ""
+        if not is_guid(app_id):
+            problems.append(
+                f"ProviderAddress={tags[Tag.ProviderAddress]!r} is not an Application (client) ID; "
+                "copy the GUID from the app registration's Overview page"
+            )
+
+        tenant_id = get(Tag.TenantId)
+        if tenant_id is not None and not is_valid_tenant_id(tenant_id):
+            problems.append(f"TenantId={tenant_id!r} is not {TENANT_RULE}")
+
+        def key_id(tag: str) -> str | None:
+            value = get(tag)
+            if value is not None and not is_guid(value):
+                problems.append(f"{tag}={value!r} is not a credential keyId (a GUID)")
+                return None
+            return value.lower() if value else None
+
+        credential_id = key_id(Tag.CredentialId)
+        retire_id = key_id(Tag.RetireCredentialId)
+
+        rotation_id = get(Tag.RotationId)
+        if rotation_id is not None and not _ROTATION_ID_RE.match(rotation_id):
+            problems.append(f"RotationId={rotation_id!r} is not a rotation id (1-64 letters, digits, hyphens)")
+
+        state: RotationState | None = None
+        raw_state = get(Tag.RotationState)
+        if raw_state is not None:
+            try:
+                state = RotationState(raw_state.lower())
+            except ValueError:
+                allowed = ", ".join(s.value for s in RotationState)
+                problems.append(f"RotationState={raw_state!r} is not one of {allowed}")
+
+        retire_after: datetime | None = None
+        raw_after = get(Tag.RetireAfter)
+        if raw_after is not None:
+            try:
+                retire_after = parse_utc(raw_after)
+            except ValueError:
+                problems.append(f"RetireAfter={raw_after!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
+
+        # Cross-checks: states that cannot be acted on safely.
+        if raw_after is not None and get(Tag.RetireCredentialId) is None:
+            problems.append("RetireAfter is set but RetireCredentialId is not (which credential to retire?)")
+        if credential_id and retire_id and credential_id == retire_id:
+            problems.append("RetireCredentialId equals CredentialId: retiring it would break the current secret")
+        if state is RotationState.VALIDATING and (get(Tag.CredentialId) is None or rotation_id is None):
+            problems.append("RotationState=validating needs CredentialId and RotationId (what is being validated?)")
+        if state is RotationState.ACTIVE and get(Tag.CredentialId) is None:
+            problems.append("RotationState=active needs CredentialId (which credential is active?)")
+
+        if problems:
+            raise TagError(vault, name, problems)
+        return cls(
+            vault=vault,
+            name=name,
+            app_id=app_id.lower(),
+            tenant_id=tenant_id,
+            credential_id=credential_id,
+            rotation_id=rotation_id,
+            state=state,
+            retire_credential_id=retire_id,
+            retire_after=retire_after,
+            failure_reason=get(Tag.FailureReason),
+        )
+
+    @property
+    def referenced_key_ids(self) -> frozenset[str]:
+        """keyIds this secret's tags point at; such credentials are never orphans."""
+        return frozenset(k for k in (self.credential_id, self.retire_credential_id) if k)
+
+    def to_tags(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The tags for a version holding this state: ``base`` (operator and foreign tags) with every
+        rotator tag replaced by this object's values; unset values leave no tag behind.
+
+        Raises :class:`TagError` when the result would exceed Key Vault's tag limit, so the caller
+        finds out before it creates a credential it could not record.
+        """
+        tags = {k: v for k, v in base.items() if k not in Tag.ROTATOR}
+        rotator: dict[str, str | None] = {
+            Tag.CredentialId: self.credential_id,
+            Tag.RotationId: self.rotation_id,
+            Tag.RotationState: self.state.value if self.state else None,
+            Tag.RetireCredentialId: self.retire_credential_id,
+            Tag.RetireAfter: format_utc(self.retire_after) if self.retire_after else None,
+            Tag.FailureReason: limit_tag_value(self.failure_reason) if self.failure_reason else None,
+        }
+        tags.update({k: v for k, v in rotator.items() if v is not None})
+        if len(tags) > TAG_LIMIT:
+            raise TagError(
+                self.vault,
+                self.name,
+                [
+                    f"the secret would need {len(tags)} tags but Key Vault allows {TAG_LIMIT}; remove "
+                    f"{len(tags) - TAG_LIMIT} tag(s) of your own from it"
+                ],
+            )
+        return tags
+
+    def evolve(self, **changes: Any) -> ManagedSecret:
+        """A copy with some fields changed (``dataclasses.replace`` with a domain name)."""
+        return replace(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reconcile requests (queue messages)
+
+Mode = Literal["normal", "emergency"]
+MODES: Final[tuple[str, ...]] = get_args(Mode)
+REASON_MAX: Final = 500
+_REQUEST_FIELDS: Final = ("vault", "secret", "reason", "mode", "operation_id", "requested_at")
+
+
+def _request_problems(vault: object, secret: object, reason: object, mode: object, operation_id: object) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(vault, str):
+        problems.append(f"'vault' must be a string, got {type(vault).__name__}")
+    elif not is_valid_vault_name(vault):
+        problems.append(f"'vault' {vault[:40]!r} is not a vault name ({VAULT_NAME_RULE})")
+    if not isinstance(secret, str):
+        problems.append(f"'secret' must be a string, got {type(secret).__name__}")
+    elif not is_valid_secret_name(secret):
+        problems.append(f"'secret' {secret[:40]!r} is not a secret name ({SECRET_NAME_RULE})")
+    if not isinstance(reason, str):
+        problems.append(f"'reason' must be a string, got {type(reason).__name__}")
+    elif len(reason) > REASON_MAX:
+        problems.append(f"'reason' is {len(reason)} characters; at most {REASON_MAX} are allowed")
+    elif any(not ch.isprintable() for ch in reason):
+        # Control characters in a reason would forge log lines.
+        problems.append("'reason' must be printable text on one line")
+    if not isinstance(mode, str):
+        problems.append(f"'mode' must be a string, got {type(mode).__name__}")
+    elif mode not in MODES:
+        problems.append(f"'mode' {mode[:20]!r} must be one of {', '.join(MODES)}")
+    if not isinstance(operation_id, str):
+        problems.append(f"'operation_id' must be a string, got {type(operation_id).__name__}")
+    elif not _OPERATION_ID_RE.match(operation_id):
+        problems.append("'operation_id' must be 1-128 letters, digits and . _ : - (a GUID is typical)")
+    return problems
+
+
+@dataclass(frozen=True)
+class ReconcileRequest:
+    """ "Reconcile this secret": what every trigger puts on the queue.
+
+    Construction validates (raising :class:`BadRequestError` listing every problem), so an invalid
+    request cannot exist. The vault name is stored lower-case (vault names are case-insensitive).
+    """
+
+    vault: str
+    secret: str
+    reason: str
+    mode: Mode
+    operation_id: str
+    requested_at: datetime
+
+    def __post_init__(self) -> None:
+        problems = _request_problems(self.vault, self.secret, self.reason, self.mode, self.operation_id)
+        if not isinstance(self.requested_at, datetime):
+            problems.append("'requested_at' must be a datetime")
+        elif self.requested_at.tzinfo is None or self.requested_at.utcoffset() is None:
+            problems.append("'requested_at' must carry a time zone (UTC)")
+        if problems:
+            raise BadRequestError(problems)
+        object.__setattr__(self, "vault", self.vault.lower())
+        object.__setattr__(self, "requested_at", ensure_utc(self.requested_at))
+
+    @classmethod
+    def new(
+        cls,
+        vault: str,
+        secret: str,
+        *,
+        now: datetime,
+        reason: str = "",
+        mode: Mode = "normal",
+        operation_id: str | None = None,
+    ) -> ReconcileRequest:
+        return cls(
+            vault=vault,
+            secret=secret,
+            reason=reason,
+            mode=mode,
+            operation_id=operation_id or new_operation_id(),
+            requested_at=now,
+        )
+
+    @property
+    def emergency(self) -> bool:
+        return self.mode == "emergency"
+
+    @property
+    def lock_key(self) -> str:
+        """``vault/secret``, lower-case: Key Vault names are case-insensitive, the lock must be too."""
+        return f"{self.vault}/{self.secret.lower()}"
+
+    def to_message(self) -> dict[str, str]:
+        return {
+            "vault": self.vault,
+            "secret": self.secret,
+            "reason": self.reason,
+            "mode": self.mode,
+            "operation_id": self.operation_id,
+            "requested_at": format_utc(self.requested_at),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_message(), separators=(",", ":"))
+
+    @classmethod
+    def from_message(cls, data: object) -> ReconcileRequest:
+        """Strictly parse a queue message: every field present and a string, nothing else."""
+        if not isinstance(data, Mapping):
+            raise BadRequestError([f"the message must be a JSON object, got {type(data).__name__}"])
+        problems: list[str] = []
+        unknown = sorted(str(k) for k in data if k not in _REQUEST_FIELDS)
+        if unknown:
+            problems.append(f"unknown field(s) {', '.join(repr(k) for k in unknown)}")
+        missing = [k for k in _REQUEST_FIELDS if k not in data]
+        if missing:
+            problems.append(f"missing field(s) {', '.join(repr(k) for k in missing)}")
+        if problems:
+            raise BadRequestError(problems)
+        problems = _request_problems(data["vault"], data["secret"], data["reason"], data["mode"], data["operation_id"])
+        raw_at = data["requested_at"]
+        requested_at: datetime | None = None
+        if not isinstance(raw_at, str):
+            problems.append(f"'requested_at' must be a string, got {type(raw_at).__name__}")
+        else:
+            try:
+                requested_at = parse_utc(raw_at)
+            except ValueError:
+                problems.append("'requested_at' must be an ISO 8601 time with a zone, like 2025-01-31T12:00:00Z")
+        if problems or requested_at is None:
+            raise BadRequestError(problems)
+        return cls(
+            vault=cast(str, data["vault"]),
+            secret=cast(str, data["secret"]),
+            reason=cast(str, data["reason"]),
+            mode=cast(Mode, data["mode"]),
+            operation_id=cast(str, data["operation_id"]),
+            requested_at=requested_at,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ReconcileRequest:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequestError([f"the message is not JSON ({exc.__class__.__name__})"]) from None
+        return cls.from_message(data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Outcome of one reconcile
+
+
+class Action(StrEnum):
+    """The most significant thing a reconcile did."""
+
+    NONE = "none"
+    ROTATED = "rotated"
+    VALIDATED = "validated"
+    RETIRED = "retired"
+    ROLLED_BACK = "rolled_back"
+    ADOPTED = "adopted"
+    CLEANED = "cleaned"  # only orphaned credentials were removed
+    SKIPPED = "skipped"  # not managed, lock held elsewhere, unknown vault
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconcile did, for logs, ``--json``, HTTP responses and tests. Holds no secret."""
+
+    operation_id: str
+    vault: str
+    secret: str
+    action: Action = Action.NONE
+    state: RotationState | None = None
+    created_key_id: str | None = None
+    vault_version: str | None = None
+    retired_key_ids: tuple[str, ...] = ()
+    removed_orphans: tuple[str, ...] = ()
+    validation_attempts: int = 0
+    timings: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "retired_key_ids", tuple(self.retired_key_ids))
+        object.__setattr__(self, "removed_orphans", tuple(self.removed_orphans))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "timings", MappingProxyType(dict(self.timings)))
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
+
+    def with_error(self, code: str, message: str) -> Outcome:
+        return replace(self, error_code=code, error_message=message)
+
+    def with_warnings(self, warnings: Iterable[str]) -> Outcome:
+        return replace(self, warnings=(*self.warnings, *warnings))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable. Free text is passed through the redaction registry once more."""
+        scrub = redact.registry.scrub
+        return {
+            "operation_id": self.operation_id,
+            "vault": self.vault,
+            "secret": self.secret,
+            "action": self.action.value,
+            "state": self.state.value if self.state else None,
+            "ok": self.ok,
+            "created_key_id": self.created_key_id,
+            "vault_version": self.vault_version,
+            "retired_key_ids": list(self.retired_key_ids),
+            "removed_orphans": list(self.removed_orphans),
+            "validation_attempts": self.validation_attempts,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "warnings": [scrub(w) for w in self.warnings],
+            "error": (
+                None
+                if self.error_code is None
+                else {"code": self.error_code, "message": scrub(self.error_message or "")}
+            ),
+        }

@@ -1,0 +1,413 @@
+"""Pure decisions: is a rotation due, how long a new credential lives, when the old one goes,
+which credentials are orphans, which credential an unmanaged value belongs to, whether a value is
+safe to store, and whether validation has proven a new secret.
+
+No I/O and no clock: every function takes ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from rotation import aadsts
+from rotation.errors import GuardError, PolicyBlockedError, TagError
+from rotation.model import (
+    ManagedSecret,
+    PasswordCredential,
+    ProbeResult,
+    RotationState,
+    SecretVersion,
+    Sensitive,
+    Tag,
+    ensure_utc,
+    format_utc,
+    is_guid,
+)
+
+if TYPE_CHECKING:
+    from rotation.settings import Settings
+
+
+class Decision(NamedTuple):
+    due: bool
+    reason: str
+
+
+def _days(delta: timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    if abs(days) >= 1:
+        return f"{math.floor(abs(days))} day(s)"
+    return f"{math.floor(abs(delta.total_seconds()) / 3600)} hour(s)"
+
+
+def rotation_due(
+    expires: datetime | None,
+    now: datetime,
+    rotate_before_days: int,
+    forced: bool = False,
+    *,
+    issued: datetime | None = None,
+) -> Decision:
+    """Is a rotation due? Yes when forced, when the secret has no expiry, or when its expiry is
+    within ``rotate_before_days``.
+
+    ``issued`` (when the credential started) guards against a window at least as long as the
+    credential's whole lifetime, as happens when a policy clamped the lifetime: the credential
+    would be due again the moment it was created and rotate on every sweep, so the window shrinks
+    to a third of the lifetime instead. Pass it only for credentials the rotator created; for a
+    secret someone stored by hand close to its expiry, shrinking the window would delay a rotation
+    that is genuinely due.
+    """
+    now = ensure_utc(now)
+    if forced:
+        return Decision(True, "rotation was requested")
+    if expires is None:
+        return Decision(True, "the secret has no expiry date; a rotation gives it one")
+    expires = ensure_utc(expires)
+    window = timedelta(days=rotate_before_days)
+    if issued is not None:
+        lifetime = expires - ensure_utc(issued)
+        if lifetime > timedelta(0) and window >= lifetime:
+            window = lifetime / 3
+    if expires <= now:
+        return Decision(True, f"expired {_days(now - expires)} ago ({format_utc(expires)})")
+    remaining = expires - now
+    if remaining <= window:
+        return Decision(True, f"expires in {_days(remaining)} ({format_utc(expires)}), within the rotation window")
+    return Decision(False, f"expires {format_utc(expires)}; due from {format_utc(expires - window)}")
+
+
+class Lifetime(NamedTuple):
+    start: datetime
+    end: datetime
+    clamped: bool
+
+
+#: How far under a policy's maximum lifetime a clamped credential ends, so that rounding or a
+#: slightly later server clock does not push it over the limit.
+CLAMP_MARGIN: Final = timedelta(minutes=1)
+
+
+def new_credential_lifetime(
+    now: datetime, validity_days: int, policy_max_lifetime: timedelta | None = None
+) -> Lifetime:
+    """Start and end of a new credential: ``validity_days`` from now, clamped to just under an app
+    management policy's ``maxLifetime``.
+
+    Times are whole seconds because Key Vault keeps ``exp`` in whole seconds and the version's
+    ``exp`` must equal the credential's ``endDateTime``. Raises :class:`PolicyBlockedError` when the
+    policy leaves no usable lifetime.
+    """
+    start = ensure_utc(now).replace(microsecond=0)
+    wanted = timedelta(days=validity_days)
+    if policy_max_lifetime is None:
+        return Lifetime(start, start + wanted, False)
+    allowed = policy_max_lifetime - CLAMP_MARGIN
+    allowed = timedelta(seconds=math.floor(allowed.total_seconds()))
+    if allowed <= timedelta(0):
+        raise PolicyBlockedError(
+            f"The app management policy limits new passwords to {policy_max_lifetime}, too short to rotate into."
+        )
+    if wanted <= allowed:
+        return Lifetime(start, start + wanted, False)
+    return Lifetime(start, start + allowed, True)
+
+
+_DURATION_RE = re.compile(
+    r"^P(?!$)"
+    r"(?:(?P<years>\d+(?:[.,]\d+)?)Y)?"
+    r"(?:(?P<months>\d+(?:[.,]\d+)?)M)?"
+    r"(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?"
+    r"(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
+    r"(?:T(?!$)"
+    r"(?:(?P<hours>\d+(?:[.,]\d+)?)H)?"
+    r"(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?"
+    r")?$"
+)
+_DURATION_UNIT_SECONDS: Final = {
+    # Graph gives maxLifetime as an xs:duration. Years and months have no fixed length, so they
+    # count as 365 and 30 days, the usual fixed-length reading of such durations (and the one .NET,
+    # which Entra runs on, applies when turning them into a time span).
+    "years": 365 * 86400,
+    "months": 30 * 86400,
+    "weeks": 7 * 86400,
+    "days": 86400,
+    "hours": 3600,
+    "minutes": 60,
+    "seconds": 1,
+}
+
+
+def parse_iso8601_duration(text: str) -> timedelta:
+    """``P90D``, ``PT12H``, ``P1Y``, ``P4DT12H30M5S``, ``P2W`` ... as a ``timedelta``.
+
+    Years count 365 days and months 30. Fractions (``PT1.5H``) are accepted; negative or empty
+    durations are not (``ValueError``).
+    """
+    match = _DURATION_RE.match(text.strip().upper())
+    if match is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 duration such as P90D or PT12H")
+    seconds = 0.0
+    for unit, value in match.groupdict().items():
+        if value is not None:
+            seconds += float(value.replace(",", ".")) * _DURATION_UNIT_SECONDS[unit]
+    return timedelta(seconds=seconds)
+
+
+def retire_after(now: datetime, grace_hours: int, emergency: bool) -> datetime | None:
+    """When the old credential may be removed once the new one is proven; ``None`` means at once
+    (an emergency roll, where the old secret is presumed leaked, or no grace period)."""
+    if emergency or grace_hours <= 0:
+        return None
+    return ensure_utc(now).replace(microsecond=0) + timedelta(hours=grace_hours)
+
+
+def retirement_due(retire_after: datetime | None, now: datetime) -> bool:
+    """Whether the credential waiting for retirement may go now (``None`` = immediately)."""
+    return retire_after is None or ensure_utc(now) >= ensure_utc(retire_after)
+
+
+def orphans(
+    credentials: Iterable[PasswordCredential],
+    vault: str,
+    secret: str,
+    referenced_key_ids: Iterable[str],
+    now: datetime,
+    margin: timedelta,
+) -> list[PasswordCredential]:
+    """Credentials this rotator created for *this* secret that no tag refers to any more.
+
+    A crash between ``addPassword`` and the Key Vault write leaves such a credential. Only
+    credentials whose displayName reads ``rotator:{vault}/{secret}:*`` for exactly this vault and
+    secret qualify, so a human's credential or another secret's is never returned; and only those
+    that started more than ``margin`` ago, so one another worker has just created and not yet
+    recorded is left alone. A credential with no start time is never an orphan.
+    """
+    referenced = {k.lower() for k in referenced_key_ids}
+    cutoff = ensure_utc(now) - margin
+    return [
+        c
+        for c in credentials
+        if c.created_by_rotator_for(vault, secret)
+        and c.key_id.lower() not in referenced
+        and c.start is not None
+        and c.start <= cutoff
+    ]
+
+
+#: How far a credential's endDateTime may be from the secret's exp and still be "the same".
+ADOPTION_TOLERANCE: Final = timedelta(days=1)
+
+
+def adoption_candidates(
+    credentials: Iterable[PasswordCredential],
+    value_hint: str,
+    expires: datetime | None,
+    *,
+    vault: str | None = None,
+    secret: str | None = None,
+    tolerance: timedelta = ADOPTION_TOLERANCE,
+) -> list[PasswordCredential]:
+    """Credentials that could be the one whose value a not-yet-managed secret holds.
+
+    A candidate's ``hint`` equals the value's first three characters and, when the secret has an
+    expiry, its endDateTime lies within ``tolerance`` of it (people usually copy the expiry over,
+    give or take a time zone). Without an expiry on the secret the hint alone must do. Credentials
+    the rotator created are excluded unless created for this ``vault``/``secret``. Adopt only when
+    exactly one candidate remains: a wrong adoption would later retire somebody else's credential,
+    so ambiguity means "ask the operator to set CredentialId", never "pick one".
+    """
+    if len(value_hint) < 3:
+        return []
+    hint = value_hint[:3]
+    found: list[PasswordCredential] = []
+    for credential in credentials:
+        created_here = vault is not None and secret is not None and credential.created_by_rotator_for(vault, secret)
+        if credential.rotator_owner() is not None and not created_here:
+            continue
+        if credential.hint != hint:
+            continue
+        if expires is not None and (credential.end is None or abs(credential.end - ensure_utc(expires)) > tolerance):
+            continue
+        found.append(credential)
+    return found
+
+
+#: Entra documents client secret values as 16-64 characters (40 today).
+MIN_SECRET_LENGTH: Final = 16
+_BRACED_GUID_RE = re.compile(r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
+
+
+def guard_new_value(value: Sensitive | str, key_id: str) -> None:
+    """Refuse to store a value that cannot be a client secret value.
+
+    Catches the classic mistake (the Secret ID copied instead of the Value) and truncation before
+    it reaches consumers. Raises :class:`GuardError`; the message never includes the value.
+    """
+    text = value.reveal() if isinstance(value, Sensitive) else value
+    if not text:
+        raise GuardError("The secret value is empty.", "Store the secret's Value from Certificates & secrets.")
+    if text != text.strip():
+        raise GuardError(
+            "The secret value has leading or trailing whitespace, which Entra would reject.",
+            "Store the value exactly as shown, without spaces or line breaks around it.",
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise GuardError(
+            "The secret value contains whitespace or control characters; it was probably pasted wrongly.",
+            "Copy the Value again from Certificates & secrets.",
+        )
+    if text.lower() == key_id.strip().lower():
+        raise GuardError(
+            f"The value is the credential's Secret ID ({key_id}), not its value.",
+            "Copy the secret VALUE, not the Secret ID, from Certificates & secrets.",
+        )
+    if _BRACED_GUID_RE.match(text):
+        raise GuardError(
+            "The value is shaped like a GUID, which no client secret value is: it is probably a Secret ID, "
+            "an object id or an application id.",
+            "Copy the secret VALUE, not the Secret ID, from Certificates & secrets.",
+        )
+    if len(text) < MIN_SECRET_LENGTH:
+        raise GuardError(
+            f"The value is {len(text)} characters long; Entra client secret values have at least "
+            f"{MIN_SECRET_LENGTH}. It was probably truncated.",
+            "Copy the whole Value again from Certificates & secrets.",
+        )
+
+
+def looks_like_key_id(value: Sensitive | str, credentials: Iterable[PasswordCredential]) -> str | None:
+    """The keyId of ``credentials`` that ``value`` equals, if someone stored a Secret ID as the value."""
+    text = (value.reveal() if isinstance(value, Sensitive) else value).strip().strip("{}").lower()
+    if not is_guid(text):
+        return None
+    return next((c.key_id for c in credentials if c.key_id.lower() == text), None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+
+
+class Verdict(StrEnum):
+    CONTINUE = "continue"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ValidationProgress:
+    """How a validation is going, folded over probe results with :meth:`after`.
+
+    Propagation is not atomic: one success does not mean every replica has the credential, so it
+    takes ``needed`` consecutive successes to pass, and any failure resets the streak. Codes that
+    waiting cannot fix fail at once; anything else is retried until the deadline.
+    """
+
+    needed: int
+    deadline_seconds: float
+    attempts: int = 0
+    streak: int = 0
+    failures: int = 0
+    last_code: int | None = None
+    verdict: Verdict = Verdict.CONTINUE
+    reason: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.verdict is not Verdict.CONTINUE
+
+    def after(self, result: ProbeResult, elapsed_seconds: float) -> ValidationProgress:
+        """The progress after one more probe, ``elapsed_seconds`` after validation started."""
+        if self.finished:
+            return self
+        attempts = self.attempts + 1
+        if result.ok:
+            streak = self.streak + 1
+            if streak >= self.needed:
+                reason = f"{streak} consecutive successful sign-ins"
+                return replace(self, attempts=attempts, streak=streak, verdict=Verdict.PASSED, reason=reason)
+            return replace(self, attempts=attempts, streak=streak)._check_deadline(elapsed_seconds)
+        failed = replace(self, attempts=attempts, streak=0, failures=self.failures + 1, last_code=result.code)
+        # The probe's own "transient" judgement (network, 5xx) wins over the code: keep trying.
+        if result.code is not None and not result.transient and not aadsts.waiting_may_help(result.code):
+            explanation = aadsts.explain(result.code)
+            detail = explanation.summary() if explanation else f"AADSTS{result.code}"
+            reason = f"sign-in failed with a code waiting cannot fix: {detail}"
+            return replace(failed, verdict=Verdict.FAILED, reason=reason)
+        return failed._check_deadline(elapsed_seconds)
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next probe.
+
+        After a success, a short pause so the next request may reach another replica; after a
+        failure, exponential back-off from 1 s capped at 15 s (propagation takes 4-18 s typically).
+        """
+        if self.streak > 0:
+            return 1.0
+        return float(min(15, 2 ** max(0, self.failures - 1)))
+
+    def _check_deadline(self, elapsed_seconds: float) -> ValidationProgress:
+        if elapsed_seconds < self.deadline_seconds:
+            return self
+        last = f"; last error AADSTS{self.last_code}" if self.last_code is not None else ""
+        needed = f"{self.needed} consecutive successes needed"
+        reason = f"not proven within {self.deadline_seconds:g} s ({needed}){last}"
+        return replace(self, verdict=Verdict.FAILED, reason=reason)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweep
+
+
+def sweep_needs_work(version: SecretVersion, settings: Settings, now: datetime) -> str | None:
+    """Why the sweep should enqueue this secret, or ``None``; decided from list-call data only.
+
+    Uses the tags and ``exp`` that ``list_secrets`` returns, so the sweep never reads a value.
+    In order: unusable tags (so the error surfaces), a validation left pending, a retirement that
+    is due, a rotation that is due (mentioning an earlier failure). A failed rotation alone is not
+    work: the old credential still works, and the sweep cadence is the retry back-off.
+    Unmanaged and disabled secrets are never work.
+    """
+    if not version.managed or not version.enabled:
+        return None
+    try:
+        managed = ManagedSecret.from_version(version)
+        policy = settings.policy_for(version.tags, version.name, version.vault)
+    except TagError as error:
+        return f"tags need attention: {'; '.join(error.problems)}"
+    if managed.state is RotationState.VALIDATING:
+        return "a validation is pending"
+    if managed.retire_credential_id and retirement_due(managed.retire_after, now):
+        return f"credential {managed.retire_credential_id} is due for retirement"
+    # Only a version the rotator wrote has nbf = its credential's start; for a hand-written one the
+    # version's age says nothing about the credential's lifetime, so the window is not shrunk.
+    issued = version.issued if managed.rotation_id else None
+    decision = rotation_due(version.expires, now, policy.rotate_before_days, issued=issued)
+    if decision.due:
+        if managed.state is RotationState.FAILED:
+            previous = f": {managed.failure_reason}" if managed.failure_reason else ""
+            return f"rotation due ({decision.reason}); the previous attempt failed{previous}"
+        return f"rotation due ({decision.reason})"
+    return None
+
+
+def referenced_key_ids(versions: Sequence[SecretVersion]) -> frozenset[str]:
+    """keyIds named by the ``CredentialId``/``RetireCredentialId`` tags of any of ``versions``.
+
+    The reconciler may pass every enabled version, not only the latest, when it wants a
+    credential still held by an older version (being rolled back to) to count as referenced.
+    """
+    ids: set[str] = set()
+    for version in versions:
+        for tag in (Tag.CredentialId, Tag.RetireCredentialId):
+            value = version.tags.get(tag, "").strip().lower()
+            if value:
+                ids.add(value)
+    return frozenset(ids)

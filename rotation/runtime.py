@@ -1,0 +1,69 @@
+"""Wiring: settings → the rotator's own identity → adapters → a `Reconciler`.
+
+Used by the command line and by the function app; tests use it too, with the local cloud's
+environment, so production wiring is what gets tested.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+from rotation.adapters.graph import GraphDirectory
+from rotation.adapters.keyvault import KeyVaultSecrets
+from rotation.adapters.token_probe import ClientCredentialsProbe
+from rotation.ports import SystemClock
+from rotation.reconciler import Reconciler
+from rotation.settings import Settings
+
+
+def rotator_credential() -> AsyncTokenCredential:
+    """The rotator's own identity, never a secret of its own.
+
+    In Azure Functions (and the local cloud) `IDENTITY_ENDPOINT` is set: the managed identity, the
+    user-assigned one when `AZURE_CLIENT_ID` names it. Elsewhere (an operator's shell) the default
+    chain, e.g. `az login`.
+    """
+    if os.environ.get("IDENTITY_ENDPOINT"):
+        client_id = os.environ.get("AZURE_CLIENT_ID") or None
+        return ManagedIdentityCredential(client_id=client_id)
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    credential: AsyncTokenCredential
+    directory: GraphDirectory
+    vaults: dict[str, KeyVaultSecrets]
+    probe: ClientCredentialsProbe
+    reconciler: Reconciler
+
+    async def close(self) -> None:
+        for vault in self.vaults.values():
+            await vault.close()
+        await self.credential.close()
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
+    settings = settings or Settings.from_env()
+    credential = rotator_credential()
+    budget = float(settings.throttle_retry_seconds)
+    directory = GraphDirectory(credential, settings.graph_url, retry_budget_seconds=budget)
+    vaults = {
+        name: KeyVaultSecrets(name, url, credential, retry_budget_seconds=budget)
+        for name, url in settings.vaults.items()
+    }
+    probe = ClientCredentialsProbe(settings.authority_host, settings.graph_url)
+    reconciler = Reconciler(settings, directory, vaults, probe, SystemClock())
+    runtime = Runtime(settings, credential, directory, vaults, probe, reconciler)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()

@@ -1,0 +1,447 @@
+"""Environment (app settings) -> typed, validated :class:`Settings`.
+
+Every bad value produces exactly one line that names the variable and says what is expected; all
+lines are collected and raised together as one :class:`SettingsError`. A variable that is set but
+empty counts as unset (Azure portals and ``local.settings.json`` often carry empty placeholders).
+
+Per-secret overrides come from tags (:meth:`Settings.policy_for`). A bad *numeric* tag does not stop
+rotation: it falls back to the setting and returns a warning, because refusing to rotate would let
+the secret expire, which is worse than rotating with the default lifetime. A bad ``TenantId`` tag
+does raise (:class:`TagError`): falling back to another tenant would probe the wrong directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+from rotation.errors import SettingsError, TagError, UnknownVaultError
+from rotation.model import (
+    TENANT_RULE,
+    VAULT_NAME_RULE,
+    Tag,
+    is_valid_tenant_id,
+    is_valid_vault_name,
+)
+
+DEFAULT_GRAPH_URL: Final = "https://graph.microsoft.com/v1.0"
+DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
+VAULT_DNS_SUFFIX: Final = ".vault.azure.net"
+
+
+@dataclass(frozen=True)
+class IntSetting:
+    """An integer setting: its variable, default and inclusive range, with the unit for messages."""
+
+    env: str
+    default: int
+    low: int
+    high: int
+    unit: str
+
+    def describe(self) -> str:
+        return f"a whole number of {self.unit} from {self.low} to {self.high} (default {self.default})"
+
+
+VALIDITY_DAYS: Final = IntSetting("ROTATION_VALIDITY_DAYS", 90, 1, 730, "days")
+ROTATE_BEFORE_DAYS: Final = IntSetting("ROTATION_ROTATE_BEFORE_DAYS", 30, 0, 365, "days")
+GRACE_HOURS: Final = IntSetting("ROTATION_GRACE_HOURS", 24, 0, 720, "hours")
+VALIDATION_DEADLINE: Final = IntSetting("ROTATION_VALIDATION_DEADLINE_SECONDS", 180, 5, 600, "seconds")
+VALIDATION_SUCCESSES: Final = IntSetting("ROTATION_VALIDATION_SUCCESSES", 3, 1, 20, "successes")
+ORPHAN_MARGIN: Final = IntSetting("ROTATION_ORPHAN_MARGIN_MINUTES", 60, 0, 10080, "minutes")
+# A Consumption-plan invocation lives at most 10 minutes, so a longer retry budget could never be spent.
+THROTTLE_RETRY: Final = IntSetting("ROTATION_THROTTLE_RETRY_SECONDS", 120, 0, 600, "seconds")
+SWEEP_CONCURRENCY: Final = IntSetting("ROTATION_SWEEP_CONCURRENCY", 4, 1, 64, "parallel reconciles")
+EXPIRY_ALERT_DAYS: Final = IntSetting("ROTATION_EXPIRY_ALERT_DAYS", 14, 0, 365, "days")
+
+_INT_SETTINGS: Final = (
+    VALIDITY_DAYS,
+    ROTATE_BEFORE_DAYS,
+    GRACE_HOURS,
+    VALIDATION_DEADLINE,
+    VALIDATION_SUCCESSES,
+    ORPHAN_MARGIN,
+    THROTTLE_RETRY,
+    SWEEP_CONCURRENCY,
+    EXPIRY_ALERT_DAYS,
+)
+
+DEFAULT_SCHEDULE: Final = "0 0 * * * *"
+DEFAULT_OPERATOR_ROLE: Final = "Rotation.Operator"
+
+#: Every variable the rotator reads (``local.settings.sample.json`` lists the same).
+KNOWN_VARIABLES: Final = frozenset(
+    {
+        "ROTATION_VAULTS",
+        "ROTATION_TENANT_ID",
+        "ROTATION_GRAPH_URL",
+        "AZURE_AUTHORITY_HOST",
+        "ROTATION_SCHEDULE",
+        "ROTATION_OPERATOR_ROLE",
+        *(s.env for s in _INT_SETTINGS),
+    }
+)
+
+_NCRONTAB_FIELD_RE = re.compile(r"^[0-9A-Za-z*/,?-]+$")
+_ROLE_RE = re.compile(r"^\S{1,120}$")
+
+
+def _show(value: str) -> str:
+    """Quote a bad value for a message, shortened so one problem stays one line."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    Only there may the rotator relax checks meant for the public cloud: Key Vault's challenge
+    resource check (``verify_challenge_resource=False``) and MSAL's instance discovery
+    (``disable_instance_discovery=True``). Anything unparsable is not loopback.
+    """
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _https_url(value: str, *, bare_host_ok: bool = False) -> tuple[str | None, str | None]:
+    """Validate an https URL; return ``(normalised, None)`` or ``(None, what is wrong)``.
+
+    ``bare_host_ok`` mirrors azure-identity, which reads ``AZURE_AUTHORITY_HOST=login.example``
+    as ``https://login.example``.
+    """
+    text = value.strip()
+    if bare_host_ok and "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        return None, f"is not a valid URL ({exc})"
+    if parts.scheme != "https":
+        return None, "must be an https:// URL (Azure clients refuse plain http)"
+    if not parts.hostname:
+        return None, "has no host"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return None, "must not carry a query, fragment or credentials"
+    if port is not None and not 1 <= port <= 65535:
+        return None, "has a port outside 1-65535"
+    return text.rstrip("/"), None
+
+
+@dataclass(frozen=True)
+class SecretPolicy:
+    """The effective rotation policy of one secret: settings overridden by its tags.
+
+    ``tenant_id`` is ``None`` when neither the ``TenantId`` tag nor ``ROTATION_TENANT_ID`` names
+    one; :meth:`require_tenant` turns that into an actionable error. ``warnings`` lists tag values
+    that were ignored.
+    """
+
+    validity_days: int
+    rotate_before_days: int
+    grace_hours: int
+    tenant_id: str | None
+    warnings: tuple[str, ...] = ()
+
+    def require_tenant(self, vault: str, secret: str) -> str:
+        if self.tenant_id is None:
+            raise TagError(
+                vault,
+                secret,
+                ["no tenant: set a TenantId tag on the secret or the ROTATION_TENANT_ID setting"],
+            )
+        return self.tenant_id
+
+
+def fallback_rotate_before(validity_days: int) -> int:
+    """The rotation window used when the configured one is not shorter than the lifetime.
+
+    A window at least as long as the lifetime would make a fresh credential due again at once and
+    rotate on every sweep. A third of the lifetime matches Microsoft's defaults (30 of 90 days).
+    """
+    return validity_days // 3
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of the rotator, validated. Build with :meth:`from_env`."""
+
+    vaults: Mapping[str, str]
+    tenant_id: str | None = None
+    graph_url: str = DEFAULT_GRAPH_URL
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+    validity_days: int = VALIDITY_DAYS.default
+    rotate_before_days: int = ROTATE_BEFORE_DAYS.default
+    grace_hours: int = GRACE_HOURS.default
+    validation_deadline_seconds: int = VALIDATION_DEADLINE.default
+    validation_successes: int = VALIDATION_SUCCESSES.default
+    orphan_margin_minutes: int = ORPHAN_MARGIN.default
+    throttle_retry_seconds: int = THROTTLE_RETRY.default
+    schedule: str = DEFAULT_SCHEDULE
+    operator_role: str = DEFAULT_OPERATOR_ROLE
+    sweep_concurrency: int = SWEEP_CONCURRENCY.default
+    expiry_alert_days: int = EXPIRY_ALERT_DAYS.default
+    #: Not errors: e.g. a ``ROTATION_*`` variable nobody reads (a likely typo).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vaults", MappingProxyType(dict(self.vaults)))
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings; raise one :class:`SettingsError` listing every problem."""
+        source = os.environ if env is None else env
+        problems: list[str] = []
+        failed: set[str] = set()  # variables already reported; cross-checks skip them
+
+        def raw(name: str) -> str | None:
+            value = source.get(name)
+            if value is None or not value.strip():
+                return None
+            return value.strip()
+
+        def parse(name: str, default: _T, check: Callable[[str], tuple[_T | None, str | None]]) -> _T:
+            value = raw(name)
+            if value is None:
+                return default
+            parsed, problem = check(value)
+            if problem is not None or parsed is None:
+                problems.append(f"{name}={_show(value)}: {problem}")
+                failed.add(name)
+                return default
+            return parsed
+
+        vaults = _parse_vaults(raw("ROTATION_VAULTS"), problems)
+
+        def tenant(value: str) -> tuple[str | None, str | None]:
+            if is_valid_tenant_id(value):
+                return value, None
+            return None, f"expected {TENANT_RULE}"
+
+        tenant_id = parse("ROTATION_TENANT_ID", None, tenant)
+
+        def url(value: str) -> tuple[str | None, str | None]:
+            return _https_url(value)
+
+        def authority(value: str) -> tuple[str | None, str | None]:
+            normalised, problem = _https_url(value, bare_host_ok=True)
+            return normalised, (f"{problem}; expected e.g. {DEFAULT_AUTHORITY_HOST}" if problem else None)
+
+        graph_url = parse("ROTATION_GRAPH_URL", DEFAULT_GRAPH_URL, url)
+        authority_host = parse("AZURE_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST, authority)
+
+        ints: dict[str, int] = {}
+        for spec in _INT_SETTINGS:
+            ints[spec.env] = parse(spec.env, spec.default, _int_check(spec))
+
+        schedule = parse("ROTATION_SCHEDULE", DEFAULT_SCHEDULE, _schedule_check)
+
+        def role(value: str) -> tuple[str | None, str | None]:
+            if _ROLE_RE.match(value):
+                return value, None
+            return None, "expected an app role value without spaces, e.g. Rotation.Operator"
+
+        operator_role = parse("ROTATION_OPERATOR_ROLE", DEFAULT_OPERATOR_ROLE, role)
+
+        validity = ints[VALIDITY_DAYS.env]
+        rotate_before = ints[ROTATE_BEFORE_DAYS.env]
+        if rotate_before >= validity and not failed & {VALIDITY_DAYS.env, ROTATE_BEFORE_DAYS.env}:
+            problems.append(
+                f"{ROTATE_BEFORE_DAYS.env}={rotate_before}: must be less than {VALIDITY_DAYS.env} "
+                f"({validity}), or every fresh credential would be due again at once"
+            )
+
+        margin = ints[ORPHAN_MARGIN.env]
+        minimum = orphan_margin_minimum(ints[VALIDATION_DEADLINE.env], ints[THROTTLE_RETRY.env])
+        inputs = {ORPHAN_MARGIN.env, VALIDATION_DEADLINE.env, THROTTLE_RETRY.env}
+        if margin != 0 and margin < minimum and not failed & inputs:
+            problems.append(
+                f"{ORPHAN_MARGIN.env}={margin}: must be 0 (remove at once; only safe while the lock holds) "
+                f"or at least {minimum} minutes (validation deadline plus throttle retry), so a credential "
+                "another worker is still recording is not taken for an orphan"
+            )
+
+        if problems:
+            raise SettingsError(problems)
+
+        assert vaults is not None  # _parse_vaults reported a problem otherwise
+        unknown = sorted(k for k in source if k.startswith("ROTATION_") and k not in KNOWN_VARIABLES)
+        warnings = tuple(f"{name} is set but not a rotator setting (a typo?)" for name in unknown)
+        return cls(
+            vaults=vaults,
+            tenant_id=tenant_id,
+            graph_url=graph_url,
+            authority_host=authority_host,
+            validity_days=validity,
+            rotate_before_days=rotate_before,
+            grace_hours=ints[GRACE_HOURS.env],
+            validation_deadline_seconds=ints[VALIDATION_DEADLINE.env],
+            validation_successes=ints[VALIDATION_SUCCESSES.env],
+            orphan_margin_minutes=margin,
+            throttle_retry_seconds=ints[THROTTLE_RETRY.env],
+            schedule=schedule,
+            operator_role=operator_role,
+            sweep_concurrency=ints[SWEEP_CONCURRENCY.env],
+            expiry_alert_days=ints[EXPIRY_ALERT_DAYS.env],
+            warnings=warnings,
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def vault_url(self, name: str) -> str:
+        """The URL of a configured vault (names are case-insensitive), or :class:`UnknownVaultError`."""
+        try:
+            return self.vaults[name.lower()]
+        except KeyError:
+            raise UnknownVaultError(name, self.vaults) from None
+
+    def policy_for(self, tags: Mapping[str, str], secret: str = "", vault: str = "") -> SecretPolicy:
+        """The effective policy of the secret carrying ``tags`` (``secret``/``vault`` name it in messages).
+
+        Numeric tags out of range or unparsable fall back to the setting with a warning; so does a
+        ``RotateBeforeDays`` not shorter than the lifetime (see :func:`fallback_rotate_before`).
+        A malformed ``TenantId`` raises :class:`TagError`.
+        """
+        warnings: list[str] = []
+        label = f"secret '{secret}'" if secret else "the secret"
+
+        def number(tag: str, spec: IntSetting, default: int) -> int:
+            value = tags.get(tag)
+            if value is None or not value.strip():
+                return default
+            try:
+                parsed = int(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is None or not spec.low <= parsed <= spec.high:
+                warnings.append(
+                    f"tag {tag}={_show(value)} on {label} ignored: expected a whole number of {spec.unit} "
+                    f"from {spec.low} to {spec.high}; using {default}"
+                )
+                return default
+            return parsed
+
+        validity = number(Tag.ValidityPeriodDays, VALIDITY_DAYS, self.validity_days)
+        rotate_before = number(Tag.RotateBeforeDays, ROTATE_BEFORE_DAYS, self.rotate_before_days)
+        grace = number(Tag.GracePeriodHours, GRACE_HOURS, self.grace_hours)
+        if rotate_before >= validity:
+            fallback = fallback_rotate_before(validity)
+            warnings.append(
+                f"rotate-before window of {rotate_before} days on {label} is not shorter than its "
+                f"{validity}-day lifetime; using {fallback} days"
+            )
+            rotate_before = fallback
+
+        tenant = tags.get(Tag.TenantId)
+        tenant_id = self.tenant_id
+        if tenant is not None and tenant.strip():
+            tenant = tenant.strip()
+            if not is_valid_tenant_id(tenant):
+                raise TagError(vault or "?", secret or "?", [f"TenantId={_show(tenant)} is not {TENANT_RULE}"])
+            tenant_id = tenant
+        return SecretPolicy(validity, rotate_before, grace, tenant_id, tuple(warnings))
+
+    @property
+    def orphan_margin_seconds(self) -> float:
+        return self.orphan_margin_minutes * 60.0
+
+
+def orphan_margin_minimum(validation_deadline_seconds: int, throttle_retry_seconds: int) -> int:
+    """The smallest non-zero orphan margin, in whole minutes.
+
+    A credential is unreferenced by any tag from ``addPassword`` until the Key Vault write records
+    it, which can take as long as the throttle retry budget; a worker that lost its lock may then
+    still be validating. A margin covering both keeps a live rotation's credential from being
+    mistaken for an orphan even without the lock. ``0`` stays allowed for the local cloud and tests.
+    """
+    return max(1, math.ceil((validation_deadline_seconds + throttle_retry_seconds) / 60))
+
+
+def _int_check(spec: IntSetting) -> Callable[[str], tuple[int | None, str | None]]:
+    def check(value: str) -> tuple[int | None, str | None]:
+        try:
+            parsed = int(value)
+        except ValueError:
+            return None, f"expected {spec.describe()}"
+        if not spec.low <= parsed <= spec.high:
+            return None, f"out of range; expected {spec.describe()}"
+        return parsed, None
+
+    return check
+
+
+def _schedule_check(value: str) -> tuple[str | None, str | None]:
+    fields = value.split()
+    if len(fields) != 6:
+        return None, (
+            f"has {len(fields)} field(s); expected an NCRONTAB expression with 6 fields "
+            "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 0 * * * *' (hourly)"
+        )
+    bad = [f for f in fields if not _NCRONTAB_FIELD_RE.match(f)]
+    if bad:
+        return None, f"field {bad[0]!r} has characters NCRONTAB does not allow"
+    return " ".join(fields), None
+
+
+def _parse_vaults(value: str | None, problems: list[str]) -> dict[str, str] | None:
+    name = "ROTATION_VAULTS"
+    expected = "expected comma-separated 'name' or 'name=https://host[:port]' entries"
+    if value is None:
+        problems.append(f"{name} is required: {expected}, e.g. 'kv-prod-1,kv-prod-2'")
+        return None
+    vaults: dict[str, str] = {}
+    entry_problems: list[str] = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        vault, sep, url = (part.strip() for part in entry.partition("="))
+        if not is_valid_vault_name(vault):
+            entry_problems.append(f"{_show(vault)} is not a vault name ({VAULT_NAME_RULE})")
+            continue
+        key = vault.lower()
+        if key in vaults:
+            entry_problems.append(f"vault {vault!r} is listed twice")
+            continue
+        if sep:
+            normalised, problem = _https_url(url)
+            if problem is not None or normalised is None:
+                entry_problems.append(f"URL of {vault!r} {problem or 'is missing'}")
+                continue
+            if urlsplit(normalised).path not in ("", "/"):
+                entry_problems.append(f"URL of {vault!r} must be the vault's base URL, without a path")
+                continue
+            vaults[key] = normalised
+        else:
+            vaults[key] = f"https://{key}{VAULT_DNS_SUFFIX}"
+    if entry_problems:
+        # Still one line for the variable: every entry problem of ROTATION_VAULTS joined.
+        problems.append(f"{name}={_show(value)}: {'; '.join(entry_problems)}")
+        return None
+    if not vaults:
+        problems.append(f"{name} lists no vault: {expected}")
+        return None
+    return vaults
