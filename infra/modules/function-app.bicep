@@ -1,0 +1,237 @@
+// The rotator: a Python 3.11 function app on the Flex Consumption plan, running as a user-assigned
+// managed identity. Every app setting the app reads is set here; none of them is a secret.
+
+@description('Function app name (globally unique host name).')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Region of the plan and the app.')
+param location string
+
+@description('Tags for every resource.')
+param tags object = {}
+
+@description('azd service name in azure.yaml; azd finds the app to deploy by this tag.')
+param serviceName string = 'rotator'
+
+@description('Resource id of the rotator user-assigned identity.')
+param identityId string
+
+@description('Client id of the rotator user-assigned identity.')
+param identityClientId string
+
+@description('Storage account used as AzureWebJobsStorage (identity-based).')
+param storageAccountName string
+
+@description('Blob endpoint of that account, e.g. https://<name>.blob.core.windows.net/.')
+param blobEndpoint string
+
+@description('Queue endpoint of that account.')
+param queueEndpoint string
+
+@description('Blob container for the deployment package.')
+param deploymentContainerName string
+
+@description('Application Insights component in this resource group.')
+param appInsightsName string
+
+@description('ROTATION_VAULTS: comma-separated name=https://name.vault.azure.net entries.')
+param rotationVaults string
+
+@description('ROTATION_GRAPH_URL: Microsoft Graph base URL (change only for a national cloud).')
+param graphUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('ROTATION_VALIDITY_DAYS: lifetime of new credentials.')
+@minValue(1)
+@maxValue(730)
+param validityDays int = 90
+
+@description('ROTATION_ROTATE_BEFORE_DAYS: rotate when expiry is this close.')
+@minValue(0)
+@maxValue(365)
+param rotateBeforeDays int = 30
+
+@description('ROTATION_GRACE_HOURS: keep the old credential this long after the new one is proven.')
+@minValue(0)
+@maxValue(720)
+param graceHours int = 24
+
+@description('ROTATION_VALIDATION_DEADLINE_SECONDS: how long validation waits out Entra propagation.')
+@minValue(5)
+@maxValue(600)
+param validationDeadlineSeconds int = 180
+
+@description('ROTATION_VALIDATION_SUCCESSES: consecutive token successes that prove a new secret.')
+@minValue(1)
+@maxValue(20)
+param validationSuccesses int = 3
+
+@description('ROTATION_ORPHAN_MARGIN_MINUTES: age after which an unreferenced rotator credential is an orphan.')
+@minValue(0)
+@maxValue(10080)
+param orphanMarginMinutes int = 60
+
+@description('ROTATION_THROTTLE_RETRY_SECONDS: longest wait on Graph/Key Vault throttling.')
+@minValue(0)
+@maxValue(600)
+param throttleRetrySeconds int = 120
+
+@description('ROTATION_SCHEDULE: NCRONTAB of the sweep timer.')
+param schedule string = '0 0 * * * *'
+
+@description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
+param operatorRole string = 'Rotation.Operator'
+
+@description('ROTATION_SWEEP_CONCURRENCY: secrets the sweep inspects at once.')
+@minValue(1)
+@maxValue(64)
+param sweepConcurrency int = 4
+
+@description('ROTATION_EXPIRY_ALERT_DAYS: the sweep logs CredentialExpiring within this many days of expiry.')
+@minValue(0)
+@maxValue(365)
+param expiryAlertDays int = 14
+
+@description('Most instances the app scales out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory of each instance.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    // checkov:skip=CKV_AZURE_225: zone redundancy is a separate Flex option with always-ready cost; the rotator tolerates a zone outage (the timer re-sweeps)
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': serviceName
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    // checkov:skip=CKV_AZURE_17: Event Grid and operators call with function keys, not client certificates
+    // checkov:skip=CKV_AZURE_222: Event Grid delivers over the public endpoint; without VNet integration the app must stay reachable
+    // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero per function; there is no instance minimum to set
+    // checkov:skip=CKV_AZURE_213: no HTTP health endpoint; the host is probed by the platform and failures alert through App Insights
+    // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP endpoint and rejects siteConfig.ftpsState (ARM error 51021)
+    // checkov:skip=CKV_AZURE_67: Flex Consumption does not offer the HTTP/2 site setting, so http20Enabled is left out
+    // checkov:skip=CKV_AZURE_18: same reason as CKV_AZURE_67
+    // checkov:skip=CKV_AZURE_72: Flex Consumption offers no remote debugging, so the setting is left out
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    // Only settings Flex Consumption accepts: it rejects e.g. ftpsState, alwaysOn and linuxFxVersion.
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${blobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      // Flex Consumption takes the language here; it rejects FUNCTIONS_WORKER_RUNTIME as an app setting.
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// Deployments authenticate with Entra ID (azd uses a bearer token), so basic publishing credentials for
+// the SCM endpoint stay off. (Flex Consumption has no FTP endpoint.)
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// Keep in sync with local.settings.sample.json (tests/infra checks it). AzureWebJobsStorage is the
+// identity form (__accountName/__credential/__clientId); the connection string is not a secret because
+// App Insights has local authentication disabled, so ingestion needs the identity's Entra ID token.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: {
+    // checkov:skip=CKV_AZURE_56: HTTP triggers require a function key and Event Grid delivers with the system key; App Service Authentication needs a tenant-specific app registration and stays optional (docs/deploy.md)
+    // checkov:skip=CKV_AZURE_13: same reason as CKV_AZURE_56
+    // checkov:skip=CKV_AZURE_222: this is the appsettings config; public network access is set (and justified) on the site
+    // checkov:skip=CKV_AZURE_63: HTTP logs, detailed errors and request tracing are App Service file-system logs that Flex Consumption lacks; telemetry goes to Application Insights
+    // checkov:skip=CKV_AZURE_65: same reason as CKV_AZURE_63
+    // checkov:skip=CKV_AZURE_66: same reason as CKV_AZURE_63
+    // checkov:skip=CKV_AZURE_80: a Python app; no .NET Framework version applies
+    // checkov:skip=CKV_AZURE_88: Flex Consumption runs from the deployment blob container and mounts no Azure Files share
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    AzureWebJobsStorage__blobServiceUri: blobEndpoint
+    AzureWebJobsStorage__queueServiceUri: queueEndpoint
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+    AZURE_CLIENT_ID: identityClientId
+    AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
+    ROTATION_VAULTS: rotationVaults
+    ROTATION_TENANT_ID: tenant().tenantId
+    ROTATION_GRAPH_URL: graphUrl
+    ROTATION_VALIDITY_DAYS: string(validityDays)
+    ROTATION_ROTATE_BEFORE_DAYS: string(rotateBeforeDays)
+    ROTATION_GRACE_HOURS: string(graceHours)
+    ROTATION_VALIDATION_DEADLINE_SECONDS: string(validationDeadlineSeconds)
+    ROTATION_VALIDATION_SUCCESSES: string(validationSuccesses)
+    ROTATION_ORPHAN_MARGIN_MINUTES: string(orphanMarginMinutes)
+    ROTATION_THROTTLE_RETRY_SECONDS: string(throttleRetrySeconds)
+    ROTATION_SCHEDULE: schedule
+    ROTATION_OPERATOR_ROLE: operatorRole
+    ROTATION_SWEEP_CONCURRENCY: string(sweepConcurrency)
+    ROTATION_EXPIRY_ALERT_DAYS: string(expiryAlertDays)
+  }
+}
+
+output id string = functionApp.id
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName

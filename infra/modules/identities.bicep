@@ -1,0 +1,32 @@
+// Two user-assigned identities, so each gets only its own permissions:
+// - the rotator (the function app): storage data roles, Key Vault Secrets Officer per vault,
+//   Monitoring Metrics Publisher, and Microsoft Graph Application.ReadWrite.OwnedBy;
+// - Event Grid's dead-letter writer: Blob Data Contributor on the dead-letter container only.
+
+@description('Name token shared by the resources.')
+param resourceToken string
+
+@description('Region of the identities.')
+param location string
+
+@description('Tags for the identities.')
+param tags object = {}
+
+resource rotator 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-rotator-${resourceToken}'
+  location: location
+  tags: tags
+}
+
+resource eventGrid 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-eventgrid-${resourceToken}'
+  location: location
+  tags: tags
+}
+
+output rotatorId string = rotator.id
+output rotatorName string = rotator.name
+output rotatorPrincipalId string = rotator.properties.principalId
+output rotatorClientId string = rotator.properties.clientId
+output eventGridId string = eventGrid.id
+output eventGridPrincipalId string = eventGrid.properties.principalId
