@@ -14,8 +14,9 @@ blob lease; tests drive the same adapters against the local cloud. Conventions f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,6 +34,7 @@ from rotation.model import (
 __all__ = [
     "Clock",
     "Directory",
+    "HeldLock",
     "Lock",
     "LockHeld",
     "NewPassword",
@@ -46,44 +48,39 @@ __all__ = [
 
 
 class Directory(Protocol):
-    """Microsoft Graph, as far as app registrations and their passwords go."""
+    """Microsoft Graph, as far as app registrations and their passwords go (`GraphDirectory`)."""
 
-    async def get_application_by_app_id(self, app_id: str, tenant_id: str | None) -> Application | None:
-        """The app registration with this client id, with its password credentials (no values);
-        ``None`` when it does not exist or the rotator cannot see it."""
+    async def get_application(self, app_id: str) -> Application:
+        """The app with its password credentials (no values); raises when it is not found."""
         ...
 
-    async def add_password(self, object_id: str, display_name: str, start: datetime, end: datetime) -> NewPassword:
-        """``addPassword``: the new credential and its value, which Graph returns only this once.
-
-        Raises ``PolicyBlockedError`` when an app management policy forbids it.
-        """
+    async def add_password(
+        self, object_id: str, display_name: str, start: datetime, end: datetime, *, app_id: str = ""
+    ) -> NewPassword:
+        """``addPassword``: the new credential and its value, which is never seen again."""
         ...
 
-    async def remove_password(self, object_id: str, key_id: str) -> bool:
-        """``removePassword``; ``False`` when the credential was already gone (that counts as done)."""
+    async def remove_password(self, object_id: str, key_id: str, *, app_id: str = "") -> bool:
+        """``removePassword``; ``False`` when the credential was already gone."""
         ...
 
-    async def password_policy(self, object_id: str) -> PasswordPolicy:
-        """Whether app management policy blocks adding passwords to this app, and the maximum
-        lifetime it allows (``None``: no limit)."""
+    async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
+        """The app management policy's password rules, or ``None`` when the rotator may not read it."""
         ...
 
 
 class Vault(Protocol):
-    """One Key Vault (the adapters build one per entry of ``ROTATION_VAULTS``)."""
+    """One Key Vault's secrets (`KeyVaultSecrets`). Values only ever travel as ``Sensitive``."""
 
-    async def get_latest(self, name: str) -> SecretValue | None:
-        """The latest version and its value; ``None`` if the secret does not exist."""
+    name: str
+
+    async def get(self, secret: str, version: str | None = None) -> SecretValue | None:
+        """The latest (or given) version with its value; ``None`` when the secret does not exist."""
         ...
 
-    async def get_version(self, name: str, version: str) -> SecretValue | None:
-        """A specific version and its value; ``None`` if it does not exist or is disabled."""
-        ...
-
-    async def set_secret(
+    async def set(
         self,
-        name: str,
+        secret: str,
         value: Sensitive,
         *,
         tags: Mapping[str, str],
@@ -91,23 +88,21 @@ class Vault(Protocol):
         not_before: datetime | None,
         expires: datetime | None,
     ) -> SecretVersion:
-        """Write a new version (``PUT``); returns it without its value."""
+        """Write a new version."""
         ...
 
-    async def update_tags(self, name: str, version: str, tags: Mapping[str, str]) -> SecretVersion:
-        """Replace the tags of one version (``PATCH``)."""
+    async def update(
+        self, secret: str, version: str, *, tags: Mapping[str, str] | None = None, enabled: bool | None = None
+    ) -> SecretVersion:
+        """Change a version's tags and/or enabled flag (never its value)."""
         ...
 
-    async def disable_version(self, name: str, version: str) -> None:
-        """Disable one version; disabling an already disabled version is fine."""
+    async def list_secrets(self) -> list[SecretVersion]:
+        """Every secret's latest attributes and tags (one list call per 25 secrets)."""
         ...
 
-    def list_secrets(self) -> AsyncIterator[SecretVersion]:
-        """Every secret with its latest version's attributes and tags (``version`` is ``None``)."""
-        ...
-
-    def list_versions(self, name: str) -> AsyncIterator[SecretVersion]:
-        """Every version of one secret, without values, in no particular order."""
+    async def list_versions(self, secret: str) -> list[SecretVersion]:
+        """Every version's attributes and tags."""
         ...
 
 
@@ -120,10 +115,20 @@ class TokenProbe(Protocol):
         ...
 
 
+@dataclass
+class HeldLock:
+    """A lock being held. ``lost`` turns true if it could not be kept (a lease renewal failed); the
+    reconciler checks it before every write and stops."""
+
+    key: str
+    lost: bool = False
+    renewals: int = 0
+
+
 class Lock(Protocol):
     """Mutual exclusion per ``vault/secret`` across workers (a blob lease in Azure)."""
 
-    def acquire(self, key: str) -> AbstractAsyncContextManager[None]:
+    def hold(self, key: str) -> AbstractAsyncContextManager[HeldLock]:
         """Hold the lock for ``key`` for the ``async with`` block; raise :class:`LockHeld` at once
         (without waiting) when another worker holds it."""
         ...

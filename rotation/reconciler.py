@@ -22,9 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_never
 from tenacity.wait import wait_random_exponential
 
 from rotation import policy
-from rotation.adapters.graph import GraphDirectory, PasswordLifetimePolicyError
-from rotation.adapters.keyvault import KeyVaultSecrets
-from rotation.adapters.locks import HeldLock
+from rotation.adapters.graph import PasswordLifetimePolicyError
 from rotation.errors import (
     GuardError,
     NotManagedError,
@@ -51,7 +49,7 @@ from rotation.model import (
     rotator_display_name,
 )
 from rotation.observability import event
-from rotation.ports import Clock, TokenProbe
+from rotation.ports import Clock, Directory, HeldLock, TokenProbe, Vault
 from rotation.settings import SecretPolicy, Settings
 
 CONTENT_TYPE = "Entra ID client secret value (managed by the rotator; app {app_id})"
@@ -66,7 +64,7 @@ class _Run:
     """What one reconcile has observed and done so far (mutable; becomes an `Outcome`)."""
 
     request: ReconcileRequest
-    vault: KeyVaultSecrets
+    vault: Vault
     dry_run: bool
     held: HeldLock | None
     current: SecretValue | None = None
@@ -115,8 +113,8 @@ class _Run:
 @dataclass
 class Reconciler:
     settings: Settings
-    directory: GraphDirectory
-    vaults: Mapping[str, KeyVaultSecrets]
+    directory: Directory
+    vaults: Mapping[str, Vault]
     probe: TokenProbe
     clock: Clock
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

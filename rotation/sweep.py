@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from rotation import policy
-from rotation.adapters.keyvault import KeyVaultSecrets
 from rotation.errors import RotationError, TagError
 from rotation.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc
 from rotation.observability import event
+from rotation.ports import Vault
 from rotation.reconciler import Reconciler
 from rotation.settings import Settings
 
@@ -111,7 +111,7 @@ def status_of(version: SecretVersion, settings: Settings, now: datetime) -> Secr
 
 
 async def scan(
-    settings: Settings, vaults: Mapping[str, KeyVaultSecrets], now: datetime, *, only: str | None = None
+    settings: Settings, vaults: Mapping[str, Vault], now: datetime, *, only: str | None = None
 ) -> list[SecretStatus]:
     """Every managed secret of every configured vault (or of `only`), with what it needs."""
     chosen = [v for name, v in vaults.items() if only is None or name == only.lower()]

@@ -13,28 +13,18 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
 from rotation.errors import LockHeld, RotationError
+from rotation.ports import HeldLock
 
 log = logging.getLogger("rotation.lock")
 
 LOCK_CONTAINER = "rotation-locks"
 DEFAULT_LEASE_SECONDS = 60
-
-
-@dataclass
-class HeldLock:
-    """What the holder may check before a write: `lost` turns true if renewal failed."""
-
-    key: str
-    lost: bool = False
-    renewals: int = 0
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class InProcessLock:
@@ -99,13 +89,13 @@ class BlobLeaseLock:
                 code="LockUnavailable",
             ) from exc
         held = HeldLock(key)
-        held._task = asyncio.create_task(self._renew(lease, held))
+        renewing = asyncio.create_task(self._renew(lease, held))
         try:
             yield held
         finally:
-            held._task.cancel()
+            renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await held._task
+                await renewing
             try:
                 await lease.release()
             except HttpResponseError as exc:
