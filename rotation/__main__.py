@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     # Library chatter (HTTP lines, SDK retries) stays out unless asked for.
     for noisy in ("azure", "httpx", "msal", "kiota_http"):
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
+    # The rotator's own decision log is for `-v` and for the function app's telemetry; the commands
+    # print what happened themselves.
+    logging.getLogger("rotation").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
         return int(args.handler(args))
     except RotationError as error:

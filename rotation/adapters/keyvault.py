@@ -8,6 +8,7 @@ tags (`SecretVersion`). Failures are translated once, here: 404 → "absent", 40
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -209,3 +210,54 @@ class KeyVaultSecrets:
             "Check the request and the vault's configuration.",
             code="KeyVaultError",
         )
+
+    # --- read-only probes for `diagnose` (appended) ----------------------------------------------
+    async def get_deleted(self, secret: str) -> DeletedSecretInfo | None:
+        """The soft-deleted secret's dates, or None when no deleted secret has this name.
+
+        A soft-deleted secret reads as "not found" everywhere else, so this is the only way to tell
+        "deleted, recoverable" (recover or purge) from "never existed" (create it).
+        """
+
+        async def call() -> DeletedSecretInfo | None:
+            try:
+                deleted = await self._client.get_deleted_secret(secret)
+            except ResourceNotFoundError:
+                return None
+            return DeletedSecretInfo(
+                vault=self.name,
+                name=deleted.name or secret,
+                deleted=deleted.deleted_date,
+                scheduled_purge=deleted.scheduled_purge_date,
+                recovery_id=deleted.recovery_id,
+            )
+
+        return await self._call(call, f"read deleted secret '{secret}'", action="list", secret=secret)
+
+    async def get_properties(self, secret: str) -> SecretVersion | None:
+        """The latest version's attributes and tags without its value, even when it is disabled.
+
+        Key Vault has no value-free read of one secret and answers a disabled latest version with 403,
+        so this lists the versions (no values) and takes the newest; None when there are none.
+        """
+        versions = await self.list_versions(secret)
+        if not versions:
+            return None
+        return max(versions, key=_creation_order)
+
+
+def _creation_order(version: SecretVersion) -> tuple[float, float]:
+    created = version.created.timestamp() if version.created else 0.0
+    updated = version.updated.timestamp() if version.updated else 0.0
+    return created, updated
+
+
+@dataclass(frozen=True)
+class DeletedSecretInfo:
+    """A soft-deleted secret: recoverable until ``scheduled_purge``; never its value."""
+
+    vault: str
+    name: str
+    deleted: datetime | None = None
+    scheduled_purge: datetime | None = None
+    recovery_id: str | None = None

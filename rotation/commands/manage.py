@@ -1,0 +1,313 @@
+"""`rotate`, `sweep`, `status` and `adopt`: the rotator on demand, from an operator's shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from rotation import policy
+from rotation.adapters.locks import InProcessLock
+from rotation.cli import Progress, emit_json, fail, table
+from rotation.errors import RotationError, SecretNotFoundError
+from rotation.model import (
+    Action,
+    REASON_MAX,
+    ManagedSecret,
+    Outcome,
+    ReconcileRequest,
+    RotationState,
+    Tag,
+    format_utc,
+    is_valid_secret_name,
+)
+from rotation.runtime import Runtime, open_runtime
+from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
+from rotation.sweep import SecretStatus, reconcile_all, scan, work_requests
+
+
+# Errors a user causes (a typo, a secret not set up, a missing grant): reported as one line.
+USER_ERRORS = frozenset(
+    {
+        "SecretNotFound",
+        "NotManaged",
+        "UnknownVault",
+        "BadTags",
+        "PermissionDenied",
+        "ApplicationNotFound",
+        "BadSettings",
+    }
+)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rotate = commands.add_parser("rotate", help="reconcile one secret now (rotate it if due or forced)")
+    rotate.add_argument("vault", help="vault name, as listed in ROTATION_VAULTS")
+    rotate.add_argument("secret", help="secret name")
+    rotate.add_argument("--emergency", action="store_true", help="rotate now and retire the old credential at once")
+    rotate.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    rotate.add_argument("--reason", default="requested from the command line", help="recorded in the logs")
+    rotate.add_argument("--json", action="store_true", help="machine-readable output")
+    rotate.set_defaults(handler=_rotate)
+
+    sweep = commands.add_parser("sweep", help="reconcile every managed secret that needs work")
+    sweep.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    sweep.add_argument("--concurrency", type=int, default=None, help="secrets at once (ROTATION_SWEEP_CONCURRENCY)")
+    sweep.add_argument("--json", action="store_true", help="machine-readable output")
+    sweep.set_defaults(handler=_sweep)
+
+    status = commands.add_parser("status", help="state, expiry and pending retirement of managed secrets")
+    status.add_argument("vault", nargs="?", help="only this vault")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_status)
+
+    adopt = commands.add_parser("adopt", help="start managing an existing secret (writes its tags)")
+    adopt.add_argument("vault")
+    adopt.add_argument("secret")
+    adopt.add_argument("--app", required=True, help="Application (client) ID of the app registration")
+    adopt.add_argument("--tenant", help="tenant of the app (default: ROTATION_TENANT_ID)")
+    adopt.add_argument("--validity-days", type=int, help="lifetime of new credentials")
+    adopt.add_argument("--grace-hours", type=int, help="keep the old credential this long after a rotation")
+    adopt.add_argument("--json", action="store_true", help="machine-readable output")
+    adopt.set_defaults(handler=_adopt)
+
+
+# --- rotate ----------------------------------------------------------------------------------------
+def _rotate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    settings.vault_url(args.vault)  # an unknown vault is refused before anything else happens
+    if not is_valid_secret_name(args.secret):
+        return fail(
+            f"'{args.secret}' is not a Key Vault secret name (1-127 letters, digits and hyphens).", as_json=args.json
+        )
+    request = ReconcileRequest.new(
+        args.vault,
+        args.secret,
+        now=datetime.now(UTC),
+        reason=args.reason[:REASON_MAX],
+        mode="emergency" if args.emergency else "normal",
+    )
+    outcome = asyncio.run(_reconcile_one(settings, request, args.dry_run))
+    if outcome.error_code in USER_ERRORS and outcome.action is Action.NONE:
+        # Nothing happened and the cause is the input or the setup: one line, like any usage error.
+        return fail(RotationError(outcome.error_message or "", code=outcome.error_code), as_json=args.json)
+    if args.json:
+        emit_json(outcome.to_dict())
+    else:
+        print(_describe(outcome, dry_run=args.dry_run))
+    return 0 if outcome.ok else 1
+
+
+async def _reconcile_one(settings: Settings, request: ReconcileRequest, dry_run: bool) -> Outcome:
+    # The function app's workers hold a blob lease per secret; from a shell, one process at a time
+    # per secret is what this lock guarantees (run the CLI where no worker is busy with the secret).
+    async with open_runtime(settings) as runtime, InProcessLock().hold(request.lock_key) as held:
+        return await runtime.reconciler.reconcile(request, dry_run=dry_run, held=held)
+
+
+def _describe(outcome: Outcome, *, dry_run: bool = False) -> str:
+    title = f"{outcome.vault}/{outcome.secret}: {outcome.action.value}{' (dry run)' if dry_run else ''}"
+    lines = [title]
+    facts = [
+        ("new credential", outcome.created_key_id),
+        ("Key Vault version", outcome.vault_version),
+        ("retired", ", ".join(outcome.retired_key_ids) or None),
+        ("orphans removed", ", ".join(outcome.removed_orphans) or None),
+        ("sign-in attempts", str(outcome.validation_attempts) if outcome.validation_attempts else None),
+        ("state", outcome.state.value if outcome.state else None),
+    ]
+    lines.extend(f"  {label:<18} {value}" for label, value in facts if value)
+    lines.extend(f"  note: {warning}" for warning in outcome.warnings)
+    if not outcome.ok:
+        lines.append(f"  error: {outcome.error_code}: {outcome.error_message}")
+    return "\n".join(lines)
+
+
+# --- sweep -----------------------------------------------------------------------------------------
+def _sweep(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    concurrency = args.concurrency if args.concurrency is not None else settings.sweep_concurrency
+    if not 1 <= concurrency <= 64:
+        return fail("--concurrency must be between 1 and 64.", as_json=args.json)
+    outcomes = asyncio.run(_sweep_all(settings, concurrency, args.dry_run))
+    if args.json:
+        emit_json({"ok": all(o.ok for o in outcomes), "outcomes": [o.to_dict() for o in outcomes]})
+    elif not outcomes:
+        print("Nothing to do: every managed secret is up to date.")
+    else:
+        rows = [
+            [f"{o.vault}/{o.secret}", o.action.value, o.state.value if o.state else "-", o.error_code or "ok"]
+            for o in outcomes
+        ]
+        print(table(rows, ["secret", "action", "state", "result"]))
+        for outcome in outcomes:
+            if not outcome.ok:
+                print(f"{outcome.vault}/{outcome.secret}: {outcome.error_message}")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+async def _sweep_all(settings: Settings, concurrency: int, dry_run: bool) -> list[Outcome]:
+    async with open_runtime(settings) as runtime:
+        now = datetime.now(UTC)
+        requests = work_requests(await scan(settings, runtime.vaults, now), now, source="sweep (command line)")
+        progress = Progress(len(requests), "reconciling")
+
+        def done(outcome: Outcome) -> None:
+            progress.step(f"{outcome.secret}: {outcome.action.value}")
+
+        try:
+            return await reconcile_all(
+                runtime.reconciler, requests, concurrency=concurrency, dry_run=dry_run, on_done=done
+            )
+        finally:
+            progress.finish()
+
+
+# --- status ----------------------------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.vault:
+        settings.vault_url(args.vault)
+    statuses = asyncio.run(_scan(settings, args.vault))
+    now = datetime.now(UTC)
+    if args.json:
+        emit_json({"secrets": [s.to_dict(now) for s in statuses]})
+        return 0
+    if not statuses:
+        print("No managed secrets (a secret is managed when its latest version has a ProviderAddress tag).")
+        return 0
+    print(
+        table(
+            [_status_row(s, now) for s in statuses],
+            ["secret", "app", "state", "expires", "last rotated", "pending retirement", "needs"],
+        )
+    )
+    return 0
+
+
+async def _scan(settings: Settings, vault: str | None) -> list[SecretStatus]:
+    async with open_runtime(settings) as runtime:
+        return await scan(settings, runtime.vaults, datetime.now(UTC), only=vault)
+
+
+def _status_row(status: SecretStatus, now: datetime) -> list[str]:
+    days = status.days_to_expiry(now)
+    expires = "never" if status.expires is None else f"{format_utc(status.expires)[:10]} ({days:.0f} d)"
+    retiring = "-"
+    if status.retire_credential_id:
+        after = format_utc(status.retire_after)[:16] if status.retire_after else "now"
+        retiring = f"{status.retire_credential_id[:8]}… after {after}"
+    rotated = format_utc(status.updated)[:10] if status.updated and status.rotation_id else "-"
+    return [
+        f"{status.vault}/{status.name}",
+        status.app_id or "?",
+        status.state or ("tags?" if status.problem else "-"),
+        expires,
+        rotated,
+        retiring,
+        status.needs_work or "-",
+    ]
+
+
+# --- adopt -----------------------------------------------------------------------------------------
+def _adopt(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    settings.vault_url(args.vault)
+    if args.validity_days is not None and not VALIDITY_DAYS.low <= args.validity_days <= VALIDITY_DAYS.high:
+        return fail(f"--validity-days must be {VALIDITY_DAYS.describe()}.", as_json=args.json)
+    if args.grace_hours is not None and not GRACE_HOURS.low <= args.grace_hours <= GRACE_HOURS.high:
+        return fail(f"--grace-hours must be {GRACE_HOURS.describe()}.", as_json=args.json)
+    result = asyncio.run(_adopt_secret(settings, args))
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{args.vault}/{args.secret}: now managed for app {result['appId']}")
+        if result["credentialId"]:
+            print(f"  its value belongs to credential {result['credentialId']} (retired after the next rotation)")
+        for warning in result["warnings"]:
+            print(f"  note: {warning}")
+    return 0
+
+
+async def _adopt_secret(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    async with open_runtime(settings) as runtime:
+        return await adopt_secret(
+            runtime, args.vault, args.secret, args.app, args.tenant, args.validity_days, args.grace_hours
+        )
+
+
+async def adopt_secret(
+    runtime: Runtime,
+    vault_name: str,
+    secret: str,
+    app_id: str,
+    tenant: str | None,
+    validity_days: int | None,
+    grace_hours: int | None,
+) -> dict[str, Any]:
+    """Write the management tags on the latest version; identify its credential by hint and expiry.
+
+    Everything is read and checked before the one write, so a refusal changes nothing.
+    """
+    vault = runtime.vaults[vault_name.lower()]
+    current = await vault.get(secret)
+    if current is None:
+        raise SecretNotFoundError(vault_name, secret)
+    existing = current.version.tags.get(Tag.ProviderAddress)
+    if existing and existing.strip().lower() != app_id.lower():
+        raise RotationError(
+            f"Secret '{secret}' is already managed for app {existing}.",
+            "Remove its ProviderAddress tag first if it really belongs to another app.",
+            code="AlreadyManaged",
+        )
+    app = await runtime.directory.get_application(app_id)
+    warnings: list[str] = []
+    stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
+    credential_id: str | None = None
+    if stored_key_id:
+        warnings.append(
+            f"the secret holds the Secret ID {stored_key_id}, not a value: consumers fail with AADSTS7000215 "
+            "until the next rotation (run `rotate --emergency`)"
+        )
+    else:
+        candidates = policy.adoption_candidates(
+            app.password_credentials, current.value.hint, current.version.expires, vault=vault_name, secret=secret
+        )
+        if len(candidates) == 1:
+            credential_id = candidates[0].key_id
+        else:
+            warnings.append(
+                f"{len(candidates)} credentials match the value's hint and expiry; set the CredentialId tag by "
+                "hand so the rotator can retire the right one"
+            )
+    tags = {k: v for k, v in current.version.tags.items() if k not in Tag.ROTATOR}
+    tags[Tag.ProviderAddress] = app.app_id
+    if tenant:
+        tags[Tag.TenantId] = tenant
+    if validity_days is not None:
+        tags[Tag.ValidityPeriodDays] = str(validity_days)
+    if grace_hours is not None:
+        tags[Tag.GracePeriodHours] = str(grace_hours)
+    state = ManagedSecret(
+        vault=vault_name,
+        name=secret,
+        app_id=app.app_id,
+        credential_id=credential_id,
+        state=RotationState.ACTIVE if credential_id else None,
+    )
+    final_tags = state.to_tags(tags)
+    # Refuse tags the reconciler would refuse (raises TagError) before writing anything.
+    ManagedSecret.from_tags(final_tags, vault=vault_name, name=secret)
+    settings_policy = runtime.settings.policy_for(final_tags, secret, vault_name)
+    settings_policy.require_tenant(vault_name, secret)
+    assert current.version.version is not None
+    await vault.update(secret, current.version.version, tags=final_tags)
+    return {
+        "vault": vault_name,
+        "secret": secret,
+        "appId": app.app_id,
+        "credentialId": credential_id,
+        "version": current.version.version,
+        "warnings": warnings + list(settings_policy.warnings),
+    }
