@@ -12,8 +12,8 @@ from rotation.adapters.locks import InProcessLock
 from rotation.cli import Progress, emit_json, fail, table
 from rotation.errors import RotationError, SecretNotFoundError
 from rotation.model import (
-    Action,
     REASON_MAX,
+    Action,
     ManagedSecret,
     Outcome,
     ReconcileRequest,
@@ -25,7 +25,6 @@ from rotation.model import (
 from rotation.runtime import Runtime, open_runtime
 from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
 from rotation.sweep import SecretStatus, reconcile_all, scan, work_requests
-
 
 # Errors a user causes (a typo, a secret not set up, a missing grant): reported as one line.
 USER_ERRORS = frozenset(
