@@ -46,13 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
     # The rotator's own decision log is for `-v` and for the function app's telemetry; the commands
     # print what happened themselves.
-    logging.getLogger("rotation").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
+    rotation_log = logging.getLogger("rotation")
+    previous_level = rotation_log.level
+    rotation_log.setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
         return int(args.handler(args))
     except RotationError as error:
         return fail(error, as_json=getattr(args, "json", False))
     except KeyboardInterrupt:
         return 130
+    finally:
+        rotation_log.setLevel(previous_level)  # `main` is also called in-process (tests, the demo)
 
 
 if __name__ == "__main__":

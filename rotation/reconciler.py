@@ -11,6 +11,7 @@ valid until the new value has been proven, and a definitive failure restores the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -81,6 +82,7 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     validated_now: bool = False
+    force_rotation: bool = False  # the recorded state cannot be repaired, only replaced
 
     @property
     def name(self) -> str:
@@ -137,6 +139,10 @@ class Reconciler:
         try:
             await self._load(run)
             await self._remove_orphans(run)
+            if run.state.failure_reason and not dry_run and run.latest.version:
+                # A rollback that died after restoring the old value may have left the failed version
+                # enabled; it names a removed credential, so this finds and disables it.
+                await self._disable_dead_versions(run, run.latest.version)
             if run.state.state is RotationState.VALIDATING:
                 await self._finish_validation(run)
             if run.state.retire_credential_id and (
@@ -147,7 +153,7 @@ class Reconciler:
         except RotationError as error:
             run.timings["total"] = time.monotonic() - started
             outcome = self._outcome(run).with_error(error.code, error.message)
-            event("RotationFailed", errorCode=error.code, error=error.message, **run.dims(), level=logging.ERROR)
+            event("ReconcileFailed", errorCode=error.code, error=error.message, **run.dims(), level=logging.ERROR)
             return outcome
         run.timings["total"] = time.monotonic() - started
         outcome = self._outcome(run)
@@ -315,13 +321,19 @@ class Reconciler:
         return final.verdict is policy.Verdict.PASSED, final.reason, final.last_code
 
     async def _activate(self, run: _Run, version: SecretVersion) -> None:
-        """The new value is proven: mark it active; retire the old credential now or after the grace."""
+        """The new value is proven: mark it active; retire the old credential now or after the grace.
+
+        The tag write comes last: until it lands the version still says `validating` (or names the
+        credential to retire), so a crash anywhere before it makes the next run redo the whole step.
+        """
         assert run.policy is not None and version.version is not None
         retire_at = policy.retire_after(self.clock.now(), run.policy.grace_hours, run.request.emergency)
         state = run.state.evolve(state=RotationState.ACTIVE, failure_reason=None)
-        if state.retire_credential_id and retire_at is None:
-            await self._retire_credential(run, state.retire_credential_id)
+        if retire_at is None:
+            if state.retire_credential_id:
+                await self._retire_credential(run, state.retire_credential_id)
             state = state.evolve(retire_credential_id=None, retire_after=None)
+            await self._disable_dead_versions(run, version.version)
         elif state.retire_credential_id:
             state = state.evolve(retire_after=retire_at)
         self._check_lock(run)
@@ -335,22 +347,22 @@ class Reconciler:
             retireAfter=state.retire_after,
             **run.dims(),
         )
-        if retire_at is None:
-            await self._disable_dead_versions(run, version.version)
 
     # --- 4. retirement --------------------------------------------------------------------------
     async def _retire(self, run: _Run) -> None:
+        """Remove the old credential, disable the versions holding its value, then clear the tags
+        (last, so that a crash before it leaves the retirement recorded and the next run finishes it)."""
         key_id = run.state.retire_credential_id
         assert key_id is not None and run.latest.version is not None
         if run.dry_run:
             run.warnings.append(f"would retire credential {key_id}")
             return
         await self._retire_credential(run, key_id)
+        await self._disable_dead_versions(run, run.latest.version)
         state = run.state.evolve(retire_credential_id=None, retire_after=None)
         self._check_lock(run)
         await run.vault.update(run.name, run.latest.version, tags=state.to_tags(run.latest.tags))
         run.managed = state
-        await self._disable_dead_versions(run, run.latest.version)
 
     async def _retire_credential(self, run: _Run, key_id: str) -> None:
         started = time.monotonic()
@@ -379,8 +391,12 @@ class Reconciler:
                 stored = await run.vault.get(run.name, version.version)
                 dead = stored is not None and stored.value.hint not in live_hints
             if dead:
+                # A version left `validating` by an interrupted rollback is marked failed as it goes.
+                tags = None
+                if version.tags.get(Tag.RotationState) == RotationState.VALIDATING.value:
+                    tags = {**version.tags, Tag.RotationState: RotationState.FAILED.value}
                 self._check_lock(run)
-                await run.vault.update(run.name, str(version.version), enabled=False)
+                await run.vault.update(run.name, str(version.version), tags=tags, enabled=False)
                 event("VersionDisabled", vaultVersion=version.version, keyId=credential_id or None, **run.dims())
 
     # --- 5. rotation ----------------------------------------------------------------------------
@@ -390,21 +406,22 @@ class Reconciler:
         stored_key_id = policy.looks_like_key_id(
             run.current.value if run.current else "", run.application.password_credentials
         )
-        forced = (run.request.emergency and not run.validated_now) or bool(stored_key_id)
+        forced = (run.request.emergency and not run.validated_now) or bool(stored_key_id) or run.force_rotation
         # The short-lifetime guard needs the credential's real start, which only a version the rotator
         # wrote records (as nbf); an operator's version was written at some unrelated moment.
         issued = run.latest.not_before if run.latest.tags.get(Tag.RotationId) else None
         decision = policy.rotation_due(run.latest.expires, now, run.policy.rotate_before_days, forced, issued=issued)
-        if not decision.due or Action.ROLLED_BACK in run.actions or run.validated_now:
-            return
-        if run.state.state is RotationState.VALIDATING:
-            return  # only reached in a dry run: the pending validation comes first
-        if run.state.retire_credential_id and not run.request.emergency:
-            run.warnings.append(
-                f"rotation is due ({decision.reason}) but waits until credential {run.state.retire_credential_id} "
-                f"is retired at {run.state.retire_after}"
-            )
-            return
+        if not run.force_rotation:
+            if not decision.due or Action.ROLLED_BACK in run.actions or run.validated_now:
+                return
+            if run.state.state is RotationState.VALIDATING:
+                return  # only reached in a dry run: the pending validation comes first
+            if run.state.retire_credential_id and not run.request.emergency:
+                run.warnings.append(
+                    f"rotation is due ({decision.reason}) but waits until credential "
+                    f"{run.state.retire_credential_id} is retired at {run.state.retire_after}"
+                )
+                return
         if run.dry_run:
             run.warnings.append(f"would rotate: {decision.reason}")
             return
@@ -476,15 +493,23 @@ class Reconciler:
             failure_reason=None,
         )
         started = time.monotonic()
-        self._check_lock(run)
-        stored = await run.vault.set(
-            run.name,
-            value,
-            tags=state.to_tags(run.latest.tags),
-            content_type=CONTENT_TYPE.format(app_id=app.app_id),
-            not_before=credential.start or lifetime.start,
-            expires=credential.end or lifetime.end,
-        )
+        try:
+            self._check_lock(run)
+            stored = await run.vault.set(
+                run.name,
+                value,
+                tags=state.to_tags(run.latest.tags),
+                content_type=CONTENT_TYPE.format(app_id=app.app_id),
+                not_before=credential.start or lifetime.start,
+                expires=credential.end or lifetime.end,
+            )
+        except RotationError:
+            # Unrecorded, the credential would wait out the orphan margin (and use one of at most two
+            # passwords on some apps). If the write did land after all, the next run finds a
+            # `validating` version whose credential is gone and restores the previous value.
+            with contextlib.suppress(RotationError):
+                await self._remove_password(run, credential.key_id)
+            raise
         run.timings["store"] = time.monotonic() - started
         run.managed = state
         run.vault_version = stored.version
@@ -561,52 +586,81 @@ class Reconciler:
         the failed version and record why (without any value)."""
         failed_key = run.state.credential_id
         event("RotationRollingBack", keyId=failed_key, reason=reason, **run.dims(), level=logging.WARNING)
+        # Find what to restore before touching anything: with nothing to restore, removing the new
+        # credential would leave no working value at all.
+        previous = await self._last_working_version(run, failed, exclude=failed_key)
+        if previous is None:
+            await self._keep_failed(run, failed, reason, aadsts_code)
+            return
         if failed_key:
             await self._remove_password(run, failed_key)
-        previous = await self._last_working_version(run, failed)
-        if previous is not None:
-            # The restored value belongs to the credential this rotation meant to retire (or to the one
-            # its own version was tagged with); with neither known, it carries no state at all.
-            restored_key = (
-                previous.version.tags.get(Tag.CredentialId, "").strip().lower() or run.state.retire_credential_id
-            )
-            restored_state = run.state.evolve(
-                credential_id=restored_key or None,
-                rotation_id=previous.version.tags.get(Tag.RotationId) or None,
-                state=RotationState.ACTIVE if restored_key else None,
-                retire_credential_id=None,
-                retire_after=None,
-                failure_reason=f"rotation {run.state.rotation_id} rolled back: {reason}",
-            )
-            self._check_lock(run)
-            written = await run.vault.set(
-                run.name,
-                previous.value,
-                tags=restored_state.to_tags(failed.tags),
-                content_type=previous.version.content_type,
-                not_before=previous.version.not_before,
-                expires=previous.version.expires,
-            )
-            run.managed = restored_state
-            run.vault_version = written.version
+        # The restored value belongs to the credential this rotation meant to retire (or to the one its
+        # own version was tagged with); with neither known, it carries no state at all.
+        restored_key = previous.version.tags.get(Tag.CredentialId, "").strip().lower() or run.state.retire_credential_id
+        restored_state = run.state.evolve(
+            credential_id=restored_key or None,
+            rotation_id=previous.version.tags.get(Tag.RotationId) or None,
+            state=RotationState.ACTIVE if restored_key else None,
+            retire_credential_id=None,
+            retire_after=None,
+            failure_reason=f"rotation {run.state.rotation_id} rolled back: {reason}",
+        )
+        self._check_lock(run)
+        written = await run.vault.set(
+            run.name,
+            previous.value,
+            tags=restored_state.to_tags(failed.tags),
+            content_type=previous.version.content_type,
+            not_before=previous.version.not_before,
+            expires=previous.version.expires,
+        )
+        run.managed = restored_state
+        run.vault_version = written.version
         if failed.version is not None and failed.enabled:
-            failed_tags = run.state.to_tags(failed.tags) if previous is None else dict(failed.tags)
+            failed_tags = dict(failed.tags)
             failed_tags[Tag.RotationState] = RotationState.FAILED.value
             self._check_lock(run)
             await run.vault.update(run.name, failed.version, tags=failed_tags, enabled=False)
         run.actions.append(Action.ROLLED_BACK)
         raise ValidationFailedError(
             f"The new credential {failed_key} for secret '{run.name}' was not proven ({reason}) and was "
-            "rolled back; the previous value is the latest version again."
-            if previous is not None
-            else f"The new credential {failed_key} for secret '{run.name}' was not proven ({reason}); no earlier "
-            "working version exists to restore.",
+            "rolled back; the previous value is the latest version again.",
             aadsts_code=aadsts_code,
         )
 
-    async def _last_working_version(self, run: _Run, failed: SecretVersion) -> SecretValue | None:
-        """The newest enabled version before the failed one whose credential still exists."""
-        live = {c.key_id.lower() for c in run.application.password_credentials}
+    async def _keep_failed(self, run: _Run, failed: SecretVersion, reason: str, aadsts_code: int | None) -> None:
+        """No earlier version holds a working value (its credential is gone, or it never was one).
+
+        If the new credential still exists it stays, still `validating`, and the next run validates it
+        again: a slow Entra is no reason to destroy the only candidate. If it is gone too, nothing
+        here can work, so a fresh rotation starts at once.
+        """
+        assert failed.version is not None
+        failed_key = run.state.credential_id
+        note = f"rotation {run.state.rotation_id} not proven: {reason}; no earlier working version to restore"
+        if failed_key and run.application.credential(failed_key) is not None:
+            state = run.state.evolve(failure_reason=note)
+            self._check_lock(run)
+            await run.vault.update(run.name, failed.version, tags=state.to_tags(failed.tags))
+            run.managed = state
+            raise ValidationFailedError(
+                f"The new credential {failed_key} for secret '{run.name}' was not proven ({reason}). No earlier "
+                "version holds a working value, so it stays in place and the next run validates it again.",
+                aadsts_code=aadsts_code,
+            )
+        run.warnings.append(f"{note}; its credential is gone too, so a fresh rotation replaces it")
+        run.force_rotation = True
+        run.managed = run.state.evolve(retire_credential_id=None, retire_after=None, failure_reason=note)
+
+    async def _last_working_version(
+        self, run: _Run, failed: SecretVersion, *, exclude: str | None
+    ) -> SecretValue | None:
+        """The newest enabled version before the failed one whose value can still sign in, as far as
+        can be told without signing in: its credential exists (tagged) or its hint matches a live one
+        (untagged), and it is a plausible secret value (never a Secret ID)."""
+        credentials = [c for c in run.application.password_credentials if c.key_id.lower() != (exclude or "").lower()]
+        live = {c.key_id.lower() for c in credentials}
+        live_hints = {c.hint for c in credentials if c.hint}
         versions = [
             v
             for v in await run.vault.list_versions(run.name)
@@ -622,6 +676,11 @@ class Reconciler:
                 continue
             assert version.version is not None
             found = await run.vault.get(run.name, version.version)
-            if found is not None:
-                return found
+            if found is None or (not credential_id and found.value.hint not in live_hints):
+                continue
+            try:
+                policy.guard_new_value(found.value, credential_id or "")
+            except GuardError:
+                continue  # e.g. a Secret ID stored by mistake: restoring it would restore the outage
+            return found
         return None

@@ -47,6 +47,7 @@ class Runtime:
     async def close(self) -> None:
         for vault in self.vaults.values():
             await vault.close()
+        await self.directory.close()
         await self.credential.close()
 
 

@@ -111,12 +111,29 @@ def status_of(version: SecretVersion, settings: Settings, now: datetime) -> Secr
 
 
 async def scan(
-    settings: Settings, vaults: Mapping[str, Vault], now: datetime, *, only: str | None = None
+    settings: Settings,
+    vaults: Mapping[str, Vault],
+    now: datetime,
+    *,
+    only: str | None = None,
+    failures: dict[str, RotationError] | None = None,
 ) -> list[SecretStatus]:
-    """Every managed secret of every configured vault (or of `only`), with what it needs."""
-    chosen = [v for name, v in vaults.items() if only is None or name == only.lower()]
-    listings = await asyncio.gather(*(vault.list_secrets() for vault in chosen))
-    found = [status_of(version, settings, now) for listing in listings for version in listing if version.managed]
+    """Every managed secret of every configured vault (or of `only`), with what it needs.
+
+    One unreadable vault must not hide the others' work: with `failures` given, its error is recorded
+    there (and logged) and the scan goes on; without, the first error is raised.
+    """
+    chosen = [(name, v) for name, v in vaults.items() if only is None or name == only.lower()]
+    listings = await asyncio.gather(*(vault.list_secrets() for _, vault in chosen), return_exceptions=True)
+    found: list[SecretStatus] = []
+    for (name, _), listing in zip(chosen, listings, strict=True):
+        if isinstance(listing, BaseException):
+            if failures is None or not isinstance(listing, RotationError):
+                raise listing
+            failures[name] = listing
+            event("VaultScanFailed", level=logging.ERROR, vault=name, errorCode=listing.code, error=listing.message)
+            continue
+        found.extend(status_of(version, settings, now) for version in listing if version.managed)
     for status in found:
         days = status.days_to_expiry(now)
         if days is not None and days <= settings.expiry_alert_days:

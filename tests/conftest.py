@@ -22,6 +22,9 @@ import pytest  # noqa: E402
 
 from emulator.cloud import LocalCloud  # noqa: E402
 
+# Azurite (blob + queue), started once per session by the tests that need storage.
+pytest_plugins = ["tests.azurite"]
+
 
 def _start_cloud(**kwargs: Any) -> LocalCloud:
     return LocalCloud(tls=_TLS, **kwargs).start()

@@ -72,7 +72,10 @@ def graph_scope(graph_url: str) -> str:
     return f"https://{host}/.default"
 
 
-def create_graph_client(credential: AsyncTokenCredential, graph_url: str) -> GraphServiceClient:
+def create_graph_client(
+    credential: AsyncTokenCredential, graph_url: str
+) -> tuple[GraphServiceClient, httpx.AsyncClient]:
+    """The SDK client and the httpx client under it (which only its creator can close)."""
     host = urlsplit(graph_url).hostname or "graph.microsoft.com"
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[graph_scope(graph_url)], allowed_hosts=[host])
     no_retries = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=0, max_retries=0, should_retry=False)}
@@ -81,7 +84,7 @@ def create_graph_client(credential: AsyncTokenCredential, graph_url: str) -> Gra
     )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = graph_url.rstrip("/")
-    return GraphServiceClient(request_adapter=adapter)
+    return GraphServiceClient(request_adapter=adapter), http
 
 
 def _credential(item: GraphPasswordCredential) -> PasswordCredential:
@@ -119,8 +122,11 @@ class GraphDirectory:
     def __init__(
         self, credential: AsyncTokenCredential, graph_url: str, *, retry_budget_seconds: float = 120.0
     ) -> None:
-        self._client = create_graph_client(credential, graph_url)
+        self._client, self._http = create_graph_client(credential, graph_url)
         self._budget = retry_budget_seconds
+
+    async def close(self) -> None:
+        await self._http.aclose()
 
     async def get_application(self, app_id: str) -> Application:
         """By appId through the alternate key: one request, exactly the fields we use."""

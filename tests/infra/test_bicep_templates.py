@@ -70,9 +70,7 @@ APP_SETTINGS = (
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 )
 # Read when present; without them the host derives the endpoints from the account name.
-OPTIONAL_APP_SETTINGS = frozenset(
-    {"AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__blobServiceUri"}
-)
+OPTIONAL_APP_SETTINGS = frozenset({"AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__blobServiceUri"})
 # Defaults of the numeric and text settings (rotation/settings.py).
 SETTING_DEFAULTS = {
     "validityDays": 90,
@@ -120,9 +118,7 @@ class Resource:
 
 def unwrap(config: Any) -> Any:
     """The body of a resource or module: without its `if (...)` condition and `[for ...]` loop."""
-    while (
-        isinstance(config, dict) and "config" in config and ("condition" in config or "loop_type" in config)
-    ):
+    while isinstance(config, dict) and "config" in config and ("condition" in config or "loop_type" in config):
         config = config["config"]
     return config
 
@@ -383,9 +379,7 @@ def test_site_config_holds_only_what_flex_consumption_accepts() -> None:
 
 
 def test_scm_basic_publishing_credentials_are_disabled() -> None:
-    policies = {
-        r.body["name"]: r.body for r in resources("Microsoft.Web/sites/basicPublishingCredentialsPolicies")
-    }
+    policies = {r.body["name"]: r.body for r in resources("Microsoft.Web/sites/basicPublishingCredentialsPolicies")}
     assert set(policies) == {"scm"}, "Flex Consumption has no FTP endpoint; SCM basic auth must be off"
     assert policies["scm"]["properties"]["allow"] is False
 
@@ -399,17 +393,10 @@ def test_application_insights_ingests_with_entra_id_only() -> None:
     workspace = dotted(component.body["properties"]["WorkspaceResourceId"]).removesuffix(".id")
     assert resource_types(component.path)[workspace] == "Microsoft.OperationalInsights/workspaces"
     _, settings = app_settings()
-    assert (
-        settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
-        == "Authorization=AAD;ClientId=${identityClientId}"
-    )
-    assert (
-        dotted(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == "appInsights.properties.ConnectionString"
-    )
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD;ClientId=${identityClientId}"
+    assert dotted(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == "appInsights.properties.ConnectionString"
     publishers = [
-        a
-        for a in resources("Microsoft.Authorization/roleAssignments")
-        if role_id(a) == MONITORING_METRICS_PUBLISHER
+        a for a in resources("Microsoft.Authorization/roleAssignments") if role_id(a) == MONITORING_METRICS_PUBLISHER
     ]
     assert len(publishers) == 1
     assert publishers[0].body["scope"] == component.symbol
@@ -421,9 +408,7 @@ def test_alerts_count_failure_poison_and_expiry_log_lines_and_mail_the_operators
     assert rules, "no scheduled query rule"
     monitoring = rules[0].path
     queries = {
-        match.group(1)
-        for text in strings(template(monitoring))
-        for match in re.finditer(r'startswith "(\w+)"', text)
+        match.group(1) for text in strings(template(monitoring)) for match in re.finditer(r'startswith "(\w+)"', text)
     }
     assert queries == {"RotationFailed", "RotationPoisoned", "CredentialExpiring"}
     for rule in rules:
@@ -459,22 +444,16 @@ def test_every_role_assignment_is_scoped_to_one_resource() -> None:
     for assignment in resources("Microsoft.Authorization/roleAssignments"):
         scope = assignment.body.get("scope")
         assert isinstance(scope, str), f"{assignment.where}: no resource scope (would be the resource group)"
-        assert scope in resource_types(assignment.path), (
-            f"{assignment.where}: scope {scope!r} is not a resource"
-        )
+        assert scope in resource_types(assignment.path), f"{assignment.where}: scope {scope!r} is not a resource"
         assert template(assignment.path)["globals"]["scope"]["value"] == "resourceGroup"
         assert assignment.body["properties"]["principalType"] == "ServicePrincipal"
     main_types = {r["type"] for r in template(MAIN).get("resources", {}).values()}
-    assert "Microsoft.Authorization/roleAssignments" not in main_types, (
-        "no role assignment at subscription scope"
-    )
+    assert "Microsoft.Authorization/roleAssignments" not in main_types, "no role assignment at subscription scope"
 
 
 def test_secrets_officer_is_granted_on_each_vault_and_nowhere_else() -> None:
     officers = [
-        a
-        for a in resources("Microsoft.Authorization/roleAssignments")
-        if role_id(a) == KEY_VAULT_SECRETS_OFFICER
+        a for a in resources("Microsoft.Authorization/roleAssignments") if role_id(a) == KEY_VAULT_SECRETS_OFFICER
     ]
     assert len(officers) == 1, [o.where for o in officers]
     (officer,) = officers
@@ -495,10 +474,7 @@ def test_rotation_vaults_setting_lists_every_managed_vault_with_the_cloud_dns_su
     assert entry["config"] == "${vault.name}=https://${vault.name}${environment().suffixes.keyvaultDns}"
     joined = variables["rotationVaults"]["value"]["function"]
     assert joined["type"] == "join" and joined["parameters"]["delimiter"] == ","
-    assert (
-        unwrap(template(MAIN)["modules"]["functionApp"]["config"])["params"]["rotationVaults"]
-        == "rotationVaults"
-    )
+    assert unwrap(template(MAIN)["modules"]["functionApp"]["config"])["params"]["rotationVaults"] == "rotationVaults"
     managed = variables["managedVaults"]["value"]["function"]["parameters"]
     assert set(managed.values()) == {"createdVaultRefs", "existingVaultRefs"}
 
@@ -615,17 +591,11 @@ def test_no_secret_or_key_in_outputs_settings_or_parameters() -> None:
         assert not list_call.search(code), f"{path.name} calls a list*()/getSecret() function"
         tpl = template(path)
         for name, output in tpl.get("outputs", {}).items():
-            assert not any(d["type"] == "secure" for d in output["decorators"]), (
-                f"{path.name}: @secure output {name}"
-            )
-            assert not re.search(r"secret|password|key|connectionstring", name, re.I), (
-                f"{path.name}: output {name}"
-            )
+            assert not any(d["type"] == "secure" for d in output["decorators"]), f"{path.name}: @secure output {name}"
+            assert not re.search(r"secret|password|key|connectionstring", name, re.I), f"{path.name}: output {name}"
         for name, param in tpl.get("parameters", {}).items():
             # Nothing secret is an input either: identities and Entra ID replace every credential.
-            assert not any(d["type"] == "secure" for d in param["decorators"]), (
-                f"{path.name}: @secure param {name}"
-            )
+            assert not any(d["type"] == "secure" for d in param["decorators"]), f"{path.name}: @secure param {name}"
         for text in strings(tpl):
             for marker in ("AccountKey=", "SharedAccessSignature", "InstrumentationKey=", "ClientSecret"):
                 assert marker.lower() not in text.lower(), f"{path.name} holds {marker!r}: {text!r}"
@@ -633,9 +603,7 @@ def test_no_secret_or_key_in_outputs_settings_or_parameters() -> None:
     for name in settings:
         if name == "APPLICATIONINSIGHTS_CONNECTION_STRING":
             continue  # not a secret: local authentication is disabled (test above)
-        assert not re.search(r"SECRET|PASSWORD|KEY|CONNECTION", name, re.I), (
-            f"setting {name} looks like a secret"
-        )
+        assert not re.search(r"SECRET|PASSWORD|KEY|CONNECTION", name, re.I), f"setting {name} looks like a secret"
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -646,9 +614,7 @@ def test_every_setting_the_app_reads_is_set() -> None:
     missing = [name for name in APP_SETTINGS if name not in settings]
     assert not missing, f"app settings missing from infra: {missing}"
     unexpected = set(settings) - set(APP_SETTINGS) - OPTIONAL_APP_SETTINGS
-    assert not unexpected, (
-        f"settings the app does not read (add them to the list if it now does): {unexpected}"
-    )
+    assert not unexpected, f"settings the app does not read (add them to the list if it now does): {unexpected}"
 
 
 def test_settings_come_from_the_deployment_not_from_literals() -> None:

@@ -145,9 +145,7 @@ def assert_graph_error(response: httpx.Response, status: int, code: str) -> dict
 
 
 def not_found(key: str) -> str:
-    return (
-        f"Resource '{key}' does not exist or one of its queried reference-property objects are not present."
-    )
+    return f"Resource '{key}' does not exist or one of its queried reference-property objects are not present."
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -192,9 +190,7 @@ async def test_filter_by_app_id_with_select(cloud: LocalCloud, raw: httpx.AsyncC
     assert [set(item) for item in body["value"]] == [{"id", "appId", "passwordCredentials"}]
 
 
-async def test_select_returns_exactly_the_selected_properties(
-    cloud: LocalCloud, raw: httpx.AsyncClient
-) -> None:
+async def test_select_returns_exactly_the_selected_properties(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
     app = make_app(cloud, "svc-select")
     token = await token_for(cloud, make_identity(cloud, READ_ALL))
     response = await raw.get(f"/applications/{app['id']}?$select=displayName,notes", headers=bearer(token))
@@ -206,9 +202,7 @@ async def test_select_returns_exactly_the_selected_properties(
     }
     unknown = await raw.get(f"/applications/{app['id']}?$select=displayName,colour", headers=bearer(token))
     error = assert_graph_error(unknown, 400, "Request_BadRequest")
-    assert (
-        error["message"] == "Could not find a property named 'colour' on type 'microsoft.graph.application'."
-    )
+    assert error["message"] == "Could not find a property named 'colour' on type 'microsoft.graph.application'."
 
 
 async def test_filter_forms(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
@@ -219,18 +213,14 @@ async def test_filter_forms(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
     token = bearer(await token_for(cloud, reader))
 
     async def names(filter_: str) -> list[str]:
-        response = await raw.get(
-            "/applications", params={"$filter": filter_, "$select": "displayName"}, headers=token
-        )
+        response = await raw.get("/applications", params={"$filter": filter_, "$select": "displayName"}, headers=token)
         assert response.status_code == 200, response.text
         return sorted(item["displayName"] for item in response.json()["value"])
 
     assert await names("startswith(displayName,'orders-')") == ["orders-api", "orders-worker"]
     assert await names("displayName eq 'billing'") == ["billing"]
     assert await names("displayName eq 'O''Brien tool'") == ["O'Brien tool"]
-    unsupported = await raw.get(
-        "/applications", params={"$filter": "signInAudience eq 'AzureADMyOrg'"}, headers=token
-    )
+    unsupported = await raw.get("/applications", params={"$filter": "signInAudience eq 'AzureADMyOrg'"}, headers=token)
     assert_graph_error(unsupported, 400, "Request_UnsupportedQuery")
     garbage = await raw.get("/applications", params={"$filter": "(( nonsense"}, headers=token)
     assert_graph_error(garbage, 400, "Request_UnsupportedQuery")
@@ -283,9 +273,7 @@ async def test_paging_follows_next_links(cloud: LocalCloud, raw: httpx.AsyncClie
     counted = (await raw.get("/applications?$top=5&$count=true", headers=token)).json()
     assert counted["@odata.count"] == 131 and len(counted["value"]) == 5
     assert_graph_error(await raw.get("/applications?$top=1000", headers=token), 400, "Request_BadRequest")
-    assert_graph_error(
-        await raw.get("/applications?$skiptoken=bogus", headers=token), 400, "Request_BadRequest"
-    )
+    assert_graph_error(await raw.get("/applications?$skiptoken=bogus", headers=token), 400, "Request_BadRequest")
 
 
 def _object_id_of(cloud: LocalCloud, identity: Identity) -> str:
@@ -304,9 +292,7 @@ async def test_add_password_shape_and_secret_shown_once(cloud: LocalCloud) -> No
     writer = make_identity(cloud, RW_ALL)
     before = datetime.now(UTC).replace(microsecond=0)
     async with graph_client(cloud, writer) as client:
-        body = AddPasswordPostRequestBody(
-            password_credential=PasswordCredential(display_name="rotator:kv/s:1")
-        )
+        body = AddPasswordPostRequestBody(password_credential=PasswordCredential(display_name="rotator:kv/s:1"))
         created = await client.applications.by_application_id(app["id"]).add_password.post(body)
         assert created is not None and created.secret_text is not None
         secret = created.secret_text
@@ -441,9 +427,7 @@ async def test_remove_password_wire_shape(cloud: LocalCloud, raw: httpx.AsyncCli
     assert alternate.status_code == 204
     assert _passwords(cloud, app["id"]) == []
 
-    unknown = await raw.post(
-        f"/applications/{app['id']}/removePassword", json={"keyId": first["keyId"]}, headers=token
-    )
+    unknown = await raw.post(f"/applications/{app['id']}/removePassword", json={"keyId": first["keyId"]}, headers=token)
     assert_graph_error(unknown, 400, "Request_BadRequest")
     for body in ({"keyId": "not-a-guid"}, {"keyId": 7}, {}):
         malformed = await raw.post(f"/applications/{app['id']}/removePassword", json=body, headers=token)
@@ -462,16 +446,12 @@ async def test_owned_by_sees_and_writes_only_owned_apps(cloud: LocalCloud, raw: 
         page = await client.applications.get()
         assert page is not None and [a.id for a in page.value or []] == [owned["id"]]
         assert await client.applications.by_application_id(owned["id"]).get() is not None
-        added = await client.applications.by_application_id(owned["id"]).add_password.post(
-            AddPasswordPostRequestBody()
-        )
+        added = await client.applications.by_application_id(owned["id"]).add_password.post(AddPasswordPostRequestBody())
         assert added is not None and added.secret_text
         with pytest.raises(ODataError) as read_denied:
             await client.applications.by_application_id(foreign["id"]).get()
         with pytest.raises(ODataError) as write_denied:
-            await client.applications.by_application_id(foreign["id"]).add_password.post(
-                AddPasswordPostRequestBody()
-            )
+            await client.applications.by_application_id(foreign["id"]).add_password.post(AddPasswordPostRequestBody())
     for denied in (read_denied.value, write_denied.value):
         assert denied.response_status_code == 403
         assert denied.error is not None and denied.error.code == "Authorization_RequestDenied"
@@ -509,9 +489,7 @@ async def test_read_all_reads_but_cannot_write(cloud: LocalCloud) -> None:
     async with graph_client(cloud, reader) as client:
         assert await client.applications.by_application_id(app["id"]).get() is not None
         with pytest.raises(ODataError) as denied:
-            await client.applications.by_application_id(app["id"]).add_password.post(
-                AddPasswordPostRequestBody()
-            )
+            await client.applications.by_application_id(app["id"]).add_password.post(AddPasswordPostRequestBody())
     assert denied.value.response_status_code == 403
 
 
@@ -519,9 +497,7 @@ async def test_no_role_is_denied_everything(cloud: LocalCloud, raw: httpx.AsyncC
     app = make_app(cloud, "svc-no-role")
     token = bearer(await token_for(cloud, make_identity(cloud)))
     assert_graph_error(await raw.get("/applications", headers=token), 403, "Authorization_RequestDenied")
-    assert_graph_error(
-        await raw.get(f"/applications/{app['id']}", headers=token), 403, "Authorization_RequestDenied"
-    )
+    assert_graph_error(await raw.get(f"/applications/{app['id']}", headers=token), 403, "Authorization_RequestDenied")
     response = await raw.post(f"/applications/{app['id']}/addPassword", json={}, headers=token)
     assert_graph_error(response, 403, "Authorization_RequestDenied")
 
@@ -597,9 +573,7 @@ async def test_policy_caps_lifetime(cloud: LocalCloud, raw: httpx.AsyncClient) -
     error = too_long.value.error
     assert error is not None and error.code == "CredentialInvalidLifetimeAsPerAppPolicy"
     assert error.message is not None
-    assert error.message.startswith(
-        "Credential lifetime exceeds the max value allowed as per assigned policy '"
-    )
+    assert error.message.startswith("Credential lifetime exceeds the max value allowed as per assigned policy '")
     assert ok is not None and ok.secret_text
 
     response = await raw.post(
@@ -616,9 +590,7 @@ async def test_tenant_policy_blocks_passwords(cloud: LocalCloud, raw: httpx.Asyn
     cloud.admin("POST", "/policies", {"tenantId": tenant, "blockPasswordAddition": True})
     async with graph_client(cloud, writer) as client:
         with pytest.raises(ODataError) as blocked:
-            await client.applications.by_application_id(app["id"]).add_password.post(
-                AddPasswordPostRequestBody()
-            )
+            await client.applications.by_application_id(app["id"]).add_password.post(AddPasswordPostRequestBody())
     assert blocked.value.response_status_code == 400
     assert blocked.value.error is not None
     assert blocked.value.error.code == "CredentialTypeNotAllowedAsPerAppPolicy"
@@ -650,9 +622,7 @@ async def test_personal_account_apps_hold_two_passwords(cloud: LocalCloud, raw: 
     # Other audiences have no such cap.
     org_app = make_app(cloud, "svc-org")
     for _ in range(3):
-        assert (
-            await raw.post(f"/applications/{org_app['id']}/addPassword", json={}, headers=token)
-        ).status_code == 200
+        assert (await raw.post(f"/applications/{org_app['id']}/addPassword", json={}, headers=token)).status_code == 200
 
 
 # --- throttling ------------------------------------------------------------------------------
@@ -694,9 +664,7 @@ async def test_lookup_errors(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
         await raw.get(f"/applications/{missing}", headers=token), 404, "Request_ResourceNotFound"
     )
     assert error["message"] == not_found(missing)
-    error = assert_graph_error(
-        await raw.get("/applications/not-a-guid", headers=token), 400, "Request_BadRequest"
-    )
+    error = assert_graph_error(await raw.get("/applications/not-a-guid", headers=token), 400, "Request_BadRequest")
     assert error["message"] == "Invalid object identifier 'not-a-guid'."
     response = await raw.post(f"/applications/{missing}/addPassword", json={}, headers=token)
     assert_graph_error(response, 404, "Request_ResourceNotFound")

@@ -52,17 +52,13 @@ def _new_vault(cloud: LocalCloud) -> tuple[str, str]:
     return created["name"], created["url"]
 
 
-def _identity(
-    cloud: LocalCloud, vault: str | None, role: str | None, tenant_id: str | None = None
-) -> dict[str, Any]:
+def _identity(cloud: LocalCloud, vault: str | None, role: str | None, tenant_id: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"displayName": "kv-test-identity"}
     if tenant_id:
         body["tenantId"] = tenant_id
     identity: dict[str, Any] = cloud.admin("POST", "/identities", body)
     if vault and role:
-        cloud.admin(
-            "POST", "/role-assignments", {"objectId": identity["objectId"], "vault": vault, "role": role}
-        )
+        cloud.admin("POST", "/role-assignments", {"objectId": identity["objectId"], "vault": vault, "role": role})
     return identity
 
 
@@ -73,9 +69,7 @@ def _credential(cloud: LocalCloud, identity: dict[str, Any]) -> ClientSecretCred
 
 
 @asynccontextmanager
-async def _client(
-    vault_url: str, credential: AsyncTokenCredential | None = None
-) -> AsyncIterator[SecretClient]:
+async def _client(vault_url: str, credential: AsyncTokenCredential | None = None) -> AsyncIterator[SecretClient]:
     """The real aio client; only the loopback-specific challenge-resource check is turned off."""
     credential = credential or ManagedIdentityCredential()
     async with credential, SecretClient(vault_url, credential, verify_challenge_resource=False) as client:
@@ -94,9 +88,7 @@ def _mi_token(cloud: LocalCloud, resource: str = VAULT_RESOURCE) -> str:
     return str(response.json()["access_token"])
 
 
-def _client_token(
-    cloud: LocalCloud, identity: dict[str, Any], scope: str = f"{VAULT_RESOURCE}/.default"
-) -> str:
+def _client_token(cloud: LocalCloud, identity: dict[str, Any], scope: str = f"{VAULT_RESOURCE}/.default") -> str:
     response = requests.post(
         f"{cloud.authority}/{identity['tenantId']}/oauth2/v2.0/token",
         data={
@@ -144,9 +136,7 @@ def _error(response: requests.Response) -> dict[str, Any]:
 
 def _events(cloud: LocalCloud, subject: str, event_type: str | None = None) -> list[dict[str, Any]]:
     events = cloud.admin("GET", "/events?since=0")["events"]
-    return [
-        e for e in events if e["subject"] == subject and (event_type is None or e["eventType"] == event_type)
-    ]
+    return [e for e in events if e["subject"] == subject and (event_type is None or e["eventType"] == event_type)]
 
 
 def _world_now(cloud: LocalCloud) -> datetime:
@@ -177,9 +167,7 @@ def test_tokens_the_vault_refuses(cloud: LocalCloud) -> None:
     garbage = _raw(cloud, "GET", url, token="not-a-token")
     assert garbage.status_code == 401
     assert "WWW-Authenticate" in garbage.headers
-    assert (
-        _error(garbage)["message"] == "[AggregatedAuthenticationFailure] Error validating token: 'S2S17001'."
-    )
+    assert _error(garbage)["message"] == "[AggregatedAuthenticationFailure] Error validating token: 'S2S17001'."
 
     wrong_audience = _raw(cloud, "GET", url, token=_mi_token(cloud, "https://management.azure.com"))
     assert wrong_audience.status_code == 401
@@ -240,12 +228,8 @@ async def test_set_get_and_versions_through_the_sdk(cloud: LocalCloud) -> None:
     nbf = _world_now(cloud) - timedelta(hours=1)
     exp = _world_now(cloud) + timedelta(days=90)
     async with _client(url) as client:
-        first = await client.set_secret(
-            name, "value-1", content_type="text/plain", tags={"ProviderAddress": "a"}
-        )
-        second = await client.set_secret(
-            name, "value-2", not_before=nbf, expires_on=exp, tags={"CredentialId": "k"}
-        )
+        first = await client.set_secret(name, "value-1", content_type="text/plain", tags={"ProviderAddress": "a"})
+        second = await client.set_secret(name, "value-2", not_before=nbf, expires_on=exp, tags={"CredentialId": "k"})
         latest = await client.get_secret(name)
         older = await client.get_secret(name, first.properties.version)
         lower_case = await client.get_secret(name.lower())
@@ -423,9 +407,7 @@ def test_paging_on_the_wire(cloud: LocalCloud) -> None:
     versions = _raw(cloud, "GET", f"{url}/secrets/p00/versions", token=token).json()
     assert len(versions["value"]) == 25
     assert all(VERSION_RE.match(i["id"].rsplit("/", 1)[1]) for i in versions["value"])
-    assert versions["nextLink"].startswith(
-        f"{url}/secrets/p00/versions?api-version={API_VERSION}&$skiptoken="
-    )
+    assert versions["nextLink"].startswith(f"{url}/secrets/p00/versions?api-version={API_VERSION}&$skiptoken=")
 
 
 # --- soft delete -----------------------------------------------------------------------------------
@@ -690,9 +672,7 @@ async def test_expired_tokens_are_refused_and_retention_purges(private_cloud: Ca
 def test_secret_creates_are_throttled_with_retry_after(cloud: LocalCloud) -> None:
     _, url = _new_vault(cloud)
     token = _mi_token(cloud)
-    cloud.admin(
-        "PUT", "/config", {"throttle": {"enabled": True, "vaultCreates": 2, "vaultWindowSeconds": 60}}
-    )
+    cloud.admin("PUT", "/config", {"throttle": {"enabled": True, "vaultCreates": 2, "vaultWindowSeconds": 60}})
     statuses = [_raw(cloud, "PUT", f"{url}/secrets/t{i}", token=token, body={"value": "v"}) for i in range(3)]
     assert [r.status_code for r in statuses[:2]] == [200, 200]
     throttled = statuses[2]

@@ -1,0 +1,92 @@
+"""The timer function: one queue message per secret that needs work, found with list calls only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from emulator.cloud import LocalCloud
+from rotation.errors import SettingsError
+from tests.functions.harness import Collector, events_named, request_mark, requests_since
+from tests.integration.seed import seed_managed_secret, write_secret
+
+
+@pytest.fixture
+def own_cloud(private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch) -> LocalCloud:
+    """A cloud of this test's own, so the sweep sees exactly the secrets seeded here."""
+    local = private_cloud(vaults=("kv-alpha", "kv-beta"))
+    for key, value in local.env.items():
+        monkeypatch.setenv(key, value)
+    return local
+
+
+async def run_sweep(handlers: dict[str, Any], *, past_due: bool = False) -> Collector[list[str]]:
+    out: Collector[list[str]] = Collector()
+    await handlers["sweep"](func.timer.TimerRequest(past_due=past_due), out)
+    return out
+
+
+@pytest.mark.parametrize("past_due", [False, True])
+async def test_sweep_enqueues_exactly_the_secrets_that_need_work(
+    own_cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, past_due: bool
+) -> None:
+    due = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=5)
+    also_due = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=20)
+    await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=80)
+    bad_tags = await asyncio.to_thread(
+        seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=80, tags={"RetireAfter": "tomorrow"}
+    )
+    await write_secret(own_cloud, "kv-alpha", "plain-secret", "not-managed-value-123456")
+    mark = request_mark(own_cloud)
+
+    out = await run_sweep(handlers, past_due=past_due)
+
+    requests = out.requests()
+    assert out.calls == 1
+    assert sorted((r.vault, r.secret) for r in requests) == sorted(
+        [("kv-alpha", due.name), ("kv-beta", also_due.name), ("kv-beta", bad_tags.name)]
+    )
+    assert all(r.mode == "normal" and r.reason.startswith("sweep: ") for r in requests)
+    assert len({r.operation_id for r in requests}) == 3
+    # List calls only: one per vault (each holds fewer than 25 secrets), never a value read.
+    calls = requests_since(own_cloud, mark, "keyvault")
+    listed = [c for c in calls if c["status"] == 200]
+    assert len(listed) == 2, calls
+    assert all(c["method"] == "GET" and c["path"].split("?")[0] == "/secrets" for c in calls), calls
+    assert requests_since(own_cloud, mark, "graph") == []
+    (completed,) = events_named(logs.records, "SweepCompleted")
+    assert completed["managed"] == 4 and completed["enqueued"] == 3 and completed["problems"] == 1
+    assert completed["pastDue"] is past_due
+    assert len(events_named(logs.records, "SweepPastDue")) == (1 if past_due else 0)
+
+
+async def test_sweep_with_nothing_to_do_writes_no_message(own_cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+    await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=80)
+    out = await run_sweep(handlers)
+    assert out.calls == 0
+
+
+async def test_sweep_with_bad_settings_logs_and_fails(
+    own_cloud: LocalCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ROTATION_ROTATE_BEFORE_DAYS", "400")
+    with pytest.raises(SettingsError):
+        await run_sweep(handlers)
+    (invalid,) = events_named(logs.records, "SettingsInvalid")
+    assert invalid["function"] == "sweep"
+    assert any("ROTATION_ROTATE_BEFORE_DAYS" in p for p in invalid["problems"])
+
+
+async def test_a_vault_the_rotator_may_not_list_fails_the_sweep_loudly(
+    own_cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+) -> None:
+    own_cloud.admin("POST", "/faults", {"service": "keyvault", "method": "GET", "status": 403, "count": 5})
+    with pytest.raises(Exception) as caught:
+        await run_sweep(handlers)
+    assert getattr(caught.value, "code", None) == "PermissionDenied"
+    (failed,) = events_named(logs.records, "SweepFailed")
+    assert failed["errorCode"] == "PermissionDenied"

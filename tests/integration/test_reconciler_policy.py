@@ -1,0 +1,104 @@
+"""App management policies: a lifetime cap the rotator clamps to when it may read the policy, a clear
+`PolicyBlocked` that changes nothing when it may not, and blocked password addition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from emulator.cloud import LocalCloud
+from rotation.model import Action
+from rotation.policy import CLAMP_MARGIN
+from tests.integration.reconcile_helpers import (
+    Seeded,
+    assert_converged,
+    assert_no_secret_leaked,
+    capture_logs,
+    latest,
+    make_settings,
+    mark,
+    matching,
+    passwords,
+    reconcile,
+    requests_since,
+    seed,
+    start_private_cloud,
+    versions,
+    with_world,
+    writes,
+)
+
+
+@pytest.fixture(autouse=True)
+def _logs(caplog: pytest.LogCaptureFixture) -> None:
+    capture_logs(caplog)
+
+
+def snapshot(seeded: Seeded) -> tuple[Any, Any]:
+    return passwords(seeded.cloud, seeded.object_id), versions(seeded.cloud, seeded.vault, seeded.name)
+
+
+@pytest.mark.parametrize(
+    ("policy", "mentions"),
+    [
+        pytest.param({"blockPasswordAddition": True}, "forbids adding passwords", id="password-addition-blocked"),
+        pytest.param({"passwordMaxLifetime": "P30D"}, "Policy.Read.All", id="lifetime-capped-policy-unreadable"),
+    ],
+)
+async def test_a_policy_the_rotator_cannot_satisfy_is_policy_blocked_and_changes_nothing(
+    cloud: LocalCloud, caplog: pytest.LogCaptureFixture, policy: dict[str, Any], mentions: str
+) -> None:
+    seeded = await seed(cloud)
+    cloud.admin("POST", "/policies", {"appId": seeded.app_id, **policy})
+    before = snapshot(seeded)
+    since = mark(cloud)
+
+    outcome = await reconcile(make_settings(), seeded)
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.error_code == "PolicyBlocked", outcome.to_dict()
+    assert mentions in (outcome.error_message or ""), outcome.error_message
+    assert snapshot(seeded) == before  # no credential, no new version, no tag changed
+    log = requests_since(cloud, since)
+    assert [r["status"] for r in writes(log)] == [400]  # the one refused addPassword
+    assert matching(log, "keyvault", "PUT") == []
+
+
+@pytest.mark.parametrize("scope", ["app", "tenant"])
+async def test_a_lifetime_cap_is_clamped_to_when_the_rotator_may_read_the_policy(
+    private_cloud: Callable[..., LocalCloud],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    scope: str,
+) -> None:
+    cloud = start_private_cloud(private_cloud, monkeypatch)
+
+    def grant_policy_read(world: Any) -> None:
+        world.rotator.graph_roles.add("Policy.Read.All")
+
+    # Before the first token: a token carries the roles its identity had when it was issued.
+    with_world(cloud, grant_policy_read)
+    settings = make_settings(cloud.env)
+    seeded = await seed(cloud, expires_in_days=10, tags={"ValidityPeriodDays": "90"})
+    target = {"appId": seeded.app_id} if scope == "app" else {"tenantId": cloud.tenant_id}
+    cloud.admin("POST", "/policies", {**target, "passwordMaxLifetime": "P30D"})
+
+    outcome = await reconcile(settings, seeded)
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.ok and outcome.action is Action.ROTATED, outcome.to_dict()
+    assert any("clamped" in w for w in outcome.warnings), outcome.warnings
+    assert outcome.created_key_id is not None
+    new = passwords(cloud, seeded.object_id)[outcome.created_key_id.lower()]
+    assert new.end - new.start == timedelta(days=30) - CLAMP_MARGIN
+    assert latest(cloud, seeded.vault, seeded.name).expires == new.end
+    await assert_converged(seeded, keep=seeded.humans)
+
+    # A clamped lifetime shorter than the rotation window must not make it due again at once.
+    since = mark(cloud)
+    again = await reconcile(settings, seeded)
+    assert again.ok and again.action is Action.NONE, again.to_dict()
+    assert writes(requests_since(cloud, since)) == []

@@ -1,0 +1,239 @@
+"""Validation against Entra's propagation delay, rollback when a value cannot be proven, and resuming
+after a crash during validation or during the rollback itself.
+
+Propagation is configured on private clouds (`propagationSeconds`, `replicas`): each replica starts
+accepting a new secret at its own moment within the window, and every token request lands on a random
+replica, exactly the non-atomic behaviour the reconciler must wait out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from emulator.cloud import LocalCloud
+from emulator.state import secret_digest
+from rotation.model import Action
+from tests.integration.reconcile_helpers import (
+    Seeded,
+    SimulatedCrash,
+    add_fault,
+    assert_converged,
+    assert_no_secret_leaked,
+    assert_safe_value,
+    assert_signs_in,
+    capture_logs,
+    clear_faults,
+    config,
+    crash_on_sleep,
+    latest,
+    make_settings,
+    mark,
+    matching,
+    passwords,
+    reconcile,
+    remove_credential_by_hand,
+    requests_since,
+    seed,
+    start_private_cloud,
+    versions,
+)
+
+
+@pytest.fixture(autouse=True)
+def _logs(caplog: pytest.LogCaptureFixture) -> None:
+    capture_logs(caplog)
+
+
+def assert_rolled_back(seeded: Seeded, created_key_id: str) -> None:
+    """The state after a rollback: the new credential is gone, the latest version holds the old value
+    again (with the reason), and the failed version is disabled and marked failed."""
+    cloud = seeded.cloud
+    assert created_key_id.lower() not in passwords(cloud, seeded.object_id)
+    current = latest(cloud, seeded.vault, seeded.name)
+    assert current.enabled
+    assert current.value == seeded.value
+    assert current.tags["CredentialId"] == seeded.key_id
+    assert current.tags["RotationState"] == "active"
+    assert "rolled back" in current.tags["FailureReason"]
+    assert "RetireCredentialId" not in current.tags
+    failed = [v for v in versions(cloud, seeded.vault, seeded.name) if v.tags.get("CredentialId") == created_key_id]
+    assert len(failed) == 1
+    assert not failed[0].enabled
+    assert failed[0].tags["RotationState"] == "failed"
+
+
+async def test_validation_waits_out_propagation_and_succeeds(
+    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud = start_private_cloud(private_cloud, monkeypatch, seed=11)
+    config(cloud, propagationSeconds=6, replicas=3)
+    settings = make_settings(cloud.env, validation_successes=3, validation_deadline_seconds=60)
+    seeded = await seed(cloud, expires_in_days=10)
+    since = mark(cloud)
+
+    outcome = await reconcile(settings, seeded)
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.ok and outcome.action is Action.ROTATED, outcome.to_dict()
+    probes = matching(requests_since(cloud, since), "entra", "POST", r"/oauth2/v2.0/token$")
+    statuses = [r["status"] for r in probes]
+    assert outcome.validation_attempts == len(probes)
+    # It waited (Entra refused the value on some replica at first) and finished on three successes in a row.
+    assert 401 in statuses, statuses
+    assert statuses[-3:] == [200, 200, 200], statuses
+    assert set(statuses) <= {200, 401}, statuses
+    await assert_converged(seeded, keep=seeded.humans, patience_seconds=10)
+
+
+async def test_a_value_not_proven_by_the_deadline_is_rolled_back_and_the_old_one_keeps_working(
+    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud = start_private_cloud(private_cloud, monkeypatch)
+    config(cloud, propagationSeconds=3600, replicas=3)
+    settings = make_settings(cloud.env, validation_successes=3, validation_deadline_seconds=8)
+    seeded = await seed(cloud, expires_in_days=10)
+
+    outcome = await reconcile(settings, seeded)
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.error_code == "ValidationFailed", outcome.to_dict()
+    assert outcome.action is Action.ROLLED_BACK
+    assert outcome.error_message and "rolled back" in outcome.error_message
+    assert outcome.validation_attempts >= 2
+    assert outcome.created_key_id is not None
+    assert_rolled_back(seeded, outcome.created_key_id)
+    await assert_signs_in(cloud, seeded.app_id, latest(cloud, seeded.vault, seeded.name).value)
+    assert outcome.vault_version == latest(cloud, seeded.vault, seeded.name).version
+
+
+async def test_a_crash_during_validation_is_resumed_by_the_next_reconcile(
+    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    seeded = await seed(cloud, expires_in_days=10)
+    pending: dict[str, str] = {}
+
+    def observe() -> None:
+        pending.update(latest(cloud, seeded.vault, seeded.name).tags)
+
+    # Two successes needed: the reconciler pauses after the first, and the process "dies" there.
+    settings = make_settings(validation_successes=2)
+    with pytest.raises(SimulatedCrash):
+        await reconcile(settings, seeded, sleep=crash_on_sleep(observe))
+    assert pending["RotationState"] == "validating"
+    new_key = pending["CredentialId"]
+    assert new_key in passwords(cloud, seeded.object_id)
+
+    outcome = await reconcile(settings, seeded)
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.ok and outcome.action is Action.VALIDATED, outcome.to_dict()
+    assert outcome.created_key_id is None  # nothing new was created: the pending one was finished
+    assert outcome.retired_key_ids == (seeded.key_id,)
+    current = await assert_converged(seeded, keep=seeded.humans)
+    assert current.tags["CredentialId"] == new_key
+
+
+ROLLBACK_STEPS = {
+    # The new credential's removal: the first removePassword of a rotation that never activated.
+    "removePassword": {"service": "graph", "method": "POST", "path_regex": r"/removePassword$"},
+    # Finding the last working version.
+    "versions-list": {"service": "keyvault", "method": "GET", "path_regex": "/versions$"},
+    # Disabling the failed version: the first PATCH of a rotation that never activated.
+    "disable-failed-version": {"service": "keyvault", "method": "PATCH"},
+}
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param("removePassword"),
+        pytest.param("versions-list"),
+        pytest.param("disable-failed-version"),
+    ],
+)
+async def test_a_crash_during_rollback_is_resumed_by_the_next_reconcile(
+    private_cloud: Callable[..., LocalCloud],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    step: str,
+) -> None:
+    cloud = start_private_cloud(private_cloud, monkeypatch)
+    config(cloud, propagationSeconds=3600, replicas=1)  # the new value never passes
+    settings = make_settings(
+        cloud.env, validation_deadline_seconds=5, throttle_retry_seconds=1, orphan_margin_minutes=0
+    )
+    # Not due: only the operator's emergency rotates it, so a later normal reconcile only resumes.
+    seeded = await seed(cloud, expires_in_days=200)
+    fault: dict[str, Any] = ROLLBACK_STEPS[step]
+    add_fault(cloud, status=500, count=100, **fault)
+
+    crashed = await reconcile(settings, seeded, mode="emergency")
+    assert not crashed.ok, crashed.to_dict()
+    assert crashed.error_code != "ValidationFailed", crashed.to_dict()  # the rollback did not finish
+    assert crashed.created_key_id is not None
+    clear_faults(cloud)
+
+    resumed = await reconcile(settings, seeded)
+
+    assert_no_secret_leaked(cloud, resumed, caplog)
+    assert resumed.created_key_id is None, resumed.to_dict()  # no new rotation, only the unfinished one
+    assert_rolled_back(seeded, crashed.created_key_id)
+    current = latest(cloud, seeded.vault, seeded.name)
+    assert secret_digest(current.value) == passwords(cloud, seeded.object_id)[seeded.key_id].digest
+    await assert_signs_in(cloud, seeded.app_id, current.value)
+    # No enabled version points at a credential that no longer exists.
+    live = set(passwords(cloud, seeded.object_id))
+    for item in versions(cloud, seeded.vault, seeded.name):
+        if item.enabled and item.tags.get("CredentialId"):
+            assert item.tags["CredentialId"].lower() in live, (item.version, item.tags)
+
+    # And once Entra accepts new values again, the operator's next emergency rotates for good.
+    config(cloud, propagationSeconds=0)
+    final = await reconcile(settings, seeded, mode="emergency")
+    assert final.ok and final.action is Action.ROTATED, final.to_dict()
+    await assert_converged(seeded, keep=seeded.humans)
+
+
+async def test_a_failed_rotation_of_a_secret_whose_credential_is_gone_can_be_recovered(
+    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The 3 a.m. case the rotator exists for: someone removed the credential in Entra, the stored value
+    # no longer works, and Entra is slow to accept the replacement.
+    cloud = start_private_cloud(private_cloud, monkeypatch)
+    config(cloud, propagationSeconds=3600, replicas=1)
+    settings = make_settings(cloud.env, validation_deadline_seconds=5)
+    seeded = await seed(cloud, expires_in_days=10)
+    remove_credential_by_hand(cloud, seeded.object_id, seeded.key_id)
+
+    failed = await reconcile(settings, seeded, mode="emergency")
+    assert failed.error_code == "ValidationFailed", failed.to_dict()
+    # Consumers must still be able to read the secret (the old value was dead anyway).
+    assert latest(cloud, seeded.vault, seeded.name).enabled
+
+    # Once Entra has caught up, the reconciler must get the secret working without a human: the new
+    # credential was kept (nothing else could work), so the next run validates it again.
+    cloud.admin("POST", "/clock", {"advanceSeconds": 3601})
+    outcome = await reconcile(settings, seeded, mode="emergency")
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.ok, outcome.to_dict()
+    await assert_converged(seeded, keep=seeded.humans)
+
+
+async def test_a_rollback_never_restores_a_secret_id_as_the_value(
+    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud = start_private_cloud(private_cloud, monkeypatch)
+    config(cloud, propagationSeconds=3600, replicas=1)
+    settings = make_settings(cloud.env, validation_deadline_seconds=5)
+    seeded = await seed(cloud, expires_in_days=200, tag_credential=False, stored_value=lambda p: str(p["keyId"]))
+
+    outcome = await reconcile(settings, seeded)
+
+    assert_no_secret_leaked(cloud, outcome, caplog)
+    assert outcome.error_code == "ValidationFailed", outcome.to_dict()
+    current = latest(cloud, seeded.vault, seeded.name)
+    assert_safe_value(current.value, passwords(cloud, seeded.object_id))
