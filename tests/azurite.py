@@ -1,10 +1,8 @@
 """The Azurite storage emulator (Blob + Queue) for the test session, as a pytest plugin.
 
 Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.azurite"]``. The session
-fixture ``azurite`` starts ``azurite-blob`` and ``azurite-queue`` from ``node_modules`` on free
-loopback ports (port 0: the emulator picks one and prints it, so there is no race between choosing
-a port and binding it), in memory and silent, exports ``AzureWebJobsStorage`` as a connection
-string for the whole session and stops both at the end. No Table service: nothing here uses it.
+fixture ``azurite`` runs `emulator.azurite.running_azurite` (free loopback ports, in memory, silent)
+and exports ``AzureWebJobsStorage`` as a connection string for the whole session.
 
 A missing Azurite fails the tests that need it with what to run: CI installs it with ``npm ci``
 (``make test``), so a silent skip would hide a broken setup.
@@ -12,163 +10,20 @@ A missing Azurite fails the tests that need it with what to run: CI installs it 
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import socket
-import subprocess
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / "node_modules" / ".bin"
-ACCOUNT = "devstoreaccount1"
-# The host's storage setting (mixed case is its real name).
-STORAGE_SETTING = "AzureWebJobsStorage"
-# Azurite's fixed, publicly documented development key: not a secret.
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-FLAGS = ("--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent", "--loose")
-START_TIMEOUT = 30.0
-# "successfully listening at http://127.0.0.1:PORT" (azurite) / "successfully listens on ..." (azurite-blob)
-_LISTENING = re.compile(r"success\w*\s+listen\w*\s+(?:at|on)\s+https?://[^:\s]+:(\d+)", re.IGNORECASE)
+from emulator.azurite import Azurite, AzuriteMissing, running_azurite
 
-
-@dataclass(frozen=True)
-class Azurite:
-    blob_port: int
-    queue_port: int
-
-    @property
-    def blob_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.blob_port}/{ACCOUNT}"
-
-    @property
-    def queue_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.queue_port}/{ACCOUNT}"
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
-        )
-
-
-class _Service:
-    """One Azurite service process and the port it reported."""
-
-    def __init__(self, executable: Path, service: str, workspace: Path) -> None:
-        self.name = service
-        self.output: list[str] = []
-        self._port: int | None = None
-        self._ready = threading.Event()
-        args = [
-            str(executable),
-            f"--{service}Host",
-            "127.0.0.1",
-            f"--{service}Port",
-            "0",
-            # In-memory extents default to half the machine's memory; a test needs a few MB.
-            "--extentMemoryLimit",
-            "64",
-            *FLAGS,
-        ]
-        self.process = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            cwd=workspace,
-        )
-        # Drain the output for the whole session: a full pipe would block Azurite.
-        self._reader = threading.Thread(target=self._read, name=f"azurite-{service}-output", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip())
-            match = _LISTENING.search(line)
-            if match and self._port is None:
-                self._port = int(match.group(1))
-                self._ready.set()
-        self._ready.set()  # the process ended: wake the waiter, which then reports the output
-
-    def wait_port(self, deadline: float) -> int:
-        self._ready.wait(max(0.0, deadline - time.monotonic()))
-        if self._port is None:
-            raise RuntimeError(
-                f"Azurite {self.name} did not report a listening port "
-                f"(exit code {self.process.poll()}); its output:\n" + "\n".join(self.output[-20:])
-            )
-        return self._port
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._reader.join(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def _wait_accepting(port: int, deadline: float) -> None:
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not accept connections on 127.0.0.1:{port}") from None
-            time.sleep(0.05)
-
-
-def _executable(name: str) -> Path:
-    path = BIN / name
-    if not path.exists():
-        pytest.fail(
-            f"Azurite is not installed ({path} is missing). Run `make test` (it runs `npm ci`) or "
-            "`npm ci` in the repository root; CI installs it the same way.",
-            pytrace=False,
-        )
-    if shutil.which("node") is None:
-        pytest.fail("Azurite needs Node.js on PATH; install node/npm and run `make test`.", pytrace=False)
-    return path
+__all__ = ["Azurite", "azurite"]
 
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     """Blob and Queue emulators for the session; ``AzureWebJobsStorage`` points at them."""
-    blob_bin, queue_bin = _executable("azurite-blob"), _executable("azurite-queue")
-    workspace = Path(tempfile.mkdtemp(prefix="azurite-tests-"))
-    services = [_Service(blob_bin, "blob", workspace), _Service(queue_bin, "queue", workspace)]
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        blob_port, queue_port = (service.wait_port(deadline) for service in services)
-        for port in (blob_port, queue_port):
-            _wait_accepting(port, deadline)
-        emulator = Azurite(blob_port, queue_port)
-        saved = os.environ.get(STORAGE_SETTING)
-        os.environ[STORAGE_SETTING] = emulator.connection_string
-        try:
+        with running_azurite() as emulator:
             yield emulator
-        finally:
-            if saved is None:
-                os.environ.pop(STORAGE_SETTING, None)
-            else:
-                os.environ[STORAGE_SETTING] = saved
-    finally:
-        for service in services:
-            service.stop()
-        shutil.rmtree(workspace, ignore_errors=True)
+    except AzuriteMissing as missing:
+        pytest.fail(str(missing), pytrace=False)

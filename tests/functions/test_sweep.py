@@ -81,12 +81,23 @@ async def test_sweep_with_bad_settings_logs_and_fails(
     assert any("ROTATION_ROTATE_BEFORE_DAYS" in p for p in invalid["problems"])
 
 
-async def test_a_vault_the_rotator_may_not_list_fails_the_sweep_loudly(
+async def test_a_vault_the_rotator_may_not_list_fails_the_sweep_loudly_after_enqueuing_the_others(
     own_cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
 ) -> None:
-    own_cloud.admin("POST", "/faults", {"service": "keyvault", "method": "GET", "status": 403, "count": 5})
+    due = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=5)
+    assert own_cloud.rotator is not None
+    own_cloud.admin(
+        "DELETE",
+        "/role-assignments",
+        {"objectId": own_cloud.rotator.sp_object_id, "vault": "kv-alpha", "role": "Key Vault Secrets Officer"},
+    )
+    out: Collector[list[str]] = Collector()
     with pytest.raises(Exception) as caught:
-        await run_sweep(handlers)
+        await handlers["sweep"](func.timer.TimerRequest(past_due=False), out)
     assert getattr(caught.value, "code", None) == "PermissionDenied"
-    (failed,) = events_named(logs.records, "SweepFailed")
-    assert failed["errorCode"] == "PermissionDenied"
+    # The readable vault's work went out all the same; the unreadable one is named in the logs.
+    assert [(r.vault, r.secret) for r in out.requests()] == [("kv-beta", due.name)]
+    (failed,) = events_named(logs.records, "VaultScanFailed")
+    assert failed["vault"] == "kv-alpha" and failed["errorCode"] == "PermissionDenied"
+    (completed,) = events_named(logs.records, "SweepCompleted")
+    assert completed["unreadableVaults"] == "kv-alpha"
