@@ -45,7 +45,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-demo: venv
+demo: venv node
 	$(PY) -m rotation demo
 
 emulator: venv

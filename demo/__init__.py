@@ -1,0 +1,1 @@
+"""`make demo`: the rotator's main job, end to end, on the local cloud (no Azure tenant needed)."""
