@@ -18,6 +18,7 @@ converter accepts for several messages (``list[str]`` is not recognised as itera
 """
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -59,6 +60,7 @@ from rotation.functions_support import (
     status_url,
     typeless_event_hint,
 )
+from rotation.inventory import inventory_response
 from rotation.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc, new_operation_id
 from rotation.observability import event as log_event
 from rotation.runtime import Runtime, open_runtime
@@ -440,7 +442,7 @@ async def _http(function: str, req: func.HttpRequest, handle: Callable[[str], Aw
         seconds=round(time.monotonic() - started, 3),
     )
     headers = {"x-ms-operation-id": operation_id, "Cache-Control": "no-store", **reply.headers}
-    return func.HttpResponse(reply.to_json(), status_code=reply.status, headers=headers, mimetype="application/json")
+    return func.HttpResponse(reply.payload(), status_code=reply.status, headers=headers, mimetype=reply.mimetype)
 
 
 async def _managed_version(runtime: Runtime, vault: str, name: str) -> SecretVersion:
@@ -551,3 +553,24 @@ async def list_secrets(req: func.HttpRequest) -> func.HttpResponse:
         )
 
     return await _http("list_secrets", req, handle)
+
+
+@app.route(route="inventory", methods=["GET"])
+async def inventory(req: func.HttpRequest) -> func.HttpResponse:
+    """``GET /api/inventory?days=N&format=json|html``: every credential of every app the rotator can
+    read, with days to expiry and the vault secret managing it (see ``rotation.inventory``). Read-only;
+    list calls only, never a secret value."""
+
+    async def handle(operation_id: str) -> Reply:
+        settings = _settings("inventory", operation_id)
+        async with open_runtime(settings) as runtime:
+            status, content_type, document = await inventory_response(
+                runtime, req.params.get("days"), req.params.get("format")
+            )
+        mimetype = content_type.split(";", 1)[0]
+        if mimetype == "application/json":
+            return Reply(status, json.loads(document))
+        # A self-contained page; nosniff keeps a browser from guessing another type for it.
+        return Reply(status, {}, {"X-Content-Type-Options": "nosniff"}, document=document, mimetype=mimetype)
+
+    return await _http("inventory", req, handle)

@@ -77,9 +77,15 @@ class Reply:
     status: int
     body: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+    # A document that is not JSON (the inventory page): sent as is, with its own media type.
+    document: str | None = None
+    mimetype: str = "application/json"
 
     def to_json(self) -> str:
         return json.dumps(self.body, separators=(",", ":"), sort_keys=False)
+
+    def payload(self) -> str:
+        return self.document if self.document is not None else self.to_json()
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

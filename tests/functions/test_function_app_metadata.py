@@ -43,6 +43,7 @@ def test_the_app_has_exactly_these_functions(functions: dict[str, Any]) -> None:
         "rotate_secret",
         "secret_status",
         "list_secrets",
+        "inventory",
     }
     for f in functions.values():
         assert inspect.iscoroutinefunction(f.get_user_function()), f.get_function_name()
@@ -90,6 +91,7 @@ def test_queue_triggers(functions: dict[str, Any]) -> None:
         ("rotate_secret", "secrets/{vault}/{name}/rotate", "POST", True),
         ("secret_status", "secrets/{vault}/{name}", "GET", False),
         ("list_secrets", "secrets", "GET", False),
+        ("inventory", "inventory", "GET", False),
     ],
 )
 def test_http_routes_need_a_function_key(
@@ -147,7 +149,7 @@ def test_importing_the_app_does_no_network_io_and_needs_no_settings() -> None:
         "socket.create_connection = refuse\n"
         "socket.getaddrinfo = refuse\n"
         "import function_app\n"
-        "assert len(function_app.app.get_functions()) == 7\n"
+        "assert len(function_app.app.get_functions()) == 8\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
