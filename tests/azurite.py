@@ -10,13 +10,17 @@ A missing Azurite fails the tests that need it with what to run: CI installs it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient
 
 from emulator.azurite import Azurite, AzuriteMissing, running_azurite
 
-__all__ = ["Azurite", "azurite"]
+__all__ = ["Azurite", "azurite", "requests_queue"]
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +31,22 @@ def azurite() -> Iterator[Azurite]:
             yield emulator
     except AzuriteMissing as missing:
         pytest.fail(str(missing), pytrace=False)
+
+
+@pytest.fixture
+async def requests_queue(azurite: Azurite) -> AsyncIterator[QueueClient]:
+    """The ``rotation-requests`` queue (base64, as host.json says), empty at the start and the end."""
+    client = QueueClient.from_connection_string(
+        azurite.connection_string,
+        "rotation-requests",
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+    with contextlib.suppress(ResourceExistsError):
+        await client.create_queue()
+    await client.clear_messages()
+    try:
+        yield client
+    finally:
+        await client.clear_messages()
+        await client.close()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue.aio import QueueClient
 
 import function_app
-from tests.functions.harness import app_functions, app_handlers, requests_queue_client
+from tests.functions.harness import app_functions, app_handlers
 
 
 @pytest.fixture(scope="session")
@@ -46,18 +43,3 @@ def short_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shortest lease Azure allows, and deferred messages visible again after a second."""
     monkeypatch.setattr(function_app, "LOCK_LEASE_SECONDS", 15)
     monkeypatch.setattr(function_app, "DEFER_DELAY_SECONDS", 1)
-
-
-@pytest.fixture
-async def requests_queue(azurite: Any) -> AsyncIterator[QueueClient]:
-    """The ``rotation-requests`` queue in Azurite, empty at the start of the test."""
-    client = requests_queue_client()
-    try:
-        await client.create_queue()
-    except ResourceExistsError:
-        await client.clear_messages()
-    try:
-        yield client
-    finally:
-        await client.clear_messages()
-        await client.close()

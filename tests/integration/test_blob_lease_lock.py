@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +28,6 @@ from tests.functions.harness import (
     queue_message,
     receive_all,
     request_mark,
-    requests_queue_client,
     rotator_credentials,
     storage_connection,
     wait_for_messages,
@@ -53,20 +51,6 @@ def worker(monkeypatch: pytest.MonkeyPatch, azurite: Any) -> Any:
     return run
 
 
-@pytest.fixture
-async def queue(azurite: Any) -> AsyncIterator[QueueClient]:
-    client = requests_queue_client()
-    try:
-        await client.create_queue()
-    except HttpResponseError:
-        await client.clear_messages()
-    try:
-        yield client
-    finally:
-        await client.clear_messages()
-        await client.close()
-
-
 async def seeded(cloud: LocalCloud) -> SeededSecret:
     return await asyncio.to_thread(seed_managed_secret, cloud, expires_in_days=5)
 
@@ -78,7 +62,7 @@ def request_for(secret: SeededSecret, reason: str) -> ReconcileRequest:
 async def test_two_workers_on_the_same_secret_rotate_it_once(
     cloud: LocalCloud,
     worker: Any,
-    queue: QueueClient,
+    requests_queue: QueueClient,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -99,7 +83,7 @@ async def test_two_workers_on_the_same_secret_rotate_it_once(
     assert completed["action"] == "rotated"
 
     # The deferred request comes back and finds nothing left to do.
-    (deferred,) = await wait_for_messages(queue, 1)
+    (deferred,) = await wait_for_messages(requests_queue, 1)
     caplog.clear()
     await worker(deferred)
     (again,) = events_named(caplog.records, "WorkerCompleted")
@@ -110,7 +94,7 @@ async def test_two_workers_on_the_same_secret_rotate_it_once(
 async def test_the_lease_is_renewed_while_validation_outlasts_it(
     cloud: LocalCloud,
     worker: Any,
-    queue: QueueClient,
+    requests_queue: QueueClient,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -157,7 +141,7 @@ async def test_the_lease_is_renewed_while_validation_outlasts_it(
 
 
 async def test_a_crashed_holders_lease_expires_and_the_deferred_request_proceeds(
-    cloud: LocalCloud, worker: Any, queue: QueueClient, caplog: pytest.LogCaptureFixture
+    cloud: LocalCloud, worker: Any, requests_queue: QueueClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="rotation")  # whatever an earlier in-process CLI run left
     secret = await seeded(cloud)
@@ -173,7 +157,7 @@ async def test_a_crashed_holders_lease_expires_and_the_deferred_request_proceeds
 
     # Each delivery of the deferred request either defers again or, once the lease lapsed, rotates.
     for _ in range(30):
-        (body,) = await wait_for_messages(queue, 1)
+        (body,) = await wait_for_messages(requests_queue, 1)
         await worker(body)
         if events_named(caplog.records, "WorkerCompleted"):
             break
@@ -185,4 +169,4 @@ async def test_a_crashed_holders_lease_expires_and_the_deferred_request_proceeds
     (completed,) = events_named(caplog.records, "WorkerCompleted")
     assert completed["action"] == "rotated" and completed["operationId"] == request.operation_id
     assert len(add_password_calls(cloud, mark)) == 1
-    assert await receive_all(queue) == []
+    assert await receive_all(requests_queue) == []
