@@ -136,7 +136,13 @@ class GraphDirectory:
         config = RequestConfiguration(query_parameters=query)
 
         async def call() -> Application:
-            app = await self._client.applications_with_app_id(app_id).get(request_configuration=config)
+            # Not `self._client.applications_with_app_id(app_id)`: msgraph-sdk 1.65 hands that builder the
+            # client's own path-parameter dict, which the builder mutates, so concurrent reads of two
+            # apps race and can both fetch the same app. A private copy per call keeps them apart.
+            builder = ApplicationsWithAppIdRequestBuilder(
+                self._client.request_adapter, dict(self._client.path_parameters), app_id
+            )
+            app = await builder.get(request_configuration=config)
             if app is None:
                 raise self._not_found(app_id)
             return _application(app)
