@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 
+from rotation import redact
 from rotation.cli import fail
 from rotation.errors import RotationError
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install()  # defence in depth: scrub any value the process holds from every log line
     # Library chatter (HTTP lines, SDK retries) stays out unless asked for.
     for noisy in ("azure", "httpx", "msal", "kiota_http"):
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
