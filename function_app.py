@@ -470,9 +470,10 @@ async def rotate_secret(req: func.HttpRequest, requests: func.Out[str]) -> func.
     body (400), then one value-free Key Vault read (the version list): the secret must exist and
     be managed (404), with usable tags and an enabled latest version (409).
 
-    Like ``python -m rotation rotate``: ``"emergency": false`` reconciles the secret now (it rotates
-    when due, and finishes a pending validation or retirement); ``"emergency": true`` rotates now
-    and retires the old credential as soon as the new one is proven.
+    Like ``python -m rotation rotate --force``: ``"emergency": false`` rotates now and keeps the old
+    credential for the grace period (a planned roll; it waits if an earlier retirement is still
+    pending); ``"emergency": true`` rotates now and retires the old credential as soon as the new one
+    is proven (a leak).
     """
 
     async def handle(operation_id: str) -> Reply:

@@ -148,8 +148,9 @@ class RotateCommand:
     emergency: bool = False
 
     @property
-    def mode(self) -> Literal["normal", "emergency"]:
-        return "emergency" if self.emergency else "normal"
+    def mode(self) -> Literal["forced", "emergency"]:
+        # POST .../rotate always rotates now; "emergency" also retires the old credential at once.
+        return "emergency" if self.emergency else "forced"
 
 
 _ROTATE_FIELDS: Final = ("reason", "emergency")

@@ -546,7 +546,9 @@ class ManagedSecret:
 # --------------------------------------------------------------------------------------------------
 # Reconcile requests (queue messages)
 
-Mode = Literal["normal", "emergency"]
+# normal: do what is due. forced: rotate now, keep the grace period (an operator's planned roll).
+# emergency: rotate now and retire the old credential as soon as the new one is proven (a leak).
+Mode = Literal["normal", "forced", "emergency"]
 MODES: Final[tuple[str, ...]] = get_args(Mode)
 REASON_MAX: Final = 500
 _REQUEST_FIELDS: Final = ("vault", "secret", "reason", "mode", "operation_id", "requested_at")
@@ -629,6 +631,11 @@ class ReconcileRequest:
     @property
     def emergency(self) -> bool:
         return self.mode == "emergency"
+
+    @property
+    def forced(self) -> bool:
+        """A rotation was asked for now, whatever the expiry (forced or emergency)."""
+        return self.mode in ("forced", "emergency")
 
     @property
     def lock_key(self) -> str:

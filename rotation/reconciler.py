@@ -406,7 +406,7 @@ class Reconciler:
         stored_key_id = policy.looks_like_key_id(
             run.current.value if run.current else "", run.application.password_credentials
         )
-        forced = (run.request.emergency and not run.validated_now) or bool(stored_key_id) or run.force_rotation
+        forced = (run.request.forced and not run.validated_now) or bool(stored_key_id) or run.force_rotation
         # The short-lifetime guard needs the credential's real start, which only a version the rotator
         # wrote records (as nbf); an operator's version was written at some unrelated moment.
         issued = run.latest.not_before if run.latest.tags.get(Tag.RotationId) else None
@@ -417,9 +417,12 @@ class Reconciler:
             if run.state.state is RotationState.VALIDATING:
                 return  # only reached in a dry run: the pending validation comes first
             if run.state.retire_credential_id and not run.request.emergency:
+                # One retirement at a time: the tags name one old credential. An emergency retires it
+                # first; anything else waits for its grace period to end.
                 run.warnings.append(
                     f"rotation is due ({decision.reason}) but waits until credential "
-                    f"{run.state.retire_credential_id} is retired at {run.state.retire_after}"
+                    f"{run.state.retire_credential_id} is retired at {run.state.retire_after} (an emergency "
+                    "rotation retires it at once)"
                 )
                 return
         if run.dry_run:

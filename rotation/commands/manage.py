@@ -44,7 +44,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rotate = commands.add_parser("rotate", help="reconcile one secret now (rotate it if due or forced)")
     rotate.add_argument("vault", help="vault name, as listed in ROTATION_VAULTS")
     rotate.add_argument("secret", help="secret name")
-    rotate.add_argument("--emergency", action="store_true", help="rotate now and retire the old credential at once")
+    urgency = rotate.add_mutually_exclusive_group()
+    urgency.add_argument("--force", action="store_true", help="rotate now even if not due; keep the grace period")
+    urgency.add_argument(
+        "--emergency", action="store_true", help="rotate now and retire the old credential at once (a leak)"
+    )
     rotate.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
     rotate.add_argument("--reason", default="requested from the command line", help="recorded in the logs")
     rotate.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,7 +89,7 @@ def _rotate(args: argparse.Namespace) -> int:
         args.secret,
         now=datetime.now(UTC),
         reason=args.reason[:REASON_MAX],
-        mode="emergency" if args.emergency else "normal",
+        mode="emergency" if args.emergency else "forced" if args.force else "normal",
     )
     outcome = asyncio.run(_reconcile_one(settings, request, args.dry_run))
     if outcome.error_code in USER_ERRORS and outcome.action is Action.NONE:

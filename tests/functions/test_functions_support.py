@@ -59,7 +59,7 @@ ROLE = "Rotation.Operator"
 def test_a_valid_rotate_body(body: bytes, expected: tuple[str, bool]) -> None:
     command = parse_rotate_body(body)
     assert (command.reason, command.emergency) == expected
-    assert command.mode == ("emergency" if expected[1] else "normal")
+    assert command.mode == ("emergency" if expected[1] else "forced")
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,7 @@ async def test_rotate_enqueues_one_request_and_answers_202(cloud: LocalCloud, ha
     assert response.headers["Location"] == body["statusUrl"]
     (request,) = out.requests()
     assert out.calls == 1
-    assert (request.vault, request.secret, request.mode) == ("kv-local", secret.name, "normal")
+    assert (request.vault, request.secret, request.mode) == ("kv-local", secret.name, "forced")
     assert request.reason == "suspected leak in a build log"
     assert request.operation_id == body["operationId"] == response.headers["x-ms-operation-id"]
     # One Key Vault read proves the secret is managed; nothing is written, Graph is not asked.

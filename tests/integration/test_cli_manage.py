@@ -201,3 +201,27 @@ def test_json_errors_are_json(cloud: LocalCloud, capsys: Any) -> None:
     assert status == 1 and err == ""
     assert json.loads(out)["error"]["code"] == "SecretNotFound"
     assert os.environ.get("ROTATION_VAULTS")
+
+
+def test_force_rotates_a_healthy_secret_keeping_the_grace_period_and_then_waits(
+    cloud: LocalCloud, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROTATION_GRACE_HOURS", "24")
+    seeded = seed_managed_secret(cloud, expires_in_days=200)
+    status, out, _ = run(capsys, "rotate", seeded.vault, seeded.name, "--force", "--json")
+    first = json.loads(out)
+    assert status == 0 and first["action"] == "rotated" and first["retired_key_ids"] == []
+    status, out, _ = run(capsys, "status", seeded.vault, "--json")
+    mine = next(s for s in json.loads(out)["secrets"] if s["secret"] == seeded.name)
+    assert mine["pendingRetirement"]["credentialId"] == seeded.key_id  # the old one stays for the grace period
+    # A second planned roll inside the grace period waits (the tags hold one retirement at a time)...
+    before = mark(cloud)
+    status, out, _ = run(capsys, "rotate", seeded.vault, seeded.name, "--force", "--json")
+    second = json.loads(out)
+    assert second["action"] == "none" and "waits until credential" in second["warnings"][0]
+    assert writes_since(cloud, before) == []
+    # ...while an emergency retires the pending credential first, then rotates.
+    status, out, _ = run(capsys, "rotate", seeded.vault, seeded.name, "--emergency", "--json")
+    third = json.loads(out)
+    assert third["action"] == "rotated" and seeded.key_id in third["retired_key_ids"]
+    assert first["created_key_id"] in third["retired_key_ids"]
