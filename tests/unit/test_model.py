@@ -470,7 +470,11 @@ def test_new_request_fills_in_the_operation_id() -> None:
     assert (r.vault, r.reason, r.mode, r.requested_at) == ("kv-prod-1", "", "normal", NOW)
     assert r.lock_key == "kv-prod-1/db-password"
     assert ReconcileRequest.new("kv-prod-1", "DB-Password", now=NOW).lock_key == "kv-prod-1/db-password"
-    assert MODES == ("normal", "emergency")
+    assert MODES == ("normal", "forced", "emergency")
+    assert not r.forced and not r.emergency
+    forced = ReconcileRequest.new("kv-prod-1", "db-password", now=NOW, mode="forced")
+    assert forced.forced and not forced.emergency
+    assert ReconcileRequest.new("kv-prod-1", "db-password", now=NOW, mode="emergency").forced
 
 
 def test_unknown_and_missing_fields_are_rejected_by_name() -> None:
@@ -494,7 +498,7 @@ def test_unknown_and_missing_fields_are_rejected_by_name() -> None:
         ("reason", "x" * (REASON_MAX + 1), "at most 500"),
         ("reason", "line\nforged log line", "printable text on one line"),
         ("mode", True, "'mode' must be a string, got bool"),
-        ("mode", "panic", "must be one of normal, emergency"),
+        ("mode", "panic", "must be one of normal, forced, emergency"),
         ("operation_id", "", "'operation_id' must be"),
         ("operation_id", "has space", "'operation_id' must be"),
         ("operation_id", 12, "'operation_id' must be a string"),
