@@ -172,12 +172,9 @@ async def reconcile_all(
 
     async def one(request: ReconcileRequest) -> Outcome:
         async with gate:
-            try:
-                outcome = await reconciler.reconcile(request, dry_run=dry_run)
-            except RotationError as error:  # pragma: no cover - reconcile returns these as outcomes
-                outcome = Outcome(request.operation_id, request.vault, request.secret).with_error(
-                    error.code, error.message
-                )
+            # `reconcile` reports a RotationError in the outcome, so one secret's failure never stops
+            # the others.
+            outcome = await reconciler.reconcile(request, dry_run=dry_run)
         if on_done is not None:
             on_done(outcome)
         return outcome
