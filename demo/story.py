@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -260,14 +260,16 @@ async def enqueue(messages: list[str]) -> None:
             await queue.send_message(message)
 
 
-def event_from_wire(body: dict[str, Any]) -> func.EventGridEvent:
+def event_from_wire(body: Mapping[str, Any]) -> func.EventGridEvent:
+    """What the host's converter makes of an Event Grid schema delivery (azure.functions.eventgrid)."""
+    raw_time = body.get("eventTime")
     return func.EventGridEvent(
         id=body["id"],
         data=body["data"],
         topic=body["topic"],
         subject=body["subject"],
         event_type=body["eventType"],
-        event_time=datetime.fromisoformat(body["eventTime"].replace("Z", "+00:00")),
+        event_time=datetime.fromisoformat(raw_time.replace("Z", "+00:00")) if raw_time else None,
         data_version=body.get("dataVersion", "1"),
     )
 

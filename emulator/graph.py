@@ -250,9 +250,7 @@ async def add_password(request: web.Request) -> web.StreamResponse:
     _throttle_write(world, token)
     requested = _password_request(await _json_body(request))
     with world.lock:
-        app = _find_application(world, token, request)
-        if not _may_write(token, app):
-            raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
+        app = _writable_application(world, token, request)
         start = requested.start or world.clock.now()
         end = requested.end or _add_years(start, DEFAULT_PASSWORD_YEARS)
         _check_new_password(world, app, start, end)
@@ -267,9 +265,7 @@ async def remove_password(request: web.Request) -> web.StreamResponse:
     _throttle_write(world, token)
     key_id = _key_id(await _json_body(request))
     with world.lock:
-        app = _find_application(world, token, request)
-        if not _may_write(token, app):
-            raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
+        app = _writable_application(world, token, request)
         credential = next((p for p in app.passwords if p.key_id.lower() == key_id.lower()), None)
         if credential is None:
             # Status 400 per the wire facts; the exact real code and message are unpublished.
@@ -405,6 +401,14 @@ def _may_write(token: IssuedToken, app: Application) -> bool:
     if ROLE_RW_ALL in token.roles:
         return True
     return ROLE_RW_OWNED in token.roles and _owns(token, app)
+
+
+def _writable_application(world: World, token: IssuedToken, request: web.Request) -> Application:
+    """The app the request names (404 if not in the caller's tenant), if the caller may change it (403)."""
+    app = _find_application(world, token, request)
+    if not _may_write(token, app):
+        raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
+    return app
 
 
 def _throttle_write(world: World, token: IssuedToken) -> None:

@@ -83,6 +83,7 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     validated_now: bool = False
     force_rotation: bool = False  # the recorded state cannot be repaired, only replaced
+    holds_secret_id: bool = False  # the stored value is one of the app's keyIds (seen at load)
 
     @property
     def name(self) -> str:
@@ -211,6 +212,7 @@ class Reconciler:
         # The app is read once per run; later steps keep `run.app` up to date themselves.
         run.app = await self.directory.get_application(run.state.app_id)
         stored_key_id = policy.looks_like_key_id(current.value, run.application.password_credentials)
+        run.holds_secret_id = stored_key_id is not None
         if stored_key_id:
             run.warnings.append(
                 f"the secret holds the Secret ID {stored_key_id} instead of a secret value (the "
@@ -403,10 +405,7 @@ class Reconciler:
     async def _rotate_if_due(self, run: _Run) -> None:
         assert run.policy is not None
         now = self.clock.now()
-        stored_key_id = policy.looks_like_key_id(
-            run.current.value if run.current else "", run.application.password_credentials
-        )
-        forced = (run.request.forced and not run.validated_now) or bool(stored_key_id) or run.force_rotation
+        forced = (run.request.forced and not run.validated_now) or run.holds_secret_id or run.force_rotation
         # The short-lifetime guard needs the credential's real start, which only a version the rotator
         # wrote records (as nbf); an operator's version was written at some unrelated moment.
         issued = run.latest.not_before if run.latest.tags.get(Tag.RotationId) else None

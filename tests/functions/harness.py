@@ -177,19 +177,6 @@ def key_vault_event(
     )
 
 
-def event_from_wire(body: Mapping[str, Any]) -> func.EventGridEvent:
-    """What the host's converter makes of an Event Grid schema delivery (azure.functions.eventgrid)."""
-    return func.EventGridEvent(
-        id=body["id"],
-        data=body["data"],
-        topic=body["topic"],
-        subject=body["subject"],
-        event_type=body["eventType"],
-        event_time=None,
-        data_version=body.get("dataVersion", "1"),
-    )
-
-
 def queue_message(body: str | bytes, *, message_id: str | None = None) -> func.QueueMessage:
     return func.QueueMessage(id=message_id or str(uuid.uuid4()), body=body)
 

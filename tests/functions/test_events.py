@@ -9,11 +9,11 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from demo.story import event_from_wire
 from emulator.cloud import LocalCloud
 from rotation.errors import SettingsError
 from tests.functions.harness import (
     Collector,
-    event_from_wire,
     events_named,
     key_vault_event,
     request_mark,

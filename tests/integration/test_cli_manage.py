@@ -6,8 +6,10 @@ changes nothing (checked from the local cloud's request log); no output holds a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -96,8 +98,6 @@ def test_user_errors_are_one_line_non_zero_and_change_nothing(
 
 
 def test_an_unmanaged_secret_is_refused_in_one_line(cloud: LocalCloud, capsys: Any) -> None:
-    import asyncio
-
     name = unique("plain")
     asyncio.run(write_secret(cloud, "kv-local", name, "x" * 40))
     before = mark(cloud)
@@ -145,11 +145,7 @@ def test_sweep_rotates_what_is_due_and_reports_nothing_to_do_after(cloud: LocalC
 def test_adopt_identifies_the_credential_by_hint_and_expiry(cloud: LocalCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, tag_credential=False, tags={"ProviderAddress": "x"})
     # Re-write as an unmanaged secret holding the human's value (adopt writes the tags).
-    import asyncio
-
     name = unique("legacy")
-    versions = cloud.admin("GET", "/state")
-    del versions
     asyncio.run(write_secret(cloud, "kv-local", name, seeded.value, expires=_end_of(cloud, seeded)))
     status, out, err = run(capsys, "adopt", "kv-local", name, "--app", seeded.app_id, "--json", "--grace-hours", "2")
     assert status == 0, err
@@ -162,8 +158,6 @@ def test_adopt_identifies_the_credential_by_hint_and_expiry(cloud: LocalCloud, c
 
 
 def test_adopt_without_a_unique_match_leaves_credential_unset_and_says_so(cloud: LocalCloud, capsys: Any) -> None:
-    import asyncio
-
     app = create_owned_app(cloud, unique("svc"))
     value = cloud.admin("POST", f"/applications/{app['id']}/passwords", {})["secretText"]
     name = unique("legacy")
@@ -185,9 +179,7 @@ def test_adopt_refuses_a_secret_managed_for_another_app_and_changes_nothing(clou
     assert writes_since(cloud, before) == []
 
 
-def _end_of(cloud: LocalCloud, seeded: Any) -> Any:
-    from datetime import datetime
-
+def _end_of(cloud: LocalCloud, seeded: Any) -> datetime:
     for tenant in cloud.admin("GET", "/state")["tenants"]:
         for app in tenant["applications"]:
             for password in app["passwordCredentials"]:
