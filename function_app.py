@@ -1,7 +1,7 @@
 """The Azure Function app (Python v2 programming model): triggers only.
 
 Each function parses its trigger's input, asks ``rotation`` to do the work and shapes the output;
-decisions live in ``rotation`` (``rotation.functions_support`` for the host-facing ones).
+decisions live in ``rotation`` (``functions.support`` for the host-facing ones).
 
     timer "sweep" ────────────┐
     Event Grid (Key Vault) ───┼──► queue "rotation-requests" ──► rotate_worker: blob lease ──► reconcile
@@ -31,11 +31,7 @@ from typing import Any
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from rotation import redact
-from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock, blob_service_from_env
-from rotation.errors import BadRequestError, LockHeld, RotationError, SettingsError, TagError
-from rotation.events import ACTIONABLE, Ignored, KeyVaultEvent, MalformedEvent, parse_event
-from rotation.functions_support import (
+from functions.support import (
     POISON_QUEUE,
     REQUESTS_QUEUE,
     STORAGE_CONNECTION,
@@ -60,12 +56,16 @@ from rotation.functions_support import (
     status_url,
     typeless_event_hint,
 )
-from rotation.inventory import inventory_response
-from rotation.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc, new_operation_id
+from rotation import redact
+from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock, blob_service_from_env
+from rotation.domain.errors import BadRequestError, LockHeld, RotationError, SettingsError, TagError
+from rotation.domain.events import ACTIONABLE, Ignored, KeyVaultEvent, MalformedEvent, parse_event
+from rotation.domain.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc, new_operation_id
 from rotation.observability import event as log_event
 from rotation.runtime import Runtime, open_runtime
+from rotation.service.sweep import scan, status_of, work_requests
 from rotation.settings import Settings
-from rotation.sweep import scan, status_of, work_requests
+from rotation.tools.inventory import inventory_response
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -246,7 +246,7 @@ async def rotate_worker(msg: func.QueueMessage) -> None:
       ``messageEncoding`` says) and this delivery completes, so waiting costs no delivery attempt.
       If the re-enqueue itself fails, the exception makes the host redeliver instead. Nothing is
       ever rotated twice: the lease serialises workers and the reconciler re-reads the state.
-    - The outcome decides the rest (table in ``rotation.functions_support.disposition``): success
+    - The outcome decides the rest (table in ``functions.support.disposition``): success
       completes; a permanent error logs ``RotationFailed`` and completes; anything that a retry may
       fix raises ``RotationRetry``, and after ``maxDequeueCount`` attempts the host moves the message
       to ``rotation-requests-poison`` (see ``rotation_poisoned``).
@@ -559,7 +559,7 @@ async def list_secrets(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="inventory", methods=["GET"])
 async def inventory(req: func.HttpRequest) -> func.HttpResponse:
     """``GET /api/inventory?days=N&format=json|html``: every credential of every app the rotator can
-    read, with days to expiry and the vault secret managing it (see ``rotation.inventory``). Read-only;
+    read, with days to expiry and the vault secret managing it (see ``rotation.tools.inventory``). Read-only;
     list calls only, never a secret value."""
 
     async def handle(operation_id: str) -> Reply:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from emulator.tls import create_local_tls
+from localcloud.tls import create_local_tls
 
 # Export the CA before anything imports aiohttp (the local cloud itself uses it as a server only).
 _TLS = create_local_tls(Path(tempfile.mkdtemp(prefix="bench-cloud-")))
@@ -27,7 +27,7 @@ os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
 
 import requests  # noqa: E402
 
-from emulator.cloud import LocalCloud  # noqa: E402
+from localcloud.cloud import LocalCloud  # noqa: E402
 
 
 def measure(session: requests.Session, send: object, count: int) -> tuple[float, float]:

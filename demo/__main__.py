@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from emulator.tls import create_local_tls
+from localcloud.tls import create_local_tls
 
 
 def main() -> int:

@@ -33,9 +33,9 @@ from azure.keyvault.secrets.aio import SecretClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from emulator.azurite import AzuriteMissing, running_azurite
-from emulator.cloud import LocalCloud
-from emulator.tls import LocalTLS
+from localcloud.azurite import AzuriteMissing, running_azurite
+from localcloud.cloud import LocalCloud
+from localcloud.tls import LocalTLS
 
 VAULT = "kv-local"
 QUEUE = "rotation-requests"
@@ -298,7 +298,7 @@ async def chapter_sweep(handlers: dict[str, Any], story: Story) -> None:
 async def chapter_emergency(handlers: dict[str, Any], story: Story, broken: Seeded) -> None:
     story.chapter(f"3. 3 a.m.: {broken.name} fails with AADSTS7000215")
     story.step(f"on-call runs: python -m rotation diagnose {VAULT} {broken.name} --probe")
-    from rotation.__main__ import main as rotation_cli
+    from rotation.cli import main as rotation_cli
 
     with quiet_stdout() as captured:
         # The command line runs its own event loop, so it gets a thread of its own.

@@ -1,20 +1,4 @@
-"""The local cloud: Entra ID, managed identity, Microsoft Graph and Key Vault over HTTPS on loopback.
+"""The old name of the local cloud, kept so that `python -m emulator serve` goes on working.
 
-`LocalCloud` is imported lazily: a process must be able to create the CA bundle (`emulator.tls`) and
-export `SSL_CERT_FILE` before aiohttp is imported, because aiohttp reads it once, at import.
+The package is `localcloud`; this one only forwards the command line to it.
 """
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from emulator.cloud import LocalCloud
-
-__all__ = ["LocalCloud"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "LocalCloud":
-        from emulator.cloud import LocalCloud
-
-        return LocalCloud
-    raise AttributeError(name)

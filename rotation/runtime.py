@@ -17,8 +17,8 @@ from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 from rotation.adapters.graph import GraphDirectory
 from rotation.adapters.keyvault import KeyVaultSecrets
 from rotation.adapters.token_probe import ClientCredentialsProbe
-from rotation.ports import SystemClock
-from rotation.reconciler import Reconciler
+from rotation.service.ports import SystemClock
+from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
 

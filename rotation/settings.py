@@ -22,8 +22,8 @@ from types import MappingProxyType
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
-from rotation.errors import SettingsError, TagError, UnknownVaultError
-from rotation.model import (
+from rotation.domain.errors import SettingsError, TagError, UnknownVaultError
+from rotation.domain.model import (
     TENANT_RULE,
     VAULT_NAME_RULE,
     Tag,

@@ -18,7 +18,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from emulator.azurite import Azurite, AzuriteMissing, running_azurite
+from localcloud.azurite import Azurite, AzuriteMissing, running_azurite
 
 __all__ = ["Azurite", "azurite", "requests_queue"]
 

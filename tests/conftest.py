@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from emulator.tls import create_local_tls
+from localcloud.tls import create_local_tls
 
 _TLS = create_local_tls(Path(tempfile.mkdtemp(prefix="local-cloud-tests-")))
 os.environ["SSL_CERT_FILE"] = str(_TLS.ca_bundle)
@@ -20,7 +20,7 @@ os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
 
 import pytest  # noqa: E402
 
-from emulator.cloud import LocalCloud  # noqa: E402
+from localcloud.cloud import LocalCloud  # noqa: E402
 
 # Azurite (blob + queue), started once per session by the tests that need storage.
 pytest_plugins = ["tests.azurite"]

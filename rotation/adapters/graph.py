@@ -43,8 +43,15 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from rotation.adapters.retrying import Transient, parse_retry_after, with_retries
-from rotation.errors import PermissionDeniedError, PolicyBlockedError, RotationError
-from rotation.model import Application, NewPassword, PasswordCredential, PasswordPolicy, Sensitive
+from rotation.domain.errors import (
+    ApplicationNotFoundError,
+    GraphError,
+    PasswordLifetimePolicyError,
+    PasswordLimitError,
+    PermissionDeniedError,
+    PolicyBlockedError,
+)
+from rotation.domain.model import Application, NewPassword, PasswordCredential, PasswordPolicy, Sensitive
 from rotation.settings import is_loopback
 
 T = TypeVar("T")
@@ -54,14 +61,6 @@ GRAPH_RESOURCE = "https://graph.microsoft.com"
 # Only what the rotator uses ($select keeps reads small and is what least privilege can see).
 APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordCredentials", "keyCredentials"]
 OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.OwnedBy"
-
-
-class ApplicationNotFoundError(RotationError):
-    default_code = "ApplicationNotFound"
-
-
-class PasswordLifetimePolicyError(PolicyBlockedError):
-    """addPassword refused the requested lifetime; nothing was created, a shorter one may pass."""
 
 
 def graph_scope(graph_url: str) -> str:
@@ -161,7 +160,7 @@ class GraphDirectory:
         async def call() -> NewPassword:
             created = await self._client.applications.by_application_id(object_id).add_password.post(body)
             if created is None or not created.secret_text or created.key_id is None:
-                raise RotationError("Graph addPassword answered without a secret.", code="GraphError")
+                raise GraphError("Graph addPassword answered without a secret.")
             return NewPassword(_credential(created), Sensitive(created.secret_text))
 
         # addPassword is not idempotent: a retry after a lost answer can leave an extra credential.
@@ -266,13 +265,12 @@ class GraphDirectory:
                 f"An app management policy forbids adding passwords to application {app_id}: {message}"
             )
         if status == 400 and code == "TooManyAppPasswords":
-            return RotationError(
+            return PasswordLimitError(
                 f"Application {app_id} cannot hold another password: {message}",
                 "Apps that allow personal Microsoft accounts hold at most two passwords; remove an unused one "
                 "(not the one in use) and run again.",
-                code="PasswordLimit",
             )
-        return RotationError(f"Microsoft Graph refused to {what}: HTTP {status} {code}: {message}", code="GraphError")
+        return GraphError(f"Microsoft Graph refused to {what}: HTTP {status} {code}: {message}")
 
     # --- read-only listing for `inventory` and `diagnose` (appended) -----------------------------
     async def list_applications(

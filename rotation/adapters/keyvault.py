@@ -24,22 +24,20 @@ from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
 from rotation.adapters.retrying import Transient, parse_retry_after, with_retries
-from rotation.errors import PermissionDeniedError, RotationError
-from rotation.model import SecretValue, SecretVersion, Sensitive
+from rotation.domain.errors import (
+    KeyVaultError,
+    NoValueError,
+    PermissionDeniedError,
+    SecretDisabledError,
+    SecretSoftDeletedError,
+)
+from rotation.domain.model import SecretValue, SecretVersion, Sensitive
 from rotation.settings import is_loopback
 
 T = TypeVar("T")
 
 SERVICE = "Key Vault"
 OFFICER = "the 'Key Vault Secrets Officer' role on vault '{vault}' (scope: the vault)"
-
-
-class SecretDisabledError(RotationError):
-    default_code = "SecretDisabled"
-
-
-class SecretSoftDeletedError(RotationError):
-    default_code = "SecretSoftDeleted"
 
 
 class KeyVaultSecrets:
@@ -85,7 +83,7 @@ class KeyVaultSecrets:
             except ResourceNotFoundError:
                 return None
             if bundle.value is None:
-                raise RotationError(f"Key Vault returned no value for secret '{secret}'.", code="NoValue")
+                raise NoValueError(f"Key Vault returned no value for secret '{secret}'.")
             return SecretValue(self._version(bundle.properties), Sensitive(bundle.value))
 
         return await self._call(call, f"read secret '{secret}'", action="get", secret=secret)
@@ -205,10 +203,9 @@ class KeyVaultSecrets:
                 f"Recover it (az keyvault secret recover --vault-name {self.name} --name {secret}) or purge it.",
             )
         host = urlsplit(self.url).hostname
-        return RotationError(
+        return KeyVaultError(
             f"Key Vault '{self.name}' ({host}) refused to {what}: HTTP {status} {code or ''}".rstrip() + ".",
             "Check the request and the vault's configuration.",
-            code="KeyVaultError",
         )
 
     # --- read-only probes for `diagnose` (appended) ----------------------------------------------

@@ -18,8 +18,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
-from rotation.errors import LockHeld, RotationError
-from rotation.ports import HeldLock
+from rotation.domain.errors import LockHeld, LockUnavailableError, SettingsError
+from rotation.service.ports import HeldLock
 
 log = logging.getLogger("rotation.lock")
 
@@ -83,10 +83,9 @@ class BlobLeaseLock:
         except HttpResponseError as exc:
             if exc.status_code == 409:
                 raise LockHeld(key) from exc
-            raise RotationError(
+            raise LockUnavailableError(
                 f"Could not take the lock blob {self._container}/{key}: HTTP {exc.status_code}.",
                 "Check AzureWebJobsStorage and the identity's 'Storage Blob Data Owner' role.",
-                code="LockUnavailable",
             ) from exc
         held = HeldLock(key)
         renewing = asyncio.create_task(self._renew(lease, held))
@@ -140,10 +139,11 @@ def blob_service_from_env(
     if not uri and account:
         uri = f"https://{account}.blob.core.windows.net"
     if not uri or credential is None:
-        raise RotationError(
-            "No storage account is configured for the rotation locks.",
-            "Set AzureWebJobsStorage (a connection string; UseDevelopmentStorage=true with Azurite) or "
-            "AzureWebJobsStorage__accountName for identity-based access.",
-            code="BadSettings",
+        raise SettingsError(
+            [
+                "No storage account is configured for the rotation locks: set AzureWebJobsStorage (a connection "
+                "string; UseDevelopmentStorage=true with Azurite) or AzureWebJobsStorage__accountName for "
+                "identity-based access."
+            ]
         )
     return BlobServiceClient(uri, credential=credential)

@@ -17,7 +17,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from rotation.errors import RotationError, ThrottledError
+from rotation.domain.errors import ServiceUnavailableError, ThrottledError
 
 T = TypeVar("T")
 log = logging.getLogger("rotation.retry")
@@ -97,10 +97,9 @@ async def with_retries(
         waited = time.monotonic() - started
         if exc.throttled:
             raise ThrottledError(service, waited, exc.retry_after) from exc
-        raise RotationError(
+        raise ServiceUnavailableError(
             f"{service} kept failing while the rotator tried to {what} ({exc.reason}); gave up after {waited:.0f} s.",
             "Nothing was lost: the next attempt continues where this one stopped. Check the service's "
             "health and the network path from the rotator.",
-            code="ServiceUnavailable",
         ) from exc
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover

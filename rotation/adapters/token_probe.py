@@ -10,9 +10,9 @@ from __future__ import annotations
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientSecretCredential
 
-from rotation import aadsts
 from rotation.adapters.graph import graph_scope
-from rotation.model import ProbeResult, Sensitive
+from rotation.domain import aadsts
+from rotation.domain.model import ProbeResult, Sensitive
 from rotation.settings import is_loopback
 
 

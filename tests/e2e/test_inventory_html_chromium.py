@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.__main__ import main
+from localcloud.cloud import LocalCloud
+from rotation.cli import main
 from tests.integration.test_inventory import HOSTILE_NAME, Scenario, assert_no_secret_value, seed_scenario
 
 pytestmark = pytest.mark.chromium

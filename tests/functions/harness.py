@@ -25,9 +25,9 @@ from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from emulator.cloud import LocalCloud
-from rotation.functions_support import REQUESTS_QUEUE, STORAGE_CONNECTION
-from rotation.model import ReconcileRequest
+from functions.support import REQUESTS_QUEUE, STORAGE_CONNECTION
+from localcloud.cloud import LocalCloud
+from rotation.domain.model import ReconcileRequest
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-from emulator.cloud import LocalCloud
-from rotation.model import ReconcileRequest
+from localcloud.cloud import LocalCloud
+from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
     Collector,
     add_password_calls,

@@ -10,8 +10,8 @@ import azure.functions as func
 import pytest
 
 from demo.story import event_from_wire
-from emulator.cloud import LocalCloud
-from rotation.errors import SettingsError
+from localcloud.cloud import LocalCloud
+from rotation.domain.errors import SettingsError
 from tests.functions.harness import (
     Collector,
     events_named,

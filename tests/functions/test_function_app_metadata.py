@@ -15,7 +15,7 @@ import pytest
 from azure.functions import meta
 
 import function_app
-from rotation.functions_support import message_encoding
+from functions.support import message_encoding
 from rotation.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,11 +15,7 @@ import azure.functions as func
 import pytest
 
 import rotation
-from rotation.errors import RotationError
-from rotation.events import Ignored, KeyVaultEvent, MalformedEvent, parse_event
-from rotation.functions_support import (
-    PERMANENT_ERRORS,
-    RETRYABLE_ERRORS,
+from functions.support import (
     ApiError,
     Disposition,
     api_error_from,
@@ -37,7 +33,18 @@ from rotation.functions_support import (
     status_url,
     typeless_event_hint,
 )
-from rotation.model import Outcome, ReconcileRequest
+from rotation.domain.errors import (
+    LockLostError,
+    NotManagedError,
+    PermissionDeniedError,
+    RotationError,
+    ServiceUnavailableError,
+    ThrottledError,
+    ValidationFailedError,
+    error_classes,
+)
+from rotation.domain.events import Ignored, KeyVaultEvent, MalformedEvent, parse_event
+from rotation.domain.model import Outcome, ReconcileRequest
 from tests.functions.harness import ROLE_URI, client_principal, key_vault_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,11 +127,11 @@ def test_status_url_is_on_the_callers_host() -> None:
 
 
 def test_rotation_errors_map_to_http_statuses() -> None:
-    assert api_error_from(RotationError("x", code="NotManaged")).status == 404
-    assert api_error_from(RotationError("x", code="PermissionDenied")).status == 502
-    throttled = api_error_from(RotationError("x", code="Throttled"))
+    assert api_error_from(NotManagedError("kv", "s")).status == 404
+    assert api_error_from(PermissionDeniedError("Graph", "a role")).status == 502
+    throttled = api_error_from(ThrottledError("Graph", 120.0))
     assert throttled.status == 503 and throttled.headers["Retry-After"].isdigit()
-    assert api_error_from(RotationError("x", code="SomethingNew")).status == 500
+    assert api_error_from(RotationError("x")).status == 500
 
 
 # ---------------------------------------------------------------------------------- the caller
@@ -265,59 +272,46 @@ def test_new_version_events_are_ignored() -> None:
 # ------------------------------------------------------------------------------------- dispositions
 
 
-def _error_codes_in_rotation() -> set[str]:
-    """Every error code the rotator can put in an outcome: RotationError subclasses' default codes
-    and literal ``code="..."`` arguments anywhere in rotation/."""
+def _rotation_sources() -> list[Path]:
+    return [*(ROOT / "rotation").rglob("*.py"), *(ROOT / "functions").rglob("*.py"), ROOT / "function_app.py"]
+
+
+def test_every_error_is_a_class_of_its_own_code() -> None:
+    """No bare ``RotationError(..., code=...)``: a code's meaning (retry, HTTP status, user fault) lives
+    on its class, so a new failure cannot slip past the worker's and the HTTP edge's decisions."""
     for module in pkgutil.walk_packages(rotation.__path__, "rotation."):
         if not module.name.endswith("__main__"):
             importlib.import_module(module.name)
-    codes: set[str] = set()
-    pending: list[type[RotationError]] = [RotationError]
-    while pending:
-        cls = pending.pop()
-        codes.add(cls.default_code)
-        pending.extend(cls.__subclasses__())
-    for path in (ROOT / "rotation").rglob("*.py"):
+    for path in _rotation_sources():
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.keyword)
-                and node.arg == "code"
-                and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
-            ):
-                codes.add(node.value.value)
-    return codes
-
-
-def test_every_error_code_has_a_documented_disposition() -> None:
-    codes = _error_codes_in_rotation()
-    assert {"NotManaged", "Throttled", "LockLost", "ServiceUnavailable"} <= codes  # the scan works
-    undecided = codes - set(PERMANENT_ERRORS) - set(RETRYABLE_ERRORS) - {"LockHeld"}
-    assert not undecided, f"decide (and document) whether a retry can fix: {sorted(undecided)}"
-    assert not set(PERMANENT_ERRORS) & set(RETRYABLE_ERRORS)
-    # The docstring table of `disposition` names every permanent code.
-    assert disposition.__doc__ is not None
-    for code in PERMANENT_ERRORS:
-        assert code in disposition.__doc__, code
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "RotationError":
+                raise AssertionError(f"{path}:{node.lineno}: raise a RotationError subclass with its own code")
+    classes = error_classes()
+    codes = [cls.default_code for cls in classes]
+    assert {"NotManaged", "Throttled", "LockLost", "ServiceUnavailable", "PasswordLimit"} <= set(codes)
+    assert len(codes) == len(set(codes))
+    for cls in classes:
+        assert cls.why and (cls is RotationError or cls.why != RotationError.why), cls
+        assert 400 <= cls.http_status <= 599, cls
 
 
 @pytest.mark.parametrize(
-    ("code", "expected"),
+    ("error", "expected"),
     [
         (None, Disposition.DONE),
-        ("NotManaged", Disposition.GIVE_UP),
-        ("ValidationFailed", Disposition.GIVE_UP),
-        ("PermissionDenied", Disposition.GIVE_UP),
-        ("Throttled", Disposition.RETRY),
-        ("LockLost", Disposition.RETRY),
-        ("ServiceUnavailable", Disposition.RETRY),
-        ("NeverHeardOfIt", Disposition.RETRY),
+        (NotManagedError("kv", "s"), Disposition.GIVE_UP),
+        (ValidationFailedError("not proven"), Disposition.GIVE_UP),
+        (PermissionDeniedError("Graph", "a role"), Disposition.GIVE_UP),
+        (ThrottledError("Graph", 120.0), Disposition.RETRY),
+        (LockLostError("lost"), Disposition.RETRY),
+        (ServiceUnavailableError("down"), Disposition.RETRY),
+        (RotationError("never heard of it"), Disposition.RETRY),
     ],
 )
-def test_disposition(code: str | None, expected: Disposition) -> None:
+def test_disposition(error: RotationError | None, expected: Disposition) -> None:
     outcome = Outcome("op", "kv-local", "s")
-    if code is not None:
-        outcome = outcome.with_error(code, "message")
+    if error is not None:
+        outcome = outcome.with_error(error)
     assert disposition(outcome) is expected
 
 

@@ -12,7 +12,7 @@ from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 import function_app
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 from tests.functions.harness import (
     ROLE_URI,
     Collector,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 from tests.functions.harness import assert_nothing_contains, http_request, issued_secrets, request_mark, requests_since
 from tests.integration.seed import seed_managed_secret
 

@@ -15,7 +15,7 @@ import azure.functions as func
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 from tests.functions.harness import (
     Collector,
     assert_nothing_contains,

@@ -9,8 +9,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.errors import SettingsError
+from localcloud.cloud import LocalCloud
+from rotation.domain.errors import SettingsError
 from tests.functions.harness import Collector, events_named, request_mark, requests_since
 from tests.integration.seed import seed_managed_secret, write_secret
 

@@ -13,9 +13,9 @@ import pytest
 from azure.storage.queue.aio import QueueClient
 
 import function_app
-from emulator.cloud import LocalCloud
-from rotation.errors import SettingsError
-from rotation.model import ReconcileRequest
+from localcloud.cloud import LocalCloud
+from rotation.domain.errors import SettingsError
+from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
     add_password_calls,
     events_named,
@@ -217,7 +217,7 @@ async def test_an_unexpected_failure_is_logged_with_the_ids_and_retried(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("rotation.reconciler.Reconciler.reconcile", broken)
+    monkeypatch.setattr("rotation.service.reconciler.Reconciler.reconcile", broken)
     request = request_for("kv-local", unique("any"))
     with pytest.raises(RuntimeError):
         await work(handlers, request.to_json())

@@ -28,12 +28,12 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
-from emulator.cloud import LocalCloud
-from emulator.state import secret_digest
-from rotation.model import Outcome, ReconcileRequest, is_guid
-from rotation.ports import Clock, SystemClock
-from rotation.reconciler import Reconciler
+from localcloud.cloud import LocalCloud
+from localcloud.state import secret_digest
+from rotation.domain.model import Outcome, ReconcileRequest, is_guid
 from rotation.runtime import open_runtime
+from rotation.service.ports import Clock, SystemClock
+from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 from tests.integration.seed import create_owned_app, unique, write_secret
 

@@ -10,7 +10,7 @@ from typing import Any
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 
 
 @dataclass

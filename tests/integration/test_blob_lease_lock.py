@@ -18,8 +18,8 @@ from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from azure.storage.queue.aio import QueueClient
 
 import function_app
-from emulator.cloud import LocalCloud
-from rotation.model import ReconcileRequest
+from localcloud.cloud import LocalCloud
+from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
     add_password_calls,
     app_handlers,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.__main__ import main
+from localcloud.cloud import LocalCloud
+from rotation.cli import main
 from tests.integration.seed import create_owned_app, seed_managed_secret, unique, write_secret
 
 FAST = {"ROTATION_VALIDATION_SUCCESSES": "1", "ROTATION_GRACE_HOURS": "0"}

@@ -1,6 +1,6 @@
 """`python -m rotation diagnose` against the local cloud: every check, triggered by data seeded for it.
 
-The command runs in-process through `rotation.__main__.main` with the shared cloud's environment, so
+The command runs in-process through `rotation.cli.main` with the shared cloud's environment, so
 the production wiring (settings, managed identity, msgraph-sdk, the Key Vault aio client, the token
 probe) is what is tested. Every output is scanned for every secret value the cloud ever issued and
 for every value a test stored.
@@ -19,10 +19,10 @@ import pytest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from emulator.cloud import LocalCloud
-from rotation.__main__ import main
-from rotation.diagnose import Status, render_text
-from rotation.model import is_guid
+from localcloud.cloud import LocalCloud
+from rotation.cli import main
+from rotation.domain.model import is_guid
+from rotation.tools.diagnose import Status, render_text
 from tests.integration.seed import create_owned_app, unique, write_secret
 
 VAULT = "kv-local"
@@ -208,8 +208,8 @@ def test_human_output_lists_checks_then_cause_and_remedy(cloud: LocalCloud, caps
 def test_plain_ascii_when_the_terminal_is_not_utf8(
     cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
-    from rotation.diagnose import diagnose
     from rotation.runtime import open_runtime
+    from rotation.tools.diagnose import diagnose
 
     _, _, name = healthy
 

@@ -19,7 +19,7 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 SEVEN_KEYS = {"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}

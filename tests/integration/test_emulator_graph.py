@@ -32,8 +32,8 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.graph_service_client import GraphServiceClient
 
-from emulator.cloud import LocalCloud
-from emulator.errors import GRAPH_JSON
+from localcloud.cloud import LocalCloud
+from localcloud.errors import GRAPH_JSON
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 VAULT_SCOPE = "https://vault.azure.net/.default"

@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 
 API_VERSION = "7.5"
 VAULT_RESOURCE = "https://vault.azure.net"
@@ -706,7 +706,7 @@ async def test_admin_state_shows_metadata_never_values(cloud: LocalCloud) -> Non
 
 
 def test_vault_names_are_validated(cloud: LocalCloud) -> None:
-    from emulator.admin import AdminError
+    from localcloud.admin import AdminError
 
     for bad in ("ab", "1vault", "vault-", "va--ult", "v" * 25, "under_score"):
         with pytest.raises(AdminError):

@@ -11,7 +11,7 @@ import asyncio
 
 from azure.identity.aio import ManagedIdentityCredential
 
-from emulator.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 from rotation.adapters.graph import GraphDirectory
 from tests.integration.seed import create_owned_app, unique
 

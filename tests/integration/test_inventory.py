@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.__main__ import main
-from rotation.inventory import inventory_response
+from localcloud.cloud import LocalCloud
+from rotation.cli import main
 from rotation.runtime import open_runtime
+from rotation.tools.inventory import inventory_response
 from tests.integration.seed import create_owned_app, write_secret
 from tests.integration.test_diagnose import add_password, end_of, iso, remove_credential
 

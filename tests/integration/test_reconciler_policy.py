@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.model import Action
-from rotation.policy import CLAMP_MARGIN
+from localcloud.cloud import LocalCloud
+from rotation.domain.model import Action
+from rotation.domain.policy import CLAMP_MARGIN
 from tests.integration.reconcile_helpers import (
     Seeded,
     assert_converged,

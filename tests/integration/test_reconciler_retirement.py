@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.model import Action
+from localcloud.cloud import LocalCloud
+from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     CloudClock,
     add_fault,

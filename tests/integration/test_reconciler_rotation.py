@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from rotation.model import Action
+from localcloud.cloud import LocalCloud
+from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     application,
     assert_converged,

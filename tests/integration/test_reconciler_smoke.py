@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from emulator.state import secret_digest
-from rotation.model import Action
+from localcloud.cloud import LocalCloud
+from localcloud.state import secret_digest
+from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     assert_converged,
     assert_no_secret_leaked,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from emulator.cloud import LocalCloud
-from emulator.state import secret_digest
-from rotation.model import Action
+from localcloud.cloud import LocalCloud
+from localcloud.state import secret_digest
+from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     Seeded,
     SimulatedCrash,

@@ -53,7 +53,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity.aio import ClientSecretCredential
 
-from rotation.model import Action, Mode, ReconcileRequest, Sensitive, is_guid
+from rotation.domain.model import Action, Mode, ReconcileRequest, Sensitive, is_guid
 from rotation.runtime import open_runtime
 from rotation.settings import Settings, is_loopback
 

@@ -8,8 +8,8 @@ import requests
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline.transport import HttpRequest, RequestsTransportResponse
 
-from rotation import aadsts
-from rotation.aadsts import CATALOGUE, classify, explain, lookup, parse_code, retry_while_propagating
+from rotation.domain import aadsts
+from rotation.domain.aadsts import CATALOGUE, classify, explain, lookup, parse_code, retry_while_propagating
 
 REQUIRED = [7000215, 7000222, 700016, 900023, 90002, 50012, 700027, 7000218]
 

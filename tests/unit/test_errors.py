@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from rotation.errors import (
+from rotation.domain.errors import (
     BadRequestError,
     GuardError,
     LockHeld,
     NotManagedError,
+    PasswordLimitError,
     PermissionDeniedError,
     PolicyBlockedError,
     RotationError,
@@ -52,8 +53,11 @@ def test_message_joins_problem_and_remedy_with_one_separator() -> None:
     assert RotationError("It broke.").message == "It broke."
 
 
-def test_code_can_be_overridden_per_instance() -> None:
-    assert RotationError("x", "y", code="PasswordLimit").code == "PasswordLimit"
+def test_a_code_is_its_class_and_carries_its_meaning() -> None:
+    error = PasswordLimitError("x", "y")
+    assert error.code == "PasswordLimit" and not error.retryable and error.http_status == 500
+    assert ThrottledError("Graph", 1.0).retryable and ThrottledError.http_status == 503
+    assert NotManagedError("kv", "s").user_fault and not ValidationFailedError("x").user_fault
 
 
 def test_settings_error_lists_each_problem_on_its_own_line() -> None:

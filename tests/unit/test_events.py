@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rotation.events import (
+from rotation.domain.events import (
     SECRET_EXPIRED,
     SECRET_NEAR_EXPIRY,
     SECRET_NEW_VERSION_CREATED,

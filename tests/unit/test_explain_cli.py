@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rotation.__main__ import main
+from rotation.cli import main
 
 AIO_MESSAGE = (
     "Microsoft Entra ID error '(invalid_client) AADSTS7000215: Invalid client secret provided. Ensure the "

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from rotation import redact
-from rotation.errors import BadRequestError, NotManagedError, TagError
-from rotation.model import (
+from rotation.domain.errors import BadRequestError, NotManagedError, TagError, ValidationFailedError
+from rotation.domain.model import (
     MODES,
     REASON_MAX,
     TAG_LIMIT,
@@ -566,7 +566,7 @@ def test_outcome_is_json_serialisable_and_free_of_secrets() -> None:
         validation_attempts=4,
         timings={"validate": 12.34567, "total": 15.0},
         warnings=(f"odd value {leaked.reveal()}",),
-    ).with_error("ValidationFailed", f"probe said {leaked.reveal()}")
+    ).with_error(ValidationFailedError(f"probe said {leaked.reveal()}"))
     data = outcome.to_dict()
     text = json.dumps(data)
     assert leaked.reveal() not in text

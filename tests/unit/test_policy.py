@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from rotation.errors import GuardError, PolicyBlockedError
-from rotation.model import PasswordCredential, ProbeResult, SecretVersion, Sensitive
-from rotation.policy import (
+from rotation.domain.errors import GuardError, PolicyBlockedError
+from rotation.domain.model import PasswordCredential, ProbeResult, SecretVersion, Sensitive
+from rotation.domain.policy import (
     ADOPTION_TOLERANCE,
     CLAMP_MARGIN,
     ValidationProgress,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rotation.errors import LockHeld, RotationError
-from rotation.model import (
+from rotation.domain.errors import LockHeld, RotationError
+from rotation.domain.model import (
     Application,
     NewPassword,
     PasswordCredential,
@@ -19,7 +19,7 @@ from rotation.model import (
     SecretVersion,
     Sensitive,
 )
-from rotation.ports import Clock, Directory, Lock, SystemClock, TokenProbe, Vault
+from rotation.service.ports import Clock, Directory, Lock, SystemClock, TokenProbe, Vault
 
 from .samples import APP_ID, KEY_A, NOW, SECRET_VALUE, TENANT_ID, VERSION
 

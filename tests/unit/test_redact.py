@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rotation.model import Sensitive
+from rotation.domain.model import Sensitive
 from rotation.redact import (
     MIN_SECRET_LENGTH,
     REDACTED,

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from rotation.errors import SettingsError, TagError, UnknownVaultError
+from rotation.domain.errors import SettingsError, TagError, UnknownVaultError
 from rotation.settings import (
     DEFAULT_AUTHORITY_HOST,
     DEFAULT_GRAPH_URL,

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.state import World
+from localcloud.state import World
 
 WORLD: web.AppKey[World] = web.AppKey("world", World)
 # The LocalCloud that owns the app (admin needs it to bind vault ports); typed loosely to avoid a cycle.

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from rotation.errors import RotationError
+from rotation.domain.errors import RotationError
 from rotation.redact import registry
 
 Handler = Callable[[argparse.Namespace], int]

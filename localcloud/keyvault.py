@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from emulator.errors import keyvault_error
-from emulator.keys import AUTHORITY, CALLER, VAULT_NAME, WORLD
-from emulator.state import (
+from localcloud.errors import keyvault_error
+from localcloud.keys import AUTHORITY, CALLER, VAULT_NAME, WORLD
+from localcloud.state import (
     SECRET_NAME_RE,
     VAULT_AUDIENCE,
     VAULT_NAME_RE,

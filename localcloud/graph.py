@@ -25,9 +25,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from emulator.errors import GRAPH_JSON, graph_error
-from emulator.keys import CALLER, WORLD
-from emulator.state import (
+from localcloud.errors import GRAPH_JSON, graph_error
+from localcloud.keys import CALLER, WORLD
+from localcloud.state import (
     GRAPH_AUDIENCE,
     GUID_RE,
     PERSONAL_AUDIENCES,

@@ -8,7 +8,7 @@ import importlib.util
 import subprocess
 import sys
 
-from rotation.cli import fail
+from rotation.cli.output import fail
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

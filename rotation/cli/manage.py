@@ -7,11 +7,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from rotation import policy
 from rotation.adapters.locks import InProcessLock
-from rotation.cli import Progress, emit_json, fail, table
-from rotation.errors import RotationError, SecretNotFoundError
-from rotation.model import (
+from rotation.cli.output import Progress, emit_json, fail, table
+from rotation.domain import policy
+from rotation.domain.errors import AlreadyManagedError, SecretNotFoundError
+from rotation.domain.model import (
     REASON_MAX,
     Action,
     ManagedSecret,
@@ -23,23 +23,11 @@ from rotation.model import (
     is_valid_secret_name,
 )
 from rotation.runtime import Runtime, open_runtime
+from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
 from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
-from rotation.sweep import SecretStatus, reconcile_all, scan, work_requests
+
 
 # Errors a user causes (a typo, a secret not set up, a missing grant): reported as one line.
-USER_ERRORS = frozenset(
-    {
-        "SecretNotFound",
-        "NotManaged",
-        "UnknownVault",
-        "BadTags",
-        "PermissionDenied",
-        "ApplicationNotFound",
-        "BadSettings",
-    }
-)
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate = commands.add_parser("rotate", help="reconcile one secret now (rotate it if due or forced)")
     rotate.add_argument("vault", help="vault name, as listed in ROTATION_VAULTS")
@@ -92,9 +80,9 @@ def _rotate(args: argparse.Namespace) -> int:
         mode="emergency" if args.emergency else "forced" if args.force else "normal",
     )
     outcome = asyncio.run(_reconcile_one(settings, request, args.dry_run))
-    if outcome.error_code in USER_ERRORS and outcome.action is Action.NONE:
+    if outcome.error is not None and outcome.error.user_fault and outcome.action is Action.NONE:
         # Nothing happened and the cause is the input or the setup: one line, like any usage error.
-        return fail(RotationError(outcome.error_message or "", code=outcome.error_code), as_json=args.json)
+        return fail(outcome.error, as_json=args.json)
     if args.json:
         emit_json(outcome.to_dict())
     else:
@@ -259,10 +247,9 @@ async def adopt_secret(
         raise SecretNotFoundError(vault_name, secret)
     existing = current.version.tags.get(Tag.ProviderAddress)
     if existing and existing.strip().lower() != app_id.lower():
-        raise RotationError(
+        raise AlreadyManagedError(
             f"Secret '{secret}' is already managed for app {existing}.",
             "Remove its ProviderAddress tag first if it really belongs to another app.",
-            code="AlreadyManaged",
         )
     app = await runtime.directory.get_application(app_id)
     warnings: list[str] = []

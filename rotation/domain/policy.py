@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from rotation import aadsts
-from rotation.errors import GuardError, PolicyBlockedError, TagError
-from rotation.model import (
+from rotation.domain import aadsts
+from rotation.domain.errors import GuardError, PolicyBlockedError, TagError
+from rotation.domain.model import (
     ManagedSecret,
     PasswordCredential,
     ProbeResult,

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from rotation.model import format_utc
+from rotation.domain.model import format_utc
 
 if TYPE_CHECKING:
-    from rotation.inventory import Inventory, InventoryRow
+    from rotation.tools.inventory import Inventory, InventoryRow
 
 
 def _e(text: object) -> str:

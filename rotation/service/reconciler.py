@@ -22,18 +22,20 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_never
 from tenacity.wait import wait_random_exponential
 
-from rotation import policy
-from rotation.adapters.graph import PasswordLifetimePolicyError
-from rotation.errors import (
+from rotation.domain import policy
+from rotation.domain.errors import (
     GuardError,
+    LockLostError,
     NotManagedError,
+    PasswordLifetimePolicyError,
+    PasswordLimitError,
     PolicyBlockedError,
     RotationError,
     SecretNotFoundError,
     UnknownVaultError,
     ValidationFailedError,
 )
-from rotation.model import (
+from rotation.domain.model import (
     Action,
     Application,
     ManagedSecret,
@@ -50,14 +52,10 @@ from rotation.model import (
     rotator_display_name,
 )
 from rotation.observability import event
-from rotation.ports import Clock, Directory, HeldLock, TokenProbe, Vault
+from rotation.service.ports import Clock, Directory, HeldLock, TokenProbe, Vault
 from rotation.settings import SecretPolicy, Settings
 
 CONTENT_TYPE = "Entra ID client secret value (managed by the rotator; app {app_id})"
-
-
-class LockLostError(RotationError):
-    default_code = "LockLost"
 
 
 @dataclass
@@ -132,9 +130,7 @@ class Reconciler:
         started = time.monotonic()
         if vault is None:
             error = UnknownVaultError(request.vault, self.vaults)
-            return Outcome(request.operation_id, request.vault, request.secret, Action.SKIPPED).with_error(
-                error.code, error.message
-            )
+            return Outcome(request.operation_id, request.vault, request.secret, Action.SKIPPED).with_error(error)
         run = _Run(request=request, vault=vault, dry_run=dry_run, held=held)
         event("ReconcileStarted", reason=request.reason or None, dryRun=dry_run, **run.dims())
         try:
@@ -153,7 +149,7 @@ class Reconciler:
             await self._rotate_if_due(run)
         except RotationError as error:
             run.timings["total"] = time.monotonic() - started
-            outcome = self._outcome(run).with_error(error.code, error.message)
+            outcome = self._outcome(run).with_error(error)
             event("ReconcileFailed", errorCode=error.code, error=error.message, **run.dims(), level=logging.ERROR)
             return outcome
         run.timings["total"] = time.monotonic() - started
@@ -434,11 +430,10 @@ class Reconciler:
         app = run.application
         limit = app.password_limit
         if limit is not None and len(app.password_credentials) >= limit:
-            raise RotationError(
+            raise PasswordLimitError(
                 f"Application {app.app_id} already holds {len(app.password_credentials)} passwords, the most an app "
                 "that allows personal Microsoft accounts may hold; a rotation needs room for one more.",
                 "Remove a password that nothing uses (never the one this secret holds) and run again.",
-                code="PasswordLimit",
             )
         retire_target = self._credential_to_retire(run)
         now = self.clock.now()

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from emulator import admin, entra, graph, keyvault
-from emulator.errors import fault_response
-from emulator.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
-from emulator.state import ROLE_RW_OWNED, Application, World
-from emulator.tls import LocalTLS, create_local_tls
+from localcloud import admin, entra, graph, keyvault
+from localcloud.errors import fault_response
+from localcloud.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
+from localcloud.state import ROLE_RW_OWNED, Application, World
+from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from emulator.errors import entra_error, identity_error
-from emulator.keys import CALLER, WORLD
-from emulator.state import (
+from localcloud.errors import entra_error, identity_error
+from localcloud.keys import CALLER, WORLD
+from localcloud.state import (
     DOMAIN_RE,
     GUID_RE,
     KNOWN_AUDIENCES,

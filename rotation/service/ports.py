@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from rotation.errors import LockHeld
-from rotation.model import (
+from rotation.domain.errors import LockHeld
+from rotation.domain.model import (
     Application,
     NewPassword,
     PasswordPolicy,

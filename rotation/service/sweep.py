@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rotation import policy
-from rotation.errors import RotationError, TagError
-from rotation.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc
+from rotation.domain import policy
+from rotation.domain.errors import RotationError, TagError
+from rotation.domain.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc
 from rotation.observability import event
-from rotation.ports import Vault
-from rotation.reconciler import Reconciler
+from rotation.service.ports import Vault
+from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
 

@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from emulator import keyvault
-from emulator.errors import admin_error
-from emulator.keys import CLOUD
-from emulator.state import (
+from localcloud import keyvault
+from localcloud.errors import admin_error
+from localcloud.keys import CLOUD
+from localcloud.state import (
     GRAPH_ROLES,
     GUID_RE,
     SIGN_IN_AUDIENCES,
@@ -35,7 +35,7 @@ from emulator.state import (
 )
 
 if TYPE_CHECKING:
-    from emulator.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
 PREFIX = "/_emulator"
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
-from rotation.model import (
+from rotation.domain.model import (
     ReconcileRequest,
     from_epoch,
     is_valid_operation_id,

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, NoReturn, cast, final, get_args
 
 from rotation import redact
-from rotation.errors import BadRequestError, NotManagedError, TagError
+from rotation.domain.errors import BadRequestError, NotManagedError, RotationError, TagError
 
 # --------------------------------------------------------------------------------------------------
 # Names and identifiers
@@ -732,8 +732,10 @@ class Outcome:
     validation_attempts: int = 0
     timings: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-    error_code: str | None = None
-    error_message: str | None = None
+    error: RotationError | None = None
+    #: When to look at this secret again if nothing else asks (a pending validation, a retirement
+    #: whose grace period ends, the next rotation): like a Kubernetes controller's ``RequeueAfter``.
+    requeue_after: timedelta | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retired_key_ids", tuple(self.retired_key_ids))
@@ -743,10 +745,23 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.error_code is None
+        return self.error is None
 
-    def with_error(self, code: str, message: str) -> Outcome:
-        return replace(self, error_code=code, error_message=message)
+    @property
+    def error_code(self) -> str | None:
+        return self.error.code if self.error else None
+
+    @property
+    def error_message(self) -> str | None:
+        return self.error.message if self.error else None
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying the same request again can help (``False`` on success: nothing to retry)."""
+        return self.error is not None and self.error.retryable
+
+    def with_error(self, error: RotationError) -> Outcome:
+        return replace(self, error=error)
 
     def with_warnings(self, warnings: Iterable[str]) -> Outcome:
         return replace(self, warnings=(*self.warnings, *warnings))

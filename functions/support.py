@@ -26,8 +26,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from rotation.errors import RotationError
-from rotation.model import (
+from rotation.domain.errors import RotationError, SettingsError
+from rotation.domain.model import (
     REASON_MAX,
     SECRET_NAME_RULE,
     Outcome,
@@ -110,28 +110,13 @@ def internal_error_reply(operation_id: str) -> Reply:
     )
 
 
-#: RotationError codes whose HTTP status is not 500. Upstream refusals are 502 (the caller did
-#: nothing wrong; the rotator's identity or a service did), transient ones 503 with Retry-After.
-_STATUS_BY_CODE: Final[Mapping[str, int]] = {
-    "BadRequest": 400,
-    "NotManaged": 404,
-    "SecretNotFound": 404,
-    "UnknownVault": 404,
-    "BadTags": 409,
-    "SecretDisabled": 409,
-    "SecretSoftDeleted": 409,
-    "PermissionDenied": 502,
-    "KeyVaultError": 502,
-    "GraphError": 502,
-    "Throttled": 503,
-    "ServiceUnavailable": 503,
-}
+#: ``Retry-After`` of a 503 (a transient failure: throttling, a service not answering).
 RETRY_AFTER_SECONDS: Final = 30
 
 
 def api_error_from(error: RotationError) -> ApiError:
     """Turn a rotation error into an HTTP error; its message is actionable and holds no value."""
-    status = _STATUS_BY_CODE.get(error.code, 500)
+    status = error.http_status
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return ApiError(status, error.code, error.message, headers)
 
@@ -346,11 +331,11 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Event Grid: the trigger's object -> the payload rotation.events.parse_event reads
+# Event Grid: the trigger's object -> the payload rotation.domain.events.parse_event reads
 
 
 def event_payload(event: object) -> dict[str, Any]:
-    """The event as ``rotation.events.parse_event`` takes it, from either trigger type.
+    """The event as ``rotation.domain.events.parse_event`` takes it, from either trigger type.
 
     azure-functions >= 1.25 decodes a CloudEvents delivery (it carries ``specversion``) into
     ``func.CloudEvent`` (``type``, ``source``), even when the parameter is annotated
@@ -406,84 +391,13 @@ class Disposition(StrEnum):
     RETRY = "retry"  # may succeed later: raise, the host redelivers (poison after maxDequeueCount)
 
 
-#: Error codes a retry cannot fix. Everything else (including codes not listed anywhere) is retried:
-#: an unknown failure is more likely transient than permanent, and after ``maxDequeueCount`` the
-#: message is kept in the poison queue rather than lost.
-PERMANENT_ERRORS: Final[Mapping[str, str]] = {
-    "BadRequest": "the message itself is invalid; it will never parse differently",
-    "NotManaged": "the secret has no ProviderAddress tag; a human must tag it",
-    "UnknownVault": "the vault is not in ROTATION_VAULTS; a configuration change is needed",
-    "SecretNotFound": "the secret does not exist (or its latest version is disabled)",
-    "BadTags": "the tags are unusable; acting on them could remove the working credential",
-    "ApplicationNotFound": "ProviderAddress names no app the rotator owns; a human must fix the tag or ownership",
-    "PermissionDenied": (
-        "the rotator's identity lacks a role; RBAC changes take minutes, longer than the redelivery "
-        "window, and the hourly sweep retries once it is granted"
-    ),
-    "ValidationFailed": (
-        "the new credential was rolled back; retrying at once would create another credential that "
-        "fails the same way (see the AADSTS remedy); the sweep retries on its cadence"
-    ),
-    "PolicyBlocked": "an app management policy forbids the credential; an administrator must act",
-    "PasswordLimit": "the app holds the most passwords it may; a human must remove an unused one",
-    "UnsafeValue": "Graph returned something that is not a secret value; never stored, never retried blindly",
-    "SecretDisabled": "the version needed is disabled; a human must enable it",
-    "SecretSoftDeleted": "the secret is soft-deleted; a human must recover or purge it",
-    "AlreadyManaged": "the command line's adopt found the secret managed already (never a reconcile outcome)",
-}
-
-#: Codes known to be worth a retry (documentation and tests; unknown codes are retried as well).
-RETRYABLE_ERRORS: Final[Mapping[str, str]] = {
-    "Throttled": "the service asked us to slow down; the redelivery delay is the back-off",
-    "ServiceUnavailable": "5xx or transport failures beyond the in-process retry budget",
-    "LockLost": "the lease renewal failed mid-reconcile; the next attempt continues from the recorded state",
-    "LockUnavailable": "the lock's storage account did not answer",
-    "KeyVaultError": "an unexpected Key Vault answer; worth another try before a human looks",
-    "GraphError": "an unexpected Graph answer; worth another try before a human looks",
-    "NoValue": "Key Vault returned a bundle without a value; not expected to persist",
-    "BadSettings": "settings are fixed by a redeploy; the poison queue keeps the message until then",
-    "RotationError": "an unclassified rotator error",
-}
-
-
 def disposition(outcome: Outcome) -> Disposition:
-    """Decide the queue message's fate from the reconcile outcome.
-
-    =====================  ===========  ===================================================
-    error code             disposition  why
-    =====================  ===========  ===================================================
-    (none)                 done         the secret is converged for now
-    BadRequest             give up      the message will never parse differently
-    NotManaged             give up      no ProviderAddress tag: a human must tag the secret
-    UnknownVault           give up      not in ROTATION_VAULTS: a configuration change
-    SecretNotFound         give up      the secret does not exist
-    BadTags                give up      acting on bad tags could remove the working credential
-    ApplicationNotFound    give up      the tag or the app's ownership needs a human
-    PermissionDenied       give up      RBAC propagation outlasts the redelivery window; the
-                                        hourly sweep retries once the role is granted
-    ValidationFailed       give up      rolled back already; a new credential right away would
-                                        fail the same way; the sweep retries on its cadence
-    PolicyBlocked          give up      an administrator must change the policy
-    PasswordLimit          give up      a human must free a password slot
-    UnsafeValue            give up      never store or blindly retry a non-secret value
-    SecretDisabled         give up      a human must enable the version
-    SecretSoftDeleted      give up      a human must recover or purge the secret
-    AlreadyManaged         give up      adopt only; nothing to redo
-    Throttled              retry        the redelivery delay is the back-off
-    ServiceUnavailable     retry        transient 5xx/transport failures
-    LockLost               retry        continues from the recorded state
-    LockUnavailable        retry        the storage account did not answer
-    KeyVaultError          retry        unexpected answer: try again, then poison queue
-    GraphError             retry        unexpected answer: try again, then poison queue
-    anything else          retry        unknown means "maybe transient"; the poison queue
-                                        keeps the message after maxDequeueCount attempts
-    =====================  ===========  ===================================================
-    """
+    """Decide the queue message's fate from the reconcile outcome: done on success; otherwise the
+    error's own ``retryable`` decides between a redelivery (the poison queue keeps the message after
+    ``maxDequeueCount`` attempts) and giving up (see ``rotation.domain.errors`` for each code's why)."""
     if outcome.error_code is None:
         return Disposition.DONE
-    if outcome.error_code in PERMANENT_ERRORS:
-        return Disposition.GIVE_UP
-    return Disposition.RETRY
+    return Disposition.RETRY if outcome.retryable else Disposition.GIVE_UP
 
 
 # --------------------------------------------------------------------------------------------------
@@ -553,11 +467,12 @@ def queue_client_from_env(
     if not uri and account:
         uri = f"https://{account}.queue.core.windows.net"
     if not uri or credential is None:
-        raise RotationError(
-            "No storage account is configured for the rotation queue.",
-            "Set AzureWebJobsStorage (a connection string; UseDevelopmentStorage=true with Azurite) or "
-            "AzureWebJobsStorage__accountName for identity-based access.",
-            code="BadSettings",
+        raise SettingsError(
+            [
+                "No storage account is configured for the rotation queue: set AzureWebJobsStorage (a connection "
+                "string; UseDevelopmentStorage=true with Azurite) or AzureWebJobsStorage__accountName for "
+                "identity-based access."
+            ]
         )
     return QueueClient(uri, queue, credential=credential, **policies)
 

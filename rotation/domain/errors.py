@@ -1,8 +1,19 @@
-"""Errors a user can act on.
+"""Errors a user can act on: one class per code, each carrying its own meaning.
 
 Every error carries a short machine ``code`` (stable: CLI ``--json`` output, HTTP bodies and the
 ``FailureReason`` tag use it) and a message that says what is wrong *and* what to do about it.
 Messages never contain secret values: callers pass names, keyIds, hints and versions only.
+
+What a caller does with an error is a property of its class, not a table elsewhere:
+
+- ``retryable``: whether trying the same request again can help. The queue worker redelivers a
+  retryable failure (the poison queue keeps it after ``maxDequeueCount``) and completes the message
+  for the others. Anything unclassified is retryable: unknown is more likely transient than permanent.
+- ``http_status``: the status of the HTTP reply. Upstream refusals are 502 (the caller did nothing
+  wrong; the rotator's identity or a service did), transient ones 503 with ``Retry-After``.
+- ``user_fault``: the input or the setup is at fault and nothing happened; the command line prints it
+  as one line, like a usage error, instead of an outcome.
+- ``why``: one sentence on why it is (not) retryable, for the reference in the README and the tests.
 """
 
 from __future__ import annotations
@@ -19,12 +30,19 @@ class RotationError(Exception):
     """
 
     default_code: ClassVar[str] = "RotationError"
+    retryable: ClassVar[bool] = True
+    http_status: ClassVar[int] = 500
+    user_fault: ClassVar[bool] = False
+    why: ClassVar[str] = "an unclassified rotator error"
 
-    def __init__(self, problem: str, remedy: str | None = None, *, code: str | None = None) -> None:
+    def __init__(self, problem: str, remedy: str | None = None) -> None:
         self.problem = problem
         self.remedy = remedy
-        self.code = code or self.default_code
         super().__init__(self.message)
+
+    @property
+    def code(self) -> str:
+        return self.default_code
 
     @property
     def message(self) -> str:
@@ -46,6 +64,8 @@ class SettingsError(RotationError):
     """
 
     default_code = "BadSettings"
+    user_fault = True
+    why = "settings are fixed by a redeploy; the poison queue keeps the message until then"
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
@@ -67,6 +87,10 @@ class TagError(RotationError):
     """
 
     default_code = "BadTags"
+    retryable = False
+    http_status = 409
+    user_fault = True
+    why = "the tags are unusable; acting on them could remove the working credential"
 
     def __init__(self, vault: str, secret: str, problems: Sequence[str]) -> None:
         self.vault = vault
@@ -84,6 +108,10 @@ class NotManagedError(RotationError):
     """The secret exists but carries no ``ProviderAddress`` tag, so the rotator must leave it alone."""
 
     default_code = "NotManaged"
+    retryable = False
+    http_status = 404
+    user_fault = True
+    why = "the secret has no ProviderAddress tag; a human must tag it"
 
     def __init__(self, vault: str, secret: str, detail: str | None = None) -> None:
         self.vault = vault
@@ -101,6 +129,10 @@ class SecretNotFoundError(RotationError):
     """The secret named in a request does not exist (or has no enabled version)."""
 
     default_code = "SecretNotFound"
+    retryable = False
+    http_status = 404
+    user_fault = True
+    why = "the secret does not exist (or its latest version is disabled)"
 
     def __init__(self, vault: str, secret: str) -> None:
         self.vault = vault
@@ -116,6 +148,10 @@ class UnknownVaultError(RotationError):
     """A request names a vault that is not in ``ROTATION_VAULTS``."""
 
     default_code = "UnknownVault"
+    retryable = False
+    http_status = 404
+    user_fault = True
+    why = "the vault is not in ROTATION_VAULTS; a configuration change is needed"
 
     def __init__(self, vault: str, known: Iterable[str]) -> None:
         self.vault = vault
@@ -131,6 +167,13 @@ class PermissionDeniedError(RotationError):
     """The rotator's own identity lacks a permission; ``missing`` names it precisely."""
 
     default_code = "PermissionDenied"
+    retryable = False
+    http_status = 502
+    user_fault = True
+    why = (
+        "the rotator's identity lacks a role; RBAC changes take minutes, longer than the redelivery window, "
+        "and the hourly sweep retries once it is granted"
+    )
 
     def __init__(self, service: str, missing: str, *, action: str | None = None) -> None:
         self.service = service
@@ -147,6 +190,8 @@ class PolicyBlockedError(RotationError):
     """An app management policy forbids the credential the rotator needs (addition or lifetime)."""
 
     default_code = "PolicyBlocked"
+    retryable = False
+    why = "an app management policy forbids the credential; an administrator must act"
 
     def __init__(self, problem: str, remedy: str | None = None) -> None:
         super().__init__(
@@ -165,6 +210,11 @@ class ValidationFailedError(RotationError):
     """
 
     default_code = "ValidationFailed"
+    retryable = False
+    why = (
+        "the new credential was rolled back; retrying at once would create another credential that fails the "
+        "same way (see the AADSTS remedy); the sweep retries on its cadence"
+    )
 
     def __init__(self, problem: str, remedy: str | None = None, *, aadsts_code: int | None = None) -> None:
         self.aadsts_code = aadsts_code
@@ -184,6 +234,8 @@ class ThrottledError(RotationError):
     """A service kept answering 429 / ``Directory_ConcurrencyViolation`` beyond the retry budget."""
 
     default_code = "Throttled"
+    http_status = 503
+    why = "the service asked us to slow down; the redelivery delay is the back-off"
 
     def __init__(self, service: str, waited_seconds: float, retry_after: float | None = None) -> None:
         self.service = service
@@ -204,12 +256,18 @@ class GuardError(RotationError):
     """
 
     default_code = "UnsafeValue"
+    retryable = False
+    why = "Graph returned something that is not a secret value; never stored, never retried blindly"
 
 
 class BadRequestError(RotationError):
     """A reconcile request (queue message, HTTP body, CLI input) is malformed."""
 
     default_code = "BadRequest"
+    retryable = False
+    http_status = 400
+    user_fault = True
+    why = "the message itself is invalid; it will never parse differently"
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
@@ -224,6 +282,8 @@ class LockHeld(RotationError):
     """Another worker is reconciling the same secret right now; this one should stand down."""
 
     default_code = "LockHeld"
+    http_status = 409
+    why = "another worker holds the secret's lock; the worker defers the message without spending an attempt"
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -231,3 +291,116 @@ class LockHeld(RotationError):
             f"Another worker is already reconciling '{key}'.",
             "Nothing to do: that worker converges the secret; retry later if needed.",
         )
+
+
+class ApplicationNotFoundError(RotationError):
+    """``ProviderAddress`` names an app the rotator cannot see (absent, or not owned by it)."""
+
+    default_code = "ApplicationNotFound"
+    retryable = False
+    user_fault = True
+    why = "ProviderAddress names no app the rotator owns; a human must fix the tag or ownership"
+
+
+class PasswordLifetimePolicyError(PolicyBlockedError):
+    """addPassword refused the requested lifetime; nothing was created, a shorter one may pass."""
+
+
+class PasswordLimitError(RotationError):
+    """The app already holds the most passwords it may (apps open to personal accounts: two)."""
+
+    default_code = "PasswordLimit"
+    retryable = False
+    why = "the app holds the most passwords it may; a human must remove an unused one"
+
+
+class SecretDisabledError(RotationError):
+    """The version the rotator needs is disabled."""
+
+    default_code = "SecretDisabled"
+    retryable = False
+    http_status = 409
+    why = "the version needed is disabled; a human must enable it"
+
+
+class SecretSoftDeletedError(RotationError):
+    """The secret is deleted but recoverable: its name cannot be reused until recovered or purged."""
+
+    default_code = "SecretSoftDeleted"
+    retryable = False
+    http_status = 409
+    why = "the secret is soft-deleted; a human must recover or purge it"
+
+
+class AlreadyManagedError(RotationError):
+    """``adopt`` found the secret managed for another app already (never a reconcile outcome)."""
+
+    default_code = "AlreadyManaged"
+    retryable = False
+    why = "the command line's adopt found the secret managed already (never a reconcile outcome)"
+
+
+class KeyVaultError(RotationError):
+    """Key Vault answered something the rotator does not expect."""
+
+    default_code = "KeyVaultError"
+    http_status = 502
+    why = "an unexpected Key Vault answer; worth another try before a human looks"
+
+
+class NoValueError(RotationError):
+    """Key Vault returned a secret bundle without a value."""
+
+    default_code = "NoValue"
+    why = "Key Vault returned a bundle without a value; not expected to persist"
+
+
+class GraphError(RotationError):
+    """Microsoft Graph answered something the rotator does not expect."""
+
+    default_code = "GraphError"
+    http_status = 502
+    why = "an unexpected Graph answer; worth another try before a human looks"
+
+
+class ServiceUnavailableError(RotationError):
+    """5xx or transport failures beyond the in-process retry budget."""
+
+    default_code = "ServiceUnavailable"
+    http_status = 503
+    why = "5xx or transport failures beyond the in-process retry budget"
+
+
+class LockLostError(RotationError):
+    """The lease on the secret could not be renewed mid-reconcile; the run stopped before its next write."""
+
+    default_code = "LockLost"
+    why = "the lease renewal failed mid-reconcile; the next attempt continues from the recorded state"
+
+
+class LockUnavailableError(RotationError):
+    """The lock's storage account did not answer, or refused the lease for a reason other than a holder."""
+
+    default_code = "LockUnavailable"
+    why = "the lock's storage account did not answer"
+
+
+class OutputError(RotationError):
+    """The command line could not write a file it was asked to write."""
+
+    default_code = "OutputError"
+    retryable = False
+    user_fault = True
+    why = "the output path is not writable; the caller chooses another"
+
+
+def error_classes() -> list[type[RotationError]]:
+    """Every error class with a code of its own (the base included), for reference and tests."""
+    found: list[type[RotationError]] = []
+    pending: list[type[RotationError]] = [RotationError]
+    while pending:
+        cls = pending.pop()
+        if all(known.default_code != cls.default_code for known in found):
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda c: c.default_code)

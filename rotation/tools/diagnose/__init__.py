@@ -35,11 +35,17 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from rotation import aadsts, policy
-from rotation.adapters.graph import ApplicationNotFoundError
-from rotation.adapters.keyvault import DeletedSecretInfo, KeyVaultSecrets, SecretDisabledError
-from rotation.errors import BadRequestError, RotationError, TagError, UnknownVaultError
-from rotation.model import (
+from rotation.adapters.keyvault import DeletedSecretInfo, KeyVaultSecrets
+from rotation.domain import aadsts, policy
+from rotation.domain.errors import (
+    ApplicationNotFoundError,
+    BadRequestError,
+    RotationError,
+    SecretDisabledError,
+    TagError,
+    UnknownVaultError,
+)
+from rotation.domain.model import (
     Application,
     ManagedSecret,
     PasswordCredential,

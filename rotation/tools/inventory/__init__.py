@@ -29,8 +29,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from rotation.adapters.graph import ListedApplication
-from rotation.errors import RotationError, ThrottledError
-from rotation.model import PasswordCredential, SecretVersion, Tag, format_utc
+from rotation.domain.errors import RotationError, ThrottledError
+from rotation.domain.model import PasswordCredential, SecretVersion, Tag, format_utc
 from rotation.redact import registry
 
 if TYPE_CHECKING:
@@ -387,7 +387,7 @@ def _terminal_safe(text: str) -> str:
 
 
 def render_table(inventory: Inventory) -> str:
-    from rotation.cli import table
+    from rotation.cli.output import table
 
     now = inventory.generated
     shown = ("daysLeft", "end", "standing", "kind", "appName", "credentialName", "keyId", "vault", "secret")
@@ -455,7 +455,7 @@ def render(inventory: Inventory, fmt: str) -> str:
     if fmt == "csv":
         return render_csv(inventory)
     if fmt == "html":
-        from rotation.report_html import render_inventory_html
+        from rotation.tools.inventory.html import render_inventory_html
 
         return registry.scrub(render_inventory_html(inventory))
     return render_table(inventory)

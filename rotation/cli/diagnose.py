@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rotation import aadsts
-from rotation.cli import Progress, emit_json, fail
-from rotation.diagnose import Diagnosis, diagnose, render_text, stream_is_utf8
-from rotation.errors import RotationError
-from rotation.inventory import FORMATS, MAX_DAYS, collect, render
+from rotation.cli.output import Progress, emit_json, fail
+from rotation.domain import aadsts
+from rotation.domain.errors import OutputError
+from rotation.tools.diagnose import Diagnosis, diagnose, render_text, stream_is_utf8
+from rotation.tools.inventory import FORMATS, MAX_DAYS, collect, render
 
 # --------------------------------------------------------------------------------------------------
 # diagnose
@@ -124,7 +124,7 @@ def _inventory(args: argparse.Namespace) -> int:
         try:
             path.write_text(output if output.endswith("\n") else output + "\n", encoding="utf-8")
         except OSError as exc:
-            return fail(RotationError(f"Cannot write {path}: {exc.strerror}.", "Choose another --output path."))
+            return fail(OutputError(f"Cannot write {path}: {exc.strerror}.", "Choose another --output path."))
         print(f"wrote {fmt} inventory to {path}", file=sys.stderr)
     else:
         print(output)
