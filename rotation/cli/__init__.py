@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from rotation import redact
 from rotation.cli import demo, diagnose, manage
@@ -18,9 +19,15 @@ from rotation.domain.errors import RotationError
 COMMAND_MODULES = (manage, diagnose, demo)
 
 
+def _program_name() -> str:
+    """`python -m rotation` when run as a module, else the installed command's own name."""
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m rotation" if invoked in ("", "__main__.py", "-c", "-m") or invoked.endswith(".py") else invoked
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rotation",
+        prog=_program_name(),
         description="Rotate Microsoft Entra ID client secrets kept in Azure Key Vault, and diagnose broken ones.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every decision to stderr")
