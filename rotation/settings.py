@@ -35,6 +35,17 @@ DEFAULT_GRAPH_URL: Final = "https://graph.microsoft.com/v1.0"
 DEFAULT_AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
 VAULT_DNS_SUFFIX: Final = ".vault.azure.net"
 
+# Where Azure's clouds (public, US Government, China) serve the three services the rotator talks to.
+# New secret values are sent to the authority (token requests) and written to vaults, and Graph mints
+# credentials: a mistyped or planted endpoint would receive them. Anything else must be loopback (the
+# local cloud) or named in ROTATION_ALLOWED_HOSTS (e.g. Azure Stack Hub).
+AUTHORITY_HOSTS: Final = frozenset({"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"})
+GRAPH_HOSTS: Final = frozenset(
+    {"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
+)
+VAULT_HOST_SUFFIXES: Final = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn")
+ALLOWED_HOSTS_ENV: Final = "ROTATION_ALLOWED_HOSTS"
+
 
 @dataclass(frozen=True)
 class IntSetting:
@@ -85,12 +96,16 @@ KNOWN_VARIABLES: Final = frozenset(
         "AZURE_AUTHORITY_HOST",
         "ROTATION_SCHEDULE",
         "ROTATION_OPERATOR_ROLE",
+        ALLOWED_HOSTS_ENV,
         *(s.env for s in _INT_SETTINGS),
     }
 )
 
 _NCRONTAB_FIELD_RE = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 _ROLE_RE = re.compile(r"^\S{1,120}$")
+_HOST_RE = re.compile(
+    r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
 
 
 def _show(value: str) -> str:
@@ -145,6 +160,38 @@ def _https_url(value: str, *, bare_host_ok: bool = False) -> tuple[str | None, s
     if port is not None and not 1 <= port <= 65535:
         return None, "has a port outside 1-65535"
     return text.rstrip("/"), None
+
+
+def _host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _endpoint_problem(
+    url: str, service: str, known: str, in_cloud: Callable[[str], bool], allowed: frozenset[str]
+) -> str | None:
+    """Why ``url`` may not be used for ``service``, or ``None`` when it is an Azure cloud's, loopback or allowed."""
+    host = _host_of(url)
+    if in_cloud(host) or is_loopback(url) or host in allowed:
+        return None
+    return (
+        f"host {host!r} is not a {service} endpoint of an Azure cloud ({known}); the rotator would send "
+        f"credentials there. Use the cloud's endpoint, a loopback address for the local cloud, or add the "
+        f"host to {ALLOWED_HOSTS_ENV} if it really serves {service}"
+    )
+
+
+def _parse_allowed_hosts(value: str | None, problems: list[str]) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    hosts = [h.strip().lower() for h in value.split(",") if h.strip()]
+    bad = [h for h in hosts if not _HOST_RE.fullmatch(h)]
+    if bad:
+        problems.append(
+            f"{ALLOWED_HOSTS_ENV}={_show(value)}: {_show(bad[0])} is not a host name; expected comma-separated "
+            "exact host names (no scheme, port or wildcard), e.g. 'login.azurestack.contoso.com'"
+        )
+        return frozenset()
+    return frozenset(hosts)
 
 
 @dataclass(frozen=True)
@@ -235,7 +282,8 @@ class Settings:
                 return default
             return parsed
 
-        vaults = _parse_vaults(raw("ROTATION_VAULTS"), problems)
+        allowed_hosts = _parse_allowed_hosts(raw(ALLOWED_HOSTS_ENV), problems)
+        vaults = _parse_vaults(raw("ROTATION_VAULTS"), problems, allowed_hosts)
 
         def tenant(value: str) -> tuple[str | None, str | None]:
             if is_valid_tenant_id(value):
@@ -245,11 +293,22 @@ class Settings:
         tenant_id = parse("ROTATION_TENANT_ID", None, tenant)
 
         def url(value: str) -> tuple[str | None, str | None]:
-            return _https_url(value)
+            normalised, problem = _https_url(value)
+            if normalised is not None:
+                known = ", ".join(sorted(GRAPH_HOSTS))
+                problem = _endpoint_problem(
+                    normalised, "Microsoft Graph", known, GRAPH_HOSTS.__contains__, allowed_hosts
+                )
+            return normalised, problem
 
         def authority(value: str) -> tuple[str | None, str | None]:
             normalised, problem = _https_url(value, bare_host_ok=True)
-            return normalised, (f"{problem}; expected e.g. {DEFAULT_AUTHORITY_HOST}" if problem else None)
+            if problem:
+                return None, f"{problem}; expected e.g. {DEFAULT_AUTHORITY_HOST}"
+            assert normalised is not None
+            known = ", ".join(sorted(AUTHORITY_HOSTS))
+            in_cloud = AUTHORITY_HOSTS.__contains__
+            return normalised, _endpoint_problem(normalised, "Entra ID authority", known, in_cloud, allowed_hosts)
 
         graph_url = parse("ROTATION_GRAPH_URL", DEFAULT_GRAPH_URL, url)
         authority_host = parse("AZURE_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST, authority)
@@ -407,7 +466,11 @@ def _schedule_check(value: str) -> tuple[str | None, str | None]:
     return " ".join(fields), None
 
 
-def _parse_vaults(value: str | None, problems: list[str]) -> dict[str, str] | None:
+def _in_vault_cloud(host: str) -> bool:
+    return any(host.endswith(suffix) and len(host) > len(suffix) for suffix in VAULT_HOST_SUFFIXES)
+
+
+def _parse_vaults(value: str | None, problems: list[str], allowed_hosts: frozenset[str]) -> dict[str, str] | None:
     name = "ROTATION_VAULTS"
     expected = "expected comma-separated 'name' or 'name=https://host[:port]' entries"
     if value is None:
@@ -433,6 +496,11 @@ def _parse_vaults(value: str | None, problems: list[str]) -> dict[str, str] | No
                 continue
             if urlsplit(normalised).path not in ("", "/"):
                 entry_problems.append(f"URL of {vault!r} must be the vault's base URL, without a path")
+                continue
+            known = ", ".join(f"*{s}" for s in VAULT_HOST_SUFFIXES)
+            problem = _endpoint_problem(normalised, "Key Vault", known, _in_vault_cloud, allowed_hosts)
+            if problem is not None:
+                entry_problems.append(f"URL of {vault!r}: {problem}")
                 continue
             vaults[key] = normalised
         else:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -122,6 +123,7 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_THROTTLE_RETRY_SECONDS",
         "ROTATION_SCHEDULE",
         "ROTATION_OPERATOR_ROLE",
+        "ROTATION_ALLOWED_HOSTS",
         "ROTATION_SWEEP_CONCURRENCY",
         "ROTATION_EXPIRY_ALERT_DAYS",
     } == KNOWN_VARIABLES
@@ -386,3 +388,56 @@ def test_require_tenant() -> None:
     with pytest.raises(TagError) as caught:
         settings().policy_for({}).require_tenant("kv", "db")
     assert "ROTATION_TENANT_ID" in str(caught.value)
+
+
+# ------------------------------------------------------------------ endpoints outside Azure's clouds
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AZURE_AUTHORITY_HOST", "https://login.attacker.example"),
+        ("AZURE_AUTHORITY_HOST", "login.microsoftonline.com.attacker.example"),
+        ("ROTATION_GRAPH_URL", "https://graph.attacker.example/v1.0"),
+        ("ROTATION_GRAPH_URL", "https://10.0.0.5/v1.0"),
+        ("ROTATION_VAULTS", "kv1=https://kv1.attacker.example"),
+        ("ROTATION_VAULTS", "kv1=https://vault.azure.net.attacker.example"),
+        ("ROTATION_VAULTS", "kv1=https://.vault.azure.net"),
+    ],
+)
+def test_an_endpoint_outside_the_azure_clouds_is_refused(variable: str, value: str) -> None:
+    """Whoever can change one app setting must not be able to have new secret values sent elsewhere."""
+    with pytest.raises(SettingsError) as caught:
+        settings(**{variable: value})
+    (line,) = caught.value.problems
+    assert line.startswith(f"{variable}=") and "ROTATION_ALLOWED_HOSTS" in line
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us",
+            "ROTATION_GRAPH_URL": "https://graph.microsoft.us/v1.0",
+        },
+        {
+            "AZURE_AUTHORITY_HOST": "login.chinacloudapi.cn",
+            "ROTATION_GRAPH_URL": "https://microsoftgraph.chinacloudapi.cn/v1.0",
+        },
+        {"ROTATION_VAULTS": "kv1=https://kv1.vault.usgovcloudapi.net,kv2=https://KV2.vault.azure.cn"},
+        {"ROTATION_VAULTS": "kv1=https://localhost:8443", "AZURE_AUTHORITY_HOST": "https://[::1]:8443"},
+    ],
+)
+def test_the_azure_clouds_and_loopback_are_accepted(env: dict[str, str]) -> None:
+    settings(**env)
+
+
+def test_an_explicitly_allowed_host_is_accepted() -> None:
+    s = settings(
+        ROTATION_ALLOWED_HOSTS="login.azurestack.contoso.com, Graph.AzureStack.Contoso.com",
+        AZURE_AUTHORITY_HOST="https://login.azurestack.contoso.com",
+        ROTATION_GRAPH_URL="https://graph.azurestack.contoso.com/v1.0",
+    )
+    assert s.authority_host == "https://login.azurestack.contoso.com"
+    with pytest.raises(SettingsError, match=re.escape("ROTATION_ALLOWED_HOSTS='*.contoso.com'")):
+        settings(ROTATION_ALLOWED_HOSTS="*.contoso.com")
