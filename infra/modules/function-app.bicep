@@ -84,6 +84,9 @@ param schedule string = '0 0 * * * *'
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
+@description('ROTATION_ALLOWED_HOSTS: hosts allowed as authority, Graph or vault endpoints besides those of the Azure clouds (empty: none).')
+param allowedHosts string = ''
+
 @description('ROTATION_SWEEP_CONCURRENCY: secrets the sweep inspects at once.')
 @minValue(1)
 @maxValue(64)
@@ -227,6 +230,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ROTATION_THROTTLE_RETRY_SECONDS: string(throttleRetrySeconds)
     ROTATION_SCHEDULE: schedule
     ROTATION_OPERATOR_ROLE: operatorRole
+    ROTATION_ALLOWED_HOSTS: allowedHosts
     ROTATION_SWEEP_CONCURRENCY: string(sweepConcurrency)
     ROTATION_EXPIRY_ALERT_DAYS: string(expiryAlertDays)
   }

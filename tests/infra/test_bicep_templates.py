@@ -61,6 +61,7 @@ APP_SETTINGS = (
     "ROTATION_THROTTLE_RETRY_SECONDS",
     "ROTATION_SCHEDULE",
     "ROTATION_OPERATOR_ROLE",
+    "ROTATION_ALLOWED_HOSTS",
     "ROTATION_SWEEP_CONCURRENCY",
     "ROTATION_EXPIRY_ALERT_DAYS",
     "AzureWebJobsStorage__accountName",
@@ -82,6 +83,7 @@ SETTING_DEFAULTS = {
     "throttleRetrySeconds": 120,
     "schedule": "0 0 * * * *",
     "operatorRole": "Rotation.Operator",
+    "allowedHosts": "",
     "sweepConcurrency": 4,
     "expiryAlertDays": 14,
 }
