@@ -26,6 +26,9 @@ param eventSubscriptionsEnabled bool = false
 @description('Grant Microsoft Graph Application.ReadWrite.OwnedBy to the rotator identity in this deployment (needs a deployer who may grant app roles). Set false and follow docs/deploy.md to have an administrator grant it.')
 param grantGraphPermission bool = true
 
+@description('Client id of an existing app registration for the rotator API (with the Rotation.Operator and Rotation.Reader app roles). Empty: this deployment registers one, which needs a deployer allowed to register applications.')
+param operatorApiClientId string = ''
+
 @description('E-mail address that receives the rotation alerts.')
 @minLength(3)
 param alertEmail string
@@ -136,6 +139,17 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The API operators sign in to; App Service authentication on the function app accepts only its tokens.
+module operatorApi 'modules/operator-api.bicep' = if (empty(operatorApiClientId)) {
+  name: 'operator-api'
+  scope: rg
+  params: {
+    uniqueName: 'rotator-api-${resourceToken}'
+    displayName: 'Secret rotator API (${environmentName})'
+    operatorRole: operatorRole
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -158,6 +172,8 @@ module functionApp 'modules/function-app.bicep' = {
     schedule: schedule
     operatorRole: operatorRole
     expiryAlertDays: expiryAlertDays
+    operatorApiClientId: empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId
+    operatorApiAudience: empty(operatorApiClientId) ? (operatorApi.?outputs.audience ?? '') : ''
   }
 }
 
@@ -210,3 +226,4 @@ output ROTATOR_PRINCIPAL_ID string = identities.outputs.rotatorPrincipalId
 output ROTATOR_CLIENT_ID string = identities.outputs.rotatorClientId
 output ROTATION_VAULTS string = rotationVaults
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output OPERATOR_API_CLIENT_ID string = empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId

@@ -97,6 +97,12 @@ param sweepConcurrency int = 4
 @maxValue(365)
 param expiryAlertDays int = 14
 
+@description('Client (application) id of the rotator API app registration: App Service authentication accepts only tokens issued for it.')
+param operatorApiClientId string
+
+@description('Identifier URI of that API, accepted as a token audience besides its client id (empty: the client id only).')
+param operatorApiAudience string = ''
+
 @description('Most instances the app scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -194,6 +200,55 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   }
 }
 
+// App Service authentication in front of every HTTP route: a request without a valid Entra ID token
+// for the rotator API is answered 401 by the platform before it reaches the function, and the platform
+// (not the caller) sets X-MS-CLIENT-PRINCIPAL, which the function reads for the caller's app roles.
+resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    // checkov reads every sites/config resource as a whole site; these checks concern other settings:
+    // checkov:skip=CKV_AZURE_13: this resource is App Service authentication itself (enabled, required, Return401)
+    // checkov:skip=CKV_AZURE_222: public network access is set (and justified) on the site
+    // checkov:skip=CKV_AZURE_63: file-system logs that Flex Consumption lacks; telemetry goes to Application Insights
+    // checkov:skip=CKV_AZURE_65: same reason as CKV_AZURE_63
+    // checkov:skip=CKV_AZURE_66: same reason as CKV_AZURE_63
+    // checkov:skip=CKV_AZURE_80: a Python app; no .NET Framework version applies
+    // checkov:skip=CKV_AZURE_88: Flex Consumption runs from the deployment blob container and mounts no Azure Files share
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      // Event Grid delivers to the host's webhook with the system key and cannot get a token for this API.
+      excludedPaths: [
+        '/runtime/webhooks/eventgrid'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: operatorApiClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: concat([operatorApiClientId], empty(operatorApiAudience) ? [] : [operatorApiAudience])
+        }
+      }
+    }
+  }
+}
+
 // Keep in sync with local.settings.sample.json (tests/infra checks it). AzureWebJobsStorage is the
 // identity form (__accountName/__credential/__clientId); the connection string is not a secret because
 // App Insights has local authentication disabled, so ingestion needs the identity's Entra ID token.
@@ -201,7 +256,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: {
-    // checkov:skip=CKV_AZURE_56: HTTP triggers require a function key and Event Grid delivers with the system key; App Service Authentication needs a tenant-specific app registration and stays optional (docs/deploy.md)
+    // checkov:skip=CKV_AZURE_56: App Service authentication is configured in the authsettingsV2 resource above, which this check does not read
     // checkov:skip=CKV_AZURE_13: same reason as CKV_AZURE_56
     // checkov:skip=CKV_AZURE_222: this is the appsettings config; public network access is set (and justified) on the site
     // checkov:skip=CKV_AZURE_63: HTTP logs, detailed errors and request tracing are App Service file-system logs that Flex Consumption lacks; telemetry goes to Application Insights

@@ -501,6 +501,59 @@ def test_graph_permission_is_application_readwrite_ownedby() -> None:
     assert dotted(principal) == "identities.outputs.rotatorPrincipalId"
 
 
+def test_app_service_authentication_refuses_every_request_without_a_token_for_the_rotator_api() -> None:
+    """A function key alone must never reach a route, and the caller must never be able to supply the
+    client principal itself: only the platform's authentication module sets X-MS-CLIENT-PRINCIPAL."""
+    configs = [r for r in resources("Microsoft.Web/sites/config") if r.body.get("name") == "authsettingsV2"]
+    assert len(configs) == 1, [c.where for c in configs]
+    (config,) = configs
+    assert config.body["parent"] == function_app().symbol
+    properties = config.body["properties"]
+    assert properties["platform"]["enabled"] is True
+    validation = properties["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "Return401"
+    # Only the Event Grid webhook (system key, no Entra token) is let through, nothing under /api.
+    assert validation["excludedPaths"] == ["/runtime/webhooks/eventgrid"]
+    assert properties["httpSettings"]["requireHttps"] is True
+    assert properties["login"]["tokenStore"]["enabled"] is False
+    entra = properties["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True
+    assert entra["registration"]["clientId"] == "operatorApiClientId"
+    assert (
+        entra["registration"]["openIdIssuer"]
+        == "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0"
+    )
+    audiences = json.dumps(entra["validation"]["allowedAudiences"])
+    assert '"operatorApiClientId"' in audiences and '"operatorApiAudience"' in audiences
+    parameters = template(config.path)["parameters"]
+    assert parameters["operatorApiClientId"].get("default") is None, "the API client id must be passed in"
+
+
+def test_the_rotator_api_registers_operator_and_reader_roles_and_requires_assignment() -> None:
+    (api,) = resources("Microsoft.Graph/applications")
+    assert "microsoftGraphV1" in template(api.path).get("extensions", {})
+    assert api.body["signInAudience"] == "AzureADMyOrg"
+    assert api.body["api"]["requestedAccessTokenVersion"] == 2
+    roles = {resolve(api.path, role["value"]): role for role in api.body["appRoles"]}
+    assert set(roles) == {"Rotation.Operator", "Rotation.Reader"}
+    for role in roles.values():
+        assert role["isEnabled"] is True and set(role["allowedMemberTypes"]) == {"User", "Application"}
+        assert role["id"]["function"]["type"] == "guid", "role ids must be stable across redeploys"
+    (principal,) = resources("Microsoft.Graph/servicePrincipals")
+    assert principal.path == api.path and principal.body["appRoleAssignmentRequired"] is True
+    assert dotted(principal.body["appId"]) == f"{api.symbol}.appId"
+    # main.bicep registers it unless the deployer brings one, and hands its client id to the app.
+    module = template(MAIN)["modules"]["operatorApi"]
+    assert module["detail"]["path"] == f"modules/{api.path.name}"
+    assert json.dumps(module["config"]["condition"]) == json.dumps(
+        {"function": {"type": "empty", "parameters": {"item_to_test": "operatorApiClientId"}}}
+    )
+    assert unwrap(module["config"])["params"]["operatorRole"] == "operatorRole"
+    passed = unwrap(template(MAIN)["modules"]["functionApp"]["config"])["params"]["operatorApiClientId"]
+    assert "operatorApi" in json.dumps(passed) and "clientId" in json.dumps(passed)
+
+
 def test_no_tenant_wide_graph_permission_anywhere() -> None:
     files = [p for p in INFRA.rglob("*") if p.is_file()] + [ROOT / "azure.yaml"]
     for path in files:
