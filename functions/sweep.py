@@ -44,6 +44,8 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
 
 @dataclass(frozen=True)
 class SweepRun:
+    """What one sweep found: the requests to enqueue, and the vaults it could not read."""
+
     work: list[ReconcileRequest]
     #: Vaults that could not be listed, with why.
     failures: dict[str, RotationError]

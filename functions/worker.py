@@ -79,6 +79,8 @@ def parse_message(msg: func.QueueMessage) -> ReconcileRequest | None:
 
 
 async def reconcile_under_lease(request: ReconcileRequest, config: EdgeConfig, *, dequeue_count: int | None) -> None:
+    """Hold the secret's lease while the reconciler works, then settle the message (see
+    ``functions.disposition``); a lease held elsewhere defers the request instead."""
     dims = request_dims(request)
     settings = invocation_settings("rotate_worker", request.operation_id)
     started = time.monotonic()
@@ -121,6 +123,7 @@ async def reconcile_under_lease(request: ReconcileRequest, config: EdgeConfig, *
 
 
 def log_poisoned(msg: func.QueueMessage) -> None:
+    """One error line per poisoned message, with its ids when it parses and its body either way."""
     body = msg.get_body()
     try:
         dims = request_dims(ReconcileRequest.from_json(body))
