@@ -15,19 +15,18 @@ from rotation.domain.model import (
     REASON_MAX,
     Action,
     ManagedSecret,
+    Mode,
     Outcome,
-    ReconcileRequest,
     RotationState,
     Tag,
     format_utc,
-    is_valid_secret_name,
 )
 from rotation.runtime import Runtime, open_runtime
+from rotation.service.intake import admit_rotation
 from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
 from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
 
 
-# Errors a user causes (a typo, a secret not set up, a missing grant): reported as one line.
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate = commands.add_parser("rotate", help="reconcile one secret now (rotate it if due or forced)")
     rotate.add_argument("vault", help="vault name, as listed in ROTATION_VAULTS")
@@ -64,22 +63,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     adopt.set_defaults(handler=_adopt)
 
 
-# --- rotate ----------------------------------------------------------------------------------------
+# --- rotate ---------------------------------------------------------------------------------------
 def _rotate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    settings.vault_url(args.vault)  # an unknown vault is refused before anything else happens
-    if not is_valid_secret_name(args.secret):
-        return fail(
-            f"'{args.secret}' is not a Key Vault secret name (1-127 letters, digits and hyphens).", as_json=args.json
-        )
-    request = ReconcileRequest.new(
-        args.vault,
-        args.secret,
-        now=datetime.now(UTC),
-        reason=args.reason[:REASON_MAX],
-        mode="emergency" if args.emergency else "forced" if args.force else "normal",
+    mode: Mode = "emergency" if args.emergency else "forced" if args.force else "normal"
+    outcome = asyncio.run(
+        _reconcile_one(settings, args.vault, args.secret, args.reason[:REASON_MAX], mode, args.dry_run)
     )
-    outcome = asyncio.run(_reconcile_one(settings, request, args.dry_run))
     if outcome.error is not None and outcome.error.user_fault and outcome.action is Action.NONE:
         # Nothing happened and the cause is the input or the setup: one line, like any usage error.
         return fail(outcome.error, as_json=args.json)
@@ -90,11 +80,17 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
-async def _reconcile_one(settings: Settings, request: ReconcileRequest, dry_run: bool) -> Outcome:
-    # The function app's workers hold a blob lease per secret; from a shell, one process at a time
-    # per secret is what this lock guarantees (run the CLI where no worker is busy with the secret).
-    async with open_runtime(settings) as runtime, InProcessLock().hold(request.lock_key) as held:
-        return await runtime.reconciler.reconcile(request, dry_run=dry_run, held=held)
+async def _reconcile_one(
+    settings: Settings, vault: str, secret: str, reason: str, mode: Mode, dry_run: bool
+) -> Outcome:
+    async with open_runtime(settings) as runtime:
+        # The same checks as the HTTP API's before it queues: a refusal (unknown vault, bad name, a
+        # secret that is missing or not managed) is raised, and printed as one line by `main`.
+        request = await admit_rotation(settings, runtime.vaults, vault, secret, reason, mode, datetime.now(UTC))
+        # The function app's workers hold a blob lease per secret; from a shell, one process at a
+        # time per secret is what this lock guarantees (run the CLI where no worker is busy with it).
+        async with InProcessLock().hold(request.lock_key) as held:
+            return await runtime.reconciler.reconcile(request, dry_run=dry_run, held=held)
 
 
 def _describe(outcome: Outcome, *, dry_run: bool = False) -> str:

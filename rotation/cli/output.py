@@ -1,6 +1,6 @@
 """Shared plumbing of the command line: error lines, JSON output, a progress display on terminals.
 
-Each command lives in `rotation/commands/<name>.py` with a `register(subparsers)` that adds its parser
+Each command lives in `rotation/cli/<name>.py` with a `register(subparsers)` that adds its parser
 and sets `handler` to a function `(args) -> int` (exit status).
 """
 

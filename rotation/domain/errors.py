@@ -278,6 +278,16 @@ class BadRequestError(RotationError):
         )
 
 
+class InvalidNameError(BadRequestError):
+    """A vault or secret name given by a person (an HTTP route, a command-line argument) that Key
+    Vault would refuse. Same code and status as :class:`BadRequestError`; only the message differs:
+    it states the naming rule instead of describing a queue message."""
+
+    def __init__(self, problem: str) -> None:
+        self.problems = (problem,)
+        RotationError.__init__(self, problem)
+
+
 class LockHeld(RotationError):
     """Another worker is reconciling the same secret right now; this one should stand down."""
 

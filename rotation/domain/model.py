@@ -551,7 +551,11 @@ class ManagedSecret:
 Mode = Literal["normal", "forced", "emergency"]
 MODES: Final[tuple[str, ...]] = get_args(Mode)
 REASON_MAX: Final = 500
-_REQUEST_FIELDS: Final = ("vault", "secret", "reason", "mode", "operation_id", "requested_at")
+#: The queue message's fields, camelCase like every other JSON the rotator writes.
+_REQUEST_FIELDS: Final = ("vault", "secret", "reason", "mode", "operationId", "requestedAt")
+#: The snake_case names that messages written before the camelCase change carry (still in flight
+#: on the queue, or in the poison queue to be replayed); read, never written.
+_LEGACY_REQUEST_FIELDS: Final = {"operation_id": "operationId", "requested_at": "requestedAt"}
 
 
 def _request_problems(vault: object, secret: object, reason: object, mode: object, operation_id: object) -> list[str]:
@@ -648,8 +652,8 @@ class ReconcileRequest:
             "secret": self.secret,
             "reason": self.reason,
             "mode": self.mode,
-            "operation_id": self.operation_id,
-            "requested_at": format_utc(self.requested_at),
+            "operationId": self.operation_id,
+            "requestedAt": format_utc(self.requested_at),
         }
 
     def to_json(self) -> str:
@@ -657,36 +661,48 @@ class ReconcileRequest:
 
     @classmethod
     def from_message(cls, data: object) -> ReconcileRequest:
-        """Strictly parse a queue message: every field present and a string, nothing else."""
+        """Strictly parse a queue message: every field present and a string, nothing else.
+
+        The snake_case shape of earlier versions (``operation_id``, ``requested_at``) is accepted
+        too, so that messages enqueued before an upgrade are still worked after it.
+        """
         if not isinstance(data, Mapping):
             raise BadRequestError([f"the message must be a JSON object, got {type(data).__name__}"])
         problems: list[str] = []
-        unknown = sorted(str(k) for k in data if k not in _REQUEST_FIELDS)
+        fields: dict[str, object] = {}
+        for key, value in data.items():
+            name = _LEGACY_REQUEST_FIELDS.get(str(key), str(key))
+            if name in fields:
+                problems.append(f"field {name!r} is given twice (camelCase and snake_case)")
+            fields[name] = value
+        unknown = sorted(str(k) for k in fields if k not in _REQUEST_FIELDS)
         if unknown:
             problems.append(f"unknown field(s) {', '.join(repr(k) for k in unknown)}")
-        missing = [k for k in _REQUEST_FIELDS if k not in data]
+        missing = [k for k in _REQUEST_FIELDS if k not in fields]
         if missing:
             problems.append(f"missing field(s) {', '.join(repr(k) for k in missing)}")
         if problems:
             raise BadRequestError(problems)
-        problems = _request_problems(data["vault"], data["secret"], data["reason"], data["mode"], data["operation_id"])
-        raw_at = data["requested_at"]
+        problems = _request_problems(
+            fields["vault"], fields["secret"], fields["reason"], fields["mode"], fields["operationId"]
+        )
+        raw_at = fields["requestedAt"]
         requested_at: datetime | None = None
         if not isinstance(raw_at, str):
-            problems.append(f"'requested_at' must be a string, got {type(raw_at).__name__}")
+            problems.append(f"'requestedAt' must be a string, got {type(raw_at).__name__}")
         else:
             try:
                 requested_at = parse_utc(raw_at)
             except ValueError:
-                problems.append("'requested_at' must be an ISO 8601 time with a zone, like 2025-01-31T12:00:00Z")
+                problems.append("'requestedAt' must be an ISO 8601 time with a zone, like 2025-01-31T12:00:00Z")
         if problems or requested_at is None:
             raise BadRequestError(problems)
         return cls(
-            vault=cast(str, data["vault"]),
-            secret=cast(str, data["secret"]),
-            reason=cast(str, data["reason"]),
-            mode=cast(Mode, data["mode"]),
-            operation_id=cast(str, data["operation_id"]),
+            vault=cast(str, fields["vault"]),
+            secret=cast(str, fields["secret"]),
+            reason=cast(str, fields["reason"]),
+            mode=cast(Mode, fields["mode"]),
+            operation_id=cast(str, fields["operationId"]),
             requested_at=requested_at,
         )
 
@@ -770,17 +786,17 @@ class Outcome:
         """JSON-serialisable. Free text is passed through the redaction registry once more."""
         scrub = redact.registry.scrub
         return {
-            "operation_id": self.operation_id,
+            "operationId": self.operation_id,
             "vault": self.vault,
             "secret": self.secret,
             "action": self.action.value,
             "state": self.state.value if self.state else None,
             "ok": self.ok,
-            "created_key_id": self.created_key_id,
-            "vault_version": self.vault_version,
-            "retired_key_ids": list(self.retired_key_ids),
-            "removed_orphans": list(self.removed_orphans),
-            "validation_attempts": self.validation_attempts,
+            "createdKeyId": self.created_key_id,
+            "vaultVersion": self.vault_version,
+            "retiredKeyIds": list(self.retired_key_ids),
+            "removedOrphans": list(self.removed_orphans),
+            "validationAttempts": self.validation_attempts,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "warnings": [scrub(w) for w in self.warnings],
             "error": (

@@ -1,4 +1,4 @@
-"""Fixtures for the function app's tests: its functions (indexed once), settings, the queue."""
+"""Fixtures for the function app's tests: its functions (indexed once per configuration), settings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import function_app
+from functions.config import EdgeConfig
 from tests.functions.harness import app_functions, app_handlers
 
 
@@ -17,10 +17,17 @@ def functions() -> dict[str, Any]:
     return app_functions()
 
 
-@pytest.fixture(scope="session")
-def handlers() -> dict[str, Any]:
-    """The user functions behind them, called exactly as the Python worker would."""
-    return app_handlers()
+@pytest.fixture
+def edge_config() -> EdgeConfig:
+    """How the triggers run: production's defaults. A test module overrides this fixture to run the
+    same functions with another configuration (a short lease, a failing runtime)."""
+    return EdgeConfig()
+
+
+@pytest.fixture
+def handlers(edge_config: EdgeConfig) -> dict[str, Any]:
+    """The user functions of an app built with ``edge_config``, called exactly as the Python worker would."""
+    return app_handlers(edge_config)
 
 
 @pytest.fixture
@@ -36,10 +43,3 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="rotation")
     return caplog
-
-
-@pytest.fixture
-def short_lock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shortest lease Azure allows, and deferred messages visible again after a second."""
-    monkeypatch.setattr(function_app, "LOCK_LEASE_SECONDS", 15)
-    monkeypatch.setattr(function_app, "DEFER_DELAY_SECONDS", 1)

@@ -25,7 +25,8 @@ from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from functions.support import REQUESTS_QUEUE, STORAGE_CONNECTION
+from functions.config import EdgeConfig
+from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION
 from localcloud.cloud import LocalCloud
 from rotation.domain.model import ReconcileRequest
 
@@ -35,17 +36,23 @@ FUNCTION_HOST = "https://func-rotator.example.net"
 ROLE_URI = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 
 
+#: The shortest lease Azure allows, and deferred messages visible again after a second.
+SHORT_LOCK = EdgeConfig(lock_lease_seconds=15, defer_delay_seconds=1)
+
+
 @functools.cache
-def app_functions() -> dict[str, Any]:
-    """The app's functions by name. ``get_functions`` builds them and must run once per app."""
+def app_functions(config: EdgeConfig | None = None) -> dict[str, Any]:
+    """The app's functions by name: ``function_app.app`` itself, or an app built the same way with
+    ``config``. ``get_functions`` builds them and must run once per app, hence the cache."""
     import function_app
 
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    app = function_app.app if config is None else function_app.create_app(config)
+    return {f.get_function_name(): f for f in app.get_functions()}
 
 
-def app_handlers() -> dict[str, Any]:
+def app_handlers(config: EdgeConfig | None = None) -> dict[str, Any]:
     """The user functions, called exactly as the Python worker would."""
-    return {name: f.get_user_function() for name, f in app_functions().items()}
+    return {name: f.get_user_function() for name, f in app_functions(config).items()}
 
 
 class Collector(func.Out[T]):

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
+from functions.config import EdgeConfig
 from localcloud.cloud import LocalCloud
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
+    SHORT_LOCK,
     Collector,
     add_password_calls,
     events_named,
@@ -23,7 +25,13 @@ from tests.functions.harness import (
 )
 from tests.integration.seed import seed_managed_secret
 
-pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("azurite", "short_lock")]
+pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("azurite")]
+
+
+@pytest.fixture
+def edge_config() -> EdgeConfig:
+    """A 15-second lease and one-second deferrals, so a deferred message comes back within the test."""
+    return SHORT_LOCK
 
 
 async def test_five_concurrent_deliveries_of_one_event_make_one_new_credential(

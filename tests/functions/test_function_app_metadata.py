@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
@@ -14,8 +15,8 @@ import azure.functions as func
 import pytest
 from azure.functions import meta
 
-import function_app
-from functions.support import message_encoding
+from functions.config import EdgeConfig
+from functions.host import message_encoding
 from rotation.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,10 +135,24 @@ def test_every_parameter_annotation_is_one_the_worker_can_convert(functions: dic
 
 
 def test_a_builtin_list_would_not_be_accepted_by_the_queue_converter() -> None:
-    # Why function_app.py writes typing.List[str]: the converter does not see list[str] as iterable.
+    # Why functions/sweep.py writes typing.List[str]: the converter does not see list[str] as iterable.
     converter = meta.get_binding_registry().get("queue")
     assert not converter.check_output_type_annotation(list[str])
     assert converter.check_output_type_annotation(typing.List[str])  # noqa: UP006
+
+
+@pytest.mark.parametrize("family", ["sweep", "events", "worker", "http"])
+def test_trigger_modules_keep_their_annotations_evaluated(family: str) -> None:
+    # The worker reads the annotations of the functions it indexes; postponed (string) annotations
+    # would hide func.Out[typing.List[str]] from its converter check.
+    tree = ast.parse((ROOT / "functions" / f"{family}.py").read_text())
+    futures = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        for alias in node.names
+    ]
+    assert "annotations" not in futures
 
 
 def test_importing_the_app_does_no_network_io_and_needs_no_settings() -> None:
@@ -183,7 +198,8 @@ def test_host_json_bundle_queues_and_logging() -> None:
     assert duration_seconds(queues["visibilityTimeout"]) > 0
     # The worker re-enqueues deferred messages itself and must encode them as the host decodes.
     assert queues["messageEncoding"] == "base64"
-    assert message_encoding(function_app.HOST_JSON) == "base64"
+    assert EdgeConfig().host_json == ROOT / "host.json"
+    assert message_encoding(EdgeConfig().host_json) == "base64"
     assert host["extensions"]["http"]["routePrefix"] == "api"
     sampling = host["logging"]["applicationInsights"]["samplingSettings"]
     assert {"Request", "Exception"} <= set(sampling["excludedTypes"].split(";"))

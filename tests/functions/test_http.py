@@ -11,11 +11,12 @@ import pytest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-import function_app
+from functions.config import EdgeConfig
 from localcloud.cloud import LocalCloud
 from tests.functions.harness import (
     ROLE_URI,
     Collector,
+    app_handlers,
     body_of,
     client_principal,
     events_named,
@@ -231,13 +232,14 @@ async def test_bad_settings_are_a_500_with_the_message(
     assert invalid["function"] == "rotate_secret"
 
 
-async def test_an_unexpected_failure_is_a_500_without_details(
-    cloud: LocalCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
-) -> None:
-    def explode(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("internal detail: connection pool exhausted at 0xdeadbeef")
+def explode(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("internal detail: connection pool exhausted at 0xdeadbeef")
 
-    monkeypatch.setattr(function_app, "open_runtime", explode)
+
+async def test_an_unexpected_failure_is_a_500_without_details(
+    cloud: LocalCloud, logs: pytest.LogCaptureFixture
+) -> None:
+    handlers = app_handlers(EdgeConfig(runtime=explode))
     response, out = await rotate(handlers, "kv-local", "app-secret", {"reason": "x"})
     body = assert_error(response, 500, "InternalError")
     operation_id = response.headers["x-ms-operation-id"]

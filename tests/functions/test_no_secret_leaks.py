@@ -15,8 +15,10 @@ import azure.functions as func
 import pytest
 from azure.storage.queue.aio import QueueClient
 
+from functions.config import EdgeConfig
 from localcloud.cloud import LocalCloud
 from tests.functions.harness import (
+    SHORT_LOCK,
     Collector,
     assert_nothing_contains,
     events_named,
@@ -28,7 +30,13 @@ from tests.functions.harness import (
 )
 from tests.integration.seed import seed_managed_secret
 
-pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("azurite", "fast_settings", "short_lock")]
+pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("azurite", "fast_settings")]
+
+
+@pytest.fixture
+def edge_config() -> EdgeConfig:
+    """A 15-second lease and one-second deferrals, so a deferred message comes back within the test."""
+    return SHORT_LOCK
 
 
 async def test_no_value_leaves_the_vault_path(

@@ -39,8 +39,12 @@ def sample() -> dict[str, Any]:
 
 
 def referenced_variables() -> set[str]:
-    """Every environment variable name written as a string constant in function_app.py and rotation/."""
-    files = [ROOT / "function_app.py", *sorted((ROOT / "rotation").rglob("*.py"))]
+    """Every environment variable name written as a string constant in function_app.py, functions/ and rotation/."""
+    files = [
+        ROOT / "function_app.py",
+        *sorted((ROOT / "functions").rglob("*.py")),
+        *sorted((ROOT / "rotation").rglob("*.py")),
+    ]
     names: set[str] = set()
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-import function_app
+from functions.config import EdgeConfig
+from functions.disposition import RotationRetry
 from localcloud.cloud import LocalCloud
 from rotation.domain.errors import SettingsError
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
+    SHORT_LOCK,
     add_password_calls,
     events_named,
     foreign_lease,
@@ -29,7 +31,13 @@ from tests.functions.harness import (
 )
 from tests.integration.seed import SeededSecret, seed_managed_secret, unique, write_secret
 
-pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("azurite", "fast_settings", "short_lock")]
+pytestmark = [pytest.mark.azurite, pytest.mark.usefixtures("azurite", "fast_settings")]
+
+
+@pytest.fixture
+def edge_config() -> EdgeConfig:
+    """A 15-second lease and one-second deferrals, so a deferred message comes back within the test."""
+    return SHORT_LOCK
 
 
 async def seeded(cloud: LocalCloud, **kwargs: Any) -> SeededSecret:
@@ -84,7 +92,7 @@ async def test_a_second_delivery_after_the_rotation_changes_nothing(
         (b"definitely not json", "not JSON"),
         (b'{"vault": "kv-local"}', "missing field(s)"),
         (
-            b'{"vault":"kv-local","secret":"s","reason":"","mode":"now","operation_id":"x","requested_at":"2025"}',
+            b'{"vault":"kv-local","secret":"s","reason":"","mode":"now","operationId":"x","requestedAt":"2025"}',
             "mode",
         ),
         (b"\xff\xfe\x00", "not JSON"),
@@ -138,7 +146,7 @@ async def test_a_transient_error_raises_so_the_host_retries(
         {"service": "keyvault", "method": "GET", "pathRegex": f"/secrets/{secret.name}/?$", "status": status},
     )
     request = request_for("kv-local", secret.name)
-    with pytest.raises(function_app.RotationRetry, match=code):
+    with pytest.raises(RotationRetry, match=code):
         await work(handlers, request.to_json())
     (retrying,) = events_named(logs.records, "RotationRetrying")
     assert retrying["errorCode"] == code and retrying["operationId"] == request.operation_id

@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from azure.storage.queue.aio import QueueClient
 
-import function_app
+from functions.config import EdgeConfig
 from localcloud.cloud import LocalCloud
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
@@ -40,10 +40,8 @@ LEASE_SECONDS = 15  # the shortest lease Azure Storage grants
 
 
 @pytest.fixture
-def worker(monkeypatch: pytest.MonkeyPatch, azurite: Any) -> Any:
-    monkeypatch.setattr(function_app, "LOCK_LEASE_SECONDS", LEASE_SECONDS)
-    monkeypatch.setattr(function_app, "DEFER_DELAY_SECONDS", 1)
-    handler = app_handlers()["rotate_worker"]
+def worker(azurite: Any) -> Any:
+    handler = app_handlers(EdgeConfig(lock_lease_seconds=LEASE_SECONDS, defer_delay_seconds=1))["rotate_worker"]
 
     async def run(body: str) -> None:
         assert await handler(queue_message(body)) is None

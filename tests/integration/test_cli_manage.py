@@ -54,12 +54,12 @@ def test_rotate_json_rotates_a_due_secret_and_status_shows_it(cloud: LocalCloud,
     assert status == 0, err
     outcome = json.loads(out)
     assert outcome["action"] == "rotated" and outcome["ok"] and outcome["state"] == "active"
-    assert outcome["retired_key_ids"] == [seeded.key_id]
+    assert outcome["retiredKeyIds"] == [seeded.key_id]
 
     status, out, err = run(capsys, "status", seeded.vault, "--json")
     assert status == 0, err
     mine = next(s for s in json.loads(out)["secrets"] if s["secret"] == seeded.name)
-    assert mine["state"] == "active" and mine["credentialId"] == outcome["created_key_id"]
+    assert mine["state"] == "active" and mine["credentialId"] == outcome["createdKeyId"]
     assert mine["needsWork"] is None and mine["daysToExpiry"] > 80
     assert_no_secrets(cloud, out, err)
 
@@ -202,7 +202,7 @@ def test_force_rotates_a_healthy_secret_keeping_the_grace_period_and_then_waits(
     seeded = seed_managed_secret(cloud, expires_in_days=200)
     status, out, _ = run(capsys, "rotate", seeded.vault, seeded.name, "--force", "--json")
     first = json.loads(out)
-    assert status == 0 and first["action"] == "rotated" and first["retired_key_ids"] == []
+    assert status == 0 and first["action"] == "rotated" and first["retiredKeyIds"] == []
     status, out, _ = run(capsys, "status", seeded.vault, "--json")
     mine = next(s for s in json.loads(out)["secrets"] if s["secret"] == seeded.name)
     assert mine["pendingRetirement"]["credentialId"] == seeded.key_id  # the old one stays for the grace period
@@ -215,5 +215,5 @@ def test_force_rotates_a_healthy_secret_keeping_the_grace_period_and_then_waits(
     # ...while an emergency retires the pending credential first, then rotates.
     status, out, _ = run(capsys, "rotate", seeded.vault, seeded.name, "--emergency", "--json")
     third = json.loads(out)
-    assert third["action"] == "rotated" and seeded.key_id in third["retired_key_ids"]
-    assert first["created_key_id"] in third["retired_key_ids"]
+    assert third["action"] == "rotated" and seeded.key_id in third["retiredKeyIds"]
+    assert first["createdKeyId"] in third["retiredKeyIds"]

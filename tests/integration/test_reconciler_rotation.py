@@ -271,10 +271,10 @@ async def test_the_outcome_is_json_and_holds_no_secret(cloud: LocalCloud, caplog
     assert json.loads(json.dumps(data)) == data
     assert data["ok"] is True and data["error"] is None
     assert data["action"] == "rotated" and data["state"] == "active"
-    assert data["created_key_id"] == outcome.created_key_id
-    assert data["retired_key_ids"] == [seeded.key_id]
+    assert data["createdKeyId"] == outcome.created_key_id
+    assert data["retiredKeyIds"] == [seeded.key_id]
     current = latest(cloud, seeded.vault, seeded.name)
-    assert data["vault_version"] == current.version
+    assert data["vaultVersion"] == current.version
     # Neither the old nor the new value is anywhere in it, not even the 3-character hint's neighbours.
     assert seeded.value not in json.dumps(data) and current.value not in json.dumps(data)
 

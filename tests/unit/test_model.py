@@ -455,8 +455,8 @@ def test_request_round_trips_through_a_queue_message() -> None:
         "secret": "db-password",
         "reason": "sweep: expires in 12 days",
         "mode": "emergency",
-        "operation_id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
-        "requested_at": "2025-01-31T12:00:00Z",
+        "operationId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        "requestedAt": "2025-01-31T12:00:00Z",
     }
     assert ReconcileRequest.from_message(message) == original
     assert ReconcileRequest.from_json(original.to_json()) == original
@@ -499,12 +499,12 @@ def test_unknown_and_missing_fields_are_rejected_by_name() -> None:
         ("reason", "line\nforged log line", "printable text on one line"),
         ("mode", True, "'mode' must be a string, got bool"),
         ("mode", "panic", "must be one of normal, forced, emergency"),
-        ("operation_id", "", "'operation_id' must be"),
-        ("operation_id", "has space", "'operation_id' must be"),
-        ("operation_id", 12, "'operation_id' must be a string"),
-        ("requested_at", 1738324800, "'requested_at' must be a string"),
-        ("requested_at", "2025-01-31T12:00:00", "with a zone"),
-        ("requested_at", "soon", "ISO 8601"),
+        ("operationId", "", "'operation_id' must be"),
+        ("operationId", "has space", "'operation_id' must be"),
+        ("operationId", 12, "'operation_id' must be a string"),
+        ("requestedAt", 1738324800, "'requestedAt' must be a string"),
+        ("requestedAt", "2025-01-31T12:00:00", "with a zone"),
+        ("requestedAt", "soon", "ISO 8601"),
     ],
 )
 def test_malformed_messages_say_what_is_wrong(field: str, value: object, fragment: str) -> None:
@@ -572,7 +572,7 @@ def test_outcome_is_json_serialisable_and_free_of_secrets() -> None:
     assert leaked.reveal() not in text
     assert data["action"] == "rotated"
     assert data["state"] == "active"
-    assert data["retired_key_ids"] == [KEY_B]
+    assert data["retiredKeyIds"] == [KEY_B]
     assert data["timings"] == {"validate": 12.346, "total": 15.0}
     assert data["ok"] is False
     assert data["error"]["code"] == "ValidationFailed"

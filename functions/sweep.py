@@ -1,0 +1,90 @@
+"""The timer: find the managed secrets that need work (list calls only) and queue one request each.
+
+Annotations are evaluated at import (no ``from __future__ import annotations``): the Python worker
+inspects them to pick converters, and ``func.Out[typing.List[str]]`` is the output type its queue
+converter accepts for several messages (``list[str]`` is not recognised as iterable there).
+"""
+
+import logging
+import time
+import typing
+from dataclasses import dataclass
+
+import azure.functions as func
+
+from functions.config import EdgeConfig
+from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION, invocation_settings, log_enqueued, new_blueprint
+from rotation.domain.errors import RotationError
+from rotation.domain.model import ReconcileRequest, new_operation_id
+from rotation.observability import event as log_event
+from rotation.service.sweep import scan, work_requests
+
+
+def blueprint(config: EdgeConfig) -> func.Blueprint:
+    bp = new_blueprint()
+
+    @bp.timer_trigger(arg_name="timer", schedule="%ROTATION_SCHEDULE%", run_on_startup=False, use_monitor=True)
+    @bp.queue_output(arg_name="requests", queue_name=REQUESTS_QUEUE, connection=STORAGE_CONNECTION)
+    async def sweep(
+        timer: func.TimerRequest,
+        requests: func.Out[typing.List[str]],  # noqa: UP006 - the worker's queue converter needs typing.List
+    ) -> None:
+        """Enqueue one reconcile request per managed secret that needs work, found with list calls only.
+
+        A past-due run (the app was down at the scheduled time) is logged and does the same work: the
+        sweep is level-triggered, so running late is exactly as correct as running on time.
+        """
+        run = await sweep_vaults(config, past_due=timer.past_due)
+        if run.work:
+            requests.set([request.to_json() for request in run.work])
+        run.raise_for_unreadable_vaults()
+
+    return bp
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """What one sweep found: the requests to enqueue, and the vaults it could not read."""
+
+    work: list[ReconcileRequest]
+    #: Vaults that could not be listed, with why.
+    failures: dict[str, RotationError]
+
+    def raise_for_unreadable_vaults(self) -> None:
+        # Raised after the output is set: the other vaults' work goes out, and the failed run
+        # makes the unreadable vault visible.
+        if self.failures:
+            raise next(iter(self.failures.values()))
+
+
+async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
+    """Scan every configured vault (list calls only), decide what needs work, and log the run."""
+    operation_id = new_operation_id()
+    started = time.monotonic()
+    now = config.clock()
+    if past_due:
+        log_event("SweepPastDue", level=logging.WARNING, operationId=operation_id)
+    settings = invocation_settings("sweep", operation_id)
+    failures: dict[str, RotationError] = {}
+    try:
+        async with config.runtime(settings) as runtime:
+            statuses = await scan(settings, runtime.vaults, now, failures=failures)
+    except RotationError as error:
+        log_event(
+            "SweepFailed", level=logging.ERROR, operationId=operation_id, errorCode=error.code, error=error.message
+        )
+        raise
+    work = work_requests(statuses, now, source="sweep")
+    for request in work:
+        log_enqueued(request, source="sweep", sweepId=operation_id)
+    log_event(
+        "SweepCompleted",
+        operationId=operation_id,
+        pastDue=past_due,
+        managed=len(statuses),
+        enqueued=len(work),
+        problems=sum(1 for s in statuses if s.problem),
+        unreadableVaults=",".join(sorted(failures)) or None,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return SweepRun(work, failures)
