@@ -35,7 +35,6 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from rotation.adapters.keyvault import DeletedSecretInfo, KeyVaultSecrets
 from rotation.domain import aadsts, policy
 from rotation.domain.errors import (
     ApplicationNotFoundError,
@@ -45,6 +44,7 @@ from rotation.domain.errors import (
     TagError,
     UnknownVaultError,
 )
+from rotation.domain.listing import DeletedSecretInfo
 from rotation.domain.model import (
     Application,
     ManagedSecret,
@@ -60,6 +60,7 @@ from rotation.domain.model import (
     is_valid_tenant_id,
 )
 from rotation.redact import registry
+from rotation.service.ports import VaultPort
 
 if TYPE_CHECKING:
     from rotation.runtime import Runtime
@@ -1229,7 +1230,7 @@ def _pick(*candidates: tuple[str | None, str]) -> tuple[str | None, str | None]:
     return None, None
 
 
-async def _read_secret(seen: Observed, vault: KeyVaultSecrets) -> None:
+async def _read_secret(seen: Observed, vault: VaultPort) -> None:
     try:
         current = await vault.get(seen.secret)
     except SecretDisabledError:
@@ -1248,7 +1249,7 @@ async def _read_secret(seen: Observed, vault: KeyVaultSecrets) -> None:
         seen.deleted_problem = error.code
 
 
-async def _read_versions(seen: Observed, vault: KeyVaultSecrets) -> None:
+async def _read_versions(seen: Observed, vault: VaultPort) -> None:
     if seen.version is None:
         return
     try:

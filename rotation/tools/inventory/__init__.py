@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from rotation.adapters.graph import ListedApplication
 from rotation.domain.errors import RotationError, ThrottledError
+from rotation.domain.listing import ListedApplication
 from rotation.domain.model import PasswordCredential, SecretVersion, Tag, format_utc
 from rotation.redact import registry
 
