@@ -16,7 +16,7 @@ from typing import Any
 from rotation.cli.output import Progress, emit_json, fail
 from rotation.domain import aadsts
 from rotation.domain.errors import OutputError
-from rotation.tools.diagnose import Diagnosis, diagnose, render_text, stream_is_utf8
+from rotation.tools.diagnose import Diagnosis, diagnose, diagnosis_json, render_text, stream_is_utf8
 from rotation.tools.inventory import FORMATS, MAX_DAYS, collect, render
 
 # --------------------------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
     result = asyncio.run(run())
     if args.json:
-        emit_json(result.to_dict())
+        emit_json(diagnosis_json(result))
     else:
         print(render_text(result, unicode=stream_is_utf8(sys.stdout)))
     return 1 if result.failed else 0
