@@ -945,13 +945,14 @@ def judge(seen: Observed) -> Diagnosis:
         check_pinned_versions(seen),
         check_probe(seen),
     )
+    # Positional in the order of `Diagnosis`'s fields: what was diagnosed, and where its ids came from.
     return Diagnosis(
-        vault=seen.vault,
-        secret=seen.secret,
-        app_id=seen.app_id,
-        app_source=seen.app_source,
-        tenant_id=seen.tenant_id,
-        tenant_source=seen.tenant_source,
+        seen.vault,
+        seen.secret,
+        seen.app_id,
+        seen.app_source,
+        seen.tenant_id,
+        seen.tenant_source,
         checks=tuple(_scrubbed(c) for c in checks),
         shape=shape,
         probe=seen.probe,

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from rotation.domain.listing import ListedApplication
-from rotation.domain.model import PasswordCredential, SecretVersion, Tag
-from rotation.tools.inventory.model import InventoryRow, Standing
+from rotation.domain.listing import CertificateCredential, ListedApplication
+from rotation.domain.model import Application, PasswordCredential, SecretVersion, Tag
+from rotation.tools.inventory.model import InventoryRow, Kind, Standing
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,22 @@ def _reference_note(reference: _Reference, app_id: str) -> str:
     return ""
 
 
+def _unmanaged_row(
+    app: Application, kind: Kind, credential: PasswordCredential | CertificateCredential
+) -> InventoryRow:
+    """A credential as nobody's: what every row starts as before a tag or its name says otherwise."""
+    return InventoryRow(
+        standing=Standing.UNMANAGED,
+        kind=kind,
+        key_id=credential.key_id,
+        app_id=app.app_id,
+        app_name=app.display_name,
+        credential_name=credential.display_name,
+        start=credential.start,
+        end=credential.end,
+    )
+
+
 def _password_row(
     listed: ListedApplication,
     credential: PasswordCredential,
@@ -63,17 +79,7 @@ def _password_row(
     margin: timedelta,
 ) -> InventoryRow:
     app = listed.application
-    base = InventoryRow(
-        standing=Standing.UNMANAGED,
-        kind="password",
-        key_id=credential.key_id,
-        app_id=app.app_id,
-        app_name=app.display_name,
-        credential_name=credential.display_name,
-        hint=credential.hint,
-        start=credential.start,
-        end=credential.end,
-    )
+    base = replace(_unmanaged_row(app, "password", credential), hint=credential.hint)
     named = references.get(credential.key_id.lower(), [])
     current = [r for r in named if not r.retiring]
     retiring = [r for r in named if r.retiring]
@@ -146,17 +152,7 @@ def classify(
         app = listed.application
         rows.extend(_password_row(listed, c, references, now, orphan_margin) for c in app.password_credentials)
         rows.extend(
-            InventoryRow(
-                standing=Standing.UNMANAGED,
-                kind="certificate",
-                key_id=certificate.key_id,
-                app_id=app.app_id,
-                app_name=app.display_name,
-                credential_name=certificate.display_name,
-                start=certificate.start,
-                end=certificate.end,
-                note="certificates are not rotated by the rotator",
-            )
+            replace(_unmanaged_row(app, "certificate", certificate), note="certificates are not rotated by the rotator")
             for certificate in listed.certificates
         )
     rows.extend(_dangling_rows(apps, references))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from rotation.domain.errors import RotationError, ThrottledError
@@ -19,29 +18,31 @@ JSON_TYPE: Final = "application/json; charset=utf-8"
 HTML_TYPE: Final = "text/html; charset=utf-8"
 
 
-@dataclass(frozen=True)
-class _Problem:
-    status: int
-    code: str
-    message: str
-
-    def response(self) -> tuple[int, str, str]:
-        return self.status, JSON_TYPE, json.dumps({"error": {"code": self.code, "message": self.message}})
+#: The one answer to any unusable ``days``; it says what a usable one is.
+BAD_DAYS: Final = f"'days' must be a whole number from 0 to {MAX_DAYS}."
 
 
-def parse_days(days: int | str | None) -> int | _Problem | None:
-    """``days`` as given by a caller or a query string: ``None``/empty (no filter) or 0-3650."""
+def _error(status: int, code: str, message: str) -> tuple[int, str, str]:
+    """An error response: ``{"error": {"code", "message"}}``, like every HTTP route of the rotator."""
+    return status, JSON_TYPE, json.dumps({"error": {"code": code, "message": message}})
+
+
+def parse_days(days: int | str | None) -> int | None:
+    """``days`` as given by a caller or a query string: ``None``/empty (no filter) or 0-3650.
+
+    Raises ``ValueError`` (with :data:`BAD_DAYS`) for anything else, a ``bool`` included.
+    """
     if days is None or (isinstance(days, str) and not days.strip()):
         return None
     if isinstance(days, bool):
-        return _Problem(400, "BadRequest", f"'days' must be a whole number from 0 to {MAX_DAYS}.")
+        raise ValueError(BAD_DAYS)
     if isinstance(days, str):
         text = days.strip()
         if not text.isascii() or not text.isdigit():
-            return _Problem(400, "BadRequest", f"'days' must be a whole number from 0 to {MAX_DAYS}.")
+            raise ValueError(BAD_DAYS)
         days = int(text)
     if not isinstance(days, int) or not 0 <= days <= MAX_DAYS:
-        return _Problem(400, "BadRequest", f"'days' must be a whole number from 0 to {MAX_DAYS}.")
+        raise ValueError(BAD_DAYS)
     return days
 
 
@@ -54,16 +55,17 @@ async def inventory_response(runtime: Runtime, days: int | str | None, fmt: str 
     """
     chosen = (fmt or "json").strip().lower()
     if chosen not in HTTP_FORMATS:
-        return _Problem(400, "BadRequest", "'format' must be json or html.").response()
-    parsed = parse_days(days)
-    if isinstance(parsed, _Problem):
-        return parsed.response()
+        return _error(400, "BadRequest", "'format' must be json or html.")
+    try:
+        parsed = parse_days(days)
+    except ValueError:
+        return _error(400, "BadRequest", BAD_DAYS)
     try:
         inventory = await collect(runtime, days=parsed)
     except ThrottledError as error:
-        return _Problem(503, error.code, registry.scrub(error.message)).response()
+        return _error(503, error.code, registry.scrub(error.message))
     except RotationError as error:
-        return _Problem(500, error.code, registry.scrub(error.message)).response()
+        return _error(500, error.code, registry.scrub(error.message))
     if chosen == "html":
         return 200, HTML_TYPE, render(inventory, "html")
     return 200, JSON_TYPE, render(inventory, "json")
