@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from rotation.adapters.locks import DEFAULT_LEASE_SECONDS
-from rotation.runtime import Runtime, open_runtime
+from rotation.runtime import DEFAULT_LEASE_SECONDS, Runtime, open_runtime
 from rotation.settings import Settings
 
 #: host.json next to function_app.py: the host reads it from the app's root, so does the edge.

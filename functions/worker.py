@@ -20,7 +20,6 @@ from functions.host import (
     new_blueprint,
     request_dims,
 )
-from rotation.adapters.locks import BlobLeaseLock, blob_service_from_env
 from rotation.domain.errors import BadRequestError, LockHeld, RotationError
 from rotation.domain.model import ReconcileRequest, format_utc
 from rotation.observability import event as log_event
@@ -85,7 +84,7 @@ async def reconcile_under_lease(request: ReconcileRequest, config: EdgeConfig, *
     settings = invocation_settings("rotate_worker", request.operation_id)
     started = time.monotonic()
     async with config.runtime(settings) as runtime:
-        lock = BlobLeaseLock(blob_service_from_env(runtime.credential), lease_seconds=config.lock_lease_seconds)
+        lock = runtime.open_lock(lease_seconds=config.lock_lease_seconds)
         try:
             async with lock.hold(request.lock_key) as held:
                 log_event("LockAcquired", lockKey=request.lock_key, dequeueCount=dequeue_count, **dims)

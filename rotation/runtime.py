@@ -1,7 +1,9 @@
 """Wiring: settings → the rotator's own identity → adapters → a `Reconciler`.
 
 Used by the command line and by the function app; tests use it too, with the local cloud's
-environment, so production wiring is what gets tested.
+environment, so production wiring is what gets tested. This is the one module outside
+`rotation.adapters` that names an adapter: everything it hands out is typed by the ports
+(`rotation.service.ports`), so callers depend on what a client does, not on which SDK does it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
 from rotation.adapters.graph import GraphDirectory
 from rotation.adapters.keyvault import KeyVaultSecrets
+from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock, blob_service_from_env
 from rotation.adapters.token_probe import ClientCredentialsProbe
-from rotation.service.ports import SystemClock
+from rotation.service.ports import GraphPort, ReleasableLock, SystemClock, TokenProbe, VaultPort
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "Runtime", "open_runtime", "rotator_credential"]
 
 
 def rotator_credential() -> AsyncTokenCredential:
@@ -39,10 +44,18 @@ def rotator_credential() -> AsyncTokenCredential:
 class Runtime:
     settings: Settings
     credential: AsyncTokenCredential
-    directory: GraphDirectory
-    vaults: dict[str, KeyVaultSecrets]
-    probe: ClientCredentialsProbe
+    directory: GraphPort
+    vaults: dict[str, VaultPort]
+    probe: TokenProbe
     reconciler: Reconciler
+
+    def open_lock(self, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> ReleasableLock:
+        """The queue worker's lock: a blob lease in `AzureWebJobsStorage`, as the rotator's identity.
+
+        Not opened with the runtime, because only the worker needs it and a missing storage setting
+        must not break the command line; the caller closes it.
+        """
+        return BlobLeaseLock(blob_service_from_env(self.credential), lease_seconds=lease_seconds)
 
     async def close(self) -> None:
         for vault in self.vaults.values():
@@ -57,7 +70,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     credential = rotator_credential()
     budget = float(settings.throttle_retry_seconds)
     directory = GraphDirectory(credential, settings.graph_url, retry_budget_seconds=budget)
-    vaults = {
+    vaults: dict[str, VaultPort] = {
         name: KeyVaultSecrets(name, url, credential, retry_budget_seconds=budget)
         for name, url in settings.vaults.items()
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -51,6 +50,7 @@ from rotation.domain.errors import (
     PermissionDeniedError,
     PolicyBlockedError,
 )
+from rotation.domain.listing import CertificateCredential, ListedApplication
 from rotation.domain.model import Application, NewPassword, PasswordCredential, PasswordPolicy, Sensitive
 from rotation.settings import is_loopback
 
@@ -107,6 +107,22 @@ def _application(app: GraphApplication) -> Application:
     )
 
 
+def _certificate(item: GraphKeyCredential) -> CertificateCredential:
+    return CertificateCredential(
+        key_id=str(item.key_id),
+        display_name=item.display_name,
+        start=item.start_date_time,
+        end=item.end_date_time,
+    )
+
+
+def _listed_application(app: GraphApplication) -> ListedApplication:
+    return ListedApplication(
+        application=_application(app),
+        certificates=tuple(_certificate(k) for k in app.key_credentials or []),
+    )
+
+
 def _error_code(exc: ODataError) -> str:
     return (exc.error.code if exc.error and exc.error.code else "") or ""
 
@@ -116,7 +132,8 @@ def _error_message(exc: ODataError) -> str:
 
 
 class GraphDirectory:
-    """The `Directory` port: read an app, add and remove its passwords, read its password policy."""
+    """The `Directory` port (read an app, add and remove its passwords, read its password policy)
+    and the `ApplicationCatalog` port (list every app, find one by object id): `GraphPort`."""
 
     def __init__(
         self, credential: AsyncTokenCredential, graph_url: str, *, retry_budget_seconds: float = 120.0
@@ -216,6 +233,61 @@ class GraphDirectory:
 
         return await self._call(call, "read the app management policy")
 
+    # --- the `ApplicationCatalog` port: reads for `inventory` and `diagnose` ----------------------
+    async def list_applications(
+        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
+    ) -> list[ListedApplication]:
+        """Every application the rotator can read, following `@odata.nextLink` page by page.
+
+        What "every" means is Graph's decision: the apps the rotator owns with
+        `Application.ReadWrite.OwnedBy`, all of the tenant's with `Application.Read.All`. `$select`
+        keeps each page to the fields the inventory shows; `on_page` is told each page's size.
+        """
+        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+            select=APPLICATION_FIELDS, top=page_size
+        )
+        config = RequestConfiguration(query_parameters=query)
+
+        async def first_page() -> ApplicationCollectionResponse | None:
+            return await self._client.applications.get(request_configuration=config)
+
+        listed: list[ListedApplication] = []
+        page = await self._call(first_page, "list applications")
+        while page is not None:
+            items = [_listed_application(app) for app in page.value or []]
+            listed.extend(items)
+            if on_page is not None:
+                on_page(len(items))
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            page = await self._call(self._page_reader(next_link), "list applications (next page)")
+        return listed
+
+    def _page_reader(self, next_link: str) -> Callable[[], Awaitable[ApplicationCollectionResponse | None]]:
+        # A factory, not a closure over the loop variable: a retry must re-read the same page.
+        async def read() -> ApplicationCollectionResponse | None:
+            return await self._client.applications.with_url(next_link).get()
+
+        return read
+
+    async def find_application_by_object_id(self, object_id: str) -> Application | None:
+        """The app whose *object* id this is, or None: tells "ProviderAddress holds the Object ID"
+        apart from "no such app" when a lookup by appId found nothing."""
+        query = ApplicationItemRequestBuilder.ApplicationItemRequestBuilderGetQueryParameters(select=APPLICATION_FIELDS)
+        config = RequestConfiguration(query_parameters=query)
+
+        async def call() -> Application | None:
+            try:
+                app = await self._client.applications.by_application_id(object_id).get(request_configuration=config)
+            except ODataError as exc:
+                if exc.response_status_code in (400, 404):
+                    return None
+                raise
+            return _application(app) if app is not None else None
+
+        return await self._call(call, f"read application object {object_id}")
+
     # --- plumbing --------------------------------------------------------------------------------
     def _not_found(self, app_id: str) -> ApplicationNotFoundError:
         return ApplicationNotFoundError(
@@ -272,61 +344,6 @@ class GraphDirectory:
             )
         return GraphError(f"Microsoft Graph refused to {what}: HTTP {status} {code}: {message}")
 
-    # --- read-only listing for `inventory` and `diagnose` (appended) -----------------------------
-    async def list_applications(
-        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
-    ) -> list[ListedApplication]:
-        """Every application the rotator can read, following `@odata.nextLink` page by page.
-
-        What "every" means is Graph's decision: the apps the rotator owns with
-        `Application.ReadWrite.OwnedBy`, all of the tenant's with `Application.Read.All`. `$select`
-        keeps each page to the fields the inventory shows; `on_page` is told each page's size.
-        """
-        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-            select=APPLICATION_FIELDS, top=page_size
-        )
-        config = RequestConfiguration(query_parameters=query)
-
-        async def first_page() -> ApplicationCollectionResponse | None:
-            return await self._client.applications.get(request_configuration=config)
-
-        listed: list[ListedApplication] = []
-        page = await self._call(first_page, "list applications")
-        while page is not None:
-            items = [_listed_application(app) for app in page.value or []]
-            listed.extend(items)
-            if on_page is not None:
-                on_page(len(items))
-            next_link = page.odata_next_link
-            if not next_link:
-                break
-            page = await self._call(self._page_reader(next_link), "list applications (next page)")
-        return listed
-
-    def _page_reader(self, next_link: str) -> Callable[[], Awaitable[ApplicationCollectionResponse | None]]:
-        # A factory, not a closure over the loop variable: a retry must re-read the same page.
-        async def read() -> ApplicationCollectionResponse | None:
-            return await self._client.applications.with_url(next_link).get()
-
-        return read
-
-    async def find_application_by_object_id(self, object_id: str) -> Application | None:
-        """The app whose *object* id this is, or None: tells "ProviderAddress holds the Object ID"
-        apart from "no such app" when a lookup by appId found nothing."""
-        query = ApplicationItemRequestBuilder.ApplicationItemRequestBuilderGetQueryParameters(select=APPLICATION_FIELDS)
-        config = RequestConfiguration(query_parameters=query)
-
-        async def call() -> Application | None:
-            try:
-                app = await self._client.applications.by_application_id(object_id).get(request_configuration=config)
-            except ODataError as exc:
-                if exc.response_status_code in (400, 404):
-                    return None
-                raise
-            return _application(app) if app is not None else None
-
-        return await self._call(call, f"read application object {object_id}")
-
 
 def _header(headers: dict[str, Any], name: str) -> str | None:
     for key, value in headers.items():
@@ -353,38 +370,3 @@ def _password_policy(restrictions: list[PasswordCredentialConfiguration], create
         elif kind == "passwordLifetime" and rule.max_lifetime is not None:
             max_lifetime = rule.max_lifetime if max_lifetime is None else min(max_lifetime, rule.max_lifetime)
     return PasswordPolicy(blocked=blocked, max_lifetime=max_lifetime)
-
-
-# --- read-only listing types (appended for `inventory`) -------------------------------------------
-@dataclass(frozen=True)
-class CertificateCredential:
-    """A certificate (keyCredential) of an app: only its metadata; the rotator never manages these."""
-
-    key_id: str
-    display_name: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ListedApplication:
-    """An app as `list_applications` returns it: the rotation view plus its certificates' dates."""
-
-    application: Application
-    certificates: tuple[CertificateCredential, ...] = ()
-
-
-def _certificate(item: GraphKeyCredential) -> CertificateCredential:
-    return CertificateCredential(
-        key_id=str(item.key_id),
-        display_name=item.display_name,
-        start=item.start_date_time,
-        end=item.end_date_time,
-    )
-
-
-def _listed_application(app: GraphApplication) -> ListedApplication:
-    return ListedApplication(
-        application=_application(app),
-        certificates=tuple(_certificate(k) for k in app.key_credentials or []),
-    )

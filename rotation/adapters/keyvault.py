@@ -8,7 +8,6 @@ tags (`SecretVersion`). Failures are translated once, here: 404 → "absent", 40
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from rotation.domain.errors import (
     SecretDisabledError,
     SecretSoftDeletedError,
 )
+from rotation.domain.listing import DeletedSecretInfo
 from rotation.domain.model import SecretValue, SecretVersion, Sensitive
 from rotation.settings import is_loopback
 
@@ -41,7 +41,7 @@ OFFICER = "the 'Key Vault Secrets Officer' role on vault '{vault}' (scope: the v
 
 
 class KeyVaultSecrets:
-    """The `Vault` port for one vault."""
+    """The `Vault` and `SecretRecords` ports for one vault (`VaultPort`)."""
 
     def __init__(
         self,
@@ -208,7 +208,7 @@ class KeyVaultSecrets:
             "Check the request and the vault's configuration.",
         )
 
-    # --- read-only probes for `diagnose` (appended) ----------------------------------------------
+    # --- the `SecretRecords` port: value-free reads for `diagnose` and the status routes ---------
     async def get_deleted(self, secret: str) -> DeletedSecretInfo | None:
         """The soft-deleted secret's dates, or None when no deleted secret has this name.
 
@@ -247,14 +247,3 @@ def _creation_order(version: SecretVersion) -> tuple[float, float]:
     created = version.created.timestamp() if version.created else 0.0
     updated = version.updated.timestamp() if version.updated else 0.0
     return created, updated
-
-
-@dataclass(frozen=True)
-class DeletedSecretInfo:
-    """A soft-deleted secret: recoverable until ``scheduled_purge``; never its value."""
-
-    vault: str
-    name: str
-    deleted: datetime | None = None
-    scheduled_purge: datetime | None = None
-    recovery_id: str | None = None

@@ -3,7 +3,8 @@
 `BlobLeaseLock` is the distributed one: a lease on the blob `rotation-locks/{vault}/{secret}` in the
 function app's own storage account, renewed in the background for as long as the reconcile runs
 (validation can wait minutes; a lease lasts at most 60 s). A crashed holder simply stops renewing, and
-the lease expires by itself. `InProcessLock` serves the command line and tests.
+the lease expires by itself. The command line's in-process lock is `rotation.service.ports.InProcessLock`
+(re-exported here for older imports).
 """
 
 from __future__ import annotations
@@ -19,32 +20,19 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
 from rotation.domain.errors import LockHeld, LockUnavailableError, SettingsError
-from rotation.service.ports import HeldLock
+from rotation.service.ports import HeldLock, InProcessLock
 
 log = logging.getLogger("rotation.lock")
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "LOCK_CONTAINER", "BlobLeaseLock", "InProcessLock", "blob_service_from_env"]
 
 LOCK_CONTAINER = "rotation-locks"
 DEFAULT_LEASE_SECONDS = 60
 
 
-class InProcessLock:
-    """Non-blocking per-key locks within one process."""
-
-    def __init__(self) -> None:
-        self._held: set[str] = set()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[HeldLock]:
-        if key in self._held:
-            raise LockHeld(key)
-        self._held.add(key)
-        try:
-            yield HeldLock(key)
-        finally:
-            self._held.discard(key)
-
-
 class BlobLeaseLock:
+    """The `ReleasableLock` port over a blob lease; `close` closes the storage client."""
+
     def __init__(
         self,
         service: BlobServiceClient,

@@ -16,7 +16,8 @@ from typing import Any
 from rotation.cli.output import Progress, emit_json, fail
 from rotation.domain import aadsts
 from rotation.domain.errors import OutputError
-from rotation.tools.diagnose import Diagnosis, diagnose, render_text, stream_is_utf8
+from rotation.tools.diagnose import Diagnosis, diagnose, diagnosis_json, render_text, stream_is_utf8
+from rotation.tools.explain import NO_CODE, explanation_json, explanation_text, no_code_json
 from rotation.tools.inventory import FORMATS, MAX_DAYS, collect, render
 
 # --------------------------------------------------------------------------------------------------
@@ -34,7 +35,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
     result = asyncio.run(run())
     if args.json:
-        emit_json(result.to_dict())
+        emit_json(diagnosis_json(result))
     else:
         print(render_text(result, unicode=stream_is_utf8(sys.stdout)))
     return 1 if result.failed else 0
@@ -43,14 +44,6 @@ def _diagnose(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 # explain
 
-_WAITING: dict[aadsts.Classification, str] = {
-    "propagation": "only if the secret was created in the last few minutes (Entra replicates a new secret "
-    "within seconds to about two minutes); otherwise no",
-    "transient": "yes, try again shortly",
-    "permanent": "no, waiting does not fix it",
-    "unknown": "unknown",
-}
-
 
 def _explain(args: argparse.Namespace) -> int:
     text = " ".join(args.text).strip()
@@ -58,35 +51,16 @@ def _explain(args: argparse.Namespace) -> int:
         text = sys.stdin.read()
     explanation = aadsts.explain(text)
     if explanation is None:
-        message = "No AADSTS code found. Paste the whole error message, or just the number (e.g. 7000215)."
         if args.json:
-            print(json.dumps({"ok": False, "explained": False, "error": {"code": "NoCode", "message": message}}))
+            print(json.dumps(no_code_json()))
         else:
-            print(message)
+            print(NO_CODE)
         return 1
-    known = explanation.entry is not None
     if args.json:
-        emit_json(
-            {
-                "ok": known,
-                "explained": known,
-                "code": explanation.code,
-                "title": explanation.title,
-                "classification": explanation.classification,
-                "waitingHelps": _WAITING[explanation.classification],
-                "causes": list(explanation.entry.causes) if explanation.entry else [],
-                "remedy": explanation.remedy,
-                "docs": explanation.docs_url,
-            }
-        )
-        return 0 if known else 1
-    if not known:
-        print(f"AADSTS{explanation.code} is not in the rotator's catalogue.")
-        print(f"Look it up: {explanation.docs_url}")
-        return 1
-    print(explanation.render())
-    print(f"Does waiting help? {_WAITING[explanation.classification]}.")
-    return 0
+        emit_json(explanation_json(explanation))
+    else:
+        print(explanation_text(explanation))
+    return 0 if explanation.entry is not None else 1
 
 
 # --------------------------------------------------------------------------------------------------

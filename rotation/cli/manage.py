@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from rotation.adapters.locks import InProcessLock
 from rotation.cli.output import Progress, emit_json, fail, table
 from rotation.domain import policy
 from rotation.domain.errors import AlreadyManagedError, SecretNotFoundError
@@ -23,6 +22,7 @@ from rotation.domain.model import (
 )
 from rotation.runtime import Runtime, open_runtime
 from rotation.service.intake import admit_rotation
+from rotation.service.ports import InProcessLock
 from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
 from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
 

@@ -1,4 +1,13 @@
-"""What the reconciler needs from the outside world, as small async Protocols.
+"""What the rotator needs from the outside world, as small async Protocols.
+
+Two kinds, kept apart so that each caller depends on no more than it uses:
+
+- the reconciler's ports, `Directory`, `Vault`, `TokenProbe` and `Lock`: everything a rotation
+  does; the unit tests' in-memory fakes implement exactly these;
+- the read-only extras that only the tools (`diagnose`, `inventory`) and the function app's
+  status routes call, `ApplicationCatalog` and `SecretRecords`, plus `Closable` for whoever owns
+  the clients. `GraphPort`, `VaultPort` and `ReleasableLock` are the unions the wiring
+  (`rotation.runtime`) hands out, so no caller needs an adapter's concrete type.
 
 The adapters implement these over msgraph-sdk, azure-keyvault-secrets (aio), azure-identity and a
 blob lease; tests drive the same adapters against the local cloud. Conventions for every port:
@@ -14,13 +23,14 @@ blob lease; tests drive the same adapters against the local cloud. Conventions f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from rotation.domain.errors import LockHeld
+from rotation.domain.listing import DeletedSecretInfo, ListedApplication
 from rotation.domain.model import (
     Application,
     NewPassword,
@@ -32,18 +42,25 @@ from rotation.domain.model import (
 )
 
 __all__ = [
+    "ApplicationCatalog",
     "Clock",
+    "Closable",
     "Directory",
+    "GraphPort",
     "HeldLock",
+    "InProcessLock",
     "Lock",
     "LockHeld",
     "NewPassword",
     "PasswordPolicy",
     "ProbeResult",
+    "ReleasableLock",
+    "SecretRecords",
     "SecretValue",
     "SystemClock",
     "TokenProbe",
     "Vault",
+    "VaultPort",
 ]
 
 
@@ -134,6 +151,62 @@ class Lock(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------------------------------
+# Read-only extras: the tools and the function app's status routes, never the reconciler. Separate
+# Protocols (not more methods on `Directory`/`Vault`) so that the reconciler's fakes stay small.
+
+
+class ApplicationCatalog(Protocol):
+    """Microsoft Graph reads beyond one app by appId (`GraphDirectory`)."""
+
+    async def list_applications(
+        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
+    ) -> list[ListedApplication]:
+        """Every application the rotator can read (what "every" means is Graph's decision: the owned
+        ones with ``Application.ReadWrite.OwnedBy``), following ``@odata.nextLink``; ``on_page`` is
+        told each page's size."""
+        ...
+
+    async def find_application_by_object_id(self, object_id: str) -> Application | None:
+        """The app whose *object* id this is, or ``None``: tells "ProviderAddress holds the Object
+        ID" apart from "no such app" after a lookup by appId found nothing."""
+        ...
+
+
+class SecretRecords(Protocol):
+    """Value-free reads of one vault's secret that `Vault` has no need for (`KeyVaultSecrets`)."""
+
+    async def get_properties(self, secret: str) -> SecretVersion | None:
+        """The latest version's attributes and tags without its value, even when it is disabled;
+        ``None`` when the secret has no versions."""
+        ...
+
+    async def get_deleted(self, secret: str) -> DeletedSecretInfo | None:
+        """The soft-deleted secret of that name, or ``None`` when there is none."""
+        ...
+
+
+class Closable(Protocol):
+    """A client that holds connections until closed; the wiring closes what it opened."""
+
+    async def close(self) -> None: ...
+
+
+class GraphPort(Directory, ApplicationCatalog, Closable, Protocol):
+    """Microsoft Graph as the wiring hands it out: the reconciler's `Directory` plus the reads."""
+
+
+class VaultPort(Vault, SecretRecords, Closable, Protocol):
+    """One Key Vault as the wiring hands it out: the reconciler's `Vault` plus the reads."""
+
+
+class ReleasableLock(Lock, Closable, Protocol):
+    """A `Lock` over a storage client that the worker closes after its reconcile."""
+
+
+# --------------------------------------------------------------------------------------------------
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
@@ -145,3 +218,21 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class InProcessLock:
+    """Non-blocking per-key locks within one process: the command line's `Lock`, where one process
+    is the only worker. Like `SystemClock` it is the trivial implementation, so it lives with its port."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[HeldLock]:
+        if key in self._held:
+            raise LockHeld(key)
+        self._held.add(key)
+        try:
+            yield HeldLock(key)
+        finally:
+            self._held.discard(key)

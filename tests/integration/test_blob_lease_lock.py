@@ -19,7 +19,9 @@ from azure.storage.queue.aio import QueueClient
 
 from functions.config import EdgeConfig
 from localcloud.cloud import LocalCloud
+from rotation.domain.errors import LockHeld
 from rotation.domain.model import ReconcileRequest
+from rotation.runtime import open_runtime
 from tests.functions.harness import (
     add_password_calls,
     app_handlers,
@@ -168,3 +170,22 @@ async def test_a_crashed_holders_lease_expires_and_the_deferred_request_proceeds
     assert completed["action"] == "rotated" and completed["operationId"] == request.operation_id
     assert len(add_password_calls(cloud, mark)) == 1
     assert await receive_all(requests_queue) == []
+
+
+async def test_the_runtime_hands_out_the_blob_lease_as_a_releasable_lock(cloud: LocalCloud, azurite: Any) -> None:
+    """`Runtime.open_lock` is the worker's lock through the ports: a second holder is refused at
+    once, and the key is free again after the first one's block ends."""
+    key = "kv-test/open-lock"
+    async with open_runtime() as runtime:
+        first, second = runtime.open_lock(), runtime.open_lock()
+        try:
+            async with first.hold(key) as held:
+                assert held.key == key and not held.lost
+                with pytest.raises(LockHeld):
+                    async with second.hold(key):
+                        pass
+            async with second.hold(key) as again:
+                assert again.key == key
+        finally:
+            await first.close()
+            await second.close()

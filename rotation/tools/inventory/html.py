@@ -17,12 +17,10 @@ import html
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rotation.domain.model import format_utc
-
-if TYPE_CHECKING:
-    from rotation.tools.inventory import Inventory, InventoryRow
+from rotation.tools.inventory.model import Inventory, InventoryRow
 
 
 def _e(text: object) -> str:

@@ -1,0 +1,44 @@
+"""Plain values the read-only reads return: the inventory's view of an app (with its certificates)
+and a soft-deleted secret.
+
+They live in the domain, not next to the adapters that fill them, so that the read-only tools and
+the function app speak of them through the ports (`rotation.service.ports`) without importing an
+SDK adapter. Like every domain type they never hold a secret value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rotation.domain.model import Application
+
+
+@dataclass(frozen=True)
+class CertificateCredential:
+    """A certificate (keyCredential) of an app: only its metadata; the rotator never manages these."""
+
+    key_id: str
+    display_name: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ListedApplication:
+    """An app as `ApplicationCatalog.list_applications` returns it: the rotation view plus its
+    certificates' dates (the inventory lists both; the reconciler needs neither)."""
+
+    application: Application
+    certificates: tuple[CertificateCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeletedSecretInfo:
+    """A soft-deleted secret: recoverable until ``scheduled_purge``; never its value."""
+
+    vault: str
+    name: str
+    deleted: datetime | None = None
+    scheduled_purge: datetime | None = None
+    recovery_id: str | None = None

@@ -1,0 +1,972 @@
+"""The checks: pure functions from the gathered facts (:class:`.facts.Observed`) to results.
+
+No I/O here, and nothing reads the secret value except :func:`value_shape`, which reduces it to
+facts that reveal no more than Graph's ``hint`` (its length, its first three characters, its shape).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from rotation.domain import aadsts, policy
+from rotation.domain.errors import TagError
+from rotation.domain.model import (
+    ManagedSecret,
+    PasswordCredential,
+    RotationState,
+    Sensitive,
+    Tag,
+    format_utc,
+    is_guid,
+    is_valid_tenant_id,
+)
+from rotation.redact import registry
+from rotation.tools.common import shorten
+from rotation.tools.diagnose.facts import APP_ONLY_FORBIDDEN_TENANTS, AppLookup, Observed
+from rotation.tools.diagnose.results import Check, Diagnosis, Status, ValueShape
+
+#: A credential this young may not have reached every Entra replica: 4-18 s observed, up to 2 minutes
+#: reported by users; the margin keeps a diagnosis run right after a rotation from blaming the value.
+PROPAGATION_WINDOW: Final = timedelta(minutes=5)
+#: The default sweep runs hourly and retires at its first run after RetireAfter; two missed runs
+#: mean something keeps failing, not that the sweep has not come round yet.
+RETIREMENT_SLACK: Final = timedelta(hours=2)
+MAX_SECRET_LENGTH: Final = 64  # Entra documents client secret values as 16-64 characters
+CURRENT_LENGTH: Final = 40
+_CURRENT_MARKER: Final = "8Q~"
+_BARE_OR_BRACED_GUID = re.compile(
+    r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
+)
+# Characters a shell, a .env file or a YAML/JSON template rewrites or cuts at when the value is
+# pasted unquoted: variable expansion ($), command substitution (`), history expansion (!), quotes,
+# escapes (\) and Windows' %VAR% expansion.
+_SHELL_CHARACTERS: Final = {
+    "$": "variable expansion",
+    "`": "command substitution",
+    "!": "history expansion",
+    '"': "quoting",
+    "'": "quoting",
+    "\\": "escaping",
+    "%": "%VAR% expansion and URL escapes",
+}
+# Characters that change meaning in a hand-built x-www-form-urlencoded token request unless the
+# value is URL-encoded (SDKs encode it; curl -d and hand-written HTTP clients often do not).
+_FORM_CHARACTERS: Final = {"+": "becomes a space", "&": "ends the field", "=": "splits the field", "#": "ends the URL"}
+
+
+def value_shape(value: Sensitive) -> ValueShape:
+    """Shape facts about ``value``; the only function here that looks at the value itself."""
+    text = value.reveal()
+    core = text.strip()
+    return ValueShape(
+        length=len(text),
+        hint=core[:3],
+        empty=not core,
+        guid=bool(_BARE_OR_BRACED_GUID.match(core)),
+        surrounding_whitespace=text != core,
+        leading_whitespace=text != text.lstrip(),
+        trailing_whitespace=text != text.rstrip(),
+        trailing_newline=text.endswith(("\n", "\r")),
+        inner_whitespace_or_control=any(ch.isspace() or not ch.isprintable() for ch in core),
+        current_format=core[3:6] == _CURRENT_MARKER,
+        shell_characters=tuple(ch for ch in _SHELL_CHARACTERS if ch in core),
+        form_characters=tuple(ch for ch in _FORM_CHARACTERS if ch in core),
+    )
+
+
+def _stripped(value: Sensitive) -> str:
+    return value.reveal().strip()
+
+
+def _when(moment: datetime | None) -> str:
+    return format_utc(moment) if moment else "never"
+
+
+def _days_between(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 86400
+
+
+def _in_days(end: datetime | None, now: datetime) -> str:
+    if end is None:
+        return "no end date"
+    days = _days_between(end, now)
+    if days < 0:
+        return f"expired {abs(days):.1f} days ago ({format_utc(end)})"
+    return f"expires in {days:.1f} days ({format_utc(end)})"
+
+
+def _credential_label(credential: PasswordCredential) -> str:
+    name = f"'{credential.display_name}'" if credential.display_name else "(no description)"
+    return f"{credential.key_id} {name} hint {credential.hint or '?'}"
+
+
+def _skip(check_id: str, title: str, why: str, remedy: str = "") -> Check:
+    return Check(check_id, title, Status.SKIP, why, remedy=remedy)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks: Key Vault
+
+
+def check_secret_exists(seen: Observed) -> Check:
+    title = "Secret exists (and is not soft-deleted)"
+    if seen.version is not None:
+        return Check(
+            "secret.exists",
+            title,
+            Status.PASS,
+            f"latest version {seen.version.version} created {_when(seen.version.created)}",
+        )
+    if seen.deleted is not None:
+        return Check(
+            "secret.exists",
+            title,
+            Status.FAIL,
+            f"the secret was soft-deleted on {_when(seen.deleted.deleted)}; it is purged for good on "
+            f"{_when(seen.deleted.scheduled_purge)}",
+            "A deleted secret reads as 404 SecretNotFound for every consumer, and its name cannot be reused "
+            "while it is recoverable.",
+            f"Recover it with every version and tag (az keyvault secret recover --vault-name {seen.vault} "
+            f"--name {seen.secret}), or purge it (az keyvault secret purge ...) and create it again with the "
+            "app's current secret value.",
+        )
+    if seen.read_problem is not None:
+        return Check(
+            "secret.exists",
+            title,
+            Status.FAIL,
+            seen.read_problem,
+            "The rotator's identity could not read the secret, so nothing about it can be checked.",
+            "Grant the identity that runs the diagnosis the 'Key Vault Secrets User' (read) or "
+            "'Key Vault Secrets Officer' role on the vault, then run the diagnosis again.",
+        )
+    deleted_note = f" (soft-delete state unknown: {seen.deleted_problem})" if seen.deleted_problem else ""
+    return Check(
+        "secret.exists",
+        title,
+        Status.FAIL,
+        f"no secret named '{seen.secret}' in vault '{seen.vault}', and none deleted{deleted_note}",
+        "Consumers reading this name get 404 SecretNotFound: the name is misspelt, the consumer reads "
+        "another vault, or the secret was never created.",
+        "Check the name and the vault the consumer is configured with; create the secret with the app's "
+        "current client secret value if it is really missing.",
+    )
+
+
+def check_secret_enabled(seen: Observed) -> Check:
+    title = "Latest version is enabled"
+    if seen.version is None:
+        return _skip("secret.enabled", title, "the secret was not read")
+    if seen.version.enabled:
+        return Check("secret.enabled", title, Status.PASS, f"version {seen.version.version} is enabled")
+    return Check(
+        "secret.enabled",
+        title,
+        Status.FAIL,
+        f"version {seen.version.version} (the latest) is disabled",
+        "Key Vault answers 403 Forbidden ('Operation get is not allowed on a disabled secret') to every "
+        "consumer reading the latest version.",
+        "Enable the version (az keyvault secret set-attributes --enabled true ...) if its value is still "
+        "good, or write the app's current secret value as a new version.",
+    )
+
+
+def check_secret_window(seen: Observed, rotate_before_days: int) -> Check:
+    title = "Version is inside its not-before / expiry window"
+    version = seen.version
+    if version is None:
+        return _skip("secret.validity", title, "the secret was not read")
+    now = seen.now
+    if version.not_before is not None and version.not_before > now:
+        return Check(
+            "secret.validity",
+            title,
+            Status.FAIL,
+            f"not valid before {format_utc(version.not_before)}",
+            "The version is not valid yet; tools that honour nbf refuse it, and its credential may not have "
+            "started either.",
+            "Clear or correct the version's activation date (nbf), or write the value again without one.",
+        )
+    if version.expires is None:
+        return Check(
+            "secret.validity",
+            title,
+            Status.WARN,
+            "the version has no expiry date",
+            "Without exp, Key Vault sends no SecretNearExpiry event, so nothing warns before the credential "
+            "behind it expires.",
+            "Set the version's expiry to the credential's end date (a rotation does this itself).",
+        )
+    if version.expires <= now:
+        return Check(
+            "secret.validity",
+            title,
+            Status.FAIL,
+            f"the version expired on {format_utc(version.expires)}",
+            "The version is past its expiry; it normally mirrors the credential's end date, so the secret "
+            "value has most likely expired in Entra too (AADSTS7000222).",
+            "Rotate now (a managed secret: python -m rotation rotate VAULT SECRET; otherwise add a new secret on "
+            "the app and store its value with a new expiry).",
+        )
+    days = _days_between(version.expires, now)
+    if days <= rotate_before_days:
+        return Check(
+            "secret.validity",
+            title,
+            Status.WARN,
+            f"expires in {days:.1f} days ({format_utc(version.expires)})",
+            "The secret is inside its rotation window.",
+            "Rotate soon; a managed secret is rotated by the next sweep.",
+        )
+    return Check("secret.validity", title, Status.PASS, f"expires in {days:.0f} days ({format_utc(version.expires)})")
+
+
+def check_pinned_versions(seen: Observed) -> Check:
+    """Consumers that read a specific version id keep using it after the latest moved on."""
+    title = "No enabled older version names a credential that is gone"
+    if seen.version is None:
+        return _skip("secret.versions", title, "the secret was not read")
+    if not seen.versions:
+        return _skip("secret.versions", title, "the version list was not read")
+    enabled = [v for v in seen.versions if v.enabled]
+    summary = f"{len(seen.versions)} version(s), {len(enabled)} enabled"
+    if seen.app is None:
+        return Check("secret.versions", title, Status.PASS, summary + "; the app was not read, so not cross-checked")
+    dead: list[str] = []
+    for version in enabled:
+        if version.version == seen.version.version:
+            continue
+        key_id = version.tags.get(Tag.CredentialId, "").strip()
+        if key_id and seen.app.credential(key_id) is None:
+            dead.append(f"{version.version} (credential {key_id})")
+    if not dead:
+        return Check("secret.versions", title, Status.PASS, summary)
+    return Check(
+        "secret.versions",
+        title,
+        Status.WARN,
+        f"{summary}; enabled older version(s) whose credential no longer exists: {', '.join(dead)}",
+        "A consumer configured with a version id (not the bare secret URI) keeps reading that version after "
+        "rotations, and its credential has been removed from the app.",
+        "Point consumers at the versionless secret URI, and disable versions whose credential is gone.",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks: tenant and app
+
+
+def check_tenant_format(seen: Observed) -> Check:
+    title = "Tenant id is well-formed"
+    tenant = seen.tenant_id
+    if tenant is None:
+        return Check(
+            "tenant.format",
+            title,
+            Status.WARN,
+            "no tenant known: the secret has no TenantId tag, --tenant was not given and ROTATION_TENANT_ID is not set",
+            "Without a tenant the sign-in and the tenant checks cannot be made.",
+            "Pass --tenant <Directory (tenant) ID>, or tag the secret with TenantId.",
+        )
+    source = f" (from {seen.tenant_source})" if seen.tenant_source else ""
+    if tenant.lower() in APP_ONLY_FORBIDDEN_TENANTS:
+        return Check(
+            "tenant.format",
+            title,
+            Status.FAIL,
+            f"tenant '{tenant}'{source} is a multi-tenant alias, not a tenant",
+            "App-only (client credentials) tokens need a specific tenant (AADSTS50059).",
+            "Use the Directory (tenant) ID GUID from the app registration's Overview page.",
+        )
+    if not is_valid_tenant_id(tenant):
+        entry = aadsts.lookup(900023)
+        return Check(
+            "tenant.format",
+            title,
+            Status.FAIL,
+            f"tenant '{shorten(tenant)}'{source} is neither a GUID nor a domain name (AADSTS900023)",
+            entry.causes[0] if entry else "the tenant id is malformed",
+            entry.remedy if entry else "Use the Directory (tenant) ID GUID.",
+        )
+    return Check("tenant.format", title, Status.PASS, f"tenant {tenant}{source}")
+
+
+def check_tenant_exists(seen: Observed) -> Check:
+    title = "Tenant exists"
+    lookup = seen.tenant
+    if lookup is None:
+        return _skip("tenant.exists", title, "no well-formed tenant to look up")
+    if lookup.exists is True:
+        resolved = f" (tenant id {lookup.tenant_id})" if lookup.tenant_id and lookup.tenant_id != seen.tenant_id else ""
+        return Check("tenant.exists", title, Status.PASS, f"Entra knows tenant {seen.tenant_id}{resolved}")
+    if lookup.exists is False:
+        code = lookup.code or 90002
+        entry = aadsts.lookup(code)
+        return Check(
+            "tenant.exists",
+            title,
+            Status.FAIL,
+            f"Entra does not know tenant '{seen.tenant_id}' (AADSTS{code})",
+            "; ".join(entry.causes) if entry else "no tenant has that id or domain",
+            entry.remedy if entry else "Check the Directory (tenant) ID.",
+        )
+    return Check(
+        "tenant.exists",
+        title,
+        Status.WARN,
+        f"could not ask Entra about the tenant: {lookup.detail}",
+        "The tenant's OpenID configuration could not be read, so its existence is unknown.",
+        "Check AZURE_AUTHORITY_HOST and the network path to it, then run the diagnosis again.",
+    )
+
+
+def check_app_id(seen: Observed) -> Check:
+    title = "Application (client) id is known and well-formed"
+    if seen.app_id is None:
+        return _skip(
+            "app.id",
+            title,
+            "no app id: the secret has no ProviderAddress tag and --app was not given",
+            "Pass --app <Application (client) ID> to check the app and its credentials.",
+        )
+    if not is_guid(seen.app_id):
+        return Check(
+            "app.id",
+            title,
+            Status.FAIL,
+            f"'{shorten(seen.app_id)}' (from {seen.app_source}) is not a GUID",
+            "The client id must be the app's Application (client) ID, a GUID; anything else fails with AADSTS700016.",
+            "Copy 'Application (client) ID' from the app registration's Overview page.",
+        )
+    return Check("app.id", title, Status.PASS, f"app {seen.app_id} (from {seen.app_source})")
+
+
+def check_app_exists(seen: Observed) -> Check:
+    title = "Application exists in the tenant"
+    entry = aadsts.lookup(700016)
+    match seen.app_lookup:
+        case AppLookup.FOUND if seen.app is not None:
+            return Check(
+                "app.exists",
+                title,
+                Status.PASS,
+                f"'{seen.app.display_name or '(no name)'}' (object id {seen.app.object_id})",
+            )
+        case AppLookup.OBJECT_ID if seen.app is not None:
+            return Check(
+                "app.exists",
+                title,
+                Status.FAIL,
+                f"{seen.app_id} is the Object ID of app '{seen.app.display_name or '(no name)'}', whose "
+                f"Application (client) ID is {seen.app.app_id}",
+                "The object id was used where the client id belongs; Entra answers AADSTS700016.",
+                f"Set ProviderAddress (or the consumer's client id) to {seen.app.app_id}.",
+            )
+        case AppLookup.NOT_FOUND:
+            return Check(
+                "app.exists",
+                title,
+                Status.FAIL,
+                f"no application with appId {seen.app_id} is visible in the rotator's tenant",
+                "; ".join(entry.causes) if entry else "the client id is wrong or the app was deleted",
+                (entry.remedy if entry else "Check the client id.")
+                + " If the app exists, make the rotator's identity an owner so it can read it.",
+            )
+        case AppLookup.DENIED:
+            return Check(
+                "app.exists",
+                title,
+                Status.WARN,
+                seen.app_problem or "the rotator may not read this app",
+                "The rotator reads only the apps it owns (Application.ReadWrite.OwnedBy), so this app's "
+                "credentials cannot be checked.",
+                "Add the rotator's identity as an owner of the app (az ad app owner add), or run with --probe "
+                "to test the sign-in directly.",
+            )
+        case AppLookup.OTHER_TENANT:
+            return _skip(
+                "app.exists",
+                title,
+                f"the app lives in tenant {seen.tenant_id}, but the rotator reads Graph in its own tenant "
+                f"({seen.settings.tenant_id})",
+                "Run with --probe to test the sign-in in that tenant.",
+            )
+        case AppLookup.ERROR:
+            return Check(
+                "app.exists",
+                title,
+                Status.WARN,
+                seen.app_problem or "Graph could not be read",
+                "Microsoft Graph could not be read, so the app and its credentials were not checked.",
+                "Run the diagnosis again; if it persists, check the rotator's Graph permission.",
+            )
+        case _ if seen.tenant is not None and seen.tenant.exists is False:
+            return _skip("app.exists", title, "the tenant does not exist, so neither can the app")
+        case _:
+            return _skip("app.exists", title, "no usable app id")
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks: the value
+
+
+def check_value_not_id(seen: Observed, shape: ValueShape | None) -> Check:
+    title = "Value is a client secret value, not a Secret ID or another GUID"
+    if seen.value is None or shape is None:
+        return _skip("value.secret_id", title, "the value was not read")
+    if shape.empty:
+        entry = aadsts.lookup(7000218)
+        return Check(
+            "value.secret_id",
+            title,
+            Status.FAIL,
+            "the value is empty (or only whitespace)",
+            entry.causes[0] if entry else "no secret is sent",
+            "Store the client secret VALUE from Certificates & secrets (add a new secret if it is lost).",
+        )
+    if not shape.guid:
+        return Check("value.secret_id", title, Status.PASS, f"not GUID-shaped ({shape.length} characters)")
+    credentials = seen.app.password_credentials if seen.app else ()
+    key_id = policy.looks_like_key_id(seen.value, credentials)
+    if key_id is not None:
+        credential = seen.app.credential(key_id) if seen.app else None
+        label = f"'{credential.display_name}'" if credential and credential.display_name else "of this app"
+        hint = f" (hint {credential.hint})" if credential and credential.hint else ""
+        return Check(
+            "value.secret_id",
+            title,
+            Status.FAIL,
+            f"the value is the Secret ID (keyId) of credential {label}{hint}",
+            "The secret ID was stored, not the value: Entra answers AADSTS7000215 ('... the client secret "
+            "value, not the client secret ID').",
+            "Store that credential's VALUE instead. Entra shows a value only once, when it is created; if it "
+            "is lost, add a new secret (or run a rotation) and store its value.",
+        )
+    named = _which_guid(_stripped(seen.value), seen)
+    return Check(
+        "value.secret_id",
+        title,
+        Status.FAIL,
+        f"the value is a GUID{named}; no client secret value is one",
+        "A Secret ID, object id or application id was stored instead of the secret value (AADSTS7000215).",
+        "Store the secret VALUE from Certificates & secrets (shown once, at creation; add a new secret if it is lost).",
+    )
+
+
+def _which_guid(text: str, seen: Observed) -> str:
+    core = text.strip("{}").lower()
+    if seen.app is not None and core == seen.app.app_id.lower():
+        return " equal to the app's Application (client) ID"
+    if seen.app is not None and core == seen.app.object_id.lower():
+        return " equal to the app's Object ID"
+    if seen.tenant_id and core == seen.tenant_id.lower():
+        return " equal to the tenant id"
+    return ""
+
+
+def check_value_whitespace(seen: Observed, shape: ValueShape | None) -> Check:
+    title = "Value has no surrounding whitespace, line breaks or control characters"
+    if shape is None or shape.empty:
+        return _skip("value.whitespace", title, "the value was not read" if shape is None else "the value is empty")
+    if shape.surrounding_whitespace or shape.inner_whitespace_or_control:
+        what = []
+        if shape.leading_whitespace:
+            what.append("leading whitespace")
+        if shape.trailing_newline:
+            what.append("a trailing line break")
+        elif shape.trailing_whitespace:
+            what.append("trailing whitespace")
+        if shape.inner_whitespace_or_control:
+            what.append("whitespace or control characters inside")
+        return Check(
+            "value.whitespace",
+            title,
+            Status.FAIL,
+            f"the value has {' and '.join(what)} ({shape.length} characters in all)",
+            "Entra compares the value exactly, so the extra characters make it a wrong secret "
+            "(AADSTS7000215). Typical source: 'echo' or a file editor adding a newline, or a copy from a "
+            "wrapped terminal line.",
+            "Write the value again without them (az keyvault secret set --file with a file that has no final "
+            "newline, or --value '...').",
+        )
+    return Check("value.whitespace", title, Status.PASS, "none")
+
+
+def check_value_length(seen: Observed, shape: ValueShape | None) -> Check:
+    title = "Value length is plausible (not truncated)"
+    if shape is None or shape.empty or shape.guid:
+        return _skip("value.length", title, "no secret-shaped value to measure")
+    length = len(_stripped(seen.value)) if seen.value else shape.length
+    evidence = f"{length} characters, hint '{shape.hint}'"
+    if shape.current_format:
+        evidence += ", Entra's current format ('8Q~' at positions 4-6)"
+    if length < policy.MIN_SECRET_LENGTH:
+        return Check(
+            "value.length",
+            title,
+            Status.WARN,
+            evidence,
+            f"Entra client secret values have at least {policy.MIN_SECRET_LENGTH} characters; this one was "
+            "probably cut short when copied.",
+            "Copy the whole value again (or add a new secret and store its value).",
+        )
+    if shape.current_format and length != CURRENT_LENGTH:
+        return Check(
+            "value.length",
+            title,
+            Status.WARN,
+            evidence,
+            f"Values in Entra's current format are {CURRENT_LENGTH} characters long; this one has "
+            f"{length}, so part of it was probably lost or added when copied.",
+            "Copy the whole value again (or add a new secret and store its value).",
+        )
+    if length > MAX_SECRET_LENGTH:
+        return Check(
+            "value.length",
+            title,
+            Status.WARN,
+            evidence,
+            f"Entra client secret values have at most {MAX_SECRET_LENGTH} characters; something else was "
+            "stored with it (a connection string, JSON, two values?).",
+            "Store only the secret value.",
+        )
+    return Check("value.length", title, Status.PASS, evidence)
+
+
+def check_value_characters(seen: Observed, shape: ValueShape | None) -> Check:
+    title = "Value has no characters that shells or hand-built requests mangle"
+    if shape is None or shape.empty or shape.guid:
+        return _skip("value.characters", title, "no secret-shaped value to inspect")
+    found = [f"'{ch}' ({_SHELL_CHARACTERS[ch]})" for ch in shape.shell_characters]
+    found += [f"'{ch}' ({_FORM_CHARACTERS[ch]} if not URL-encoded)" for ch in shape.form_characters]
+    if not found:
+        return Check("value.characters", title, Status.PASS, "only letters, digits and ~ . _ -")
+    return Check(
+        "value.characters",
+        title,
+        Status.WARN,
+        "contains " + ", ".join(found),
+        "Stored correctly these are fine, but a value passed through an unquoted shell variable, a .env "
+        "file or a template, or sent in a hand-built token request without URL-encoding, reaches Entra "
+        "changed (AADSTS7000215).",
+        "Quote the value in single quotes in shells, URL-encode client_secret in hand-built requests, or "
+        "rotate to a new value (Entra's current values use only letters, digits and ~ . _ -).",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks: the app's credentials
+
+
+def matched_credential(seen: Observed) -> PasswordCredential | None:
+    """The credential the stored value belongs to: the one CredentialId names, else the only one
+    whose hint matches the value's first three characters."""
+    if seen.app is None or seen.value is None:
+        return None
+    key_id = seen.tags.get(Tag.CredentialId, "").strip()
+    if key_id:
+        return seen.app.credential(key_id)
+    hint = _stripped(seen.value)[:3]
+    candidates = [c for c in seen.app.password_credentials if c.hint == hint]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def check_credential_match(seen: Observed, shape: ValueShape | None) -> Check:
+    title = "Value belongs to a current credential of the app"
+    if seen.app is None:
+        return _skip("credential.match", title, "the app was not read")
+    if seen.value is None or shape is None or shape.empty or shape.guid:
+        return _skip("credential.match", title, "no secret-shaped value to match")
+    app = seen.app
+    hint = _stripped(seen.value)[:3]
+    key_id = seen.tags.get(Tag.CredentialId, "").strip()
+    if key_id:
+        credential = app.credential(key_id)
+        if credential is None:
+            return Check(
+                "credential.match",
+                title,
+                Status.FAIL,
+                f"the CredentialId tag names {key_id}, which is no longer a credential of the app",
+                "The secret was rotated or deleted in Entra but not in the vault: the stored value belongs to "
+                "a credential that no longer exists (AADSTS7000215).",
+                "Store the value of a current credential (add a new secret if no value is at hand) and update "
+                "CredentialId, or, for a managed secret, run an emergency rotation.",
+            )
+        if credential.hint and credential.hint != hint:
+            return Check(
+                "credential.match",
+                title,
+                Status.FAIL,
+                f"CredentialId names {_credential_label(credential)}, but the stored value starts "
+                f"differently (hint '{hint}')",
+                "Someone wrote another value into the secret without updating its tags, or the tag is stale: "
+                "the value is not that credential's.",
+                "Find out which value is right: store the tagged credential's value, or correct CredentialId.",
+            )
+        return Check("credential.match", title, Status.PASS, f"{_credential_label(credential)} (by CredentialId tag)")
+    candidates = [c for c in app.password_credentials if c.hint == hint]
+    if len(candidates) == 1:
+        return Check("credential.match", title, Status.PASS, f"{_credential_label(candidates[0])} (by hint)")
+    if len(candidates) > 1:
+        labels = "; ".join(_credential_label(c) for c in candidates)
+        return Check(
+            "credential.match",
+            title,
+            Status.WARN,
+            f"{len(candidates)} credentials have hint '{hint}': {labels}",
+            "The hint alone cannot tell which credential the value belongs to.",
+            "Tag the secret with CredentialId=<keyId> so that checks, the inventory and rotation know.",
+        )
+    return Check(
+        "credential.match",
+        title,
+        Status.FAIL,
+        f"no credential of app {app.app_id} has hint '{hint}' ({len(app.password_credentials)} credential(s) checked)",
+        "The value belongs to no current secret of this app: it was rotated or deleted in Entra but not in the "
+        "vault, or it is another app's secret (AADSTS7000215).",
+        "Store the value of one of the app's current secrets (add a new secret if none is at hand), and check "
+        "that the consumer's client id is this app.",
+    )
+
+
+def check_credential_validity(seen: Observed, rotate_before_days: int) -> Check:
+    title = "That credential is valid now"
+    credential = matched_credential(seen)
+    if credential is None:
+        return _skip("credential.validity", title, "no matching credential")
+    now = seen.now
+    label = _credential_label(credential)
+    if credential.is_expired(now):
+        entry = aadsts.lookup(7000222)
+        return Check(
+            "credential.validity",
+            title,
+            Status.FAIL,
+            f"{label} {_in_days(credential.end, now)}",
+            "The stored value's credential has expired (AADSTS7000222).",
+            entry.remedy if entry else "Rotate now.",
+        )
+    if credential.start is not None and credential.start > now:
+        return Check(
+            "credential.validity",
+            title,
+            Status.FAIL,
+            f"{label} starts only at {format_utc(credential.start)}",
+            "The credential is not valid yet, so Entra rejects the value until then (AADSTS7000215).",
+            "Wait for the start date, or add a secret that starts now.",
+        )
+    if credential.start is not None and now - credential.start < PROPAGATION_WINDOW:
+        age = int((now - credential.start).total_seconds())
+        return Check(
+            "credential.validity",
+            title,
+            Status.WARN,
+            f"{label} was created {age} s ago",
+            "A new secret reaches Entra's replicas over seconds to about two minutes; until then some sign-ins "
+            "get AADSTS7000215.",
+            "Wait a few minutes and try again before changing anything.",
+        )
+    days = _days_between(credential.end, now) if credential.end else None
+    if days is not None and days <= rotate_before_days:
+        return Check(
+            "credential.validity",
+            title,
+            Status.WARN,
+            f"{label} {_in_days(credential.end, now)}",
+            "The credential is inside its rotation window.",
+            "Rotate soon; a managed secret is rotated by the next sweep.",
+        )
+    return Check("credential.validity", title, Status.PASS, f"{label} {_in_days(credential.end, now)}")
+
+
+def check_app_credentials(seen: Observed) -> Check:
+    title = "The app has client secrets, and not all are expired"
+    app = seen.app
+    if app is None:
+        return _skip("app.credentials", title, "the app was not read")
+    now = seen.now
+    passwords = sorted(app.password_credentials, key=lambda c: c.end or datetime.max.replace(tzinfo=UTC))
+    certificates = app.key_credentials_count
+    listing = "; ".join(f"{_credential_label(c)} {_in_days(c.end, now)}" for c in passwords)
+    certs_note = f"; plus {certificates} certificate(s)" if certificates else ""
+    if not passwords:
+        if certificates:
+            return Check(
+                "app.credentials",
+                title,
+                Status.FAIL,
+                f"no client secrets, {certificates} certificate(s)",
+                "The app signs in with certificates (keyCredentials), not secrets: no client secret value "
+                "can work for it.",
+                "Configure the consumer with the certificate, or add a client secret to the app if a secret "
+                "is really intended.",
+            )
+        return Check(
+            "app.credentials",
+            title,
+            Status.FAIL,
+            "the app has no client secrets and no certificates",
+            "Every secret of the app was removed, so no stored value can sign in (AADSTS7000215).",
+            "Add a new client secret to the app and store its value (or run a rotation).",
+        )
+    active = [c for c in passwords if not c.is_expired(now)]
+    if not active:
+        entry = aadsts.lookup(7000222)
+        return Check(
+            "app.credentials",
+            title,
+            Status.FAIL,
+            f"all {len(passwords)} secret(s) expired: {listing}{certs_note}",
+            "Every client secret of the app has expired (AADSTS7000222).",
+            entry.remedy if entry else "Rotate now.",
+        )
+    return Check("app.credentials", title, Status.PASS, f"{len(passwords)} secret(s): {listing}{certs_note}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks: the rotation state in the tags
+
+
+def _managed(seen: Observed) -> tuple[ManagedSecret | None, Check | None]:
+    """The parsed rotation state, or the check that explains why there is none."""
+    title = "Rotation tags are consistent"
+    tags = seen.tags
+    if seen.version is None:
+        return None, _skip("rotation.tags", title, "the secret was not read")
+    if Tag.ProviderAddress not in tags:
+        near = next((k for k in tags if k != Tag.ProviderAddress and k.strip().lower() == "provideraddress"), None)
+        if near is not None:
+            return None, Check(
+                "rotation.tags",
+                title,
+                Status.WARN,
+                f"the secret has a tag '{near}' but no 'ProviderAddress' (tag names are case-sensitive)",
+                "The rotator ignores the secret: it looks unmanaged.",
+                f"Rename the tag '{near}' to 'ProviderAddress'.",
+            )
+        return None, _skip(
+            "rotation.tags",
+            title,
+            "not managed by the rotator (no ProviderAddress tag)",
+            "To have it rotated, tag it with ProviderAddress=<Application (client) ID> (python -m rotation "
+            "adopt helps).",
+        )
+    try:
+        return ManagedSecret.from_tags(tags, vault=seen.vault, name=seen.secret), None
+    except TagError as error:
+        return None, Check(
+            "rotation.tags",
+            title,
+            Status.FAIL,
+            "; ".join(error.problems),
+            "The rotator refuses to act on tags it cannot trust, so this secret is not being rotated.",
+            error.remedy or "Correct the tags on the latest version.",
+        )
+
+
+def check_rotation_tags(seen: Observed) -> Check:
+    managed, problem = _managed(seen)
+    if problem is not None:
+        return problem
+    assert managed is not None
+    state = f"state {managed.state.value}" if managed.state else "no rotation recorded yet"
+    return Check("rotation.tags", "Rotation tags are consistent", Status.PASS, f"managed by the rotator; {state}")
+
+
+def check_rotation_state(seen: Observed) -> Check:
+    title = "No rotation is stuck or failed"
+    managed, problem = _managed(seen)
+    if managed is None or seen.version is None:
+        return _skip("rotation.state", title, "not a managed secret with usable tags" if problem else "not read")
+    settings = seen.settings
+    if managed.state is RotationState.VALIDATING:
+        since = seen.version.updated or seen.version.created
+        # Beyond the validation deadline plus the throttle budget no live worker can still be
+        # validating (the same bound the orphan margin uses): a crash left the state behind.
+        limit = timedelta(seconds=settings.validation_deadline_seconds + settings.throttle_retry_seconds)
+        if since is not None and seen.now - since > limit:
+            return Check(
+                "rotation.state",
+                title,
+                Status.FAIL,
+                f"validating since {format_utc(since)} (rotation {managed.rotation_id}); a validation ends "
+                f"within {int(limit.total_seconds())} s",
+                "A rotation stopped half-way (a crash or a lost worker): the new value is stored but not proven, "
+                "and the old credential is still valid.",
+                f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}); it finishes the "
+                "validation or rolls back to the last working value.",
+            )
+        return Check(
+            "rotation.state",
+            title,
+            Status.WARN,
+            f"a validation is in progress (rotation {managed.rotation_id}, since {_when(since)})",
+            "A new value was stored moments ago and is being proven; sign-ins may fail briefly while it propagates.",
+            "Wait for the rotation to finish, then run the diagnosis again.",
+        )
+    if managed.state is RotationState.FAILED:
+        return Check(
+            "rotation.state",
+            title,
+            Status.WARN,
+            f"the last rotation failed: {managed.failure_reason or 'no reason recorded'}",
+            "The rotator rolled back; the secret keeps its previous value until a rotation succeeds.",
+            "Fix the reason given, then rotate again.",
+        )
+    state = f"state {managed.state.value}" if managed.state else "no rotation recorded yet"
+    return Check("rotation.state", title, Status.PASS, state)
+
+
+def check_retirement(seen: Observed) -> Check:
+    title = "No retirement is overdue"
+    managed, _ = _managed(seen)
+    if managed is None:
+        return _skip("rotation.retirement", title, "not a managed secret with usable tags")
+    if not managed.retire_credential_id:
+        return Check("rotation.retirement", title, Status.PASS, "no credential waiting for retirement")
+    key_id = managed.retire_credential_id
+    due = managed.retire_after
+    still_there = seen.app.credential(key_id) is not None if seen.app else None
+    if still_there is False:
+        return Check(
+            "rotation.retirement",
+            title,
+            Status.WARN,
+            f"credential {key_id} is already gone from the app, but RetireCredentialId still names it",
+            "It was removed (by hand or by a reconcile that stopped before clearing the tags).",
+            f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}); it clears the tags.",
+        )
+    if due is not None and seen.now - due > RETIREMENT_SLACK:
+        return Check(
+            "rotation.retirement",
+            title,
+            Status.WARN,
+            f"credential {key_id} was due for removal at {format_utc(due)}",
+            "The old credential is still valid long after its grace period: a leaked old value would still "
+            "work. The sweep should have retired it.",
+            f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}) and check the sweep's logs.",
+        )
+    return Check(
+        "rotation.retirement",
+        title,
+        Status.PASS,
+        f"credential {key_id} is retired after {_when(due) if due else 'validation'}",
+    )
+
+
+def check_orphans(seen: Observed) -> Check:
+    title = "No orphaned rotator credentials"
+    if seen.app is None:
+        return _skip("rotation.orphans", title, "the app was not read")
+    managed, _ = _managed(seen)
+    referenced = set(policy.referenced_key_ids([v for v in seen.versions if v.enabled]))
+    if managed is not None:
+        referenced |= managed.referenced_key_ids
+    margin = timedelta(seconds=seen.settings.orphan_margin_seconds)
+    found = policy.orphans(seen.app.password_credentials, seen.vault, seen.secret, referenced, seen.now, margin)
+    if not found:
+        return Check("rotation.orphans", title, Status.PASS, "none")
+    return Check(
+        "rotation.orphans",
+        title,
+        Status.WARN,
+        "; ".join(f"{c.key_id} '{c.display_name}' started {_when(c.start)}" for c in found),
+        "A rotation created these credentials and stopped before recording them; nothing uses them, but they "
+        "count against the app's secrets and are valid credentials nobody holds.",
+        f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}); it removes them.",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Check: the sign-in itself
+
+
+def check_probe(seen: Observed) -> Check:
+    title = "Sign-in with the stored value works (client credentials)"
+    if not seen.probe_requested:
+        return _skip("signin.probe", title, "not run (read-only by default)", "Add --probe to test one sign-in.")
+    result = seen.probe
+    if result is None:
+        return _skip("signin.probe", title, "needs the value, an app id and a well-formed tenant")
+    if result.ok:
+        return Check("signin.probe", title, Status.PASS, "Entra issued a token")
+    if result.code is None:
+        return Check(
+            "signin.probe",
+            title,
+            Status.WARN if result.transient else Status.FAIL,
+            result.message or "sign-in failed without an AADSTS code",
+            "Entra could not be asked (network, throttling or a server error)."
+            if result.transient
+            else "Entra refused without a code.",
+            "Run the diagnosis again; check AZURE_AUTHORITY_HOST and the network path.",
+        )
+    explanation = aadsts.explain(result.code)
+    assert explanation is not None
+    causes = "; ".join(explanation.entry.causes) if explanation.entry else "not in the rotator's catalogue"
+    return Check(
+        "signin.probe",
+        title,
+        Status.FAIL,
+        f"AADSTS{result.code}: {explanation.title}",
+        causes,
+        explanation.remedy + f" ({explanation.docs_url})",
+    )
+
+
+def judge(seen: Observed) -> Diagnosis:
+    """Every check, in the order a sign-in depends on them (see :attr:`Diagnosis.most_likely`)."""
+    shape = value_shape(seen.value) if seen.value is not None else None
+    rotate_before = _rotate_before_days(seen)
+    checks = (
+        check_secret_exists(seen),
+        check_secret_enabled(seen),
+        check_tenant_format(seen),
+        check_tenant_exists(seen),
+        check_app_id(seen),
+        check_app_exists(seen),
+        # With no usable secret on the app Entra refuses any value (7000222 when all expired), so
+        # this outranks everything about the value itself.
+        check_app_credentials(seen),
+        check_value_not_id(seen, shape),
+        check_value_whitespace(seen, shape),
+        check_credential_match(seen, shape),
+        check_credential_validity(seen, rotate_before),
+        check_secret_window(seen, rotate_before),
+        check_value_length(seen, shape),
+        check_value_characters(seen, shape),
+        check_rotation_tags(seen),
+        check_rotation_state(seen),
+        check_retirement(seen),
+        check_orphans(seen),
+        check_pinned_versions(seen),
+        check_probe(seen),
+    )
+    # Positional in the order of `Diagnosis`'s fields: what was diagnosed, and where its ids came from.
+    return Diagnosis(
+        seen.vault,
+        seen.secret,
+        seen.app_id,
+        seen.app_source,
+        seen.tenant_id,
+        seen.tenant_source,
+        checks=tuple(_scrubbed(c) for c in checks),
+        shape=shape,
+        probe=seen.probe,
+    )
+
+
+def _rotate_before_days(seen: Observed) -> int:
+    try:
+        return seen.settings.policy_for(seen.tags, seen.secret, seen.vault).rotate_before_days
+    except TagError:
+        return seen.settings.rotate_before_days
+
+
+def _scrubbed(check: Check) -> Check:
+    """Defence in depth: evidence quotes names and tags, never the value, but scrub once more."""
+    scrub = registry.scrub
+    return Check(check.id, check.title, check.status, scrub(check.evidence), scrub(check.cause), scrub(check.remedy))

@@ -1,0 +1,75 @@
+"""What the gathering observed, as plain facts for the pure checks to judge.
+
+:mod:`.gather` fills an :class:`Observed` (the only I/O), :mod:`.checks` reads it and never does I/O,
+so every judgement is unit-testable with a hand-made ``Observed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+from rotation.domain.listing import DeletedSecretInfo
+from rotation.domain.model import Application, ProbeResult, SecretVersion, Sensitive, is_valid_tenant_id
+
+if TYPE_CHECKING:
+    from rotation.settings import Settings
+
+#: Aliases that name no tenant: app-only (client credentials) tokens need a specific one (AADSTS50059).
+APP_ONLY_FORBIDDEN_TENANTS: Final = frozenset({"common", "organizations", "consumers"})
+
+
+class AppLookup(StrEnum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    OBJECT_ID = "object_id"  # the id given is the app's object id, not its appId
+    DENIED = "denied"
+    OTHER_TENANT = "other_tenant"
+    ERROR = "error"
+    NOT_TRIED = "not_tried"
+
+
+@dataclass(frozen=True)
+class TenantLookup:
+    """What the tenant's OpenID configuration document said: ``exists`` is None when it could not tell."""
+
+    exists: bool | None
+    tenant_id: str | None = None
+    code: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class Observed:
+    settings: Settings
+    vault: str
+    secret: str
+    now: datetime
+    version: SecretVersion | None = None
+    value: Sensitive | None = None
+    read_problem: str | None = None
+    deleted: DeletedSecretInfo | None = None
+    deleted_problem: str | None = None
+    versions: list[SecretVersion] = field(default_factory=list)
+    app_id: str | None = None
+    app_source: str | None = None
+    tenant_id: str | None = None
+    tenant_source: str | None = None
+    tenant: TenantLookup | None = None
+    app_lookup: AppLookup = AppLookup.NOT_TRIED
+    app: Application | None = None
+    app_problem: str | None = None
+    probe_requested: bool = False
+    probe: ProbeResult | None = None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.version.tags) if self.version else {}
+
+    @property
+    def tenant_usable(self) -> bool:
+        """Whether the tenant id is one Entra can be asked about (and sign a client in to)."""
+        tenant = self.tenant_id
+        return bool(tenant and is_valid_tenant_id(tenant) and tenant.lower() not in APP_ONLY_FORBIDDEN_TENANTS)

@@ -1,0 +1,182 @@
+"""Gathering: the only I/O of a diagnosis, all of it reads.
+
+- Key Vault: the latest version (value, attributes, tags), its version list, and, only when the
+  secret is missing, the deleted secret of that name;
+- Entra: the tenant's OpenID configuration document (does the tenant exist?);
+- Graph: the app by appId (and by object id when that finds nothing);
+- with ``probe=True`` only: exactly one client-credentials token request with the stored value.
+
+A read that fails is recorded as a fact (``read_problem``, ``app_problem``, ...) for the checks to
+explain, never raised: a diagnosis reports what it could not see.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from rotation.domain import aadsts
+from rotation.domain.errors import (
+    ApplicationNotFoundError,
+    BadRequestError,
+    RotationError,
+    SecretDisabledError,
+    UnknownVaultError,
+)
+from rotation.domain.model import Tag, is_guid, is_valid_secret_name
+from rotation.service.ports import GraphPort, VaultPort
+from rotation.tools.common import shorten
+from rotation.tools.diagnose.facts import AppLookup, Observed, TenantLookup
+
+if TYPE_CHECKING:
+    from rotation.runtime import Runtime
+
+
+async def lookup_tenant(authority_host: str, tenant: str, *, timeout_seconds: float = 15.0) -> TenantLookup:
+    """Ask Entra's OpenID configuration document whether ``tenant`` exists: a read-only GET.
+
+    200 means it exists (its ``issuer`` names the tenant id, which resolves domains); 400 carries
+    AADSTS90002 (unknown) or 900023 (malformed). Anything else means "could not tell".
+    """
+    url = f"{authority_host.rstrip('/')}/{quote(tenant, safe='')}/v2.0/.well-known/openid-configuration"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            body = await response.json(content_type=None)
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return TenantLookup(None, detail=f"{type(exc).__name__} reading the OpenID configuration")
+    if status == 200 and isinstance(body, dict):
+        return TenantLookup(True, tenant_id=_tenant_from_issuer(body.get("issuer")))
+    code = aadsts.parse_code(body) if isinstance(body, dict) else None
+    if status == 400 and code in (90002, 900023):
+        return TenantLookup(False, code=code)
+    return TenantLookup(None, code=code, detail=f"HTTP {status}" + (f" AADSTS{code}" if code else ""))
+
+
+def _tenant_from_issuer(issuer: object) -> str | None:
+    if not isinstance(issuer, str):
+        return None
+    segments = [s for s in urlsplit(issuer).path.split("/") if s]
+    return segments[0].lower() if segments and is_guid(segments[0]) else None
+
+
+def _pick(*candidates: tuple[str | None, str]) -> tuple[str | None, str | None]:
+    """The first non-blank value among ``(value, where it came from)`` pairs, with its source."""
+    for value, source in candidates:
+        if value is not None and value.strip():
+            return value.strip(), source
+    return None, None
+
+
+async def _read_secret(seen: Observed, vault: VaultPort) -> None:
+    try:
+        current = await vault.get(seen.secret)
+    except SecretDisabledError:
+        # The latest version is disabled: read its attributes and tags from the version list.
+        seen.version = await vault.get_properties(seen.secret)
+        return
+    except RotationError as error:
+        seen.read_problem = error.message
+        return
+    if current is not None:
+        seen.version, seen.value = current.version, current.value
+        return
+    try:
+        seen.deleted = await vault.get_deleted(seen.secret)
+    except RotationError as error:
+        seen.deleted_problem = error.code
+
+
+async def _read_versions(seen: Observed, vault: VaultPort) -> None:
+    if seen.version is None:
+        return
+    try:
+        seen.versions = list(await vault.list_versions(seen.secret))
+    except RotationError:
+        seen.versions = []
+
+
+def _same_tenant(seen: Observed) -> bool:
+    """Whether the app's tenant is the rotator's, whose Graph the rotator reads."""
+    mine = seen.settings.tenant_id
+    if mine is None or seen.tenant_id is None or seen.tenant_id.lower() == mine.lower():
+        return True
+    resolved = seen.tenant.tenant_id if seen.tenant else None
+    return resolved is not None and resolved == mine.lower()
+
+
+async def _read_app(seen: Observed, directory: GraphPort) -> None:
+    if seen.app_id is None or not is_guid(seen.app_id):
+        return
+    if seen.tenant is not None and seen.tenant.exists is False:
+        return  # no tenant, no app: the tenant check already says so
+    if not _same_tenant(seen):
+        seen.app_lookup = AppLookup.OTHER_TENANT
+        return
+    try:
+        seen.app = await directory.get_application(seen.app_id)
+        seen.app_lookup = AppLookup.FOUND
+    except ApplicationNotFoundError:
+        seen.app_lookup = AppLookup.NOT_FOUND
+    except RotationError as error:
+        seen.app_lookup = AppLookup.DENIED if error.code == "PermissionDenied" else AppLookup.ERROR
+        seen.app_problem = error.message
+        return
+    if seen.app_lookup is AppLookup.NOT_FOUND:
+        try:
+            by_object = await directory.find_application_by_object_id(seen.app_id)
+        except RotationError:
+            by_object = None
+        if by_object is not None:
+            seen.app, seen.app_lookup = by_object, AppLookup.OBJECT_ID
+
+
+async def gather(
+    runtime: Runtime,
+    vault: str,
+    secret: str,
+    *,
+    app_id: str | None = None,
+    tenant_id: str | None = None,
+    probe: bool = False,
+    now: datetime | None = None,
+) -> Observed:
+    """Read what there is to know about ``secret`` in ``vault`` (a name from ROTATION_VAULTS).
+
+    One read after the other, because each needs the one before: the tags name the app and the
+    tenant, the tenant decides whether the app can be read, and the probe needs all three. Never writes.
+    """
+    if not is_valid_secret_name(secret):
+        raise BadRequestError([f"'{shorten(secret, 40)}' is not a Key Vault secret name (1-127 letters, digits, -)"])
+    secrets = runtime.vaults.get(vault.lower())
+    if secrets is None:
+        raise UnknownVaultError(vault, runtime.vaults)
+    seen = Observed(settings=runtime.settings, vault=vault.lower(), secret=secret, now=now or datetime.now(UTC))
+    seen.probe_requested = probe
+    await _read_secret(seen, secrets)
+    await _read_versions(seen, secrets)
+    tags = seen.tags
+    seen.app_id, seen.app_source = _pick((app_id, "--app"), (tags.get(Tag.ProviderAddress), "ProviderAddress tag"))
+    seen.tenant_id, seen.tenant_source = _pick(
+        (tenant_id, "--tenant"),
+        (tags.get(Tag.TenantId), "TenantId tag"),
+        (runtime.settings.tenant_id, "ROTATION_TENANT_ID"),
+    )
+    if seen.tenant_usable:
+        assert seen.tenant_id is not None
+        seen.tenant = await lookup_tenant(runtime.settings.authority_host, seen.tenant_id)
+    await _read_app(seen, runtime.directory)
+    if probe and _probe_possible(seen):
+        assert seen.tenant_id and seen.app_id and seen.value is not None
+        seen.probe = await runtime.probe.probe(seen.tenant_id, seen.app_id, seen.value)
+    return seen
+
+
+def _probe_possible(seen: Observed) -> bool:
+    return bool(seen.value and seen.app_id and seen.tenant_usable)

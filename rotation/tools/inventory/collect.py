@@ -1,0 +1,80 @@
+"""Collection: the inventory's only I/O, all of it reads, and cheap.
+
+Graph ``GET /applications`` paged through ``@odata.nextLink`` (what is listed is Graph's decision:
+owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``) and, per vault
+in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest versions,
+never a value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from rotation.domain.errors import RotationError
+from rotation.domain.listing import ListedApplication
+from rotation.domain.model import SecretVersion
+from rotation.tools.inventory.classify import classify, within_days
+from rotation.tools.inventory.model import Inventory
+
+if TYPE_CHECKING:
+    from rotation.runtime import Runtime
+
+ProgressStep = Callable[[str], None]
+
+
+async def _list_vault(
+    name: str, runtime: Runtime, gate: asyncio.Semaphore, step: ProgressStep | None
+) -> tuple[list[SecretVersion], str | None]:
+    async with gate:
+        try:
+            listing = await runtime.vaults[name].list_secrets()
+        except RotationError as error:
+            # One unreadable vault must not hide the others; the report says what it could not see.
+            return [], f"vault '{name}' could not be listed ({error.code}): {error.message}"
+        finally:
+            if step is not None:
+                step(f"vault {name}")
+    return listing, None
+
+
+async def collect(
+    runtime: Runtime,
+    *,
+    days: int | None = None,
+    now: datetime | None = None,
+    step: ProgressStep | None = None,
+) -> Inventory:
+    """Read every app and every configured vault (vaults in parallel, at most
+    ``ROTATION_SWEEP_CONCURRENCY`` at a time) and classify. ``step`` is called once per source read."""
+    settings = runtime.settings
+    gate = asyncio.Semaphore(max(1, settings.sweep_concurrency))
+
+    async def applications() -> list[ListedApplication]:
+        listed = await runtime.directory.list_applications()
+        if step is not None:
+            step(f"{len(listed)} applications")
+        return listed
+
+    vault_listings = asyncio.gather(*(_list_vault(name, runtime, gate, step) for name in sorted(runtime.vaults)))
+    # Wait for every read before raising, so no listing is still running when the caller closes the clients.
+    apps, listings = await asyncio.gather(applications(), vault_listings, return_exceptions=True)
+    if isinstance(apps, BaseException):
+        raise apps
+    if isinstance(listings, BaseException):
+        raise listings
+    moment = now or datetime.now(UTC)
+    secrets = [version for listing, _ in listings for version in listing]
+    warnings = tuple(problem for _, problem in listings if problem)
+    margin = timedelta(seconds=settings.orphan_margin_seconds)
+    rows = within_days(classify(apps, secrets, moment, orphan_margin=margin), days, moment)
+    return Inventory(
+        generated=moment,
+        rows=tuple(rows),
+        applications=len(apps),
+        vault_secrets=len(secrets),
+        days=days,
+        warnings=warnings,
+    )
