@@ -464,12 +464,12 @@ async def test_owned_by_sees_and_writes_only_owned_apps(cloud: LocalCloud, raw: 
     assert_graph_error(response, 403, "Authorization_RequestDenied")
 
 
-async def test_managed_identity_rotator_is_owned_by(cloud: LocalCloud) -> None:
-    """The cloud's own rotator identity (managed identity, OwnedBy) through ManagedIdentityCredential."""
+async def test_managed_identity_with_owned_by_writes_its_own_app(cloud: LocalCloud) -> None:
+    """A managed identity (system-assigned, OwnedBy) through ManagedIdentityCredential."""
     state = cloud.admin("GET", "/state")
-    rotator_object_id = state["rotator"]["objectId"]
+    [identity] = [i for i in state["managedIdentities"] if i["systemAssigned"]]
     owned = make_app(cloud, "rotated-by-mi")
-    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": rotator_object_id})
+    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": identity["objectId"]})
     async with ManagedIdentityCredential() as credential:
         client = GraphServiceClient(credentials=credential, scopes=[GRAPH_SCOPE])
         client.request_adapter.base_url = cloud.graph_url
@@ -548,9 +548,8 @@ async def test_authentication_failures(cloud: LocalCloud, raw: httpx.AsyncClient
 async def test_expired_token_is_rejected(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
     app = make_app(cloud, "svc-expiry")
     token = await token_for(cloud, make_identity(cloud, RW_ALL))
-    # Tokens age in real time (moving the clock leaves them alone), so age this one directly.
-    with cloud.world.lock:
-        cloud.world.tokens[token].expires = datetime.now(UTC) - timedelta(seconds=1)
+    # Tokens age in real time (moving the clock leaves them alone), so expire this one directly.
+    cloud.admin("POST", "/tokens/expire", {"token": token})
     response = await raw.get(f"/applications/{app['id']}", headers=bearer(token))
     error = assert_graph_error(response, 401, "InvalidAuthenticationToken")
     assert error["message"] == "Lifetime validation failed, the token is expired."
