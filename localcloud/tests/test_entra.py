@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
+import localcloud
 from localcloud.cloud import LocalCloud, ManagedIdentity
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -212,7 +214,7 @@ def test_managed_identity_sync_and_aio(cloud: LocalCloud) -> None:
 
     async def aio() -> str:
         async with AsyncManagedIdentityCredential() as cred:
-            return (await cred.get_token(GRAPH_SCOPE)).token
+            return str((await cred.get_token(GRAPH_SCOPE)).token)
 
     import asyncio
 
@@ -304,7 +306,8 @@ def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        # Wherever the package is imported from here (a checkout or site-packages), the child finds it.
+        env={**os.environ, "PYTHONPATH": str(Path(localcloud.__file__).resolve().parents[1])},
     )
     try:
         assert process.stdout is not None
