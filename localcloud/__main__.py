@@ -18,7 +18,8 @@ def main(
     prog: str = "python -m localcloud",
     make_cloud: Callable[..., LocalCloud] = LocalCloud,
 ) -> int:
-    """`make_cloud(port=…, vaults=…)` builds the cloud: a profile (see `emulator`) passes its own."""
+    """`make_cloud(port=…, vaults=…)` builds the cloud: a caller's profile of the cloud
+    (one that adds the identities its app needs) passes its own."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve Entra ID, managed identity, Graph and Key Vault on loopback")

@@ -127,7 +127,7 @@ class PasswordCredential:
 
 @dataclass
 class KeyCredential:
-    """A certificate credential; only its metadata matters to the rotator and the inventory."""
+    """A certificate credential; only its metadata is modelled (no key material)."""
 
     key_id: str
     display_name: str | None

@@ -49,7 +49,7 @@ def _raw_token(cloud: LocalCloud, tenant: str, client_id: str, secret: str) -> r
 
 def _sync_credential(cloud: LocalCloud, tenant: str, client_id: str, secret: str) -> ClientSecretCredential:
     # The authority is not a known Azure host, so MSAL's instance discovery (which would go to
-    # login.microsoftonline.com) is off, as the rotator's token probe does for loopback authorities.
+    # login.microsoftonline.com) is off, as any client must for a loopback authority.
     return ClientSecretCredential(tenant, client_id, secret, authority=cloud.authority, disable_instance_discovery=True)
 
 

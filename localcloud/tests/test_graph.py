@@ -1,6 +1,6 @@
 """Microsoft Graph in the local cloud, through the real msgraph-sdk and azure-identity clients.
 
-Each test drives `GraphServiceClient` exactly as the rotator does (only the base URL differs) and,
+Each test drives `GraphServiceClient` exactly as a production client does (only the base URL differs) and,
 where the wire matters, repeats the call with plain httpx to pin status, content type, body keys
 and the error envelope that the wire facts describe.
 """
@@ -401,7 +401,7 @@ async def test_remove_password(cloud: LocalCloud, raw: httpx.AsyncClient) -> Non
         await remover.post(body)
         assert [p["keyId"] for p in _passwords(cloud, app["id"])] == [keep["keyId"]]
         with pytest.raises(ODataError) as again:
-            await remover.post(body)  # already gone: an error the rotator treats as "done"
+            await remover.post(body)  # already gone: an error a client may treat as "done"
     assert again.value.response_status_code == 400
     assert again.value.error is not None and again.value.error.code == "Request_BadRequest"
     assert again.value.error.message is not None and gone["keyId"] in again.value.error.message
@@ -437,12 +437,12 @@ async def test_remove_password_wire_shape(cloud: LocalCloud, raw: httpx.AsyncCli
 # --- authorisation ---------------------------------------------------------------------------
 async def test_owned_by_sees_and_writes_only_owned_apps(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
     tenant = make_tenant(cloud)
-    rotator = make_identity(cloud, RW_OWNED, tenant_id=tenant)
+    owner = make_identity(cloud, RW_OWNED, tenant_id=tenant)
     owned = make_app(cloud, "owned", tenantId=tenant)
     foreign = make_app(cloud, "foreign", tenantId=tenant)
-    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": rotator.object_id})
+    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": owner.object_id})
 
-    async with graph_client(cloud, rotator) as client:
+    async with graph_client(cloud, owner) as client:
         page = await client.applications.get()
         assert page is not None and [a.id for a in page.value or []] == [owned["id"]]
         assert await client.applications.by_application_id(owned["id"]).get() is not None
@@ -457,7 +457,7 @@ async def test_owned_by_sees_and_writes_only_owned_apps(cloud: LocalCloud, raw: 
         assert denied.error is not None and denied.error.code == "Authorization_RequestDenied"
         assert denied.error.message == "Insufficient privileges to complete the operation."
 
-    token = bearer(await token_for(cloud, rotator))
+    token = bearer(await token_for(cloud, owner))
     response = await raw.post(
         f"/applications/{foreign['id']}/removePassword", json={"keyId": str(uuid.uuid4())}, headers=token
     )
