@@ -10,7 +10,7 @@ help:
 	@echo "make demo      run the rotator end to end against the local cloud"
 	@echo "make test      run every test (creates .venv and installs what is missing)"
 	@echo "make lint      ruff + mypy"
-	@echo "make emulator  start the local cloud and print its endpoints"
+	@echo "make emulator  start the local cloud with the rotator's identity and print its endpoints"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make infra-check  parse the Bicep templates and run checkov on infra/"
 
@@ -48,8 +48,10 @@ format: venv
 demo: venv node
 	$(PY) -m rotation demo
 
+# The local cloud with the rotator's profile (emulator/rotator_profile.py); `python -m localcloud serve`
+# starts the bare, generic one.
 emulator: venv
-	$(PY) -m emulator serve
+	$(PY) -m emulator serve $(EMULATOR_ARGS)
 
 INFRA_VENV  ?= .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed

@@ -62,7 +62,6 @@ def main() -> int:
             "scope": "https://vault.azure.net/.default",
         }
         # The app reads the vault with its own token, like any consumer.
-        assert cloud.rotator is not None
         identity = cloud.admin("POST", "/identities", {"displayName": "bench-reader"})
         cloud.admin(
             "POST",

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -33,11 +34,14 @@ from azure.keyvault.secrets.aio import SecretClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
+from emulator.rotator_profile import RotatorCloud
 from localcloud.azurite import AzuriteMissing, running_azurite
 from localcloud.cloud import LocalCloud
 from localcloud.tls import LocalTLS
 
 VAULT = "kv-local"
+# Azurite comes from the repository's npm packages (`npm ci`); AZURITE_BIN overrides it.
+NODE_BIN = Path(__file__).resolve().parents[1] / "node_modules" / ".bin"
 QUEUE = "rotation-requests"
 STORAGE_SETTING = "AzureWebJobsStorage"  # the host's own (mixed-case) name
 # Settings the demo runs with (every other setting keeps its default; see local.settings.sample.json).
@@ -160,7 +164,7 @@ def _iso(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def seed(cloud: LocalCloud, story: Story) -> tuple[list[Seeded], dict[str, str]]:
+def seed(cloud: RotatorCloud, story: Story) -> tuple[list[Seeded], dict[str, str]]:
     """Two apps owned by the rotator, their human-made secrets, and an operator who stores them."""
     assert cloud.rotator is not None
     now = datetime.now(UTC)
@@ -396,13 +400,13 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
     ledger = Ledger()
     story.say("Entra ID client-secret rotator - demo on the local cloud (no Azure tenant needed)")
     try:
-        storage = running_azurite()
+        storage = running_azurite(search=[NODE_BIN])
         azurite = storage.__enter__()
     except AzuriteMissing as missing:
-        print(f"error: {missing}")
+        print(f"error: {missing} In this repository `make demo` runs `npm ci`.")
         return 1
     try:
-        with LocalCloud(tls=tls, vaults=(VAULT,)) as cloud:
+        with RotatorCloud(tls=tls, vaults=(VAULT,)) as cloud:
             os.environ.update(cloud.env)
             os.environ.update(DEMO_SETTINGS)
             story.say(f"Storage: Azurite blob {azurite.blob_endpoint}, queue {azurite.queue_endpoint}")

@@ -1,4 +1,5 @@
-"""The old name of the local cloud, kept so that `python -m emulator serve` goes on working.
+"""The rotator's side of the local cloud, and its old name: `python -m emulator serve` goes on working.
 
-The package is `localcloud`; this one only forwards the command line to it.
+`localcloud` is the generic local cloud; `emulator.rotator_profile` adds what the rotator needs of it
+(its managed identity and its `ROTATION_*` settings) for the tests, the demo and the command.
 """

@@ -1,5 +1,8 @@
 """The local cloud: Entra ID, managed identity, Microsoft Graph and Key Vault over HTTPS on loopback.
 
+It knows no particular client: whoever uses it creates the tenants, applications and managed
+identities it needs (`LocalCloud.create_managed_identity`, or the admin API under `/_emulator/`).
+
 `LocalCloud` is imported lazily: a process must be able to create the CA bundle (`localcloud.tls`) and
 export `SSL_CERT_FILE` before aiohttp is imported, because aiohttp reads it once, at import.
 """
@@ -7,14 +10,14 @@ export `SSL_CERT_FILE` before aiohttp is imported, because aiohttp reads it once
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from localcloud.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud, ManagedIdentity
 
-__all__ = ["LocalCloud"]
+__all__ = ["LocalCloud", "ManagedIdentity"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LocalCloud":
-        from localcloud.cloud import LocalCloud
+    if name in __all__:
+        from localcloud import cloud
 
-        return LocalCloud
+        return getattr(cloud, name)
     raise AttributeError(name)

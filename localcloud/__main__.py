@@ -7,12 +7,20 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from localcloud.cloud import DEFAULT_VAULT, LocalCloud
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
+def main(
+    argv: list[str] | None = None,
+    *,
+    prog: str = "python -m localcloud",
+    make_cloud: Callable[..., LocalCloud] = LocalCloud,
+) -> int:
+    """`make_cloud(port=…, vaults=…)` builds the cloud: a caller's profile of the cloud
+    (one that adds the identities its app needs) passes its own."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve Entra ID, managed identity, Graph and Key Vault on loopback")
     serve.add_argument("--port", type=int, default=0, help="main port (Entra, Graph, admin); default: a free one")
@@ -28,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     try:
-        cloud = LocalCloud(port=args.port, vaults=tuple(args.vaults or (DEFAULT_VAULT,))).start()
+        cloud = make_cloud(port=args.port, vaults=tuple(args.vaults or (DEFAULT_VAULT,))).start()
     except (OSError, ValueError) as exc:
         print(f"error: cannot start the local cloud: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +20,7 @@ from localcloud import keyvault
 from localcloud.errors import admin_error
 from localcloud.keys import CLOUD
 from localcloud.state import (
+    ALL_VAULTS,
     GRAPH_ROLES,
     GUID_RE,
     SIGN_IN_AUDIENCES,
@@ -28,6 +29,7 @@ from localcloud.state import (
     AppManagementPolicy,
     Fault,
     KeyCredential,
+    ManagedIdentityRecord,
     Tenant,
     World,
     graph_time,
@@ -130,11 +132,15 @@ def _tenant(world: World, tenant_id: str | None) -> Tenant:
     return tenant
 
 
-def _application(world: World, object_id: str) -> Application:
+def find_application(world: World, object_id: str) -> Application:
+    """An application by its object id or appId; AdminError 404 if there is none."""
     for app in world.all_applications():
-        if app.object_id == object_id or app.app_id == object_id:
+        if object_id.lower() in (app.object_id, app.app_id):
             return app
     raise AdminError(404, f"No application with object id or appId {object_id}.")
+
+
+_application = find_application
 
 
 def _since(query: dict[str, list[str]]) -> int:
@@ -166,6 +172,10 @@ async def dispatch(cloud: LocalCloud, method: str, path: str, body: Any) -> Any:
     raise AdminError(404, f"No admin operation {method.upper()} {split.path}.")
 
 
+# The keys `GET /state` always has; `LocalCloud.annotate_state` may add others.
+STATE_KEYS = frozenset({"now", "config", "tenants", "managedIdentities", "vaults", "faults"})
+
+
 async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     world = cloud.world
     with world.lock:
@@ -181,11 +191,10 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
                 }
                 for t in world.tenants.values()
             ],
-            "rotator": {"objectId": cloud.rotator.sp_object_id, "appId": cloud.rotator.app_id}
-            if cloud.rotator
-            else None,
+            "managedIdentities": [i.to_admin() for i in world.managed_identities.values()],
             "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
             "faults": [f.to_admin() for f in world.faults if f.count > 0],
+            **cloud.state_annotations,
         }
 
 
@@ -215,16 +224,28 @@ async def post_application(cloud: LocalCloud, body: Any, query: dict[str, list[s
 
 
 async def post_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
-    fields = _object(body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str})
+    fields = _object(
+        body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str, "replicaDelaysSeconds": list}
+    )
     start = _time(fields.get("startDateTime"), "startDateTime")
     end = _time(fields.get("endDateTime"), "endDateTime")
     if start and end and end <= start:
         raise AdminError(400, "'endDateTime' must be after 'startDateTime'.")
+    delays = fields.get("replicaDelaysSeconds")
+    if delays is not None and (
+        not delays or not all(isinstance(d, int | float) and not isinstance(d, bool) for d in delays)
+    ):
+        raise AdminError(400, "'replicaDelaysSeconds' must be a non-empty list of numbers (one per replica).")
     with cloud.world.lock:
         app = _application(cloud.world, params[0])
         credential, value = cloud.world.add_password(app, fields.get("displayName"), start, end)
-        # A credential made "by a human earlier" is known to every replica already.
-        credential.replica_ready = [min(credential.start, cloud.world.clock.now())] * len(credential.replica_ready)
+        now = cloud.world.clock.now()
+        if delays is not None:
+            # When each replica learns it, from now: propagation made visible on purpose.
+            credential.replica_ready = [now + timedelta(seconds=d) for d in delays]
+        else:
+            # A credential made "by a human earlier" is known to every replica already.
+            credential.replica_ready = [min(credential.start, now)] * len(credential.replica_ready)
     result = credential.to_graph()
     result["secretText"] = value
     return result
@@ -252,6 +273,36 @@ async def post_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
     return {"id": app.object_id, "owners": sorted(app.owners)}
 
 
+async def delete_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        app.owners.discard(params[1].lower())
+    return None
+
+
+async def delete_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Remove a credential outside Graph (what the portal or another tool leaves behind)."""
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        kept = [p for p in app.passwords if p.key_id.lower() != params[1].lower()]
+        if len(kept) == len(app.passwords):
+            raise AdminError(404, f"Application {app.object_id} has no password credential {params[1]}.")
+        app.passwords = kept
+    return None
+
+
+async def post_graph_app_role(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Grant a Graph application role to an app's (or a managed identity's) service principal. A token
+    carries the roles its identity had when it was issued."""
+    fields = _object(body, {"role": str}, {})
+    if fields["role"] not in GRAPH_ROLES:
+        raise AdminError(400, f"Unknown Graph app role {fields['role']!r}; known: {', '.join(GRAPH_ROLES)}.")
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        app.graph_roles.add(fields["role"])
+    return {"appId": app.app_id, "graphAppRoles": sorted(app.graph_roles)}
+
+
 async def delete_application(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     with cloud.world.lock:
         app = _application(cloud.world, params[0])
@@ -276,6 +327,88 @@ async def post_identity(cloud: LocalCloud, body: Any, query: dict[str, list[str]
         "tenantId": app.tenant_id,
         "clientSecret": value,
     }
+
+
+async def post_managed_identity(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(
+        body,
+        {"displayName": str},
+        {"tenantId": str, "graphAppRoles": list, "vaultRoles": dict, "systemAssigned": bool},
+    )
+    if not fields["displayName"].strip():
+        raise AdminError(400, "'displayName' must not be empty.")
+    roles = fields.get("graphAppRoles") or []
+    unknown = [r for r in roles if r not in GRAPH_ROLES]
+    if unknown:
+        raise AdminError(400, f"Unknown Graph app role(s) {unknown}; known: {', '.join(GRAPH_ROLES)}.")
+    vault_roles: dict[str, Any] = fields.get("vaultRoles") or {}
+    for vault_name, granted in vault_roles.items():
+        if not isinstance(granted, list) or not all(r in VAULT_ROLE_PERMISSIONS for r in granted):
+            raise AdminError(
+                400,
+                f"'vaultRoles.{vault_name}' must be a list of Key Vault roles; known: "
+                f"{', '.join(VAULT_ROLE_PERMISSIONS)}.",
+            )
+    system_assigned = bool(fields.get("systemAssigned"))
+    with cloud.world.lock:
+        world = cloud.world
+        tenant = _tenant(world, fields.get("tenantId"))
+        if system_assigned and any(i.system_assigned for i in world.managed_identities.values()):
+            raise AdminError(409, "A system-assigned managed identity exists already (there is one per app).")
+        vaults = {}
+        for vault_name in vault_roles:
+            if vault_name != ALL_VAULTS:
+                vault = world.vault(vault_name)
+                if vault is None:
+                    raise AdminError(404, f"No vault {vault_name}.")
+                vaults[vault_name] = vault
+        app = world.create_application(tenant, fields["displayName"], graph_roles=roles)
+        identity = ManagedIdentityRecord(app, system_assigned, set(vault_roles.get(ALL_VAULTS, [])))
+        world.managed_identities[app.sp_object_id] = identity
+        for vault in world.vaults.values():
+            granted = set(identity.all_vault_roles)
+            if vault.name in vaults:
+                granted |= set(vault_roles[vault.name])
+            if granted:
+                vault.role_assignments.setdefault(app.sp_object_id, set()).update(granted)
+        return identity.to_admin()
+
+
+async def get_managed_identities(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    with cloud.world.lock:
+        return {"identities": [i.to_admin() for i in cloud.world.managed_identities.values()]}
+
+
+async def post_expire_token(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Age an issued token past its lifetime (tokens run on real time; moving the clock leaves them)."""
+    fields = _object(body, {"token": str}, {})
+    with cloud.world.lock:
+        issued = cloud.world.tokens.get(fields["token"])
+        if issued is None:
+            raise AdminError(404, "No such token was issued.")
+        issued.expires = datetime.now(UTC) - timedelta(seconds=1)
+    return None
+
+
+async def post_backdate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Move a secret version's created/updated times back (default: the latest version)."""
+    fields = _object(body, {"seconds": (int, float)}, {"version": str})
+    if fields["seconds"] < 0:
+        raise AdminError(400, "'seconds' must not be negative.")
+    with cloud.world.lock:
+        vault = cloud.world.vault(params[0])
+        if vault is None:
+            raise AdminError(404, f"No vault {params[0]}.")
+        secret = vault.secrets.get(params[1].lower())
+        if secret is None:
+            raise AdminError(404, f"No secret {params[1]} in {vault.name}.")
+        record = secret.find(fields["version"]) if fields.get("version") else secret.latest
+        if record is None:
+            raise AdminError(404, f"No version {fields['version']} of {secret.name}.")
+        delta = timedelta(seconds=fields["seconds"])
+        record.created -= delta
+        record.updated -= delta
+        return {"version": record.version, "created": graph_time(record.created)}
 
 
 async def post_role_assignment(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -426,13 +559,15 @@ async def get_faults(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
 
 
 async def post_clock(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
-    fields = _object(body, {"advanceSeconds": (int, float)}, {})
+    fields = _object(body, {"advanceSeconds": (int, float)}, {"emitEvents": bool})
     seconds = fields["advanceSeconds"]
     if not 0 <= seconds <= 10 * 365 * 86400:
         raise AdminError(400, "'advanceSeconds' must be between 0 and ten years; the clock never goes back.")
     with cloud.world.lock:
         now = cloud.world.clock.advance(seconds)
-        keyvault.emit_due_events(cloud.world)
+        # With emitEvents false the due events wait for the cloud's own ticker (within a second).
+        if fields.get("emitEvents", True):
+            keyvault.emit_due_events(cloud.world)
     return {"now": graph_time(now)}
 
 
@@ -445,8 +580,12 @@ async def get_requests(cloud: LocalCloud, body: Any, query: dict[str, list[str]]
 
 async def get_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     since = _since(query)
+    emit_due = query.get("emitDue", ["true"])[0]
+    if emit_due not in ("true", "false"):
+        raise AdminError(400, "'emitDue' must be true or false.")
     with cloud.world.lock:
-        keyvault.emit_due_events(cloud.world)
+        if emit_due == "true":
+            keyvault.emit_due_events(cloud.world)
         return {"events": list(cloud.world.events[since:]), "next": len(cloud.world.events)}
 
 
@@ -463,7 +602,14 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("POST", ("applications", "*", "passwords")): post_password,
     ("POST", ("applications", "*", "certificates")): post_certificate,
     ("POST", ("applications", "*", "owners")): post_owner,
+    ("DELETE", ("applications", "*", "owners", "*")): delete_owner,
+    ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
+    ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,
     ("POST", ("identities",)): post_identity,
+    ("POST", ("managed-identities",)): post_managed_identity,
+    ("GET", ("managed-identities",)): get_managed_identities,
+    ("POST", ("tokens", "expire")): post_expire_token,
+    ("POST", ("vaults", "*", "secrets", "*", "backdate")): post_backdate,
     ("POST", ("role-assignments",)): post_role_assignment,
     ("DELETE", ("role-assignments",)): delete_role_assignment,
     ("POST", ("vaults",)): post_vault,

@@ -1,8 +1,12 @@
 """Azurite (the storage emulator from npm): Blob and Queue on free loopback ports, in memory.
 
-Used by the test suite (tests/azurite.py) and by `make demo`: the queue worker takes its blob lease in
-the `AzureWebJobsStorage` account, exactly as in Azure. Both services start on port 0 and report the
-port they took, so there is no race between choosing a port and binding it.
+The storage half of a local Azure for a Functions app: the host's `AzureWebJobsStorage` account
+(queues, blob leases) next to the local cloud's Entra, Graph and Key Vault. Both services start on
+port 0 and report the port they took, so there is no race between choosing a port and binding it.
+
+Where Azurite is installed is the caller's business: `AZURITE_BIN` (a folder holding `azurite-blob`
+and `azurite-queue`, e.g. a project's `node_modules/.bin`), then the folders the caller passes, then
+`PATH`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / "node_modules" / ".bin"
+BIN_ENV = "AZURITE_BIN"
 ACCOUNT = "devstoreaccount1"
 # The host's storage setting (mixed case is its real name).
 STORAGE_SETTING = "AzureWebJobsStorage"
@@ -73,7 +76,7 @@ class _Service:
             "64",
             *FLAGS,
         ]
-        self.process = subprocess.Popen(  # noqa: S603 - our own node_modules executable, fixed arguments
+        self.process = subprocess.Popen(  # noqa: S603 - the Azurite executable found below, fixed arguments
             args,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -132,22 +135,34 @@ class AzuriteMissing(RuntimeError):
     """Azurite or Node.js is not installed; the message says what to run."""
 
 
-def executable(name: str) -> Path:
-    path = BIN / name
-    if not path.exists():
-        raise AzuriteMissing(
-            f"Azurite is not installed ({path} is missing). Run `make test` or `make demo` (they run "
-            "`npm ci`), or `npm ci` in the repository root."
-        )
+def executable(name: str, search: Iterable[Path | str] = ()) -> Path:
+    """`name` from `$AZURITE_BIN`, then the `search` folders, then `PATH`."""
+    folders = [Path(p) for p in (os.environ.get(BIN_ENV), *search) if p]
+    for folder in folders:
+        if (folder / name).exists():
+            path = folder / name
+            break
+    else:
+        found = shutil.which(name)
+        if found is None:
+            looked = ", ".join(str(f) for f in folders) or "no folder given"
+            raise AzuriteMissing(
+                f"Azurite's {name} was not found (looked in {looked}, then PATH): install it with "
+                f"`npm install azurite` and set {BIN_ENV} to its node_modules/.bin, or put it on PATH."
+            )
+        path = Path(found)
     if shutil.which("node") is None:
-        raise AzuriteMissing("Azurite needs Node.js on PATH; install node/npm, then run `npm ci`.")
+        raise AzuriteMissing("Azurite needs Node.js on PATH; install node/npm.")
     return path
 
 
 @contextlib.contextmanager
-def running_azurite(*, export: bool = True) -> Iterator[Azurite]:
-    """Blob and Queue emulators for the `with` block; with `export`, `AzureWebJobsStorage` points at them."""
-    blob_bin, queue_bin = executable("azurite-blob"), executable("azurite-queue")
+def running_azurite(*, export: bool = True, search: Iterable[Path | str] = ()) -> Iterator[Azurite]:
+    """Blob and Queue emulators for the `with` block; with `export`, `AzureWebJobsStorage` points at them.
+
+    `search`: folders to look for the Azurite executables in (after `$AZURITE_BIN`, before `PATH`)."""
+    folders = list(search)
+    blob_bin, queue_bin = executable("azurite-blob", folders), executable("azurite-queue", folders)
     workspace = Path(tempfile.mkdtemp(prefix="azurite-"))
     services = [_Service(blob_bin, "blob", workspace), _Service(queue_bin, "queue", workspace)]
     try:

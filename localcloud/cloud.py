@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 from localcloud import admin, entra, graph, keyvault
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
-from localcloud.state import ROLE_RW_OWNED, Application, World
+from localcloud.state import PasswordCredential, SecretVersionRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
@@ -28,7 +31,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 DEFAULT_VAULT = "kv-local"
-ROTATOR_DISPLAY_NAME = "secret-rotator (managed identity)"
 IDENTITY_PATH = "/msi/token"
 ADMIN_PREFIX = "/_emulator"
 
@@ -93,11 +95,33 @@ def _caller(request: web.Request) -> str | None:
     return token.app_id if token else None
 
 
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """A managed identity of the local cloud, as its creator needs to know it."""
+
+    sp_object_id: str  # the service principal's object id (App Service's principal_id): what RBAC names
+    app_id: str  # its client id
+    tenant_id: str
+    display_name: str
+    system_assigned: bool
+
+    @classmethod
+    def from_admin(cls, body: Mapping[str, Any]) -> ManagedIdentity:
+        return cls(
+            sp_object_id=body["objectId"],
+            app_id=body["appId"],
+            tenant_id=body["tenantId"],
+            display_name=body["displayName"],
+            system_assigned=body["systemAssigned"],
+        )
+
+
 class LocalCloud:
     """Start with `with LocalCloud() as cloud:` or `cloud.start()` / `cloud.stop()`.
 
-    Admin operations are plain methods (`create_application`, `add_password`, `set_config`, ...);
-    the HTTP admin API under `admin_url` calls the very same functions.
+    Admin operations go through `admin(method, path, body)`, which runs the very same code as the HTTP
+    admin API under `admin_url`; the methods below wrap the ones a Python caller needs typed answers
+    from. `world` is the cloud's internal state: read and change it through these, not directly.
     """
 
     def __init__(
@@ -121,10 +145,11 @@ class LocalCloud:
         self.tls: LocalTLS | None = tls
         self.port = 0
         self.tenant_id = ""
-        self.rotator: Application | None = None
+        # Top-level keys the embedding code adds to `GET /_emulator/state` (see `annotate_state`).
+        self.state_annotations: dict[str, Any] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> LocalCloud:
+    def start(self) -> Self:
         if self.tls is None:
             self.tls = create_local_tls()
         ready = threading.Event()
@@ -154,8 +179,6 @@ class LocalCloud:
             tenant = self.world.create_tenant()
             self.world.default_tenant_id = tenant.tenant_id
             self.tenant_id = tenant.tenant_id
-            self.rotator = self.world.create_application(tenant, ROTATOR_DISPLAY_NAME, graph_roles=[ROLE_RW_OWNED])
-            self.world.rotator = self.rotator
         for name in self._initial_vaults:
             await self.create_vault_async(name)
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -195,7 +218,7 @@ class LocalCloud:
         for runner in reversed(self._runners):
             await runner.cleanup()
 
-    def __enter__(self) -> LocalCloud:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -245,12 +268,9 @@ class LocalCloud:
 
     @property
     def env(self) -> dict[str, str]:
-        """Exactly the variables that point the rotator (and any azure-identity client) here."""
+        """The variables that point azure-identity (and requests, aiohttp, httpx) at this cloud."""
         return {
             "AZURE_AUTHORITY_HOST": self.authority,
-            "ROTATION_GRAPH_URL": self.graph_url,
-            "ROTATION_VAULTS": ",".join(f"{name}={url}" for name, url in self.vault_urls.items()),
-            "ROTATION_TENANT_ID": self.tenant_id,
             "IDENTITY_ENDPOINT": self.identity_endpoint,
             "IDENTITY_HEADER": self.identity_header,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,
@@ -258,14 +278,13 @@ class LocalCloud:
         }
 
     def describe(self) -> dict[str, Any]:
-        """The one JSON line `python -m emulator serve` prints."""
-        assert self.rotator is not None
+        """The one JSON line `python -m localcloud serve` prints."""
         return {
             "authority": self.authority,
             "graph": self.graph_url,
             "tenantId": self.tenant_id,
             "managedIdentity": {"endpoint": self.identity_endpoint, "header": self.identity_header},
-            "rotator": {"objectId": self.rotator.sp_object_id, "appId": self.rotator.app_id},
+            "managedIdentities": self.admin("GET", "/managed-identities")["identities"],
             "vaults": self.vault_urls,
             "caBundle": self.ca_bundle,
             "admin": self.admin_url,
@@ -275,10 +294,11 @@ class LocalCloud:
     @contextlib.contextmanager
     def environment(self) -> Iterator[dict[str, str]]:
         """Temporarily export `env` into os.environ (tests and the demo)."""
-        saved = {key: os.environ.get(key) for key in self.env}
-        os.environ.update(self.env)
+        env = self.env
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
         try:
-            yield self.env
+            yield env
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -302,9 +322,12 @@ class LocalCloud:
         with self.world.lock:
             record.port = port
             record.url = f"https://{self.host}:{port}"
-            # The default rotator identity may manage every vault the cloud creates.
-            if self.rotator is not None:
-                record.role_assignments.setdefault(self.rotator.sp_object_id, set()).add("Key Vault Secrets Officer")
+            # Identities that hold a role on every vault hold it on this new one too.
+            for identity in self.world.managed_identities.values():
+                if identity.all_vault_roles:
+                    record.role_assignments.setdefault(identity.app.sp_object_id, set()).update(
+                        identity.all_vault_roles
+                    )
         return {"name": record.name, "url": record.url}
 
     def create_vault(self, name: str) -> dict[str, str]:
@@ -314,3 +337,69 @@ class LocalCloud:
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Call the admin API in-process with the same validation as over HTTP; raises AdminError."""
         return self._run(admin.dispatch(self, method, path, body))
+
+    # --- typed wrappers of admin operations ------------------------------------------------------
+    def create_managed_identity(
+        self,
+        display_name: str,
+        *,
+        graph_app_roles: Iterable[str] = (),
+        vault_roles: Mapping[str, Iterable[str]] | None = None,
+        system_assigned: bool = False,
+        tenant_id: str | None = None,
+    ) -> ManagedIdentity:
+        """A managed identity (`POST /managed-identities`): Graph app roles granted to its service
+        principal, and Key Vault roles by vault name, `*` meaning every vault, now and later. A
+        system-assigned one (at most one per cloud) is what the identity endpoint issues tokens for
+        when a request names no identity, as App Service does."""
+        body: dict[str, Any] = {
+            "displayName": display_name,
+            "graphAppRoles": list(graph_app_roles),
+            "vaultRoles": {vault: list(roles) for vault, roles in (vault_roles or {}).items()},
+            "systemAssigned": system_assigned,
+        }
+        if tenant_id is not None:
+            body["tenantId"] = tenant_id
+        return ManagedIdentity.from_admin(self.admin("POST", "/managed-identities", body))
+
+    def managed_identities(self) -> list[ManagedIdentity]:
+        return [ManagedIdentity.from_admin(body) for body in self.admin("GET", "/managed-identities")["identities"]]
+
+    def annotate_state(self, key: str, value: Any) -> None:
+        """Add a top-level key to `GET /state` (e.g. a profile naming the identity it created)."""
+        if key in admin.STATE_KEYS:
+            raise ValueError(f"'{key}' is one of the state's own keys.")
+        self.state_annotations[key] = value
+
+    def now(self) -> datetime:
+        """The cloud's (movable) clock."""
+        with self.world.lock:
+            return self.world.clock.now()
+
+    def advance_clock(self, seconds: float, *, emit_events: bool = True) -> datetime:
+        """Move the clock forward (`POST /clock`); without `emit_events`, only the ticker notices."""
+        body = self.admin("POST", "/clock", {"advanceSeconds": seconds, "emitEvents": emit_events})
+        return datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
+
+    def passwords(self, application: str) -> list[PasswordCredential]:
+        """Copies of an app's password credentials (by object id or appId); they hold digests, not values."""
+        with self.world.lock:
+            app = admin.find_application(self.world, application)
+            return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
+
+    def secret_versions(self, vault: str, name: str) -> list[SecretVersionRecord]:
+        """Copies of every version of a secret, oldest first, values included (in-process only)."""
+        with self.world.lock:
+            record = self.world.vault(vault)
+            if record is None:
+                raise KeyError(f"no vault {vault}")
+            secret = record.secrets.get(name.lower())
+            if secret is None:
+                raise KeyError(f"no secret {name} in {vault}")
+            return [dataclasses.replace(v, tags=dict(v.tags) if v.tags is not None else None) for v in secret.versions]
+
+    def edit(self, change: Callable[[World], T]) -> T:
+        """Run `change(world)` under the world's lock: the escape hatch for states that neither the wire
+        nor the admin API can make. `World` is internal and may change; prefer an admin route."""
+        with self.world.lock:
+            return change(self.world)

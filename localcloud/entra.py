@@ -1,5 +1,5 @@
 """Entra ID: the v2.0 token endpoint (client credentials), OpenID metadata, instance discovery, and the
-App Service managed-identity endpoint that issues the rotator's own tokens.
+App Service managed-identity endpoint, which issues tokens for the managed identity a request names.
 
 Decisions follow the order Entra applies them: the tenant (900023 malformed, 90002 unknown), the
 client (700016), then the secret (7000215 no match, 7000222 expired). A new secret is checked against
@@ -272,19 +272,31 @@ async def managed_identity_token(request: web.Request) -> web.Response:
         return identity_error(400, "The 'resource' query parameter is required.")
     if resource not in (*KNOWN_AUDIENCES, "https://management.azure.com"):
         return identity_error(400, f"The resource '{resource}' is not known to this local cloud.")
+    client_id = request.query.get("client_id")
+    # App Service calls the object id `principal_id`; MSAL sends `object_id`. Both are accepted.
+    object_id = request.query.get("principal_id") or request.query.get("object_id")
+    if client_id and object_id:
+        return identity_error(400, "Name the identity by one of client_id or principal_id, not both.")
+    if request.query.get("mi_res_id"):
+        return identity_error(400, "mi_res_id is not supported by this local cloud; use client_id or principal_id.")
     with world.lock:
-        rotator = world.rotator
-        requested_client = request.query.get("client_id")
-        if rotator is None or (requested_client and requested_client.lower() != rotator.app_id.lower()):
-            return identity_error(400, "No managed identity matches the requested client_id.")
-        access_token, lifetime = world.issue_token(rotator, resource, TOKEN_LIFETIME_SECONDS)
+        identity = world.find_managed_identity(client_id=client_id or None, object_id=object_id or None)
+        if identity is None:
+            if client_id or object_id:
+                return identity_error(400, "No managed identity matches the requested client_id or principal_id.")
+            # Without an id App Service uses the app's system-assigned identity; there is none to use.
+            return identity_error(
+                400, "No system-assigned managed identity is configured; name a user-assigned one by client_id."
+            )
+        access_token, lifetime = world.issue_token(identity.app, resource, TOKEN_LIFETIME_SECONDS)
         expires_on = int(time.time()) + lifetime
-        request[CALLER] = rotator.app_id
+        app_id = identity.app.app_id
+        request[CALLER] = app_id
     body = {
         "access_token": access_token,
         "expires_on": str(expires_on),
         "resource": resource,
         "token_type": "Bearer",
-        "client_id": rotator.app_id,
+        "client_id": app_id,
     }
     return web.json_response(body)

@@ -1,6 +1,7 @@
 """Microsoft Graph v1.0 for app registrations: read, list, `addPassword` and `removePassword`.
 
-The routes answer the way graph.microsoft.com does for the calls the rotator and msgraph-sdk make:
+The routes answer the way graph.microsoft.com does for the calls an app-management client makes
+through msgraph-sdk:
 the same paths (object id and the `applications(appId='…')` alternate key), the same OData query
 options, the same success content type and the same error codes and messages (see the wire facts;
 where a code came from a published real response, the comment next to it says so).
@@ -274,7 +275,7 @@ async def remove_password(request: web.Request) -> web.StreamResponse:
     return _no_content(request)
 
 
-# --- app management policies (read-only; need Policy.Read.All, which a least-privilege rotator lacks) ---
+# --- app management policies (read-only; need Policy.Read.All, which a least-privilege client lacks) ---
 async def get_default_policy(request: web.Request) -> web.StreamResponse:
     world = request.app[WORLD]
     token = _authenticate(request)
@@ -503,7 +504,7 @@ def _project(app: Application, select: list[str] | None) -> dict[str, Any]:
 
 
 def _filter(raw: str | None) -> Callable[[Application], bool]:
-    """The `$filter` forms the rotator uses; Graph refuses what it cannot index the same way."""
+    """The `$filter` forms a secret-managing client uses; Graph refuses what it cannot index the same way."""
     if raw is None or not raw.strip():
         return lambda app: True
     equal = _EQ_RE.match(raw)

@@ -2,8 +2,9 @@
 
 The unmodified `azure-keyvault-secrets` aio client talks to this over HTTPS, so every answer copies the
 real service: the bearer challenge of the first request, RBAC refusals with the full `ForbiddenByRbac`
-text, paged lists with an absolute `nextLink`, soft delete, and the Event Grid events the rotator is
-triggered by. Where a detail of the real service was not verifiable the choice is marked in a comment.
+text, paged lists with an absolute `nextLink`, soft delete, and the Event Grid events (near expiry,
+expired, new version) that clients react to. Where a detail of the real service was not verifiable
+the choice is marked in a comment.
 
 All state lives in `World` and is read or changed only under `world.lock`; no handler awaits while
 holding it (the body is read first, the response is written after the lock is released).

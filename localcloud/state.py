@@ -127,7 +127,7 @@ class PasswordCredential:
 
 @dataclass
 class KeyCredential:
-    """A certificate credential; only its metadata matters to the rotator and the inventory."""
+    """A certificate credential; only its metadata is modelled (no key material)."""
 
     key_id: str
     display_name: str | None
@@ -192,6 +192,34 @@ class Application:
             "passwordCredentials": [p.to_admin() for p in self.passwords],
             "keyCredentials": [k.to_graph() for k in self.certificates],
             "policy": self.policy.to_admin() if self.policy else None,
+        }
+
+
+ALL_VAULTS = "*"
+
+
+@dataclass
+class ManagedIdentityRecord:
+    """A managed identity: a service principal the identity endpoint issues tokens for, no secret.
+
+    `app` backs it (the world's tokens name an Application); `vault_roles` keeps only the roles held on
+    every vault (scope `*`), which each vault created later receives too; roles on one named vault live
+    in that vault's own role assignments.
+    """
+
+    app: Application
+    system_assigned: bool
+    all_vault_roles: set[str] = field(default_factory=set)
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "objectId": self.app.sp_object_id,
+            "appId": self.app.app_id,
+            "tenantId": self.app.tenant_id,
+            "displayName": self.app.display_name,
+            "systemAssigned": self.system_assigned,
+            "graphAppRoles": sorted(self.app.graph_roles),
+            "allVaultRoles": sorted(self.all_vault_roles),
         }
 
 
@@ -417,7 +445,8 @@ class World:
         self.issued_secrets: list[str] = []
         self.buckets: dict[str, TokenBucket] = {}
         self.managed_identity_header = secrets.token_urlsafe(24)
-        self.rotator: Application | None = None
+        # Managed identities by the object id of their service principal.
+        self.managed_identities: dict[str, ManagedIdentityRecord] = {}
         self.default_tenant_id = ""
 
     # --- directory -------------------------------------------------------------------------------
@@ -502,6 +531,21 @@ class World:
         app.passwords.append(credential)
         self.issued_secrets.append(value)
         return credential, value
+
+    def find_managed_identity(
+        self, *, client_id: str | None = None, object_id: str | None = None
+    ) -> ManagedIdentityRecord | None:
+        """By client id or object id; with neither, the system-assigned identity (as App Service does)."""
+        for identity in self.managed_identities.values():
+            if client_id is not None:
+                if identity.app.app_id.lower() == client_id.lower():
+                    return identity
+            elif object_id is not None:
+                if identity.app.sp_object_id.lower() == object_id.lower():
+                    return identity
+            elif identity.system_assigned:
+                return identity
+        return None
 
     # --- tokens ----------------------------------------------------------------------------------
     def issue_token(self, app: Application, audience: str, lifetime: int = 3599) -> tuple[str, int]:

@@ -39,3 +39,15 @@ def create_local_tls(directory: Path | None = None) -> LocalTLS:
     bundle.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + ca_pem)
     (directory / "local-ca.pem").write_bytes(ca_pem)
     return LocalTLS(server_context=context, ca_bundle=bundle, ca_pem=ca_pem, directory=directory)
+
+
+_SHARED: LocalTLS | None = None
+
+
+def shared_local_tls() -> LocalTLS:
+    """One TLS for the whole process: every cloud a process starts (test suites, the demo) is trusted
+    by the one CA bundle it exported before aiohttp read `SSL_CERT_FILE`."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = create_local_tls()
+    return _SHARED

@@ -1,7 +1,8 @@
 """The Azurite storage emulator (Blob + Queue) for the test session, as a pytest plugin.
 
 Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.azurite"]``. The session
-fixture ``azurite`` runs `emulator.azurite.running_azurite` (free loopback ports, in memory, silent)
+fixture ``azurite`` runs `localcloud.azurite.running_azurite` (free loopback ports, in memory, silent)
+with the repository's ``node_modules/.bin`` (``npm ci``; ``AZURITE_BIN`` overrides it)
 and exports ``AzureWebJobsStorage`` as a connection string for the whole session.
 
 A missing Azurite fails the tests that need it with what to run: CI installs it with ``npm ci``
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -22,15 +24,17 @@ from localcloud.azurite import Azurite, AzuriteMissing, running_azurite
 
 __all__ = ["Azurite", "azurite", "requests_queue"]
 
+NODE_BIN = Path(__file__).resolve().parents[1] / "node_modules" / ".bin"
+
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     """Blob and Queue emulators for the session; ``AzureWebJobsStorage`` points at them."""
     try:
-        with running_azurite() as emulator:
+        with running_azurite(search=[NODE_BIN]) as emulator:
             yield emulator
     except AzuriteMissing as missing:
-        pytest.fail(str(missing), pytrace=False)
+        pytest.fail(f"{missing} In this repository `make test` runs `npm ci`.", pytrace=False)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Shared fixtures: one local cloud per test session (plus private ones on demand).
+"""Shared fixtures: one local cloud per test session (plus private ones on demand), each a
+`RotatorCloud`: the generic local cloud with the rotator's managed identity and `ROTATION_*` env.
 
 The CA bundle is made and exported *before* anything imports aiohttp or httpx: aiohttp reads
 `SSL_CERT_FILE` once, at import, exactly as a real process started with the cloud's `env` would.
@@ -7,31 +8,30 @@ The CA bundle is made and exported *before* anything imports aiohttp or httpx: a
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from localcloud.tls import create_local_tls
+from localcloud.tls import shared_local_tls
 
-_TLS = create_local_tls(Path(tempfile.mkdtemp(prefix="local-cloud-tests-")))
+# The same TLS as localcloud/tests' own suite when both run in one session.
+_TLS = shared_local_tls()
 os.environ["SSL_CERT_FILE"] = str(_TLS.ca_bundle)
 os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
 
 import pytest  # noqa: E402
 
-from localcloud.cloud import LocalCloud  # noqa: E402
+from emulator.rotator_profile import RotatorCloud  # noqa: E402
 
 # Azurite (blob + queue), started once per session by the tests that need storage.
 pytest_plugins = ["tests.azurite"]
 
 
-def _start_cloud(**kwargs: Any) -> LocalCloud:
-    return LocalCloud(tls=_TLS, **kwargs).start()
+def _start_cloud(**kwargs: Any) -> RotatorCloud:
+    return RotatorCloud(tls=_TLS, **kwargs).start()
 
 
 @pytest.fixture(scope="session")
-def cloud() -> Iterator[LocalCloud]:
+def cloud() -> Iterator[RotatorCloud]:
     """The session's local cloud, its `env` exported. Tests that move its clock or config use
     `private_cloud` instead; faults and config are reset after each test."""
     local = _start_cloud(vaults=("kv-local", "kv-second"))
@@ -50,7 +50,7 @@ def cloud() -> Iterator[LocalCloud]:
 def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "cloud" in request.fixturenames:
-        shared: LocalCloud = request.getfixturevalue("cloud")
+        shared: RotatorCloud = request.getfixturevalue("cloud")
         shared.admin("DELETE", "/faults")
         shared.admin(
             "PUT",
@@ -60,11 +60,11 @@ def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def private_cloud() -> Iterator[Callable[..., LocalCloud]]:
+def private_cloud() -> Iterator[Callable[..., RotatorCloud]]:
     """A factory for clouds of a test's own (for clock moves, throttling, odd vault sets)."""
-    started: list[LocalCloud] = []
+    started: list[RotatorCloud] = []
 
-    def make(**kwargs: Any) -> LocalCloud:
+    def make(**kwargs: Any) -> RotatorCloud:
         local = _start_cloud(**kwargs)
         started.append(local)
         return local

@@ -99,8 +99,7 @@ class CloudClock:
         self._cloud = cloud
 
     def now(self) -> datetime:
-        with self._cloud.world.lock:
-            return self._cloud.world.clock.now()
+        return self._cloud.now()
 
 
 def advance_clock(cloud: LocalCloud, delta: timedelta) -> None:
@@ -286,36 +285,27 @@ class VersionView:
 
 def passwords(cloud: LocalCloud, object_id: str) -> dict[str, CredentialView]:
     """The app's password credentials by lower-case keyId (what Entra holds, values as digests)."""
-    with cloud.world.lock:
-        for app in cloud.world.all_applications():
-            if app.object_id == object_id:
-                return {
-                    p.key_id.lower(): CredentialView(p.key_id.lower(), p.display_name, p.hint, p.start, p.end, p.digest)
-                    for p in app.passwords
-                }
-    raise AssertionError(f"no application {object_id}")
+    return {
+        p.key_id.lower(): CredentialView(p.key_id.lower(), p.display_name, p.hint, p.start, p.end, p.digest)
+        for p in cloud.passwords(object_id)
+    }
 
 
 def versions(cloud: LocalCloud, vault: str, name: str) -> list[VersionView]:
     """Every version of the secret, oldest first, as the vault holds it."""
-    with cloud.world.lock:
-        record = cloud.world.vault(vault)
-        assert record is not None
-        secret = record.secrets.get(name.lower())
-        assert secret is not None, f"no secret {name} in {vault}"
-        return [
-            VersionView(
-                v.version,
-                v.value,
-                v.enabled,
-                v.created,
-                v.not_before,
-                v.expires,
-                v.content_type,
-                dict(v.tags or {}),
-            )
-            for v in secret.versions
-        ]
+    return [
+        VersionView(
+            v.version,
+            v.value,
+            v.enabled,
+            v.created,
+            v.not_before,
+            v.expires,
+            v.content_type,
+            dict(v.tags or {}),
+        )
+        for v in cloud.secret_versions(vault, name)
+    ]
 
 
 def latest(cloud: LocalCloud, vault: str, name: str) -> VersionView:
@@ -330,8 +320,7 @@ def version(cloud: LocalCloud, vault: str, name: str, version_id: str) -> Versio
 
 def with_world(cloud: LocalCloud, change: Callable[[Any], None]) -> None:
     """Change the cloud's world directly (under its lock) for states the admin API cannot make."""
-    with cloud.world.lock:
-        change(cloud.world)
+    cloud.edit(change)
 
 
 def application(world: Any, object_id: str) -> Any:

@@ -119,9 +119,7 @@ def test_bad_settings_are_one_line_naming_the_variable(
 def test_missing_permission_names_it_and_changes_nothing(cloud: LocalCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, expires_in_days=5)
     # The rotator no longer owns the app: Graph refuses, and the message says what to grant.
-    with cloud.world.lock:
-        app = next(a for a in cloud.world.all_applications() if a.object_id == seeded.object_id)
-        app.owners.clear()
+    cloud.admin("DELETE", f"/applications/{seeded.object_id}/owners/{cloud.rotator.sp_object_id}")
     before = mark(cloud)
     status, out, err = run(capsys, "rotate", seeded.vault, seeded.name)
     assert status == 1 and out == ""

@@ -90,18 +90,11 @@ def end_of(password: dict[str, Any]) -> datetime:
 
 def remove_credential(cloud: LocalCloud, app: dict[str, Any], key_id: str) -> None:
     """What a person deleting the secret in the portal (or a rotation elsewhere) leaves behind."""
-    with cloud.world.lock:
-        record = next(a for a in cloud.world.all_applications() if a.object_id == app["id"])
-        record.passwords = [p for p in record.passwords if p.key_id != key_id]
+    cloud.admin("DELETE", f"/applications/{app['id']}/passwords/{key_id}")
 
 
 def backdate_latest_version(cloud: LocalCloud, name: str, delta: timedelta, vault: str = VAULT) -> None:
-    with cloud.world.lock:
-        vault_record = cloud.world.vault(vault)
-        assert vault_record is not None
-        latest = vault_record.secrets[name.lower()].latest
-        latest.created -= delta
-        latest.updated -= delta
+    cloud.admin("POST", f"/vaults/{vault}/secrets/{name}/backdate", {"seconds": delta.total_seconds()})
 
 
 async def _vault_client_call(cloud: LocalCloud, vault: str, action: str, name: str, version: str = "") -> None:
@@ -116,10 +109,7 @@ async def _vault_client_call(cloud: LocalCloud, vault: str, action: str, name: s
 
 
 def latest_version(cloud: LocalCloud, name: str, vault: str = VAULT) -> str:
-    with cloud.world.lock:
-        vault_record = cloud.world.vault(vault)
-        assert vault_record is not None
-        return str(vault_record.secrets[name.lower()].latest.version)
+    return cloud.secret_versions(vault, name)[-1].version
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from tests.integration.reconcile_helpers import (
     seed,
     start_private_cloud,
     versions,
-    with_world,
     writes,
 )
 
@@ -76,11 +75,8 @@ async def test_a_lifetime_cap_is_clamped_to_when_the_rotator_may_read_the_policy
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
 
-    def grant_policy_read(world: Any) -> None:
-        world.rotator.graph_roles.add("Policy.Read.All")
-
     # Before the first token: a token carries the roles its identity had when it was issued.
-    with_world(cloud, grant_policy_read)
+    cloud.admin("POST", f"/applications/{cloud.rotator.app_id}/graph-app-roles", {"role": "Policy.Read.All"})
     settings = make_settings(cloud.env)
     seeded = await seed(cloud, expires_in_days=10, tags={"ValidityPeriodDays": "90"})
     target = {"appId": seeded.app_id} if scope == "app" else {"tenantId": cloud.tenant_id}

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,8 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
-from localcloud.cloud import LocalCloud
+import localcloud
+from localcloud.cloud import LocalCloud, ManagedIdentity
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 SEVEN_KEYS = {"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}
@@ -47,7 +49,7 @@ def _raw_token(cloud: LocalCloud, tenant: str, client_id: str, secret: str) -> r
 
 def _sync_credential(cloud: LocalCloud, tenant: str, client_id: str, secret: str) -> ClientSecretCredential:
     # The authority is not a known Azure host, so MSAL's instance discovery (which would go to
-    # login.microsoftonline.com) is off, as the rotator's token probe does for loopback authorities.
+    # login.microsoftonline.com) is off, as any client must for a loopback authority.
     return ClientSecretCredential(tenant, client_id, secret, authority=cloud.authority, disable_instance_discovery=True)
 
 
@@ -195,14 +197,11 @@ def test_propagation_one_success_does_not_prove_the_next(private_cloud: Any) -> 
     local: LocalCloud = private_cloud(seed=7)
     local.admin("PUT", "/config", {"propagationSeconds": 3600, "replicas": 3})
     app = local.admin("POST", "/applications", {"displayName": "propagating"})
-    # Credentials made through Graph propagate; simulate one by adding it through the world.
-    with local.world.lock:
-        record = next(a for a in local.world.all_applications() if a.object_id == app["id"])
-        credential, secret = local.world.add_password(record, "new")
-        now = local.world.clock.now()
-        from datetime import timedelta
-
-        credential.replica_ready = [now - timedelta(seconds=1), now + timedelta(hours=1), now + timedelta(hours=1)]
+    # One replica knows the new secret already, the other two only in an hour.
+    added = local.admin(
+        "POST", f"/applications/{app['id']}/passwords", {"displayName": "new", "replicaDelaysSeconds": [-1, 3600, 3600]}
+    )
+    secret = added["secretText"]
     codes = [_raw_token(local, local.tenant_id, app["appId"], secret).status_code for _ in range(30)]
     assert 200 in codes and 401 in codes  # some replicas know it, others do not yet
     local.admin("POST", "/clock", {"advanceSeconds": 3601})
@@ -215,7 +214,7 @@ def test_managed_identity_sync_and_aio(cloud: LocalCloud) -> None:
 
     async def aio() -> str:
         async with AsyncManagedIdentityCredential() as cred:
-            return (await cred.get_token(GRAPH_SCOPE)).token
+            return str((await cred.get_token(GRAPH_SCOPE)).token)
 
     import asyncio
 
@@ -237,7 +236,7 @@ def test_managed_identity_refuses_missing_or_wrong_header(cloud: LocalCloud, hea
     assert response.status_code == 401
 
 
-def test_managed_identity_answer_shape(cloud: LocalCloud) -> None:
+def test_managed_identity_answer_shape(cloud: LocalCloud, workload: ManagedIdentity) -> None:
     response = requests.get(
         cloud.identity_endpoint,
         params={"resource": "https://vault.azure.net", "api-version": "2019-08-01"},
@@ -248,7 +247,7 @@ def test_managed_identity_answer_shape(cloud: LocalCloud) -> None:
     body = response.json()
     assert set(body) == {"access_token", "expires_on", "resource", "token_type", "client_id"}
     assert body["expires_on"].isdigit() and body["resource"] == "https://vault.azure.net"
-    assert body["client_id"] == cloud.rotator.app_id if cloud.rotator else False
+    assert body["client_id"] == workload.app_id  # no id named: the system-assigned identity
 
 
 def test_injected_entra_fault_and_request_log(cloud: LocalCloud) -> None:
@@ -303,11 +302,12 @@ def test_bad_admin_input_is_refused_and_changes_nothing(
 
 def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--vault", "kv-a", "--vault", "kv-b"],
+        [sys.executable, "-m", "localcloud", "serve", "--vault", "kv-a", "--vault", "kv-b"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        # Wherever the package is imported from here (a checkout or site-packages), the child finds it.
+        env={**os.environ, "PYTHONPATH": str(Path(localcloud.__file__).resolve().parents[1])},
     )
     try:
         assert process.stdout is not None
@@ -318,24 +318,30 @@ def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
             "graph",
             "tenantId",
             "managedIdentity",
-            "rotator",
+            "managedIdentities",
             "vaults",
             "caBundle",
             "admin",
             "env",
         }
+        assert described["managedIdentities"] == []  # the cloud knows no client until one is made
         assert set(described["vaults"]) == {"kv-a", "kv-b"}
         assert set(described["env"]) == {
             "AZURE_AUTHORITY_HOST",
-            "ROTATION_GRAPH_URL",
-            "ROTATION_VAULTS",
-            "ROTATION_TENANT_ID",
             "IDENTITY_ENDPOINT",
             "IDENTITY_HEADER",
             "REQUESTS_CA_BUNDLE",
             "SSL_CERT_FILE",
         }
-        # A second process trusts it through the printed bundle alone.
+        # A second process trusts it through the printed bundle alone, and makes its own identity.
+        admin = described["admin"]
+        created = requests.post(
+            f"{admin}/managed-identities",
+            json={"displayName": "app", "systemAssigned": True},
+            verify=described["caBundle"],
+            timeout=10,
+        )
+        assert created.status_code == 200, created.text
         identity = requests.get(
             described["managedIdentity"]["endpoint"],
             params={"resource": "https://graph.microsoft.com", "api-version": "2019-08-01"},
@@ -344,6 +350,7 @@ def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
             timeout=10,
         )
         assert identity.status_code == 200
+        assert identity.json()["client_id"] == created.json()["appId"]
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -140,8 +140,7 @@ def _events(cloud: LocalCloud, subject: str, event_type: str | None = None) -> l
 
 
 def _world_now(cloud: LocalCloud) -> datetime:
-    with cloud.world.lock:
-        return cloud.world.clock.now().replace(microsecond=0)
+    return cloud.now().replace(microsecond=0)
 
 
 # --- challenge and authentication ------------------------------------------------------------------
@@ -628,14 +627,13 @@ async def test_ticker_emits_without_being_asked(private_cloud: Callable[..., Loc
     officer = _identity(cloud, "kv-ticker", "Key Vault Secrets Officer")
     async with _client(cloud.vault_url("kv-ticker"), _credential(cloud, officer)) as client:
         await client.set_secret("soon", "v", expires_on=_world_now(cloud) + timedelta(days=10))
-    with cloud.world.lock:
-        cloud.world.clock.advance(11 * 86400)  # no admin call: only the cloud's 0.5 s ticker can notice
+    cloud.advance_clock(11 * 86400, emit_events=False)  # only the cloud's 0.5 s ticker can notice
 
     deadline = time.monotonic() + 5
     types: list[str] = []
     while time.monotonic() < deadline:
-        with cloud.world.lock:
-            types = [e["eventType"] for e in cloud.world.events if e["subject"] == "soon"]
+        events = cloud.admin("GET", "/events?since=0&emitDue=false")["events"]
+        types = [e["eventType"] for e in events if e["subject"] == "soon"]
         if "Microsoft.KeyVault.SecretExpired" in types:
             break
         await asyncio.sleep(0.1)
@@ -656,9 +654,7 @@ async def test_expired_tokens_are_refused_and_retention_purges(private_cloud: Ca
     # Moving the clock does not age tokens (their lifetime runs on real time, like the SDK caches).
     cloud.admin("POST", "/clock", {"advanceSeconds": 2 * 3600})
     assert _raw(cloud, "GET", f"{url}/deletedsecrets/doomed", token=token).ok
-    with cloud.world.lock:
-        issued = cloud.world.tokens[token]
-        issued.expires = issued.expires - timedelta(hours=2)
+    cloud.admin("POST", "/tokens/expire", {"token": token})
     stale = _raw(cloud, "GET", f"{url}/deletedsecrets/doomed", token=token)
     assert stale.status_code == 401 and "WWW-Authenticate" in stale.headers
     assert _error(stale)["message"] == "[TokenExpired] Error validating token: 'S2S12086'."
@@ -720,12 +716,3 @@ def test_second_vault_has_its_own_port(cloud: LocalCloud) -> None:
     name = _name()
     assert _raw(cloud, "PUT", f"{second}/secrets/{name}", token=token, body={"value": "v"}).ok
     assert _raw(cloud, "GET", f"{first}/secrets/{name}", token=token).status_code == 404
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_clock(request: pytest.FixtureRequest) -> None:
-    """The shared cloud's clock must never move (its tokens and events would age for everyone)."""
-    if "cloud" in request.fixturenames:
-        shared: LocalCloud = request.getfixturevalue("cloud")
-        with shared.world.lock:
-            assert abs((shared.world.clock.now() - datetime.now(UTC)).total_seconds()) < 60

@@ -1,6 +1,6 @@
 """Microsoft Graph in the local cloud, through the real msgraph-sdk and azure-identity clients.
 
-Each test drives `GraphServiceClient` exactly as the rotator does (only the base URL differs) and,
+Each test drives `GraphServiceClient` exactly as a production client does (only the base URL differs) and,
 where the wire matters, repeats the call with plain httpx to pin status, content type, body keys
 and the error envelope that the wire facts describe.
 """
@@ -401,7 +401,7 @@ async def test_remove_password(cloud: LocalCloud, raw: httpx.AsyncClient) -> Non
         await remover.post(body)
         assert [p["keyId"] for p in _passwords(cloud, app["id"])] == [keep["keyId"]]
         with pytest.raises(ODataError) as again:
-            await remover.post(body)  # already gone: an error the rotator treats as "done"
+            await remover.post(body)  # already gone: an error a client may treat as "done"
     assert again.value.response_status_code == 400
     assert again.value.error is not None and again.value.error.code == "Request_BadRequest"
     assert again.value.error.message is not None and gone["keyId"] in again.value.error.message
@@ -437,12 +437,12 @@ async def test_remove_password_wire_shape(cloud: LocalCloud, raw: httpx.AsyncCli
 # --- authorisation ---------------------------------------------------------------------------
 async def test_owned_by_sees_and_writes_only_owned_apps(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
     tenant = make_tenant(cloud)
-    rotator = make_identity(cloud, RW_OWNED, tenant_id=tenant)
+    owner = make_identity(cloud, RW_OWNED, tenant_id=tenant)
     owned = make_app(cloud, "owned", tenantId=tenant)
     foreign = make_app(cloud, "foreign", tenantId=tenant)
-    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": rotator.object_id})
+    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": owner.object_id})
 
-    async with graph_client(cloud, rotator) as client:
+    async with graph_client(cloud, owner) as client:
         page = await client.applications.get()
         assert page is not None and [a.id for a in page.value or []] == [owned["id"]]
         assert await client.applications.by_application_id(owned["id"]).get() is not None
@@ -457,19 +457,19 @@ async def test_owned_by_sees_and_writes_only_owned_apps(cloud: LocalCloud, raw: 
         assert denied.error is not None and denied.error.code == "Authorization_RequestDenied"
         assert denied.error.message == "Insufficient privileges to complete the operation."
 
-    token = bearer(await token_for(cloud, rotator))
+    token = bearer(await token_for(cloud, owner))
     response = await raw.post(
         f"/applications/{foreign['id']}/removePassword", json={"keyId": str(uuid.uuid4())}, headers=token
     )
     assert_graph_error(response, 403, "Authorization_RequestDenied")
 
 
-async def test_managed_identity_rotator_is_owned_by(cloud: LocalCloud) -> None:
-    """The cloud's own rotator identity (managed identity, OwnedBy) through ManagedIdentityCredential."""
+async def test_managed_identity_with_owned_by_writes_its_own_app(cloud: LocalCloud) -> None:
+    """A managed identity (system-assigned, OwnedBy) through ManagedIdentityCredential."""
     state = cloud.admin("GET", "/state")
-    rotator_object_id = state["rotator"]["objectId"]
+    [identity] = [i for i in state["managedIdentities"] if i["systemAssigned"]]
     owned = make_app(cloud, "rotated-by-mi")
-    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": rotator_object_id})
+    cloud.admin("POST", f"/applications/{owned['id']}/owners", {"objectId": identity["objectId"]})
     async with ManagedIdentityCredential() as credential:
         client = GraphServiceClient(credentials=credential, scopes=[GRAPH_SCOPE])
         client.request_adapter.base_url = cloud.graph_url
@@ -548,9 +548,8 @@ async def test_authentication_failures(cloud: LocalCloud, raw: httpx.AsyncClient
 async def test_expired_token_is_rejected(cloud: LocalCloud, raw: httpx.AsyncClient) -> None:
     app = make_app(cloud, "svc-expiry")
     token = await token_for(cloud, make_identity(cloud, RW_ALL))
-    # Tokens age in real time (moving the clock leaves them alone), so age this one directly.
-    with cloud.world.lock:
-        cloud.world.tokens[token].expires = datetime.now(UTC) - timedelta(seconds=1)
+    # Tokens age in real time (moving the clock leaves them alone), so expire this one directly.
+    cloud.admin("POST", "/tokens/expire", {"token": token})
     response = await raw.get(f"/applications/{app['id']}", headers=bearer(token))
     error = assert_graph_error(response, 401, "InvalidAuthenticationToken")
     assert error["message"] == "Lifetime validation failed, the token is expired."
