@@ -567,7 +567,9 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     error: RotationError | None = None
     #: When to look at this secret again if nothing else asks (a pending validation, a retirement
-    #: whose grace period ends, the next rotation): like a Kubernetes controller's ``RequeueAfter``.
+    #: whose grace period ends, the next rotation): like a Kubernetes controller's ``RequeueAfter``,
+    #: computed from the state the run left recorded (`rotation.domain.policy.requeue_after`). ``None``
+    #: with an error: then `retryable` says whether trying again (with the caller's back-off) can help.
     requeue_after: timedelta | None = None
 
     def __post_init__(self) -> None:

@@ -354,8 +354,9 @@ def requeue_after(
     reconcile, if no trigger comes first: like a Kubernetes controller's ``RequeueAfter``.
 
     The earliest of: a pending validation (``validating``: one validation deadline, the time a
-    re-validation takes anyway), a pending retirement (until ``RetireAfter``), and the rotation
-    window (until :func:`rotation_due_at`). Never negative; zero means due now.
+    re-validation takes anyway), a pending retirement (until ``RetireAfter``) or else the rotation
+    window (until :func:`rotation_due_at`; a rotation waits for a pending retirement, so that comes
+    first). Never negative; zero means due now.
     """
     now = ensure_utc(now)
     zero = timedelta(0)
@@ -363,9 +364,11 @@ def requeue_after(
     if state.state is RotationState.VALIDATING:
         candidates.append(validation_deadline)
     if state.retire_credential_id:
+        # One retirement at a time: a rotation waits for it, so it cannot come first.
         candidates.append(max(zero, (state.retire_after or now) - now))
-    due_at = rotation_due_at(version.expires, rotate_before_days, issued=credential_issued(version))
-    candidates.append(max(zero, (due_at or now) - now))
+    else:
+        due_at = rotation_due_at(version.expires, rotate_before_days, issued=credential_issued(version))
+        candidates.append(max(zero, (due_at or now) - now))
     return min(candidates)
 
 

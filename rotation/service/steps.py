@@ -263,9 +263,10 @@ async def retire_credential(run: Run, seen: Observed, key_id: str) -> Observed:
 async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
     """Rotate when due, forced, or when the stored value cannot work (a Secret ID, or a validation
     that left nothing to restore); otherwise leave the secret as it is."""
+    if settled is Settled.PROVEN:
+        return seen  # a pending rotation just completed: never a second one in the same run
     must_replace = settled is Settled.REPLACE
-    proven = settled is Settled.PROVEN
-    forced = (run.request.forced and not proven) or seen.holds_secret_id or must_replace
+    forced = run.request.forced or seen.holds_secret_id or must_replace
     # The short-lifetime guard needs the credential's real start, which only a version the rotator
     # wrote records (as nbf); an operator's version was written at some unrelated moment.
     decision = policy.rotation_due(
@@ -276,7 +277,7 @@ async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
         issued=credential_issued(seen.latest),
     )
     if not must_replace:
-        if not decision.due or proven:
+        if not decision.due:
             return seen
         if seen.state.state is RotationState.VALIDATING:
             return seen  # only reached in a dry run: the pending validation comes first
