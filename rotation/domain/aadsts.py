@@ -390,9 +390,3 @@ def explain(source: object) -> Explanation | None:
     if code is None:
         return None
     return Explanation(code, CATALOGUE.get(code))
-
-
-def retry_while_propagating(exc: BaseException) -> bool:
-    """True for errors worth retrying during validation (see :func:`waiting_may_help`); usable as a
-    ``tenacity.retry_if_exception`` predicate."""
-    return waiting_may_help(parse_code(exc))

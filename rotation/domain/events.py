@@ -277,13 +277,6 @@ def parse_event(payload: object, *, known_vaults: Collection[str] | None = None)
     )
 
 
-def parse_events(payload: object, *, known_vaults: Collection[str] | None = None) -> list[ParsedEvent]:
-    """Parse a delivery that may be one event or an array of them (webhook deliveries are arrays)."""
-    if isinstance(payload, list):
-        return [parse_event(item, known_vaults=known_vaults) for item in payload]
-    return [parse_event(payload, known_vaults=known_vaults)]
-
-
 def _ignored_reason(event_type: str) -> str:
     if event_type == SECRET_NEW_VERSION_CREATED:
         return "new secret versions are not rotation triggers (the rotator's own writes fire them; reacting would loop)"

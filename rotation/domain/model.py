@@ -1,4 +1,7 @@
-"""Plain data of the rotator: credentials, secret versions, the rotation state, requests, outcomes.
+"""Plain data of the rotator: credentials, secret versions, tag names, requests, outcomes.
+
+The rotation state parsed from tags (``ManagedSecret``) lives in :mod:`rotation.domain.state`, the
+one module that reads and writes rotator tags; it is re-exported here under its old name.
 
 Everything here is immutable and free of I/O. Datetimes are always timezone-aware UTC; a naive
 datetime is a programming error and raises ``ValueError`` at construction. Secret values only ever
@@ -12,15 +15,15 @@ import json
 import re
 import secrets as _secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, NoReturn, cast, final, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, NoReturn, cast, final, get_args
 
 from rotation import redact
-from rotation.domain.errors import BadRequestError, NotManagedError, RotationError, TagError
+from rotation.domain.errors import BadRequestError, RotationError
 
 # --------------------------------------------------------------------------------------------------
 # Names and identifiers
@@ -128,14 +131,6 @@ class Tag:
 #: Key Vault's limits on tags per object and on one tag value's length.
 TAG_LIMIT: Final = 15
 TAG_VALUE_MAX: Final = 256
-
-
-def limit_tag_value(text: str) -> str:
-    """Fit free text (a failure reason) into one tag value, on one line."""
-    flat = " ".join(text.split())
-    if len(flat) <= TAG_VALUE_MAX:
-        return flat
-    return flat[: TAG_VALUE_MAX - 3] + "..."
 
 
 class RotationState(StrEnum):
@@ -382,168 +377,6 @@ class SecretValue(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------------------
-# The managed secret: rotation state parsed from tags
-
-
-def _near_miss(tags: Mapping[str, str], name: str) -> str | None:
-    # Tag names are case-sensitive; a "providerAddress" tag is the most common reason a secret the
-    # operator meant to manage is ignored, so name it.
-    for key in tags:
-        if key != name and key.strip().lower() == name.lower():
-            return key
-    return None
-
-
-@dataclass(frozen=True)
-class ManagedSecret:
-    """The rotation state of one secret, read from its latest version's tags."""
-
-    vault: str
-    name: str
-    app_id: str
-    tenant_id: str | None = None
-    credential_id: str | None = None
-    rotation_id: str | None = None
-    state: RotationState | None = None
-    retire_credential_id: str | None = None
-    retire_after: datetime | None = None
-    failure_reason: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "retire_after", _optional_utc(self.retire_after, "retire_after"))
-
-    @classmethod
-    def from_version(cls, version: SecretVersion) -> ManagedSecret:
-        return cls.from_tags(version.tags, vault=version.vault, name=version.name)
-
-    @classmethod
-    def from_tags(cls, tags: Mapping[str, str], *, vault: str, name: str) -> ManagedSecret:
-        """Parse and cross-check the tags.
-
-        Raises :class:`NotManagedError` without ``ProviderAddress`` and :class:`TagError` listing
-        every malformed or contradictory tag: acting on a half-understood state could remove the
-        credential consumers are using.
-        """
-
-        def get(tag: str) -> str | None:
-            value = tags.get(tag)
-            if value is None:
-                return None
-            value = value.strip()
-            return value or None
-
-        if Tag.ProviderAddress not in tags:
-            miss = _near_miss(tags, Tag.ProviderAddress)
-            detail = f"found a tag named '{miss}'; tag names are case-sensitive" if miss else "no ProviderAddress tag"
-            raise NotManagedError(vault, name, detail)
-
-        problems: list[str] = []
-        app_id = get(Tag.ProviderAddress) or ""
-        if not is_guid(app_id):
-            problems.append(
-                f"ProviderAddress={tags[Tag.ProviderAddress]!r} is not an Application (client) ID; "
-                "copy the GUID from the app registration's Overview page"
-            )
-
-        tenant_id = get(Tag.TenantId)
-        if tenant_id is not None and not is_valid_tenant_id(tenant_id):
-            problems.append(f"TenantId={tenant_id!r} is not {TENANT_RULE}")
-
-        def key_id(tag: str) -> str | None:
-            value = get(tag)
-            if value is not None and not is_guid(value):
-                problems.append(f"{tag}={value!r} is not a credential keyId (a GUID)")
-                return None
-            return value.lower() if value else None
-
-        credential_id = key_id(Tag.CredentialId)
-        retire_id = key_id(Tag.RetireCredentialId)
-
-        rotation_id = get(Tag.RotationId)
-        if rotation_id is not None and not _ROTATION_ID_RE.match(rotation_id):
-            problems.append(f"RotationId={rotation_id!r} is not a rotation id (1-64 letters, digits, hyphens)")
-
-        state: RotationState | None = None
-        raw_state = get(Tag.RotationState)
-        if raw_state is not None:
-            try:
-                state = RotationState(raw_state.lower())
-            except ValueError:
-                allowed = ", ".join(s.value for s in RotationState)
-                problems.append(f"RotationState={raw_state!r} is not one of {allowed}")
-
-        retire_after: datetime | None = None
-        raw_after = get(Tag.RetireAfter)
-        if raw_after is not None:
-            try:
-                retire_after = parse_utc(raw_after)
-            except ValueError:
-                problems.append(f"RetireAfter={raw_after!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
-
-        # Cross-checks: states that cannot be acted on safely.
-        if raw_after is not None and get(Tag.RetireCredentialId) is None:
-            problems.append("RetireAfter is set but RetireCredentialId is not (which credential to retire?)")
-        if credential_id and retire_id and credential_id == retire_id:
-            problems.append("RetireCredentialId equals CredentialId: retiring it would break the current secret")
-        if state is RotationState.VALIDATING and (get(Tag.CredentialId) is None or rotation_id is None):
-            problems.append("RotationState=validating needs CredentialId and RotationId (what is being validated?)")
-        if state is RotationState.ACTIVE and get(Tag.CredentialId) is None:
-            problems.append("RotationState=active needs CredentialId (which credential is active?)")
-
-        if problems:
-            raise TagError(vault, name, problems)
-        return cls(
-            vault=vault,
-            name=name,
-            app_id=app_id.lower(),
-            tenant_id=tenant_id,
-            credential_id=credential_id,
-            rotation_id=rotation_id,
-            state=state,
-            retire_credential_id=retire_id,
-            retire_after=retire_after,
-            failure_reason=get(Tag.FailureReason),
-        )
-
-    @property
-    def referenced_key_ids(self) -> frozenset[str]:
-        """keyIds this secret's tags point at; such credentials are never orphans."""
-        return frozenset(k for k in (self.credential_id, self.retire_credential_id) if k)
-
-    def to_tags(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The tags for a version holding this state: ``base`` (operator and foreign tags) with every
-        rotator tag replaced by this object's values; unset values leave no tag behind.
-
-        Raises :class:`TagError` when the result would exceed Key Vault's tag limit, so the caller
-        finds out before it creates a credential it could not record.
-        """
-        tags = {k: v for k, v in base.items() if k not in Tag.ROTATOR}
-        rotator: dict[str, str | None] = {
-            Tag.CredentialId: self.credential_id,
-            Tag.RotationId: self.rotation_id,
-            Tag.RotationState: self.state.value if self.state else None,
-            Tag.RetireCredentialId: self.retire_credential_id,
-            Tag.RetireAfter: format_utc(self.retire_after) if self.retire_after else None,
-            Tag.FailureReason: limit_tag_value(self.failure_reason) if self.failure_reason else None,
-        }
-        tags.update({k: v for k, v in rotator.items() if v is not None})
-        if len(tags) > TAG_LIMIT:
-            raise TagError(
-                self.vault,
-                self.name,
-                [
-                    f"the secret would need {len(tags)} tags but Key Vault allows {TAG_LIMIT}; remove "
-                    f"{len(tags) - TAG_LIMIT} tag(s) of your own from it"
-                ],
-            )
-        return tags
-
-    def evolve(self, **changes: Any) -> ManagedSecret:
-        """A copy with some fields changed (``dataclasses.replace`` with a domain name)."""
-        return replace(self, **changes)
-
-
-# --------------------------------------------------------------------------------------------------
 # Reconcile requests (queue messages)
 
 # normal: do what is due. forced: rotate now, keep the grace period (an operator's planned roll).
@@ -750,7 +583,9 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     error: RotationError | None = None
     #: When to look at this secret again if nothing else asks (a pending validation, a retirement
-    #: whose grace period ends, the next rotation): like a Kubernetes controller's ``RequeueAfter``.
+    #: whose grace period ends, the next rotation): like a Kubernetes controller's ``RequeueAfter``,
+    #: computed from the state the run left recorded (`rotation.domain.policy.requeue_after`). ``None``
+    #: with an error: then `retryable` says whether trying again (with the caller's back-off) can help.
     requeue_after: timedelta | None = None
 
     def __post_init__(self) -> None:
@@ -779,9 +614,6 @@ class Outcome:
     def with_error(self, error: RotationError) -> Outcome:
         return replace(self, error=error)
 
-    def with_warnings(self, warnings: Iterable[str]) -> Outcome:
-        return replace(self, warnings=(*self.warnings, *warnings))
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable. Free text is passed through the redaction registry once more."""
         scrub = redact.registry.scrub
@@ -805,3 +637,22 @@ class Outcome:
                 else {"code": self.error_code, "message": scrub(self.error_message or "")}
             ),
         }
+
+
+# --------------------------------------------------------------------------------------------------
+# Moved to rotation.domain.state (which imports this module): resolved lazily so that
+# `from rotation.domain.model import ManagedSecret` keeps working without an import cycle.
+
+_MOVED_TO_STATE: Final = frozenset({"ManagedSecret", "limit_tag_value"})
+
+if TYPE_CHECKING:
+    from rotation.domain.state import ManagedSecret as ManagedSecret
+    from rotation.domain.state import limit_tag_value as limit_tag_value
+else:
+
+    def __getattr__(name: str) -> object:
+        if name in _MOVED_TO_STATE:
+            from rotation.domain import state
+
+            return getattr(state, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

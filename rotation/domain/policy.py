@@ -1,6 +1,7 @@
 """Pure decisions: is a rotation due, how long a new credential lives, when the old one goes,
 which credentials are orphans, which credential an unmanaged value belongs to, whether a value is
-safe to store, and whether validation has proven a new secret.
+safe to store, whether validation has proven a new secret, what a listed secret needs
+(:func:`assess`) and when to look at it again (:func:`requeue_after`).
 
 No I/O and no clock: every function takes ``now``.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from rotation.domain import aadsts
 from rotation.domain.errors import GuardError, PolicyBlockedError, TagError
 from rotation.domain.model import (
-    ManagedSecret,
     PasswordCredential,
     ProbeResult,
     RotationState,
@@ -29,6 +29,8 @@ from rotation.domain.model import (
     format_utc,
     is_guid,
 )
+from rotation.domain.state import ManagedSecret, SecretStatus, credential_issued
+from rotation.domain.state import referenced_key_ids as referenced_key_ids
 
 if TYPE_CHECKING:
     from rotation.settings import Settings
@@ -44,6 +46,15 @@ def _days(delta: timedelta) -> str:
     if abs(days) >= 1:
         return f"{math.floor(abs(days))} day(s)"
     return f"{math.floor(abs(delta.total_seconds()) / 3600)} hour(s)"
+
+
+def _window(expires: datetime, rotate_before_days: int, issued: datetime | None) -> timedelta:
+    window = timedelta(days=rotate_before_days)
+    if issued is not None:
+        lifetime = expires - ensure_utc(issued)
+        if lifetime > timedelta(0) and window >= lifetime:
+            window = lifetime / 3
+    return window
 
 
 def rotation_due(
@@ -70,17 +81,24 @@ def rotation_due(
     if expires is None:
         return Decision(True, "the secret has no expiry date; a rotation gives it one")
     expires = ensure_utc(expires)
-    window = timedelta(days=rotate_before_days)
-    if issued is not None:
-        lifetime = expires - ensure_utc(issued)
-        if lifetime > timedelta(0) and window >= lifetime:
-            window = lifetime / 3
+    window = _window(expires, rotate_before_days, issued)
     if expires <= now:
         return Decision(True, f"expired {_days(now - expires)} ago ({format_utc(expires)})")
     remaining = expires - now
     if remaining <= window:
         return Decision(True, f"expires in {_days(remaining)} ({format_utc(expires)}), within the rotation window")
     return Decision(False, f"expires {format_utc(expires)}; due from {format_utc(expires - window)}")
+
+
+def rotation_due_at(
+    expires: datetime | None, rotate_before_days: int, *, issued: datetime | None = None
+) -> datetime | None:
+    """From when a rotation is due (the same window as :func:`rotation_due`); ``None`` for a secret
+    without expiry, which is due at once."""
+    if expires is None:
+        return None
+    expires = ensure_utc(expires)
+    return expires - _window(expires, rotate_before_days, issued)
 
 
 class Lifetime(NamedTuple):
@@ -117,48 +135,6 @@ def new_credential_lifetime(
     if wanted <= allowed:
         return Lifetime(start, start + wanted, False)
     return Lifetime(start, start + allowed, True)
-
-
-_DURATION_RE = re.compile(
-    r"^P(?!$)"
-    r"(?:(?P<years>\d+(?:[.,]\d+)?)Y)?"
-    r"(?:(?P<months>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?"
-    r"(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
-    r"(?:T(?!$)"
-    r"(?:(?P<hours>\d+(?:[.,]\d+)?)H)?"
-    r"(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?"
-    r")?$"
-)
-_DURATION_UNIT_SECONDS: Final = {
-    # Graph gives maxLifetime as an xs:duration. Years and months have no fixed length, so they
-    # count as 365 and 30 days, the usual fixed-length reading of such durations (and the one .NET,
-    # which Entra runs on, applies when turning them into a time span).
-    "years": 365 * 86400,
-    "months": 30 * 86400,
-    "weeks": 7 * 86400,
-    "days": 86400,
-    "hours": 3600,
-    "minutes": 60,
-    "seconds": 1,
-}
-
-
-def parse_iso8601_duration(text: str) -> timedelta:
-    """``P90D``, ``PT12H``, ``P1Y``, ``P4DT12H30M5S``, ``P2W`` ... as a ``timedelta``.
-
-    Years count 365 days and months 30. Fractions (``PT1.5H``) are accepted; negative or empty
-    durations are not (``ValueError``).
-    """
-    match = _DURATION_RE.match(text.strip().upper())
-    if match is None:
-        raise ValueError(f"{text!r} is not an ISO 8601 duration such as P90D or PT12H")
-    seconds = 0.0
-    for unit, value in match.groupdict().items():
-        if value is not None:
-            seconds += float(value.replace(",", ".")) * _DURATION_UNIT_SECONDS[unit]
-    return timedelta(seconds=seconds)
 
 
 def retire_after(now: datetime, grace_hours: int, emergency: bool) -> datetime | None:
@@ -363,23 +339,46 @@ class ValidationProgress:
 
 
 # --------------------------------------------------------------------------------------------------
-# Sweep
+# What a secret needs, and when to look again
 
 
-def sweep_needs_work(version: SecretVersion, settings: Settings, now: datetime) -> str | None:
-    """Why the sweep should enqueue this secret, or ``None``; decided from list-call data only.
+def requeue_after(
+    state: ManagedSecret,
+    version: SecretVersion,
+    rotate_before_days: int,
+    now: datetime,
+    *,
+    validation_deadline: timedelta,
+) -> timedelta:
+    """How long until the recorded ``state`` of ``version`` (its latest version) next needs a
+    reconcile, if no trigger comes first: like a Kubernetes controller's ``RequeueAfter``.
 
-    Uses the tags and ``exp`` that ``list_secrets`` returns, so the sweep never reads a value.
-    In order: unusable tags (so the error surfaces), a validation left pending, a retirement that
-    is due, a rotation that is due (mentioning an earlier failure). A failed rotation alone is not
-    work: the old credential still works, and the sweep cadence is the retry back-off.
-    Unmanaged and disabled secrets are never work.
+    The earliest of: a pending validation (``validating``: one validation deadline, the time a
+    re-validation takes anyway), a pending retirement (until ``RetireAfter``) or else the rotation
+    window (until :func:`rotation_due_at`; a rotation waits for a pending retirement, so that comes
+    first). Never negative; zero means due now.
     """
+    now = ensure_utc(now)
+    zero = timedelta(0)
+    candidates: list[timedelta] = []
+    if state.state is RotationState.VALIDATING:
+        candidates.append(validation_deadline)
+    if state.retire_credential_id:
+        # One retirement at a time: a rotation waits for it, so it cannot come first.
+        candidates.append(max(zero, (state.retire_after or now) - now))
+    else:
+        due_at = rotation_due_at(version.expires, rotate_before_days, issued=credential_issued(version))
+        candidates.append(max(zero, (due_at or now) - now))
+    return min(candidates)
+
+
+def _needs_work(version: SecretVersion, settings: Settings, now: datetime) -> str | None:
+    # Decided from list-call data only: the tags and `exp` that `list_secrets` returns.
     if not version.managed or not version.enabled:
         return None
     try:
         managed = ManagedSecret.from_version(version)
-        policy = settings.policy_for(version.tags, version.name, version.vault)
+        secret_policy = settings.policy_for(version.tags, version.name, version.vault)
     except TagError as error:
         return f"tags need attention: {'; '.join(error.problems)}"
     if managed.state is RotationState.VALIDATING:
@@ -388,8 +387,8 @@ def sweep_needs_work(version: SecretVersion, settings: Settings, now: datetime) 
         return f"credential {managed.retire_credential_id} is due for retirement"
     # Only a version the rotator wrote has nbf = its credential's start; for a hand-written one the
     # version's age says nothing about the credential's lifetime, so the window is not shrunk.
-    issued = version.issued if managed.rotation_id else None
-    decision = rotation_due(version.expires, now, policy.rotate_before_days, issued=issued)
+    issued = credential_issued(version)
+    decision = rotation_due(version.expires, now, secret_policy.rotate_before_days, issued=issued)
     if decision.due:
         if managed.state is RotationState.FAILED:
             previous = f": {managed.failure_reason}" if managed.failure_reason else ""
@@ -398,16 +397,65 @@ def sweep_needs_work(version: SecretVersion, settings: Settings, now: datetime) 
     return None
 
 
-def referenced_key_ids(versions: Sequence[SecretVersion]) -> frozenset[str]:
-    """keyIds named by the ``CredentialId``/``RetireCredentialId`` tags of any of ``versions``.
+def assess(version: SecretVersion, now: datetime, settings: Settings) -> SecretStatus:
+    """The status of a managed secret from its latest version's attributes and tags alone (what a
+    list call returns: no value, no Graph call): the one place that decides what a secret needs.
 
-    The reconciler may pass every enabled version, not only the latest, when it wants a
-    credential still held by an older version (being rolled back to) to count as referenced.
+    ``needs_work`` is why a reconcile is needed now, or ``None``. In order: unusable tags (so the
+    error surfaces), a validation left pending, a retirement that is due, a rotation that is due
+    (mentioning an earlier failure). A failed rotation alone is not work: the old credential still
+    works, and the sweep cadence is the retry back-off. Disabled secrets are never work.
+    ``next_look_at`` is ``now`` + :func:`requeue_after` (``None`` when disabled or the tags are
+    unusable: only a person can help). Raises :class:`NotManagedError` for an unmanaged version.
     """
-    ids: set[str] = set()
-    for version in versions:
-        for tag in (Tag.CredentialId, Tag.RetireCredentialId):
-            value = version.tags.get(tag, "").strip().lower()
-            if value:
-                ids.add(value)
-    return frozenset(ids)
+    now = ensure_utc(now)
+    needs = _needs_work(version, settings, now)
+    try:
+        managed = ManagedSecret.from_version(version)
+    except TagError as error:
+        return SecretStatus(
+            vault=version.vault,
+            name=version.name,
+            app_id=version.tags.get(Tag.ProviderAddress),
+            enabled=version.enabled,
+            expires=version.expires,
+            updated=version.updated,
+            state=None,
+            credential_id=None,
+            rotation_id=None,
+            retire_credential_id=None,
+            retire_after=None,
+            failure_reason=None,
+            needs_work=needs,
+            problem="; ".join(error.problems),
+        )
+    due_at: datetime | None = None
+    next_look: datetime | None = None
+    try:
+        secret_policy = settings.policy_for(version.tags, version.name, version.vault)
+    except TagError:
+        pass
+    else:
+        issued = credential_issued(version)
+        due_at = rotation_due_at(version.expires, secret_policy.rotate_before_days, issued=issued)
+        if version.enabled:
+            deadline = timedelta(seconds=settings.validation_deadline_seconds)
+            wait = requeue_after(managed, version, secret_policy.rotate_before_days, now, validation_deadline=deadline)
+            next_look = now + wait
+    return SecretStatus(
+        vault=version.vault,
+        name=version.name,
+        app_id=managed.app_id,
+        enabled=version.enabled,
+        expires=version.expires,
+        updated=version.updated,
+        state=managed.state.value if managed.state else None,
+        credential_id=managed.credential_id,
+        rotation_id=managed.rotation_id,
+        retire_credential_id=managed.retire_credential_id,
+        retire_after=managed.retire_after,
+        failure_reason=managed.failure_reason,
+        needs_work=needs,
+        rotation_due_at=due_at,
+        next_look_at=next_look,
+    )

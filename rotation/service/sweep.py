@@ -1,7 +1,7 @@
 """Find the managed secrets that need work, from list calls only, and reconcile them.
 
 `scan` reads every vault in `ROTATION_VAULTS` with `list_properties_of_secrets` (one request per 25
-secrets, no values) and decides per secret with `policy.sweep_needs_work`. The timer trigger enqueues
+secrets, no values) and decides per secret with `policy.assess`. The timer trigger enqueues
 what `scan` finds; the command line reconciles it inline with bounded concurrency.
 """
 
@@ -10,104 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from rotation.domain import policy
-from rotation.domain.errors import RotationError, TagError
-from rotation.domain.model import ManagedSecret, Outcome, ReconcileRequest, SecretVersion, format_utc
+from rotation.domain.errors import RotationError
+from rotation.domain.model import Outcome, ReconcileRequest, SecretVersion
+from rotation.domain.state import SecretStatus
 from rotation.observability import event
 from rotation.service.ports import Vault
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
-
-@dataclass(frozen=True)
-class SecretStatus:
-    """A managed secret as the list call shows it: state and dates, never a value."""
-
-    vault: str
-    name: str
-    app_id: str | None
-    enabled: bool
-    expires: datetime | None
-    updated: datetime | None
-    state: str | None
-    credential_id: str | None
-    rotation_id: str | None
-    retire_credential_id: str | None
-    retire_after: datetime | None
-    failure_reason: str | None
-    needs_work: str | None
-    problem: str | None = None
-
-    def days_to_expiry(self, now: datetime) -> float | None:
-        return None if self.expires is None else (self.expires - now).total_seconds() / 86400
-
-    def to_dict(self, now: datetime) -> dict[str, Any]:
-        days = self.days_to_expiry(now)
-        return {
-            "vault": self.vault,
-            "secret": self.name,
-            "appId": self.app_id,
-            "enabled": self.enabled,
-            "expires": format_utc(self.expires) if self.expires else None,
-            "daysToExpiry": round(days, 1) if days is not None else None,
-            "lastRotated": format_utc(self.updated) if self.updated and self.rotation_id else None,
-            "state": self.state,
-            "credentialId": self.credential_id,
-            "rotationId": self.rotation_id,
-            "pendingRetirement": (
-                {
-                    "credentialId": self.retire_credential_id,
-                    "after": format_utc(self.retire_after) if self.retire_after else None,
-                }
-                if self.retire_credential_id
-                else None
-            ),
-            "failureReason": self.failure_reason,
-            "needsWork": self.needs_work,
-            "problem": self.problem,
-        }
+__all__ = ["SecretStatus", "reconcile_all", "scan", "status_of", "work_requests"]
 
 
 def status_of(version: SecretVersion, settings: Settings, now: datetime) -> SecretStatus:
-    needs = policy.sweep_needs_work(version, settings, now)
-    try:
-        managed = ManagedSecret.from_version(version)
-    except TagError as error:
-        return SecretStatus(
-            version.vault,
-            version.name,
-            version.tags.get("ProviderAddress"),
-            version.enabled,
-            version.expires,
-            version.updated,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            needs,
-            "; ".join(error.problems),
-        )
-    return SecretStatus(
-        vault=version.vault,
-        name=version.name,
-        app_id=managed.app_id,
-        enabled=version.enabled,
-        expires=version.expires,
-        updated=version.updated,
-        state=managed.state.value if managed.state else None,
-        credential_id=managed.credential_id,
-        rotation_id=managed.rotation_id,
-        retire_credential_id=managed.retire_credential_id,
-        retire_after=managed.retire_after,
-        failure_reason=managed.failure_reason,
-        needs_work=needs,
-    )
+    """The status of one listed secret: :func:`rotation.domain.policy.assess` (kept under this name
+    for the status view)."""
+    return policy.assess(version, now, settings)
 
 
 async def scan(

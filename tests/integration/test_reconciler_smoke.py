@@ -90,6 +90,11 @@ async def test_rotation_creates_stores_validates_and_activates(
     assert tags["Owner"] == "team-payments"
     assert "FailureReason" not in tags
 
+    # Look again when the grace period ends (the reconciler's RequeueAfter), not before.
+    assert outcome.requeue_after is not None
+    assert timedelta(hours=23, minutes=59) <= outcome.requeue_after <= timedelta(hours=24)
+    assert outcome.retryable is False  # nothing failed, nothing to retry
+
     # The old value keeps working until retirement; the old version stays readable.
     assert version(cloud, seeded.vault, seeded.name, seeded.version).enabled
     await assert_converged(seeded, keep={seeded.key_id, *seeded.humans}, pending_retirement=True)

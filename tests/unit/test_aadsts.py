@@ -9,7 +9,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline.transport import HttpRequest, RequestsTransportResponse
 
 from rotation.domain import aadsts
-from rotation.domain.aadsts import CATALOGUE, classify, explain, lookup, parse_code, retry_while_propagating
+from rotation.domain.aadsts import CATALOGUE, classify, explain, lookup, parse_code
 
 REQUIRED = [7000215, 7000222, 700016, 900023, 90002, 50012, 700027, 7000218]
 
@@ -200,12 +200,6 @@ def test_code_from_other_inputs() -> None:
     assert parse_code({"error_description": "AADSTS50059: no tenant"}) == 50059
     assert parse_code({"error_codes": ["7000215"]}) is None
     assert parse_code(ValueError("plain")) is None
-
-
-def test_retry_predicate() -> None:
-    assert retry_while_propagating(ClientAuthenticationError(message=SYNC_MESSAGE))
-    assert not retry_while_propagating(ClientAuthenticationError(message="AADSTS700016: not found"))
-    assert retry_while_propagating(ConnectionError("reset"))
 
 
 # ---------------------------------------------------------------------------------------------- explaining

@@ -15,7 +15,6 @@ from rotation.domain.events import (
     KeyVaultEvent,
     MalformedEvent,
     parse_event,
-    parse_events,
 )
 
 from .samples import NOW, VERSION
@@ -309,9 +308,3 @@ def test_event_without_version_or_usable_id() -> None:
     request = event.to_request(NOW)
     assert request.operation_id != event.event_id
     assert request.reason == "Key Vault event SecretNearExpiry for the secret"
-
-
-def test_parse_events_accepts_a_single_event_or_an_array() -> None:
-    results = parse_events([eventgrid(), eventgrid(SECRET_NEW_VERSION_CREATED), 5])
-    assert [type(r) for r in results] == [KeyVaultEvent, Ignored, MalformedEvent]
-    assert isinstance(parse_events(cloudevent())[0], KeyVaultEvent)

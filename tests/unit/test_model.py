@@ -19,7 +19,6 @@ from rotation.domain.model import (
     TAG_VALUE_MAX,
     Action,
     Application,
-    ManagedSecret,
     Outcome,
     PasswordCredential,
     ReconcileRequest,
@@ -36,12 +35,12 @@ from rotation.domain.model import (
     is_valid_secret_name,
     is_valid_tenant_id,
     is_valid_vault_name,
-    limit_tag_value,
     new_operation_id,
     new_rotation_id,
     parse_utc,
     rotator_display_name,
 )
+from rotation.domain.state import ManagedSecret, limit_tag_value
 
 from .samples import APP_ID, KEY_A, KEY_B, NOW, SECRET_VALUE, TENANT_ID, VERSION
 
@@ -584,7 +583,6 @@ def test_outcome_defaults_and_helpers() -> None:
     assert outcome.ok and outcome.action is Action.NONE
     data = outcome.to_dict()
     assert data["error"] is None and data["state"] is None
-    assert outcome.with_warnings(["a"]).with_warnings(["b"]).warnings == ("a", "b")
     with pytest.raises(TypeError):
         outcome.timings["x"] = 1.0  # type: ignore[index]
     assert {a.value for a in Action} >= {"none", "rotated", "validated", "retired", "rolled_back", "adopted"}

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from rotation.domain.errors import GuardError, PolicyBlockedError
+from rotation.domain.errors import GuardError, NotManagedError, PolicyBlockedError
 from rotation.domain.model import PasswordCredential, ProbeResult, SecretVersion, Sensitive
 from rotation.domain.policy import (
     ADOPTION_TOLERANCE,
@@ -13,17 +13,19 @@ from rotation.domain.policy import (
     ValidationProgress,
     Verdict,
     adoption_candidates,
+    assess,
     guard_new_value,
     looks_like_key_id,
     new_credential_lifetime,
     orphans,
-    parse_iso8601_duration,
     referenced_key_ids,
+    requeue_after,
     retire_after,
     retirement_due,
     rotation_due,
-    sweep_needs_work,
+    rotation_due_at,
 )
+from rotation.domain.state import ManagedSecret
 from rotation.settings import Settings
 
 from .samples import APP_ID, KEY_A, KEY_B, KEY_C, NOW, SECRET_VALUE
@@ -104,35 +106,6 @@ def test_a_policy_maximum_too_short_to_use_blocks_rotation() -> None:
     with pytest.raises(PolicyBlockedError) as caught:
         new_credential_lifetime(NOW, 90, timedelta(seconds=30))
     assert caught.value.code == "PolicyBlocked"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("P90D", timedelta(days=90)),
-        ("PT12H", timedelta(hours=12)),
-        ("P1Y", timedelta(days=365)),
-        ("P2Y", timedelta(days=730)),
-        ("P1M", timedelta(days=30)),
-        ("P6M", timedelta(days=180)),
-        ("P2W", timedelta(days=14)),
-        ("P4DT12H30M5S", timedelta(days=4, hours=12, minutes=30, seconds=5)),
-        ("PT30M", timedelta(minutes=30)),
-        ("PT1.5H", timedelta(hours=1, minutes=30)),
-        ("P1,5D", timedelta(days=1, hours=12)),
-        ("PT0S", timedelta(0)),
-        (" p90d ", timedelta(days=90)),
-        ("P1Y2M3DT4H", timedelta(days=365 + 60 + 3, hours=4)),
-    ],
-)
-def test_iso8601_durations(text: str, expected: timedelta) -> None:
-    assert parse_iso8601_duration(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "P", "PT", "90D", "P-1D", "P1H", "PT1D", "P1DT", "P1D2Y", "abc", "P1.D"])
-def test_invalid_durations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="ISO 8601 duration"):
-        parse_iso8601_duration(text)
 
 
 # ---------------------------------------------------------------------------------------------- retirement
@@ -367,9 +340,15 @@ def listed(tags: dict[str, str], expires_in: timedelta | None = 80 * DAY, enable
 ACTIVE = {"ProviderAddress": APP_ID, "CredentialId": KEY_A, "RotationId": "r1", "RotationState": "active"}
 
 
-def test_sweep_ignores_unmanaged_and_disabled_secrets() -> None:
-    assert sweep_needs_work(listed({}, expires_in=-DAY), SETTINGS, NOW) is None
-    assert sweep_needs_work(listed(ACTIVE, expires_in=-DAY, enabled=False), SETTINGS, NOW) is None
+def sweep_needs_work(version: SecretVersion, settings: Settings, now: datetime) -> str | None:
+    return assess(version, now, settings).needs_work
+
+
+def test_assess_refuses_unmanaged_and_ignores_disabled_secrets() -> None:
+    with pytest.raises(NotManagedError):
+        assess(listed({}, expires_in=-DAY), NOW, SETTINGS)
+    disabled = assess(listed(ACTIVE, expires_in=-DAY, enabled=False), NOW, SETTINGS)
+    assert disabled.needs_work is None and disabled.next_look_at is None
 
 
 def test_sweep_leaves_a_healthy_secret_alone() -> None:
@@ -416,3 +395,65 @@ def test_sweep_surfaces_unusable_tags() -> None:
     assert reason is not None and reason.startswith("tags need attention")
     reason = sweep_needs_work(listed({"ProviderAddress": APP_ID, "TenantId": "common"}), SETTINGS, NOW)
     assert reason is not None and "TenantId" in reason
+
+
+def test_assess_reports_state_and_when_to_look_again() -> None:
+    status = assess(listed(ACTIVE, expires_in=80 * DAY), NOW, SETTINGS)
+    assert (status.state, status.credential_id, status.app_id) == ("active", KEY_A, APP_ID)
+    assert status.rotation_due_at == NOW + 50 * DAY  # the default window is 30 days
+    assert status.next_look_at == NOW + 50 * DAY and status.requeue_after(NOW) == 50 * DAY
+    waiting = {**ACTIVE, "RetireCredentialId": KEY_B, "RetireAfter": "2025-02-01T12:00:00Z"}
+    assert assess(listed(waiting), NOW, SETTINGS).requeue_after(NOW) == DAY
+    data = status.to_dict(NOW)
+    assert data["rotationDueAt"] == "2025-03-22T12:00:00Z" and data["nextLookAt"] == data["rotationDueAt"]
+
+
+def test_assess_keeps_what_it_can_of_unusable_tags() -> None:
+    status = assess(listed({"ProviderAddress": "not-a-guid"}), NOW, SETTINGS)
+    assert status.problem and "ProviderAddress" in status.problem
+    assert status.app_id == "not-a-guid" and status.next_look_at is None
+
+
+# ---------------------------------------------------------------------------------------------- requeue
+
+
+def test_rotation_due_at_uses_the_same_window_as_rotation_due() -> None:
+    assert rotation_due_at(None, 30) is None
+    assert rotation_due_at(NOW + 80 * DAY, 30) == NOW + 50 * DAY
+    # A 30-day credential with a 30-day window: due in its last third, as rotation_due says.
+    assert rotation_due_at(NOW + 30 * DAY, 30, issued=NOW) == NOW + 20 * DAY
+    assert not rotation_due(NOW + 30 * DAY, NOW + 20 * DAY - timedelta(seconds=1), 30, issued=NOW).due
+    assert rotation_due(NOW + 30 * DAY, NOW + 20 * DAY, 30, issued=NOW).due
+
+
+def state_of(tags: dict[str, str]) -> ManagedSecret:
+    return ManagedSecret.from_tags(tags, vault="kv-prod-1", name="db-password")
+
+
+@pytest.mark.parametrize(
+    ("tags", "expires_in", "expected"),
+    [
+        pytest.param(ACTIVE, 80 * DAY, 50 * DAY, id="next-rotation"),
+        pytest.param(ACTIVE, 10 * DAY, timedelta(0), id="rotation-due-now"),
+        pytest.param({"ProviderAddress": APP_ID}, None, timedelta(0), id="no-expiry-is-due-now"),
+        pytest.param({**ACTIVE, "RotationState": "validating"}, 80 * DAY, timedelta(seconds=600), id="validating"),
+        pytest.param(
+            {**ACTIVE, "RetireCredentialId": KEY_B, "RetireAfter": "2025-02-01T00:00:00Z"},
+            80 * DAY,
+            timedelta(hours=12),
+            id="grace-period",
+        ),
+        pytest.param(
+            {**ACTIVE, "RetireCredentialId": KEY_B, "RetireAfter": "2025-01-01T00:00:00Z"},
+            80 * DAY,
+            timedelta(0),
+            id="retirement-overdue",
+        ),
+    ],
+)
+def test_requeue_after_is_the_earliest_thing_the_state_waits_for(
+    tags: dict[str, str], expires_in: timedelta | None, expected: timedelta
+) -> None:
+    version = listed(tags, expires_in=expires_in)
+    wait = requeue_after(state_of(tags), version, 30, NOW, validation_deadline=timedelta(seconds=600))
+    assert wait == expected

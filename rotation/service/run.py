@@ -1,0 +1,201 @@
+"""The context of one reconcile: what it has observed (immutable), what it has done (a report that
+only grows), and the ports it acts through.
+
+Each step of :mod:`rotation.service.steps` takes the :class:`Observed` world and returns the copy that
+describes it after the step's own writes; nothing else carries state from one step to the next. What
+one step tells the next is explicit in its return value (:class:`Settled` for a validation).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from rotation.domain.errors import LockLostError, RotationError
+from rotation.domain.model import (
+    Action,
+    Application,
+    Outcome,
+    PasswordCredential,
+    ReconcileRequest,
+    SecretVersion,
+    Sensitive,
+)
+from rotation.domain.state import ManagedSecret
+from rotation.observability import event
+from rotation.service.ports import Clock, Directory, HeldLock, TokenProbe, Vault
+from rotation.settings import SecretPolicy, Settings
+
+#: Which action an outcome names when a run did several: the most significant one.
+SIGNIFICANCE = (
+    Action.ROLLED_BACK,
+    Action.ROTATED,
+    Action.VALIDATED,
+    Action.RETIRED,
+    Action.ADOPTED,
+    Action.CLEANED,
+)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The secret and its app as far as this run knows them.
+
+    ``latest`` and ``value`` are the latest Key Vault version and its value (a rotation replaces
+    them with the version it wrote); ``state`` is the rotation state as recorded (or about to be, see
+    each step); ``app`` is the app with its password credentials, kept up to date with this run's own
+    adds and removes so that no step needs to read it again.
+    """
+
+    latest: SecretVersion
+    value: Sensitive
+    state: ManagedSecret
+    app: Application
+    policy: SecretPolicy
+    tenant_id: str
+    #: The stored value is one of the app's keyIds (the AADSTS7000215 mistake): only a rotation helps.
+    holds_secret_id: bool = False
+
+    def with_state(self, state: ManagedSecret) -> Observed:
+        return replace(self, state=state)
+
+    def with_latest(self, latest: SecretVersion, value: Sensitive) -> Observed:
+        return replace(self, latest=latest, value=value)
+
+    def with_app_credentials(self, credentials: tuple[PasswordCredential, ...]) -> Observed:
+        app = self.app
+        return replace(
+            self,
+            app=Application(
+                app.object_id,
+                app.app_id,
+                app.display_name,
+                app.sign_in_audience,
+                credentials,
+                app.key_credentials_count,
+            ),
+        )
+
+    def without_credential(self, key_id: str) -> Observed:
+        wanted = key_id.lower()
+        return self.with_app_credentials(tuple(c for c in self.app.password_credentials if c.key_id.lower() != wanted))
+
+    def with_credential(self, credential: PasswordCredential) -> Observed:
+        return self.with_app_credentials((*self.app.password_credentials, credential))
+
+
+class Settled(Enum):
+    """How a validation (pending or just started) ended, for the rotation step that follows."""
+
+    NOTHING_PENDING = "nothing pending"
+    PROVEN = "proven"  # the new value works and is active: no second rotation in this run
+    REPLACE = "replace"  # nothing works and nothing can be restored: rotate afresh now
+
+
+@dataclass
+class Report:
+    """What the run has done so far; it only grows, and becomes the :class:`Outcome`.
+
+    ``state`` is the rotation state as last recorded (read, or written by this run): the outcome
+    reports it even when a later step fails.
+    """
+
+    state: ManagedSecret | None = None
+    actions: list[Action] = field(default_factory=list)
+    created_key_id: str | None = None
+    vault_version: str | None = None
+    retired: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    attempts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def did(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+    def add_time(self, what: str, seconds: float) -> None:
+        self.timings[what] = self.timings.get(what, 0.0) + seconds
+
+    def outcome(
+        self,
+        request: ReconcileRequest,
+        *,
+        error: RotationError | None = None,
+        requeue_after: timedelta | None = None,
+    ) -> Outcome:
+        action = next((a for a in SIGNIFICANCE if a in self.actions), Action.NONE)
+        return Outcome(
+            operation_id=request.operation_id,
+            vault=request.vault,
+            secret=request.secret,
+            action=action,
+            state=self.state.state if self.state else None,
+            created_key_id=self.created_key_id,
+            vault_version=self.vault_version,
+            retired_key_ids=tuple(self.retired),
+            removed_orphans=tuple(self.orphans),
+            validation_attempts=self.attempts,
+            timings=self.timings,
+            warnings=tuple(self.warnings),
+            error=error,
+            requeue_after=requeue_after,
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    """One reconcile of one secret: the request, the ports, and the report it fills."""
+
+    request: ReconcileRequest
+    vault: Vault
+    directory: Directory
+    probe: TokenProbe
+    settings: Settings
+    clock: Clock
+    sleep: Callable[[float], Awaitable[None]]
+    timer: Callable[[], float] = time.monotonic
+    dry_run: bool = False
+    held: HeldLock | None = None
+    report: Report = field(default_factory=Report)
+
+    @property
+    def name(self) -> str:
+        return self.request.secret
+
+    def dims(self) -> dict[str, Any]:
+        return {
+            "operationId": self.request.operation_id,
+            "vault": self.request.vault,
+            "secret": self.request.secret,
+            "mode": self.request.mode,
+        }
+
+    def event(self, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
+        event(name, level=level, **fields, **self.dims())
+
+    def check_lock(self) -> None:
+        """Called before every write: a run whose lock was lost stops before it writes again."""
+        if self.held is not None and self.held.lost:
+            raise LockLostError(
+                f"The lock on {self.request.lock_key} was lost; stopping before the next write.",
+                "Another worker may now hold it; the next reconcile continues from the recorded state.",
+            )
+
+    def record(self, seen: Observed, state: ManagedSecret) -> Observed:
+        """``seen`` with ``state``, which the caller has just written to (or decided for) Key Vault."""
+        self.report.state = state
+        return seen.with_state(state)
+
+    async def remove_password(self, seen: Observed, key_id: str) -> tuple[Observed, bool]:
+        """``removePassword`` (``False``: it was gone already) and the world without the credential."""
+        self.check_lock()
+        removed = await self.directory.remove_password(seen.app.object_id, key_id, app_id=seen.state.app_id)
+        return seen.without_credential(key_id), removed

@@ -1,0 +1,424 @@
+"""The steps of a reconcile, in order; each is idempotent and starts by checking whether its work is
+done (like the steps of AWS's rotation Lambda template).
+
+1. :func:`observe` reads the latest version (value, tags) and the app's credentials;
+2. :func:`remove_orphans` removes this secret's rotator credentials that no tag references, and
+   :func:`finish_interrupted_rollback` disables a version an interrupted rollback left enabled;
+3. :func:`finish_validation` proves a ``validating`` value and activates it, or rolls it back;
+4. :func:`retire` removes the old credential once its grace period is over (at once in an emergency);
+5. :func:`rotate` creates, stores, proves and activates a new credential when one is due.
+
+Every step takes the :class:`~rotation.service.run.Observed` world and returns it as it is after the
+step's writes. Writes keep the order that makes a crash anywhere safe: the record of intent (the
+credential's display name) before anything else, ``removePassword`` before disabling the versions that
+hold its value, and the tag write that completes a step last, so that until it lands the recorded
+state still asks the next run to redo the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from rotation.domain import policy
+from rotation.domain.errors import (
+    GuardError,
+    NotManagedError,
+    PasswordLifetimePolicyError,
+    PasswordLimitError,
+    PolicyBlockedError,
+    RotationError,
+    SecretNotFoundError,
+)
+from rotation.domain.model import (
+    Action,
+    RotationState,
+    SecretVersion,
+    Sensitive,
+    new_rotation_id,
+    rotator_display_name,
+)
+from rotation.domain.state import (
+    ManagedSecret,
+    credential_issued,
+    failed_tags,
+    is_validating,
+    tagged_credential_id,
+)
+from rotation.service.rollback import roll_back
+from rotation.service.run import Observed, Run, Settled
+
+CONTENT_TYPE = "Entra ID client secret value (managed by the rotator; app {app_id})"
+
+
+# --- 1. observe ---------------------------------------------------------------------------------------
+async def observe(run: Run) -> Observed:
+    """The latest version with its value and state, the secret's policy, and the app (read once per
+    run; later steps keep the returned world up to date themselves)."""
+    current = await run.vault.get(run.name)
+    if current is None:
+        raise SecretNotFoundError(run.request.vault, run.name)
+    if not current.version.managed:
+        raise NotManagedError(run.request.vault, run.name)
+    state = ManagedSecret.from_version(current.version)
+    run.report.state = state
+    secret_policy = run.settings.policy_for(current.version.tags, run.name, run.request.vault)
+    run.report.warnings.extend(secret_policy.warnings)
+    tenant_id = secret_policy.require_tenant(run.request.vault, run.name)
+    app = await run.directory.get_application(state.app_id)
+    stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
+    if stored_key_id:
+        run.report.warn(
+            f"the secret holds the Secret ID {stored_key_id} instead of a secret value (the "
+            "AADSTS7000215 mistake); a rotation replaces it with a real value"
+        )
+    return Observed(
+        latest=current.version,
+        value=current.value,
+        state=state,
+        app=app,
+        policy=secret_policy,
+        tenant_id=tenant_id,
+        holds_secret_id=stored_key_id is not None,
+    )
+
+
+# --- 2. orphans, and what an interrupted rollback left ---------------------------------------------
+async def remove_orphans(run: Run, seen: Observed) -> Observed:
+    """Remove rotator credentials of this secret that no tag references (left by a crash between
+    ``addPassword`` and the Key Vault write), once they are older than the orphan margin."""
+    found = policy.orphans(
+        seen.app.password_credentials,
+        run.request.vault,
+        run.name,
+        seen.state.referenced_key_ids,
+        run.clock.now(),
+        timedelta(seconds=run.settings.orphan_margin_seconds),
+    )
+    for credential in found:
+        if run.dry_run:
+            run.report.warn(f"would remove orphaned rotator credential {credential.key_id}")
+            continue
+        seen, _ = await run.remove_password(seen, credential.key_id)
+        run.report.orphans.append(credential.key_id)
+        run.event("OrphanRemoved", keyId=credential.key_id, displayName=credential.display_name)
+    if run.report.orphans:
+        run.report.did(Action.CLEANED)
+    return seen
+
+
+async def finish_interrupted_rollback(run: Run, seen: Observed) -> Observed:
+    """A rollback that died after restoring the old value may have left the failed version enabled;
+    it names a removed credential, so disabling dead versions finds and disables it."""
+    if not seen.state.failure_reason or run.dry_run or not seen.latest.version:
+        return seen
+    return await disable_dead_versions(run, seen, seen.latest.version)
+
+
+async def disable_dead_versions(run: Run, seen: Observed, keep_version: str) -> Observed:
+    """Disable older versions whose value no longer signs in, so nobody can read a dead secret.
+
+    A version tagged with a CredentialId is dead when that credential is gone. An untagged version
+    (from before the rotator managed the secret) is dead when its value's hint matches no live
+    credential; that costs one read, once, since disabled versions are skipped afterwards.
+    """
+    live = {c.key_id.lower() for c in seen.app.password_credentials}
+    live_hints = {c.hint for c in seen.app.password_credentials if c.hint}
+    for version in await run.vault.list_versions(run.name):
+        if not version.enabled or version.version in (None, keep_version):
+            continue
+        credential_id = tagged_credential_id(version)
+        if credential_id:
+            dead = credential_id not in live
+        else:
+            stored = await run.vault.get(run.name, version.version)
+            dead = stored is not None and stored.value.hint not in live_hints
+        if dead:
+            # A version left `validating` by an interrupted rollback is marked failed as it goes.
+            tags = failed_tags(version) if is_validating(version) else None
+            run.check_lock()
+            await run.vault.update(run.name, str(version.version), tags=tags, enabled=False)
+            run.event("VersionDisabled", vaultVersion=version.version, keyId=credential_id)
+    return seen
+
+
+# --- 3. a validation left pending (by a crash or another worker) ----------------------------------
+async def finish_validation(run: Run, seen: Observed) -> tuple[Observed, Settled]:
+    """Prove the value of a ``validating`` latest version and activate it, or roll it back."""
+    if seen.state.state is not RotationState.VALIDATING:
+        return seen, Settled.NOTHING_PENDING
+    key_id = seen.state.credential_id
+    assert key_id is not None  # the tags guarantee it for `validating`
+    if run.dry_run:
+        run.report.warn(f"would validate credential {key_id} (left in state validating)")
+        return seen, Settled.NOTHING_PENDING
+    if seen.app.credential(key_id) is None:
+        seen = await roll_back(run, seen, seen.latest, f"credential {key_id} no longer exists in Entra")
+        return seen, Settled.REPLACE
+    return await validate_and_activate(run, seen, seen.latest, seen.value)
+
+
+async def validate_and_activate(
+    run: Run, seen: Observed, version: SecretVersion, value: Sensitive
+) -> tuple[Observed, Settled]:
+    """Prove ``value`` (the value of ``version`` as Key Vault returns it), then activate ``version``;
+    roll back when it cannot be proven."""
+    started = run.timer()
+    progress = await validate(run, seen, value)
+    run.report.add_time("validate", run.timer() - started)
+    if progress.verdict is not policy.Verdict.PASSED:
+        seen = await roll_back(run, seen, version, progress.reason, aadsts_code=progress.last_code)
+        return seen, Settled.REPLACE
+    run.report.did(Action.VALIDATED)
+    run.event("ValidationPassed", keyId=seen.state.credential_id, attempts=run.report.attempts)
+    return await activate(run, seen, version), Settled.PROVEN
+
+
+async def validate(run: Run, seen: Observed, value: Sensitive) -> policy.ValidationProgress:
+    """Ask Entra for a token with ``value`` until enough consecutive successes, or a verdict.
+
+    Between probes it waits :meth:`ValidationProgress.next_delay` (a short pause after a success so
+    the next request may reach another replica, exponential back-off after a failure), never past
+    the deadline.
+    """
+    progress = policy.ValidationProgress(
+        needed=run.settings.validation_successes,
+        deadline_seconds=float(run.settings.validation_deadline_seconds),
+    )
+    started = run.timer()
+    while True:
+        run.check_lock()
+        result = await run.probe.probe(seen.tenant_id, seen.state.app_id, value)
+        run.report.attempts += 1
+        progress = progress.after(result, run.timer() - started)
+        if progress.finished:
+            return progress
+        remaining = progress.deadline_seconds - (run.timer() - started)
+        await run.sleep(max(0.0, min(progress.next_delay(), remaining)))
+
+
+async def activate(run: Run, seen: Observed, version: SecretVersion) -> Observed:
+    """The new value is proven: mark it active; retire the old credential now or after the grace.
+
+    The tag write comes last: until it lands the version still says `validating` (or names the
+    credential to retire), so a crash anywhere before it makes the next run redo the whole step.
+    """
+    assert version.version is not None
+    retire_at = policy.retire_after(run.clock.now(), seen.policy.grace_hours, run.request.emergency)
+    state = seen.state.evolve(state=RotationState.ACTIVE, failure_reason=None)
+    if retire_at is None:
+        if state.retire_credential_id:
+            seen = await retire_credential(run, seen, state.retire_credential_id)
+        state = state.evolve(retire_credential_id=None, retire_after=None)
+        seen = await disable_dead_versions(run, seen, version.version)
+    elif state.retire_credential_id:
+        state = state.evolve(retire_after=retire_at)
+    run.check_lock()
+    await run.vault.update(run.name, version.version, tags=state.to_tags(version.tags))
+    seen = run.record(seen, state)
+    run.event(
+        "SecretActivated",
+        keyId=state.credential_id,
+        vaultVersion=version.version,
+        retireCredentialId=state.retire_credential_id,
+        retireAfter=state.retire_after,
+    )
+    return seen
+
+
+# --- 4. retirement --------------------------------------------------------------------------------
+async def retire(run: Run, seen: Observed) -> Observed:
+    """Remove the old credential, disable the versions holding its value, then clear the tags
+    (last, so that a crash before it leaves the retirement recorded and the next run finishes it)."""
+    key_id = seen.state.retire_credential_id
+    if key_id is None:
+        return seen
+    if not (policy.retirement_due(seen.state.retire_after, run.clock.now()) or run.request.emergency):
+        return seen
+    latest = seen.latest
+    assert latest.version is not None
+    if run.dry_run:
+        run.report.warn(f"would retire credential {key_id}")
+        return seen
+    seen = await retire_credential(run, seen, key_id)
+    seen = await disable_dead_versions(run, seen, latest.version)
+    state = seen.state.evolve(retire_credential_id=None, retire_after=None)
+    run.check_lock()
+    await run.vault.update(run.name, latest.version, tags=state.to_tags(latest.tags))
+    return run.record(seen, state)
+
+
+async def retire_credential(run: Run, seen: Observed, key_id: str) -> Observed:
+    """``removePassword``; a credential that is gone already counts as retired."""
+    started = run.timer()
+    seen, removed = await run.remove_password(seen, key_id)
+    run.report.timings["retire"] = run.timer() - started
+    run.report.retired.append(key_id)
+    run.report.did(Action.RETIRED)
+    run.event("CredentialRetired", keyId=key_id, alreadyGone=not removed)
+    return seen
+
+
+# --- 5. rotation ----------------------------------------------------------------------------------
+async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
+    """Rotate when due, forced, or when the stored value cannot work (a Secret ID, or a validation
+    that left nothing to restore); otherwise leave the secret as it is."""
+    if settled is Settled.PROVEN:
+        return seen  # a pending rotation just completed: never a second one in the same run
+    must_replace = settled is Settled.REPLACE
+    forced = run.request.forced or seen.holds_secret_id or must_replace
+    # The short-lifetime guard needs the credential's real start, which only a version the rotator
+    # wrote records (as nbf); an operator's version was written at some unrelated moment.
+    decision = policy.rotation_due(
+        seen.latest.expires,
+        run.clock.now(),
+        seen.policy.rotate_before_days,
+        forced,
+        issued=credential_issued(seen.latest),
+    )
+    if not must_replace:
+        if not decision.due:
+            return seen
+        if seen.state.state is RotationState.VALIDATING:
+            return seen  # only reached in a dry run: the pending validation comes first
+        if seen.state.retire_credential_id and not run.request.emergency:
+            # One retirement at a time: the tags name one old credential. An emergency retires it
+            # first; anything else waits for its grace period to end.
+            run.report.warn(
+                f"rotation is due ({decision.reason}) but waits until credential "
+                f"{seen.state.retire_credential_id} is retired at {seen.state.retire_after} (an emergency "
+                "rotation retires it at once)"
+            )
+            return seen
+    if run.dry_run:
+        run.report.warn(f"would rotate: {decision.reason}")
+        return seen
+    return await create_and_store(run, seen, decision.reason)
+
+
+async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
+    """``addPassword`` (named for this secret and rotation), store the value as a new ``validating``
+    version, read it back, prove it and activate it."""
+    app = seen.app
+    limit = app.password_limit
+    if limit is not None and len(app.password_credentials) >= limit:
+        raise PasswordLimitError(
+            f"Application {app.app_id} already holds {len(app.password_credentials)} passwords, the most an app "
+            "that allows personal Microsoft accounts may hold; a rotation needs room for one more.",
+            "Remove a password that nothing uses (never the one this secret holds) and run again.",
+        )
+    retire_target = credential_to_retire(run, seen)
+    now = run.clock.now()
+    rotation_id = new_rotation_id(now)
+    display_name = rotator_display_name(run.request.vault, run.name, rotation_id)
+    run.event("RotationStarted", reason=reason, rotationId=rotation_id, retireCredentialId=retire_target)
+
+    # Create. Record of intent: the display name ties the credential to this secret and rotation.
+    started = run.timer()
+    lifetime = policy.new_credential_lifetime(now, seen.policy.validity_days)
+    run.check_lock()
+    try:
+        created = await run.directory.add_password(
+            app.object_id, display_name, lifetime.start, lifetime.end, app_id=app.app_id
+        )
+    except PasswordLifetimePolicyError:
+        lifetime = await clamped_lifetime(run, seen, now)
+        created = await run.directory.add_password(
+            app.object_id, display_name, lifetime.start, lifetime.end, app_id=app.app_id
+        )
+    credential, value = created
+    if lifetime.clamped:
+        run.report.warn(f"lifetime clamped by the app management policy to end {lifetime.end.isoformat()}")
+    run.report.created_key_id = credential.key_id
+    run.report.timings["create"] = run.timer() - started
+    run.event("CredentialCreated", keyId=credential.key_id, hint=credential.hint, end=credential.end)
+
+    # Guard: never store something that cannot be a secret value (the Secret-ID mistake above all).
+    try:
+        policy.guard_new_value(value, credential.key_id)
+    except GuardError:
+        await run.remove_password(seen, credential.key_id)
+        raise
+
+    # Store, with the state that says what to do next if we crash from here on.
+    state = seen.state.evolve(
+        credential_id=credential.key_id,
+        rotation_id=rotation_id,
+        state=RotationState.VALIDATING,
+        retire_credential_id=retire_target,
+        retire_after=None,
+        failure_reason=None,
+    )
+    started = run.timer()
+    try:
+        run.check_lock()
+        stored = await run.vault.set(
+            run.name,
+            value,
+            tags=state.to_tags(seen.latest.tags),
+            content_type=CONTENT_TYPE.format(app_id=app.app_id),
+            not_before=credential.start or lifetime.start,
+            expires=credential.end or lifetime.end,
+        )
+    except RotationError:
+        # Unrecorded, the credential would wait out the orphan margin (and use one of at most two
+        # passwords on some apps). If the write did land after all, the next run finds a
+        # `validating` version whose credential is gone and restores the previous value.
+        with contextlib.suppress(RotationError):
+            await run.remove_password(seen, credential.key_id)
+        raise
+    run.report.timings["store"] = run.timer() - started
+    run.report.vault_version = stored.version
+    run.report.did(Action.ROTATED)
+    seen = run.record(seen, state).with_credential(credential).with_latest(stored, value)
+    run.event("SecretStored", keyId=credential.key_id, vaultVersion=stored.version)
+
+    # Validate what consumers will read: the value as Key Vault returns it for this version.
+    readback = await run.vault.get(run.name, stored.version)
+    if readback is None or not readback.value.matches(value):
+        return await roll_back(run, seen, stored, "the value read back from Key Vault differs from the one written")
+    seen, _ = await validate_and_activate(run, seen, stored, readback.value)
+    return seen
+
+
+async def clamped_lifetime(run: Run, seen: Observed, now: datetime) -> policy.Lifetime:
+    """addPassword refused the lifetime: read the policy (if we may) and clamp to its maximum."""
+    rules = await run.directory.password_policy(seen.app.object_id)
+    if rules is None or rules.max_lifetime is None:
+        raise PolicyBlockedError(
+            f"An app management policy limits password lifetime for application {seen.state.app_id} below "
+            f"{seen.policy.validity_days} days, and the rotator may not read the policy to clamp to it.",
+            "Set the secret's ValidityPeriodDays tag below the policy's maximum, or grant the rotator "
+            "Policy.Read.All so that it clamps the lifetime itself.",
+        )
+    if rules.blocked:
+        raise PolicyBlockedError(f"An app management policy forbids adding passwords to {seen.state.app_id}.")
+    return policy.new_credential_lifetime(now, seen.policy.validity_days, rules.max_lifetime)
+
+
+def credential_to_retire(run: Run, seen: Observed) -> str | None:
+    """The credential the current value belongs to: the CredentialId tag, else adopted by hint."""
+    if seen.state.credential_id:
+        if seen.app.credential(seen.state.credential_id) is None:
+            run.report.warn(
+                f"credential {seen.state.credential_id} named by the CredentialId tag no longer exists in Entra"
+            )
+            return None
+        return seen.state.credential_id
+    candidates = policy.adoption_candidates(
+        seen.app.password_credentials,
+        seen.value.hint,
+        seen.latest.expires,
+        vault=run.request.vault,
+        secret=run.name,
+    )
+    if len(candidates) == 1:
+        run.report.did(Action.ADOPTED)
+        run.event("CredentialAdopted", keyId=candidates[0].key_id)
+        return candidates[0].key_id
+    run.report.warn(
+        "the credential the current value belongs to could not be identified "
+        f"({len(candidates)} candidates by hint and expiry); it is left in place - set the CredentialId "
+        "tag to let the rotator retire it"
+    )
+    return None

@@ -1,0 +1,779 @@
+"""Every branch of the reconciler, as one table, through the in-memory fakes of `tests.fakes`.
+
+Each case arranges a world (an app with a human's credential whose value sits in a managed secret,
+plus whatever the case needs), runs one reconcile, and checks the outcome, the order of every write
+to Entra and Key Vault, and what the reconcile asks for next (`requeue_after`). The fakes' clock
+also serves the pauses between probes, so back-off takes no time. The integration tests run the
+same reconciler over the real SDKs against the local cloud; these pin down the branches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from rotation.domain.errors import KeyVaultError, PasswordLifetimePolicyError
+from rotation.domain.model import (
+    Action,
+    Mode,
+    Outcome,
+    PasswordPolicy,
+    ReconcileRequest,
+    RotationState,
+    Tag,
+    format_utc,
+    is_guid,
+    rotator_display_name,
+)
+from rotation.service.ports import HeldLock
+from rotation.service.reconciler import Reconciler
+from rotation.settings import Settings
+from tests.fakes import FakeClock, FakeDirectory, FakeTokenProbe, FakeVault, new_secret_value
+
+from .samples import NOW, TENANT_ID
+
+VAULT = "kv-unit"
+SECRET = "db"
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+DEFAULT_ENV = {
+    "ROTATION_VAULTS": VAULT,
+    "ROTATION_TENANT_ID": TENANT_ID,
+    "ROTATION_GRACE_HOURS": "24",
+    "ROTATION_VALIDATION_SUCCESSES": "1",
+    "ROTATION_VALIDATION_DEADLINE_SECONDS": "60",
+}
+# After a rotation at NOW: the 90-day credential is due again 30 days before it ends.
+NEXT_ROTATION = 60 * DAY
+
+
+@dataclass
+class World:
+    """The fakes, the seeded secret, and every write in order."""
+
+    clock: FakeClock
+    directory: FakeDirectory
+    vault: FakeVault
+    probe: FakeTokenProbe
+    writes: list[tuple[str, ...]]
+    env: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENV))
+    app_id: str = ""
+    key_id: str = ""  # the credential whose value the secret holds
+    value: str = ""
+    version: str = ""
+    human_key_id: str = ""  # a human's credential on the same app: never touched
+    held: HeldLock | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # ids a case wants to check later
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            self.settings,
+            self.directory,
+            {VAULT: self.vault},
+            self.probe,
+            self.clock,
+            self.clock.sleep,
+            self.clock.monotonic,
+        )
+
+    async def reconcile(
+        self, mode: Mode = "normal", *, dry_run: bool = False, secret: str = SECRET, vault: str = VAULT
+    ) -> Outcome:
+        request = ReconcileRequest.new(vault, secret, now=self.clock.now(), reason="unit test", mode=mode)
+        return await self.reconciler().reconcile(request, dry_run=dry_run, held=self.held)
+
+    def tags(self) -> dict[str, str]:
+        return dict(self.vault.latest(SECRET).tags)
+
+    def ops(self) -> list[str]:
+        return [w[0] for w in self.writes]
+
+
+def make_world() -> World:
+    clock = FakeClock(NOW)
+    writes: list[tuple[str, ...]] = []
+    directory = FakeDirectory(clock, writes=writes)
+    return World(clock, directory, FakeVault(VAULT, clock, writes=writes), FakeTokenProbe(directory, clock), writes)
+
+
+def seed(
+    w: World,
+    *,
+    expires_in: timedelta | None = 10 * DAY,
+    tags: dict[str, str] | None = None,
+    tag_credential: bool = True,
+    audience: str | None = None,
+    stored: Callable[[World], str] | None = None,
+    history: Callable[[World], None] | None = None,
+) -> None:
+    """An app with the secret's credential and a human's unrelated one; the secret's older versions
+    (``history``) and then its latest version holding the credential's value."""
+    w.app_id = w.directory.add_app(sign_in_audience=audience)
+    end = NOW + (expires_in if expires_in is not None else 60 * DAY)
+    credential, w.value = w.directory.add_credential(w.app_id, end=end, start=NOW - 80 * DAY)
+    w.key_id = credential.key_id
+    human, _ = w.directory.add_credential(w.app_id, value="hum" + new_secret_value()[3:], display_name="CI (a human's)")
+    w.human_key_id = human.key_id
+    if history is not None:
+        history(w)
+    all_tags = {Tag.ProviderAddress: w.app_id}
+    if tag_credential:
+        all_tags[Tag.CredentialId] = w.key_id
+    all_tags.update(tags or {})
+    w.version = w.vault.put(
+        SECRET,
+        stored(w) if stored else w.value,
+        all_tags,
+        expires=None if expires_in is None else NOW + expires_in,
+        created=NOW - 80 * DAY,
+    )
+
+
+def pending(w: World, *, credential_exists: bool = True, earlier_works: bool = True) -> None:
+    """A rotation that crashed after storing its value: the latest version says `validating`."""
+    seed(w, expires_in=10 * DAY)
+    if not earlier_works:
+        w.directory.remove_password_now(w.app_id, w.key_id)
+    new, new_value = w.directory.add_credential(
+        w.app_id,
+        display_name=rotator_display_name(VAULT, SECRET, "r1"),
+        start=NOW - 2 * HOUR,
+        end=NOW + 88 * DAY,
+    )
+    w.extra["new"] = new.key_id
+    if not credential_exists:
+        w.directory.remove_password_now(w.app_id, new.key_id)
+    tags = {
+        Tag.ProviderAddress: w.app_id,
+        Tag.CredentialId: new.key_id,
+        Tag.RotationId: "r1",
+        Tag.RotationState: "validating",
+        Tag.RetireCredentialId: w.key_id,
+    }
+    w.extra["pending"] = w.vault.put(
+        SECRET, new_value, tags, not_before=NOW - 2 * HOUR, expires=NOW + 88 * DAY, created=NOW - 2 * HOUR
+    )
+
+
+def rotated_earlier(after: timedelta) -> Callable[[World], Awaitable[None]]:
+    """A normal rotation (grace 24 h), then `after` passes."""
+
+    async def arrange(world: World) -> None:
+        seed(world)
+        first = await world.reconcile()
+        assert first.ok and first.action is Action.ROTATED, first.to_dict()
+        world.extra["rotated"] = str(first.vault_version)
+        world.clock.advance(after)
+
+    return arrange
+
+
+# --------------------------------------------------------------------------------------------------
+# The table
+
+Arrange = Callable[[World], Awaitable[None]]
+Check = Callable[[World, Outcome], None]
+
+
+def sync(arrange: Callable[[World], object]) -> Arrange:
+    async def run(world: World) -> None:
+        arrange(world)
+
+    return run
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    arrange: Arrange
+    action: Action
+    writes: tuple[str, ...]
+    error: str | None = None
+    state: RotationState | None = None
+    requeue_after: timedelta | None = None
+    warning: str | None = None
+    mode: Mode = "normal"
+    dry_run: bool = False
+    secret: str = SECRET
+    vault: str = VAULT
+    check: Check | None = None
+
+
+# --- checks ------------------------------------------------------------------------------------------
+
+
+def rotated_with_grace(w: World, o: Outcome) -> None:
+    tags = w.tags()
+    assert o.created_key_id and tags[Tag.CredentialId] == o.created_key_id
+    assert tags[Tag.RotationState] == "active" and tags[Tag.RetireCredentialId] == w.key_id
+    assert tags[Tag.RetireAfter] == format_utc(NOW + DAY)
+    assert w.key_id in w.directory.key_ids(w.app_id)  # the old credential waits out the grace period
+    assert w.vault.value(SECRET) == w.directory.value_of(w.app_id, o.created_key_id)
+    assert w.vault.latest(SECRET).expires == NOW + 90 * DAY and o.vault_version == w.vault.latest(SECRET).version
+    assert [w_[1] for w_ in w.writes[:1]] == [o.created_key_id]
+
+
+def retired_at_once(w: World, o: Outcome) -> None:
+    assert o.retired_key_ids == (w.key_id,) and w.key_id not in w.directory.key_ids(w.app_id)
+    tags = w.tags()
+    assert Tag.RetireCredentialId not in tags and Tag.RetireAfter not in tags
+    assert not next(v for v in w.vault.versions(SECRET) if v.version == w.version).enabled
+
+
+def retired_after_grace(w: World, o: Outcome) -> None:
+    assert o.retired_key_ids == (w.key_id,) and w.key_id not in w.directory.key_ids(w.app_id)
+    assert w.writes[0] == ("removePassword", w.key_id.lower())
+    assert w.writes[1] == ("disable", SECRET, w.version)  # the version holding the retired value
+    assert w.writes[2] == ("tag", SECRET, w.extra["rotated"])  # the retirement is cleared last
+    assert Tag.RetireCredentialId not in w.tags()
+
+
+def rolled_back(w: World, o: Outcome) -> None:
+    assert o.error_code == "ValidationFailed" and not o.retryable
+    assert w.vault.value(SECRET) == w.value  # the working value is the latest version again
+    tags = w.tags()
+    assert tags[Tag.CredentialId] == w.key_id and tags[Tag.RotationState] == "active"
+    assert "rolled back" in tags[Tag.FailureReason]
+    failed = [v for v in w.vault.versions(SECRET) if v.tags.get(Tag.RotationState) == "failed"]
+    assert len(failed) == 1 and not failed[0].enabled
+    assert set(w.directory.key_ids(w.app_id)) == {w.key_id, w.human_key_id}
+
+
+def kept_failed(w: World, o: Outcome) -> None:
+    assert o.error_code == "ValidationFailed"
+    assert w.extra["new"] in w.directory.key_ids(w.app_id)  # the only candidate stays
+    tags = w.tags()
+    assert tags[Tag.RotationState] == "validating" and tags[Tag.FailureReason].startswith("rotation r1 not proven")
+    assert w.vault.latest(SECRET).version == w.extra["pending"]
+
+
+def validated(w: World, o: Outcome) -> None:
+    tags = w.tags()
+    assert w.vault.latest(SECRET).version == w.extra["pending"] and tags[Tag.RotationState] == "active"
+    assert tags[Tag.RetireAfter] == format_utc(NOW + DAY) and o.created_key_id is None
+
+
+def replaced_the_credential(w: World, o: Outcome) -> None:
+    assert o.created_key_id is not None and w.tags()[Tag.CredentialId] == o.created_key_id
+    assert Tag.RetireCredentialId not in w.tags()
+
+
+def nothing_created(w: World, o: Outcome) -> None:
+    assert o.created_key_id is None or o.created_key_id not in w.directory.key_ids(w.app_id)
+    assert set(w.directory.key_ids(w.app_id)) == {w.key_id, w.human_key_id}
+    assert w.vault.latest(SECRET).version == w.version
+
+
+def clamped(w: World, o: Outcome) -> None:
+    assert w.vault.latest(SECRET).expires == NOW + 30 * DAY - timedelta(minutes=1)
+
+
+def adopted_the_only_candidate(w: World, o: Outcome) -> None:
+    assert w.tags()[Tag.RetireCredentialId] == w.key_id
+
+
+def adopted_nothing(w: World, o: Outcome) -> None:
+    assert Tag.RetireCredentialId not in w.tags() and w.key_id in w.directory.key_ids(w.app_id)
+
+
+def disabled_dead_versions(w: World, o: Outcome) -> None:
+    enabled = {v.version: v.enabled for v in w.vault.versions(SECRET)}
+    assert not enabled[w.extra["untagged-dead"]] and not enabled[w.extra["tagged-dead"]]
+    assert enabled[w.extra["untagged-live"]]  # its value still signs in: a human's credential
+    assert not enabled[w.version] and enabled[w.vault.latest(SECRET).version or ""]
+    assert w.writes[-1][0] == "tag"  # activation is recorded last
+
+
+def finished_the_rollback(w: World, o: Outcome) -> None:
+    failed = next(v for v in w.vault.versions(SECRET) if v.version == w.extra["tagged-dead"])
+    assert not failed.enabled and failed.tags[Tag.RotationState] == "failed"
+
+
+def orphans_removed_by_margin(w: World, o: Outcome) -> None:
+    assert o.removed_orphans == (w.extra["old-orphan"],)
+    live = w.directory.key_ids(w.app_id)
+    assert w.extra["fresh-orphan"] in live and w.extra["other-secret"] in live
+
+
+def would_rotate(o: Outcome) -> None:
+    assert o.warnings[-1] == "would rotate: rotation was requested"
+
+
+def left_for_the_orphan_sweep(w: World, o: Outcome) -> None:
+    assert o.retryable and o.created_key_id in w.directory.key_ids(w.app_id)  # named for this secret
+    assert w.vault.latest(SECRET).version == w.version
+
+
+def backed_off(delays: list[float], attempts: int) -> Check:
+    def check(w: World, o: Outcome) -> None:
+        assert w.clock.sleeps == delays and o.validation_attempts == attempts
+
+    return check
+
+
+def gave_up_at_the_deadline(w: World, o: Outcome) -> None:
+    assert sum(w.clock.sleeps) == 60 and w.clock.sleeps[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert o.error is not None and getattr(o.error, "aadsts_code", None) == 7000215
+    rolled_back(w, o)
+
+
+# --- arrangements --------------------------------------------------------------------------------------
+
+
+def add_orphans(w: World) -> None:
+    seed(w, expires_in=80 * DAY)
+    name = rotator_display_name(VAULT, SECRET, "r0")
+    old, _ = w.directory.add_credential(w.app_id, display_name=name, start=NOW - 2 * HOUR)
+    fresh, _ = w.directory.add_credential(w.app_id, display_name=name, start=NOW - 10 * timedelta(minutes=1))
+    other, _ = w.directory.add_credential(
+        w.app_id, display_name=rotator_display_name(VAULT, "other", "r9"), start=NOW - DAY
+    )
+    w.extra.update({"old-orphan": old.key_id, "fresh-orphan": fresh.key_id, "other-secret": other.key_id})
+
+
+def old_versions(w: World) -> None:
+    w.extra["untagged-dead"] = w.vault.put(SECRET, "qqq" + new_secret_value()[3:], created=NOW - 300 * DAY)
+    w.extra["tagged-dead"] = w.vault.put(
+        SECRET,
+        new_secret_value(),
+        {Tag.ProviderAddress: w.app_id, Tag.CredentialId: "dddddddd-0000-0000-0000-000000000004"},
+        created=NOW - 200 * DAY,
+    )
+    w.extra["untagged-live"] = w.vault.put(SECRET, "hum" + new_secret_value()[3:], created=NOW - 100 * DAY)
+
+
+def interrupted_rollback(w: World) -> None:
+    def history(world: World) -> None:
+        world.extra["tagged-dead"] = world.vault.put(
+            SECRET,
+            new_secret_value(),
+            {
+                Tag.ProviderAddress: "x",
+                Tag.CredentialId: "dddddddd-0000-0000-0000-000000000004",
+                Tag.RotationState: "validating",
+            },
+            created=NOW - 81 * DAY,
+        )
+
+    seed(
+        w,
+        expires_in=80 * DAY,
+        tags={Tag.RotationState: "active", Tag.FailureReason: "rotation r1 rolled back: x"},
+        history=history,
+    )
+
+
+def retirement_waiting(w: World) -> None:
+    def previous(world: World) -> None:
+        credential, _ = world.directory.add_credential(world.app_id)
+        world.extra["previous"] = credential.key_id
+
+    seed(w, history=previous)
+    tags = {Tag.RetireCredentialId: w.extra["previous"], Tag.RetireAfter: format_utc(NOW + 5 * HOUR)}
+    w.vault.update_now(SECRET, w.version, {**w.tags(), **tags})
+
+
+def two_candidates(w: World) -> None:
+    seed(w, tag_credential=False)
+    w.directory.add_credential(w.app_id, value=w.value[:3] + new_secret_value()[3:], end=NOW + 10 * DAY)
+
+
+def policy(max_lifetime: timedelta, *, readable: bool = True, blocked: bool = False) -> Arrange:
+    async def arrange(w: World) -> None:
+        seed(w)
+        w.directory.set_policy(w.app_id, PasswordPolicy(blocked, max_lifetime), readable=readable)
+        if blocked:
+            w.directory.faults.fail("add_password", PasswordLifetimePolicyError("lifetime refused"))
+
+    return arrange
+
+
+def lose_lock_after_add(w: World) -> None:
+    seed(w)
+    held = HeldLock(f"{VAULT}/{SECRET}")
+    w.held = held
+
+    def lose(operation: str) -> None:
+        if operation == "add_password":
+            held.lost = True
+
+    w.directory.faults.after_write.append(lose)
+
+
+def with_env(arrange: Arrange, **env: str) -> Arrange:
+    async def run(w: World) -> None:
+        w.env.update(env)
+        await arrange(w)
+
+    return run
+
+
+def then(arrange: Arrange, extra: Callable[[World], None]) -> Arrange:
+    async def run(w: World) -> None:
+        await arrange(w)
+        extra(w)
+
+    return run
+
+
+def due(w: World) -> None:
+    seed(w)
+
+
+ROTATE = ("addPassword", "set", "tag")
+ROLL_BACK_AFTER_STORE = ("addPassword", "set", "removePassword", "set", "disable")
+
+CASES = [
+    # --- nothing to do, or only a warning
+    Case("not-due", sync(lambda w: seed(w, expires_in=80 * DAY)), Action.NONE, (), requeue_after=50 * DAY),
+    Case(
+        "dry-run-writes-nothing",
+        sync(add_orphans),
+        Action.NONE,
+        (),
+        dry_run=True,
+        mode="forced",
+        warning="would remove orphaned rotator credential",
+        requeue_after=50 * DAY,
+        check=lambda w, o: would_rotate(o),
+    ),
+    Case(
+        "dry-run-leaves-a-pending-validation",
+        sync(pending),
+        Action.NONE,
+        (),
+        dry_run=True,
+        warning="would validate credential",
+        requeue_after=timedelta(0),
+    ),
+    Case(
+        "rotation-waits-for-the-pending-retirement",
+        sync(retirement_waiting),
+        Action.NONE,
+        (),
+        warning="waits until credential",
+        requeue_after=5 * HOUR,
+    ),
+    # --- rotation
+    Case(
+        "due-rotates-validates-activates",
+        sync(due),
+        Action.ROTATED,
+        ROTATE,
+        state=RotationState.ACTIVE,
+        requeue_after=DAY,
+        check=rotated_with_grace,
+    ),
+    Case(
+        "forced-keeps-the-grace-period",
+        sync(lambda w: seed(w, expires_in=80 * DAY)),
+        Action.ROTATED,
+        ROTATE,
+        mode="forced",
+        state=RotationState.ACTIVE,
+        requeue_after=DAY,
+        check=rotated_with_grace,
+    ),
+    Case(
+        "emergency-retires-at-once",
+        sync(lambda w: seed(w, expires_in=80 * DAY)),
+        Action.ROTATED,
+        ("addPassword", "set", "removePassword", "disable", "tag"),
+        mode="emergency",
+        state=RotationState.ACTIVE,
+        requeue_after=NEXT_ROTATION,
+        check=retired_at_once,
+    ),
+    Case(
+        "secret-id-stored-forces-a-rotation",
+        sync(lambda w: seed(w, expires_in=80 * DAY, stored=lambda x: x.key_id)),
+        Action.ROTATED,
+        ROTATE,
+        warning="holds the Secret ID",
+        state=RotationState.ACTIVE,
+        requeue_after=DAY,
+    ),
+    Case(
+        "credential-id-gone-warns-and-retires-nothing",
+        then(sync(due), lambda w: w.directory.remove_password_now(w.app_id, w.key_id)),
+        Action.ROTATED,
+        ROTATE,
+        warning="named by the CredentialId tag no longer exists",
+        state=RotationState.ACTIVE,
+        requeue_after=NEXT_ROTATION,
+        check=replaced_the_credential,
+    ),
+    Case(
+        "adoption-by-hint-one-candidate",
+        sync(lambda w: seed(w, tag_credential=False)),
+        Action.ROTATED,
+        ROTATE,
+        requeue_after=DAY,
+        check=adopted_the_only_candidate,
+    ),
+    Case(
+        "adoption-by-hint-many-candidates",
+        sync(two_candidates),
+        Action.ROTATED,
+        ROTATE,
+        warning="(2 candidates by hint and expiry)",
+        requeue_after=NEXT_ROTATION,
+        check=adopted_nothing,
+    ),
+    Case(
+        "disables-dead-versions-tagged-and-untagged",
+        sync(lambda w: seed(w, history=old_versions)),
+        Action.ROTATED,
+        ("addPassword", "set", "removePassword", "disable", "disable", "disable", "tag"),
+        mode="emergency",
+        requeue_after=NEXT_ROTATION,
+        check=disabled_dead_versions,
+    ),
+    Case(
+        "lifetime-clamped-by-the-policy",
+        policy(30 * DAY),
+        Action.ROTATED,
+        ROTATE,
+        warning="lifetime clamped by the app management policy",
+        requeue_after=DAY,
+        check=clamped,
+    ),
+    Case("policy-unreadable-blocks", policy(30 * DAY, readable=False), Action.NONE, (), error="PolicyBlocked"),
+    Case("policy-forbids-passwords", policy(30 * DAY, blocked=True), Action.NONE, (), error="PolicyBlocked"),
+    Case(
+        "password-limit",
+        sync(lambda w: seed(w, audience="AzureADandPersonalMicrosoftAccount")),
+        Action.NONE,
+        (),
+        error="PasswordLimit",
+        check=nothing_created,
+    ),
+    Case(
+        "guard-refuses-an-unsafe-value",
+        then(sync(due), lambda w: w.directory.next_values.append("too-short")),
+        Action.NONE,
+        ("addPassword", "removePassword"),
+        error="UnsafeValue",
+        check=nothing_created,
+    ),
+    Case(
+        "key-vault-write-failure-removes-the-new-credential",
+        then(sync(due), lambda w: w.vault.faults.fail("set", KeyVaultError("boom"))),
+        Action.NONE,
+        ("addPassword", "removePassword"),
+        error="KeyVaultError",
+        check=nothing_created,
+    ),
+    Case(
+        "lock-lost-stops-before-the-next-write",
+        sync(lose_lock_after_add),
+        Action.NONE,
+        ("addPassword",),
+        error="LockLost",
+        check=left_for_the_orphan_sweep,
+    ),
+    # --- validation and rollback
+    Case(
+        "propagation-is-waited-out-with-the-tested-back-off",
+        then(sync(due), lambda w: setattr(w.probe, "propagation_probes", 3)),
+        Action.ROTATED,
+        ROTATE,
+        requeue_after=DAY,
+        check=backed_off([1.0, 2.0, 4.0], 4),
+    ),
+    Case(
+        "consecutive-successes-with-short-pauses",
+        with_env(sync(due), ROTATION_VALIDATION_SUCCESSES="3"),
+        Action.ROTATED,
+        ROTATE,
+        requeue_after=DAY,
+        check=backed_off([1.0, 1.0], 3),
+    ),
+    Case(
+        "validation-fails-fast-and-rolls-back",
+        then(sync(due), lambda w: w.probe.refuse(900023)),
+        Action.ROLLED_BACK,
+        ROLL_BACK_AFTER_STORE,
+        error="ValidationFailed",
+        state=RotationState.ACTIVE,
+        check=rolled_back,
+    ),
+    Case(
+        "validation-deadline-rolls-back",
+        then(sync(due), lambda w: setattr(w.probe, "propagation_probes", 10**6)),
+        Action.ROLLED_BACK,
+        ROLL_BACK_AFTER_STORE,
+        error="ValidationFailed",
+        check=gave_up_at_the_deadline,
+    ),
+    Case(
+        "readback-mismatch-rolls-back",
+        then(sync(due), lambda w: setattr(w.vault, "mangle_next_write", True)),
+        Action.ROLLED_BACK,
+        ROLL_BACK_AFTER_STORE,
+        error="ValidationFailed",
+        check=rolled_back,
+    ),
+    Case(
+        "pending-validation-is-finished",
+        sync(pending),
+        Action.VALIDATED,
+        ("tag",),
+        state=RotationState.ACTIVE,
+        requeue_after=DAY,
+        check=validated,
+    ),
+    Case(
+        "forced-after-finishing-a-pending-validation-does-not-rotate-twice",
+        sync(pending),
+        Action.VALIDATED,
+        ("tag",),
+        mode="forced",
+        requeue_after=DAY,
+        check=validated,
+    ),
+    Case(
+        "pending-validation-whose-credential-is-gone-rolls-back",
+        sync(lambda w: pending(w, credential_exists=False)),
+        Action.ROLLED_BACK,
+        ("removePassword", "set", "disable"),
+        error="ValidationFailed",
+        check=rolled_back,
+    ),
+    Case(
+        "nothing-to-restore-keeps-the-failed-candidate",
+        then(sync(lambda w: pending(w, earlier_works=False)), lambda w: w.probe.refuse(900023)),
+        Action.NONE,
+        ("tag",),
+        error="ValidationFailed",
+        state=RotationState.VALIDATING,
+        check=kept_failed,
+    ),
+    Case(
+        "nothing-to-restore-and-the-candidate-gone-forces-a-fresh-rotation",
+        sync(lambda w: pending(w, credential_exists=False, earlier_works=False)),
+        Action.ROTATED,
+        ROTATE,
+        warning="a fresh rotation replaces it",
+        state=RotationState.ACTIVE,
+        requeue_after=NEXT_ROTATION,
+        check=replaced_the_credential,
+    ),
+    Case(
+        "an-interrupted-rollback-is-finished",
+        sync(interrupted_rollback),
+        Action.NONE,
+        ("disable",),
+        requeue_after=50 * DAY,
+        check=finished_the_rollback,
+    ),
+    # --- retirement
+    Case(
+        "grace-period-then-retire",
+        rotated_earlier(25 * HOUR),
+        Action.RETIRED,
+        ("removePassword", "disable", "tag"),
+        state=RotationState.ACTIVE,
+        requeue_after=NEXT_ROTATION - 25 * HOUR,
+        check=retired_after_grace,
+    ),
+    Case(
+        "retire-already-gone",
+        then(
+            rotated_earlier(25 * HOUR),
+            lambda w: w.directory.remove_password_now(w.app_id, w.key_id),
+        ),
+        Action.RETIRED,
+        ("removePassword", "disable", "tag"),
+        requeue_after=NEXT_ROTATION - 25 * HOUR,
+        check=retired_after_grace,
+    ),
+    Case(
+        "emergency-during-the-grace-period-retires-then-rotates",
+        rotated_earlier(HOUR),
+        Action.ROTATED,
+        ("removePassword", "disable", "tag", "addPassword", "set", "removePassword", "disable", "tag"),
+        mode="emergency",
+        requeue_after=NEXT_ROTATION,
+    ),
+    # --- orphans
+    Case(
+        "orphans-older-than-the-margin-are-removed",
+        sync(add_orphans),
+        Action.CLEANED,
+        ("removePassword",),
+        requeue_after=50 * DAY,
+        check=orphans_removed_by_margin,
+    ),
+    # --- what cannot be reconciled
+    Case("not-managed", sync(lambda w: w.vault.put(SECRET, new_secret_value(), {})), Action.NONE, (), "NotManaged"),
+    Case("secret-not-found", sync(due), Action.NONE, (), "SecretNotFound", secret="missing"),
+    Case("unknown-vault", sync(due), Action.SKIPPED, (), "UnknownVault", vault="kv-elsewhere"),
+    Case(
+        "unusable-tags",
+        sync(lambda w: seed(w, tags={Tag.RotationState: "validating"})),
+        Action.NONE,
+        (),
+        "BadTags",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_reconciler_branch(case: Case, caplog: pytest.LogCaptureFixture) -> None:
+    world = make_world()
+    await case.arrange(world)
+    world.writes.clear()
+    world.clock.sleeps.clear()
+    caplog.set_level(logging.DEBUG)
+
+    outcome = await world.reconcile(case.mode, dry_run=case.dry_run, secret=case.secret, vault=case.vault)
+
+    assert outcome.error_code == case.error, outcome.to_dict()
+    assert outcome.action is case.action, outcome.to_dict()
+    assert tuple(world.ops()) == case.writes, world.writes
+    if case.state is not None:
+        assert outcome.state is case.state
+    # (Where the back-off moved the fake clock, the grace period starts at activation: at the end.)
+    assert outcome.requeue_after == (None if case.error else case.requeue_after), outcome.requeue_after
+    if case.error is not None:
+        assert outcome.retryable is bool(outcome.error and outcome.error.retryable)
+    if case.warning is not None:
+        assert any(case.warning in w for w in outcome.warnings), outcome.warnings
+    if case.check is not None:
+        case.check(world, outcome)
+    # Invariants of every case: the human's credential is never touched, the latest version is
+    # enabled, and no secret value reaches a log line or the outcome.
+    if world.human_key_id:
+        assert world.human_key_id in world.directory.key_ids(world.app_id)
+    if world.vault.versions(SECRET):
+        assert world.vault.latest(SECRET).enabled
+    shown = caplog.text + json.dumps(outcome.to_dict())
+    for value in world.directory.all_values() + world.vault.all_values():
+        assert is_guid(value) or value not in shown  # (a Secret ID stored by mistake is no secret)
+
+
+def test_every_case_has_a_distinct_name() -> None:
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+async def test_a_second_reconcile_after_any_rotation_finds_nothing_to_do() -> None:
+    world = make_world()
+    seed(world)
+    assert (await world.reconcile()).action is Action.ROTATED
+    world.writes.clear()
+    again = await world.reconcile()
+    assert again.ok and again.action is Action.NONE and world.writes == []
+
+
+def test_settings_used_here_are_valid() -> None:
+    assert make_world().settings.validation_deadline_seconds == 60
