@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo      run the rotator end to end against the local cloud"
 	@echo "make test      run every test (creates .venv and installs what is missing)"
-	@echo "make lint      ruff + mypy"
+	@echo "make lint      ruff + mypy (product code and tests)"
 	@echo "make emulator  start the local cloud with the rotator's identity and print its endpoints"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make infra-check  parse the Bicep templates and run checkov on infra/"

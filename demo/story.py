@@ -166,7 +166,6 @@ def _iso(moment: datetime) -> str:
 
 def seed(cloud: RotatorCloud, story: Story) -> tuple[list[Seeded], dict[str, str]]:
     """Two apps owned by the rotator, their human-made secrets, and an operator who stores them."""
-    assert cloud.rotator is not None
     now = datetime.now(UTC)
     apps: dict[str, dict[str, Any]] = {}
     for display in ("payments-api", "reports-worker"):

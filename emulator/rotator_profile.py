@@ -48,12 +48,19 @@ def rotator_env(cloud: LocalCloud) -> dict[str, str]:
 class RotatorCloud(LocalCloud):
     """A local cloud with the rotator's identity in it; `env` is the rotator's settings."""
 
-    rotator: ManagedIdentity | None = None
+    _rotator: ManagedIdentity | None = None
 
     def start(self) -> Self:
         super().start()
-        self.rotator = create_rotator_identity(self)
+        self._rotator = create_rotator_identity(self)
         return self
+
+    @property
+    def rotator(self) -> ManagedIdentity:
+        """The rotator's managed identity (the cloud must have been started)."""
+        if self._rotator is None:
+            raise RuntimeError("start the cloud first: the rotator's identity is created by start()")
+        return self._rotator
 
     @property
     def env(self) -> dict[str, str]:
@@ -61,7 +68,6 @@ class RotatorCloud(LocalCloud):
 
     def describe(self) -> dict[str, Any]:
         """The one JSON line `python -m emulator serve` prints (its keys are an interface)."""
-        assert self.rotator is not None, "start the cloud first"
         return {
             "authority": self.authority,
             "graph": self.graph_url,

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.cli import main
 from tests.integration.test_inventory import HOSTILE_NAME, Scenario, assert_no_secret_value, seed_scenario
 
@@ -48,7 +48,7 @@ def chromium_binary() -> str:
 
 
 @pytest.fixture
-def scenario(private_cloud: Callable[..., LocalCloud]) -> Iterator[Scenario]:
+def scenario(private_cloud: Callable[..., RotatorCloud]) -> Iterator[Scenario]:
     local = private_cloud(vaults=("kv-local", "kv-second"))
     with local.environment():
         yield seed_scenario(local)

@@ -25,9 +25,9 @@ from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
+from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
 from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION
-from localcloud.cloud import LocalCloud
 from rotation.domain.model import ReconcileRequest
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def app_functions(config: EdgeConfig | None = None) -> dict[str, Any]:
     import function_app
 
     app = function_app.app if config is None else function_app.create_app(config)
-    return {f.get_function_name(): f for f in app.get_functions()}
+    return {str(f.get_function_name()): f for f in app.get_functions()}
 
 
 def app_handlers(config: EdgeConfig | None = None) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def key_vault_event(
     """A Key Vault event as the Event Grid trigger receives it, in either schema."""
     version = version or uuid.uuid4().hex
     base = vault_url or f"https://{vault}.vault.azure.net"
-    data = {
+    data: dict[str, object] = {
         "Id": f"{base}/secrets/{secret}/{version}",
         "VaultName": vault,
         "ObjectType": "Secret",
@@ -251,16 +251,16 @@ async def wait_for_messages(client: QueueClient, count: int, within_seconds: flo
 # The local cloud: state and request log
 
 
-def request_mark(cloud: LocalCloud) -> int:
+def request_mark(cloud: RotatorCloud) -> int:
     return int(cloud.admin("GET", "/requests?since=0")["next"])
 
 
-def requests_since(cloud: LocalCloud, mark: int, service: str | None = None) -> list[dict[str, Any]]:
+def requests_since(cloud: RotatorCloud, mark: int, service: str | None = None) -> list[dict[str, Any]]:
     log = cloud.admin("GET", f"/requests?since={mark}")["requests"]
     return [r for r in log if service is None or r["service"] == service]
 
 
-def add_password_calls(cloud: LocalCloud, mark: int) -> list[dict[str, Any]]:
+def add_password_calls(cloud: RotatorCloud, mark: int) -> list[dict[str, Any]]:
     return [
         r
         for r in requests_since(cloud, mark, "graph")
@@ -268,7 +268,7 @@ def add_password_calls(cloud: LocalCloud, mark: int) -> list[dict[str, Any]]:
     ]
 
 
-def application(cloud: LocalCloud, object_id: str) -> dict[str, Any]:
+def application(cloud: RotatorCloud, object_id: str) -> dict[str, Any]:
     for tenant in cloud.admin("GET", "/state")["tenants"]:
         for app in tenant["applications"]:
             if app["id"] == object_id:
@@ -276,7 +276,7 @@ def application(cloud: LocalCloud, object_id: str) -> dict[str, Any]:
     raise AssertionError(f"no application {object_id} in the local cloud")
 
 
-def rotator_credentials(cloud: LocalCloud, object_id: str) -> list[dict[str, Any]]:
+def rotator_credentials(cloud: RotatorCloud, object_id: str) -> list[dict[str, Any]]:
     """The app's passwords that the rotator created (``rotator:vault/secret:rotationId``)."""
     return [
         p
@@ -285,7 +285,7 @@ def rotator_credentials(cloud: LocalCloud, object_id: str) -> list[dict[str, Any
     ]
 
 
-def issued_secrets(cloud: LocalCloud) -> list[str]:
+def issued_secrets(cloud: RotatorCloud) -> list[str]:
     return list(cloud.admin("GET", "/issued-secrets")["secrets"])
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
+from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
-from localcloud.cloud import LocalCloud
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
     SHORT_LOCK,
@@ -35,7 +35,7 @@ def edge_config() -> EdgeConfig:
 
 
 async def test_five_concurrent_deliveries_of_one_event_make_one_new_credential(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     handlers: dict[str, Any],
     requests_queue: QueueClient,
     monkeypatch: pytest.MonkeyPatch,

@@ -10,7 +10,7 @@ import azure.functions as func
 import pytest
 
 from demo.story import event_from_wire
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.domain.errors import SettingsError
 from tests.functions.harness import (
     Collector,
@@ -32,7 +32,7 @@ async def deliver(handlers: dict[str, Any], event: func.EventGridEvent | func.Cl
 @pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
 @pytest.mark.parametrize("kind", ["SecretNearExpiry", "SecretExpired"])
 async def test_near_expiry_and_expired_enqueue_a_reconcile(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, schema: str, kind: str
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, schema: str, kind: str
 ) -> None:
     mark = request_mark(cloud)
     event = key_vault_event(
@@ -56,7 +56,7 @@ async def test_near_expiry_and_expired_enqueue_a_reconcile(
     assert requests_since(cloud, mark) == []
 
 
-async def test_the_local_clouds_own_event_is_understood(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_the_local_clouds_own_event_is_understood(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     """A SecretNearExpiry emitted by the local Key Vault, exactly as it put it on the wire."""
     since = int(cloud.admin("GET", "/events?since=0")["next"])
     secret = await asyncio.to_thread(seed_managed_secret, cloud, expires_in_days=10)
@@ -86,7 +86,7 @@ async def test_the_local_clouds_own_event_is_understood(cloud: LocalCloud, handl
     ],
 )
 async def test_other_event_types_are_ignored_with_an_info_log(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, event_type: str
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, event_type: str
 ) -> None:
     out = await deliver(handlers, key_vault_event("kv-local", "app-secret", event_type=event_type))
     assert out.calls == 0
@@ -96,7 +96,7 @@ async def test_other_event_types_are_ignored_with_an_info_log(
 
 
 async def test_an_event_from_an_unmanaged_vault_is_dropped_with_a_warning(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
 ) -> None:
     out = await deliver(handlers, key_vault_event("kv-someone-else", "app-secret"))
     assert out.calls == 0
@@ -131,7 +131,7 @@ def _event(**overrides: Any) -> func.EventGridEvent:
     ],
 )
 async def test_a_malformed_event_is_logged_and_dropped_without_raising(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, event: Any, problem: str
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, event: Any, problem: str
 ) -> None:
     out = await deliver(handlers, event)
     assert out.calls == 0
@@ -140,7 +140,7 @@ async def test_a_malformed_event_is_logged_and_dropped_without_raising(
 
 
 async def test_a_typeless_event_says_how_to_fix_it(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
 ) -> None:
     await deliver(handlers, _event(topic=None, event_type=None))
     (malformed,) = events_named(logs.records, "EventMalformed")
@@ -148,7 +148,7 @@ async def test_a_typeless_event_says_how_to_fix_it(
 
 
 async def test_broken_settings_raise_so_event_grid_redelivers(
-    cloud: LocalCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("ROTATION_VAULTS")
     with pytest.raises(SettingsError):

@@ -11,8 +11,8 @@ import pytest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
+from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
-from localcloud.cloud import LocalCloud
 from tests.functions.harness import (
     ROLE_URI,
     Collector,
@@ -29,7 +29,7 @@ from tests.integration.seed import SeededSecret, seed_managed_secret, unique, wr
 ROLE = "Rotation.Operator"
 
 
-async def seeded(cloud: LocalCloud, **kwargs: Any) -> SeededSecret:
+async def seeded(cloud: RotatorCloud, **kwargs: Any) -> SeededSecret:
     return await asyncio.to_thread(seed_managed_secret, cloud, **kwargs)
 
 
@@ -52,7 +52,7 @@ async def rotate(
     return response, out
 
 
-def secret_reads(cloud: LocalCloud, mark: int, name: str) -> list[dict[str, Any]]:
+def secret_reads(cloud: RotatorCloud, mark: int, name: str) -> list[dict[str, Any]]:
     """Successful reads of one secret: the value-free version list, and never a value read."""
     calls = [
         r
@@ -75,7 +75,7 @@ def assert_error(response: func.HttpResponse, status: int, code: str) -> dict[st
 # ------------------------------------------------------------------------------------------- rotate
 
 
-async def test_rotate_enqueues_one_request_and_answers_202(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_rotate_enqueues_one_request_and_answers_202(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     secret = await seeded(cloud)
     mark = request_mark(cloud)
     response, out = await rotate(handlers, "kv-local", secret.name, {"reason": "suspected leak in a build log"})
@@ -98,7 +98,7 @@ async def test_rotate_enqueues_one_request_and_answers_202(cloud: LocalCloud, ha
 
 
 async def test_an_emergency_rotation_is_queued_as_emergency(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
 ) -> None:
     secret = await seeded(cloud)
     response, out = await rotate(handlers, "KV-Local", secret.name, {"reason": "leaked", "emergency": True})
@@ -123,7 +123,7 @@ async def test_an_emergency_rotation_is_queued_as_emergency(
         ["reason"],
     ],
 )
-async def test_a_bad_body_is_a_400_before_any_io(cloud: LocalCloud, handlers: dict[str, Any], body: Any) -> None:
+async def test_a_bad_body_is_a_400_before_any_io(cloud: RotatorCloud, handlers: dict[str, Any], body: Any) -> None:
     mark = request_mark(cloud)
     response, out = await rotate(handlers, "kv-local", "any-secret", body)
     assert_error(response, 400, "BadRequest")
@@ -131,13 +131,13 @@ async def test_a_bad_body_is_a_400_before_any_io(cloud: LocalCloud, handlers: di
     assert requests_since(cloud, mark) == []
 
 
-async def test_an_invalid_secret_name_is_a_400(handlers: dict[str, Any], cloud: LocalCloud) -> None:
+async def test_an_invalid_secret_name_is_a_400(handlers: dict[str, Any], cloud: RotatorCloud) -> None:
     response, out = await rotate(handlers, "kv-local", "not_a_secret_name", {"reason": "x"})
     assert_error(response, 400, "BadRequest")
     assert out.calls == 0
 
 
-async def test_a_vault_that_is_not_managed_is_a_404(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_a_vault_that_is_not_managed_is_a_404(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     mark = request_mark(cloud)
     response, out = await rotate(handlers, "kv-elsewhere", "app-secret", {"reason": "x"})
     body = assert_error(response, 404, "UnknownVault")
@@ -145,13 +145,13 @@ async def test_a_vault_that_is_not_managed_is_a_404(cloud: LocalCloud, handlers:
     assert out.calls == 0 and requests_since(cloud, mark) == []
 
 
-async def test_a_missing_secret_is_a_404(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_a_missing_secret_is_a_404(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     response, out = await rotate(handlers, "kv-local", unique("missing"), {"reason": "x"})
     assert_error(response, 404, "SecretNotFound")
     assert out.calls == 0
 
 
-async def test_a_secret_without_provider_address_is_a_404(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_a_secret_without_provider_address_is_a_404(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     name = unique("unmanaged")
     await write_secret(cloud, "kv-local", name, "a-value-nobody-manages-1234", tags={"owner": "team-a"})
     mark = request_mark(cloud)
@@ -161,7 +161,7 @@ async def test_a_secret_without_provider_address_is_a_404(cloud: LocalCloud, han
     assert len(secret_reads(cloud, mark, name)) == 1
 
 
-async def test_a_managed_secret_with_unusable_tags_is_a_409(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_a_managed_secret_with_unusable_tags_is_a_409(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     secret = await seeded(cloud, tags={"ProviderAddress": "not-a-guid"})
     response, out = await rotate(handlers, "kv-local", secret.name, {"reason": "x"})
     body = assert_error(response, 409, "BadTags")
@@ -177,7 +177,7 @@ async def test_a_managed_secret_with_unusable_tags_is_a_409(cloud: LocalCloud, h
     [client_principal(ROLE), client_principal(ROLE, role_typ=ROLE_URI)],
 )
 async def test_with_app_service_auth_the_operator_role_may_rotate(
-    cloud: LocalCloud, handlers: dict[str, Any], principal: str, logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], principal: str, logs: pytest.LogCaptureFixture
 ) -> None:
     secret = await seeded(cloud)
     response, out = await rotate(
@@ -194,7 +194,7 @@ async def test_with_app_service_auth_the_operator_role_may_rotate(
     [client_principal(), client_principal("Rotation.Reader"), "garbage!!"],
 )
 async def test_with_app_service_auth_anyone_else_gets_403_before_any_io(
-    cloud: LocalCloud, handlers: dict[str, Any], principal: str
+    cloud: RotatorCloud, handlers: dict[str, Any], principal: str
 ) -> None:
     mark = request_mark(cloud)
     response, out = await rotate(
@@ -205,7 +205,7 @@ async def test_with_app_service_auth_anyone_else_gets_403_before_any_io(
 
 
 async def test_the_operator_role_comes_from_the_setting(
-    cloud: LocalCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ROTATION_OPERATOR_ROLE", "Secrets.Rotate")
     secret = await seeded(cloud)
@@ -221,7 +221,7 @@ async def test_the_operator_role_comes_from_the_setting(
 
 
 async def test_bad_settings_are_a_500_with_the_message(
-    cloud: LocalCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ROTATION_VALIDITY_DAYS", "ninety")
     response, out = await rotate(handlers, "kv-local", "app-secret", {"reason": "x"})
@@ -237,7 +237,7 @@ def explode(*args: Any, **kwargs: Any) -> Any:
 
 
 async def test_an_unexpected_failure_is_a_500_without_details(
-    cloud: LocalCloud, logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, logs: pytest.LogCaptureFixture
 ) -> None:
     handlers = app_handlers(EdgeConfig(runtime=explode))
     response, out = await rotate(handlers, "kv-local", "app-secret", {"reason": "x"})
@@ -253,7 +253,7 @@ async def test_an_unexpected_failure_is_a_500_without_details(
 # ------------------------------------------------------------------------------------------ status
 
 
-async def test_status_of_a_managed_secret(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_status_of_a_managed_secret(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     secret = await seeded(cloud, expires_in_days=10)
     mark = request_mark(cloud)
     req = http_request(
@@ -273,13 +273,13 @@ async def test_status_of_a_managed_secret(cloud: LocalCloud, handlers: dict[str,
 
 
 @pytest.mark.parametrize(("vault", "code"), [("kv-local", "SecretNotFound"), ("kv-nowhere", "UnknownVault")])
-async def test_status_404s(cloud: LocalCloud, handlers: dict[str, Any], vault: str, code: str) -> None:
+async def test_status_404s(cloud: RotatorCloud, handlers: dict[str, Any], vault: str, code: str) -> None:
     name = unique("missing")
     req = http_request("GET", f"/api/secrets/{vault}/{name}", route_params={"vault": vault, "name": name})
     assert_error(await handlers["secret_status"](req), 404, code)
 
 
-async def test_list_shows_managed_secrets_from_list_calls_only(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_list_shows_managed_secrets_from_list_calls_only(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     due = await seeded(cloud, expires_in_days=5)
     fresh = await seeded(cloud, vault="kv-second", expires_in_days=80)
     unmanaged = unique("plain")
@@ -298,7 +298,7 @@ async def test_list_shows_managed_secrets_from_list_calls_only(cloud: LocalCloud
         assert call["method"] == "GET" and call["path"].split("?")[0] == "/secrets", call
 
 
-async def test_list_one_vault(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_list_one_vault(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     response = await handlers["list_secrets"](http_request("GET", "/api/secrets", params={"vault": "kv-second"}))
     assert response.status_code == 200
     assert {s["vault"] for s in body_of(response)["secrets"]} <= {"kv-second"}
@@ -306,7 +306,7 @@ async def test_list_one_vault(cloud: LocalCloud, handlers: dict[str, Any]) -> No
     assert_error(response, 404, "UnknownVault")
 
 
-async def disable_latest(cloud: LocalCloud, secret: SeededSecret) -> None:
+async def disable_latest(cloud: RotatorCloud, secret: SeededSecret) -> None:
     async with (
         ManagedIdentityCredential() as credential,
         SecretClient(cloud.vault_url(secret.vault), credential, verify_challenge_resource=False) as client,
@@ -315,7 +315,7 @@ async def disable_latest(cloud: LocalCloud, secret: SeededSecret) -> None:
 
 
 async def test_a_disabled_latest_version_cannot_be_rotated_but_shows_its_status(
-    cloud: LocalCloud, handlers: dict[str, Any]
+    cloud: RotatorCloud, handlers: dict[str, Any]
 ) -> None:
     secret = await seeded(cloud)
     await disable_latest(cloud, secret)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from tests.functions.harness import assert_nothing_contains, http_request, issued_secrets, request_mark, requests_since
 from tests.integration.seed import seed_managed_secret
 
@@ -19,7 +19,7 @@ async def get_inventory(handlers: dict[str, Any], params: dict[str, str]) -> Any
 
 
 async def test_inventory_as_json_lists_the_managed_credential_without_secrets(
-    cloud: LocalCloud, handlers: dict[str, Any]
+    cloud: RotatorCloud, handlers: dict[str, Any]
 ) -> None:
     seeded = await asyncio.to_thread(seed_managed_secret, cloud, expires_in_days=10)
     mark = request_mark(cloud)
@@ -33,7 +33,7 @@ async def test_inventory_as_json_lists_the_managed_credential_without_secrets(
     assert writes == []
 
 
-async def test_inventory_as_a_page(cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_inventory_as_a_page(cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     await asyncio.to_thread(seed_managed_secret, cloud, expires_in_days=3)
     response = await get_inventory(handlers, {"format": "html"})
     assert response.status_code == 200 and response.mimetype == "text/html"
@@ -48,7 +48,7 @@ async def test_inventory_as_a_page(cloud: LocalCloud, handlers: dict[str, Any]) 
     [({"days": "soon"}, "days"), ({"days": "-1"}, "days"), ({"format": "pdf"}, "format")],
 )
 async def test_bad_queries_are_refused_before_anything_is_read(
-    cloud: LocalCloud, handlers: dict[str, Any], params: dict[str, str], fragment: str
+    cloud: RotatorCloud, handlers: dict[str, Any], params: dict[str, str], fragment: str
 ) -> None:
     mark = request_mark(cloud)
     response = await get_inventory(handlers, params)

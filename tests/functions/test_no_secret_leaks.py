@@ -15,8 +15,8 @@ import azure.functions as func
 import pytest
 from azure.storage.queue.aio import QueueClient
 
+from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
-from localcloud.cloud import LocalCloud
 from tests.functions.harness import (
     SHORT_LOCK,
     Collector,
@@ -40,7 +40,7 @@ def edge_config() -> EdgeConfig:
 
 
 async def test_no_value_leaves_the_vault_path(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     handlers: dict[str, Any],
     requests_queue: QueueClient,
     monkeypatch: pytest.MonkeyPatch,

@@ -9,14 +9,14 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.domain.errors import SettingsError
 from tests.functions.harness import Collector, events_named, request_mark, requests_since
 from tests.integration.seed import seed_managed_secret, write_secret
 
 
 @pytest.fixture
-def own_cloud(private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch) -> LocalCloud:
+def own_cloud(private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch) -> RotatorCloud:
     """A cloud of this test's own, so the sweep sees exactly the secrets seeded here."""
     local = private_cloud(vaults=("kv-alpha", "kv-beta"))
     for key, value in local.env.items():
@@ -32,7 +32,7 @@ async def run_sweep(handlers: dict[str, Any], *, past_due: bool = False) -> Coll
 
 @pytest.mark.parametrize("past_due", [False, True])
 async def test_sweep_enqueues_exactly_the_secrets_that_need_work(
-    own_cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, past_due: bool
+    own_cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, past_due: bool
 ) -> None:
     due = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=5)
     also_due = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=20)
@@ -64,14 +64,14 @@ async def test_sweep_enqueues_exactly_the_secrets_that_need_work(
     assert len(events_named(logs.records, "SweepPastDue")) == (1 if past_due else 0)
 
 
-async def test_sweep_with_nothing_to_do_writes_no_message(own_cloud: LocalCloud, handlers: dict[str, Any]) -> None:
+async def test_sweep_with_nothing_to_do_writes_no_message(own_cloud: RotatorCloud, handlers: dict[str, Any]) -> None:
     await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=80)
     out = await run_sweep(handlers)
     assert out.calls == 0
 
 
 async def test_sweep_with_bad_settings_logs_and_fails(
-    own_cloud: LocalCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+    own_cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ROTATION_ROTATE_BEFORE_DAYS", "400")
     with pytest.raises(SettingsError):
@@ -82,7 +82,7 @@ async def test_sweep_with_bad_settings_logs_and_fails(
 
 
 async def test_a_vault_the_rotator_may_not_list_fails_the_sweep_loudly_after_enqueuing_the_others(
-    own_cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+    own_cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
 ) -> None:
     due = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=5)
     assert own_cloud.rotator is not None

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
+from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
 from functions.disposition import RotationRetry
-from localcloud.cloud import LocalCloud
 from rotation.domain.errors import SettingsError
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
@@ -40,7 +40,7 @@ def edge_config() -> EdgeConfig:
     return SHORT_LOCK
 
 
-async def seeded(cloud: LocalCloud, **kwargs: Any) -> SeededSecret:
+async def seeded(cloud: RotatorCloud, **kwargs: Any) -> SeededSecret:
     return await asyncio.to_thread(seed_managed_secret, cloud, **kwargs)
 
 
@@ -54,7 +54,7 @@ async def work(handlers: dict[str, Any], body: str | bytes) -> None:
 
 
 async def test_a_due_secret_is_rotated_under_the_lock(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
 ) -> None:
     secret = await seeded(cloud, expires_in_days=5)
     mark = request_mark(cloud)
@@ -75,7 +75,7 @@ async def test_a_due_secret_is_rotated_under_the_lock(
 
 
 async def test_a_second_delivery_after_the_rotation_changes_nothing(
-    cloud: LocalCloud, handlers: dict[str, Any], requests_queue: QueueClient
+    cloud: RotatorCloud, handlers: dict[str, Any], requests_queue: QueueClient
 ) -> None:
     secret = await seeded(cloud, expires_in_days=5)
     body = request_for("kv-local", secret.name).to_json()
@@ -99,7 +99,7 @@ async def test_a_second_delivery_after_the_rotation_changes_nothing(
     ],
 )
 async def test_a_malformed_message_is_logged_and_completed(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, body: bytes, problem: str
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, body: bytes, problem: str
 ) -> None:
     mark = request_mark(cloud)
     await work(handlers, body)
@@ -109,7 +109,7 @@ async def test_a_malformed_message_is_logged_and_completed(
 
 
 async def test_a_permanent_error_is_logged_as_rotation_failed_and_completed(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
 ) -> None:
     unmanaged = unique("unmanaged")
     await write_secret(cloud, "kv-local", unmanaged, "a-value-nobody-manages-1234")
@@ -129,7 +129,7 @@ async def test_a_permanent_error_is_logged_as_rotation_failed_and_completed(
 
 @pytest.mark.parametrize(("status", "code"), [(503, "ServiceUnavailable"), (429, "Throttled")])
 async def test_a_transient_error_raises_so_the_host_retries(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     handlers: dict[str, Any],
     logs: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
@@ -157,7 +157,7 @@ async def test_a_transient_error_raises_so_the_host_retries(
 
 
 async def test_a_locked_secret_is_deferred_by_re_enqueueing_the_same_request(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
 ) -> None:
     secret = await seeded(cloud, expires_in_days=5)
     request = request_for("kv-local", secret.name, mode="emergency")
@@ -175,7 +175,7 @@ async def test_a_locked_secret_is_deferred_by_re_enqueueing_the_same_request(
 
 
 async def test_the_deferred_message_is_base64_like_the_hosts(
-    cloud: LocalCloud, handlers: dict[str, Any], requests_queue: QueueClient
+    cloud: RotatorCloud, handlers: dict[str, Any], requests_queue: QueueClient
 ) -> None:
     """Read the raw message text: host.json says base64, so that is what the host must find."""
     secret = await seeded(cloud, expires_in_days=5)
@@ -190,7 +190,7 @@ async def test_the_deferred_message_is_base64_like_the_hosts(
 
 
 async def test_a_request_locked_for_hours_is_abandoned_not_deferred_forever(
-    cloud: LocalCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, requests_queue: QueueClient
 ) -> None:
     secret = await seeded(cloud, expires_in_days=5)
     old = ReconcileRequest.new("kv-local", secret.name, now=datetime.now(UTC) - timedelta(hours=7), reason="old")
@@ -216,7 +216,7 @@ async def test_a_poisoned_message_is_logged_for_the_alert(
 
 
 async def test_an_unexpected_failure_is_logged_with_the_ids_and_retried(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     handlers: dict[str, Any],
     logs: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pycep import BicepParser
@@ -95,7 +95,7 @@ _PARSER = BicepParser()
 
 @cache
 def _parse(path: Path) -> dict[str, Any]:
-    return _PARSER.parse(file_path=path)
+    return cast(dict[str, Any], _PARSER.parse(file_path=path))
 
 
 def template(path: Path) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from localcloud.state import secret_digest
 from rotation.domain.model import Outcome, ReconcileRequest, is_guid
 from rotation.runtime import open_runtime
@@ -78,8 +78,8 @@ def make_settings(
 
 
 def start_private_cloud(
-    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, **kwargs: Any
-) -> LocalCloud:
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, **kwargs: Any
+) -> RotatorCloud:
     """A cloud of the test's own, exported into `os.environ` for the test's duration.
 
     The rotator's credential is a `ManagedIdentityCredential` that reads `IDENTITY_ENDPOINT` and
@@ -95,14 +95,14 @@ def start_private_cloud(
 class CloudClock:
     """The local cloud's (movable) clock, for a reconciler that must agree with it."""
 
-    def __init__(self, cloud: LocalCloud) -> None:
+    def __init__(self, cloud: RotatorCloud) -> None:
         self._cloud = cloud
 
     def now(self) -> datetime:
         return self._cloud.now()
 
 
-def advance_clock(cloud: LocalCloud, delta: timedelta) -> None:
+def advance_clock(cloud: RotatorCloud, delta: timedelta) -> None:
     cloud.admin("POST", "/clock", {"advanceSeconds": delta.total_seconds()})
 
 
@@ -125,7 +125,7 @@ def crash_on_sleep(before: Callable[[], None] | None = None) -> Callable[[float]
     return sleep
 
 
-def config(cloud: LocalCloud, **fields: Any) -> None:
+def config(cloud: RotatorCloud, **fields: Any) -> None:
     cloud.admin("PUT", "/config", fields)
 
 
@@ -137,7 +137,7 @@ def config(cloud: LocalCloud, **fields: Any) -> None:
 class Seeded:
     """A managed secret: `value` (credential `key_id`) is stored as version `version`."""
 
-    cloud: LocalCloud
+    cloud: RotatorCloud
     vault: str
     name: str
     app_id: str
@@ -158,7 +158,7 @@ def _graph_time(moment: datetime) -> str:
 
 
 def add_human_password(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     object_id: str,
     *,
     display_name: str = "made by a human",
@@ -175,7 +175,7 @@ def add_human_password(
 
 
 async def seed(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     *,
     vault: str = "kv-local",
     expires_in_days: float | None = 10,
@@ -283,7 +283,7 @@ class VersionView:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def passwords(cloud: LocalCloud, object_id: str) -> dict[str, CredentialView]:
+def passwords(cloud: RotatorCloud, object_id: str) -> dict[str, CredentialView]:
     """The app's password credentials by lower-case keyId (what Entra holds, values as digests)."""
     return {
         p.key_id.lower(): CredentialView(p.key_id.lower(), p.display_name, p.hint, p.start, p.end, p.digest)
@@ -291,7 +291,7 @@ def passwords(cloud: LocalCloud, object_id: str) -> dict[str, CredentialView]:
     }
 
 
-def versions(cloud: LocalCloud, vault: str, name: str) -> list[VersionView]:
+def versions(cloud: RotatorCloud, vault: str, name: str) -> list[VersionView]:
     """Every version of the secret, oldest first, as the vault holds it."""
     return [
         VersionView(
@@ -308,17 +308,17 @@ def versions(cloud: LocalCloud, vault: str, name: str) -> list[VersionView]:
     ]
 
 
-def latest(cloud: LocalCloud, vault: str, name: str) -> VersionView:
+def latest(cloud: RotatorCloud, vault: str, name: str) -> VersionView:
     return versions(cloud, vault, name)[-1]
 
 
-def version(cloud: LocalCloud, vault: str, name: str, version_id: str) -> VersionView:
+def version(cloud: RotatorCloud, vault: str, name: str, version_id: str) -> VersionView:
     found = [v for v in versions(cloud, vault, name) if v.version == version_id]
     assert found, f"no version {version_id} of {name}"
     return found[0]
 
 
-def with_world(cloud: LocalCloud, change: Callable[[Any], None]) -> None:
+def with_world(cloud: RotatorCloud, change: Callable[[Any], None]) -> None:
     """Change the cloud's world directly (under its lock) for states the admin API cannot make."""
     cloud.edit(change)
 
@@ -330,7 +330,7 @@ def application(world: Any, object_id: str) -> Any:
     raise AssertionError(f"no application {object_id}")
 
 
-def remove_credential_by_hand(cloud: LocalCloud, object_id: str, key_id: str) -> None:
+def remove_credential_by_hand(cloud: RotatorCloud, object_id: str, key_id: str) -> None:
     def change(world: Any) -> None:
         app = application(world, object_id)
         app.passwords = [p for p in app.passwords if p.key_id.lower() != key_id.lower()]
@@ -341,12 +341,12 @@ def remove_credential_by_hand(cloud: LocalCloud, object_id: str, key_id: str) ->
 # --- the request log -------------------------------------------------------------------------------
 
 
-def mark(cloud: LocalCloud) -> int:
+def mark(cloud: RotatorCloud) -> int:
     """Where the request log ends now; pass it to `requests_since`."""
     return int(cloud.admin("GET", f"/requests?since={10**9}")["next"])
 
 
-def requests_since(cloud: LocalCloud, since: int) -> list[dict[str, Any]]:
+def requests_since(cloud: RotatorCloud, since: int) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = cloud.admin("GET", f"/requests?since={since}")["requests"]
     return items
 
@@ -375,7 +375,7 @@ def writes(log: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_fault(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     service: str,
     *,
     status: int | None = None,
@@ -395,7 +395,7 @@ def add_fault(
     return fault_id
 
 
-def clear_faults(cloud: LocalCloud) -> None:
+def clear_faults(cloud: RotatorCloud) -> None:
     cloud.admin("DELETE", "/faults")
 
 
@@ -412,7 +412,7 @@ def secret_path(name: str, *, version: str | None = None, any_version: bool = Fa
 # Invariants
 
 
-def sign_in(cloud: LocalCloud, app_id: str, value: str, *, patience_seconds: float = 0.0) -> None:
+def sign_in(cloud: RotatorCloud, app_id: str, value: str, *, patience_seconds: float = 0.0) -> None:
     """Get a client-credentials token with `value`, as a consumer of the secret would (sync MSAL).
 
     `patience_seconds` waits out Entra's propagation (7000215 from a replica that has not caught up).
@@ -433,7 +433,7 @@ def sign_in(cloud: LocalCloud, app_id: str, value: str, *, patience_seconds: flo
             credential.close()
 
 
-async def assert_signs_in(cloud: LocalCloud, app_id: str, value: str, *, patience_seconds: float = 0.0) -> None:
+async def assert_signs_in(cloud: RotatorCloud, app_id: str, value: str, *, patience_seconds: float = 0.0) -> None:
     await asyncio.to_thread(sign_in, cloud, app_id, value, patience_seconds=patience_seconds)
 
 
@@ -499,12 +499,12 @@ async def assert_converged(
     return current
 
 
-def issued_secrets(cloud: LocalCloud) -> list[str]:
+def issued_secrets(cloud: RotatorCloud) -> list[str]:
     values: list[str] = cloud.admin("GET", "/issued-secrets")["secrets"]
     return values
 
 
-def assert_no_secret_leaked(cloud: LocalCloud, outcome: Outcome, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+def assert_no_secret_leaked(cloud: RotatorCloud, outcome: Outcome, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
     """Every secret the cloud ever issued is absent from the outcome (as JSON) and from the logs,
     plain or form-encoded. Returns the outcome's dict."""
     data = outcome.to_dict()

@@ -10,7 +10,7 @@ from typing import Any
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 
 
 @dataclass
@@ -30,15 +30,14 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def create_owned_app(cloud: LocalCloud, display_name: str, **extra: Any) -> dict[str, Any]:
-    app = cloud.admin("POST", "/applications", {"displayName": display_name, **extra})
-    assert cloud.rotator is not None
+def create_owned_app(cloud: RotatorCloud, display_name: str, **extra: Any) -> dict[str, Any]:
+    app: dict[str, Any] = cloud.admin("POST", "/applications", {"displayName": display_name, **extra})
     cloud.admin("POST", f"/applications/{app['id']}/owners", {"objectId": cloud.rotator.sp_object_id})
     return app
 
 
 async def write_secret(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     vault: str,
     name: str,
     value: str,
@@ -56,7 +55,7 @@ async def write_secret(
 
 
 def seed_managed_secret(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     *,
     vault: str = "kv-local",
     expires_in_days: float = 10,

@@ -17,8 +17,8 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from azure.storage.queue.aio import QueueClient
 
+from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
-from localcloud.cloud import LocalCloud
 from rotation.domain.errors import LockHeld
 from rotation.domain.model import ReconcileRequest
 from rotation.runtime import open_runtime
@@ -51,7 +51,7 @@ def worker(azurite: Any) -> Any:
     return run
 
 
-async def seeded(cloud: LocalCloud) -> SeededSecret:
+async def seeded(cloud: RotatorCloud) -> SeededSecret:
     return await asyncio.to_thread(seed_managed_secret, cloud, expires_in_days=5)
 
 
@@ -60,7 +60,7 @@ def request_for(secret: SeededSecret, reason: str) -> ReconcileRequest:
 
 
 async def test_two_workers_on_the_same_secret_rotate_it_once(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     worker: Any,
     requests_queue: QueueClient,
     monkeypatch: pytest.MonkeyPatch,
@@ -92,7 +92,7 @@ async def test_two_workers_on_the_same_secret_rotate_it_once(
 
 
 async def test_the_lease_is_renewed_while_validation_outlasts_it(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     worker: Any,
     requests_queue: QueueClient,
     monkeypatch: pytest.MonkeyPatch,
@@ -141,7 +141,7 @@ async def test_the_lease_is_renewed_while_validation_outlasts_it(
 
 
 async def test_a_crashed_holders_lease_expires_and_the_deferred_request_proceeds(
-    cloud: LocalCloud, worker: Any, requests_queue: QueueClient, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, worker: Any, requests_queue: QueueClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="rotation")  # whatever an earlier in-process CLI run left
     secret = await seeded(cloud)
@@ -172,7 +172,7 @@ async def test_a_crashed_holders_lease_expires_and_the_deferred_request_proceeds
     assert await receive_all(requests_queue) == []
 
 
-async def test_the_runtime_hands_out_the_blob_lease_as_a_releasable_lock(cloud: LocalCloud, azurite: Any) -> None:
+async def test_the_runtime_hands_out_the_blob_lease_as_a_releasable_lock(cloud: RotatorCloud, azurite: Any) -> None:
     """`Runtime.open_lock` is the worker's lock through the ports: a second holder is refused at
     once, and the key is free again after the first one's block ends."""
     key = "kv-test/open-lock"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.cli import main
 from tests.integration.seed import create_owned_app, seed_managed_secret, unique, write_secret
 
@@ -33,22 +33,22 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
-def writes_since(cloud: LocalCloud, mark: int) -> list[dict[str, Any]]:
+def writes_since(cloud: RotatorCloud, mark: int) -> list[dict[str, Any]]:
     log = cloud.admin("GET", f"/requests?since={mark}")["requests"]
     return [r for r in log if r["service"] in ("graph", "keyvault") and r["method"] not in ("GET",)]
 
 
-def mark(cloud: LocalCloud) -> int:
+def mark(cloud: RotatorCloud) -> int:
     return int(cloud.admin("GET", "/requests?since=0")["next"])
 
 
-def assert_no_secrets(cloud: LocalCloud, *texts: str) -> None:
+def assert_no_secrets(cloud: RotatorCloud, *texts: str) -> None:
     for value in cloud.admin("GET", "/issued-secrets")["secrets"]:
         for text in texts:
             assert value not in text
 
 
-def test_rotate_json_rotates_a_due_secret_and_status_shows_it(cloud: LocalCloud, capsys: Any) -> None:
+def test_rotate_json_rotates_a_due_secret_and_status_shows_it(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, expires_in_days=5)
     status, out, err = run(capsys, "rotate", seeded.vault, seeded.name, "--json")
     assert status == 0, err
@@ -64,7 +64,7 @@ def test_rotate_json_rotates_a_due_secret_and_status_shows_it(cloud: LocalCloud,
     assert_no_secrets(cloud, out, err)
 
 
-def test_rotate_human_output_and_dry_run_changes_nothing(cloud: LocalCloud, capsys: Any) -> None:
+def test_rotate_human_output_and_dry_run_changes_nothing(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, expires_in_days=5)
     before = mark(cloud)
     status, out, _ = run(capsys, "rotate", seeded.vault, seeded.name, "--dry-run")
@@ -86,7 +86,7 @@ def test_rotate_human_output_and_dry_run_changes_nothing(cloud: LocalCloud, caps
     ],
 )
 def test_user_errors_are_one_line_non_zero_and_change_nothing(
-    cloud: LocalCloud, capsys: Any, argv: tuple[str, ...], fragment: str
+    cloud: RotatorCloud, capsys: Any, argv: tuple[str, ...], fragment: str
 ) -> None:
     before = mark(cloud)
     status, out, err = run(capsys, *argv)
@@ -97,7 +97,7 @@ def test_user_errors_are_one_line_non_zero_and_change_nothing(
     assert writes_since(cloud, before) == []
 
 
-def test_an_unmanaged_secret_is_refused_in_one_line(cloud: LocalCloud, capsys: Any) -> None:
+def test_an_unmanaged_secret_is_refused_in_one_line(cloud: RotatorCloud, capsys: Any) -> None:
     name = unique("plain")
     asyncio.run(write_secret(cloud, "kv-local", name, "x" * 40))
     before = mark(cloud)
@@ -108,7 +108,7 @@ def test_an_unmanaged_secret_is_refused_in_one_line(cloud: LocalCloud, capsys: A
 
 
 def test_bad_settings_are_one_line_naming_the_variable(
-    cloud: LocalCloud, capsys: Any, monkeypatch: pytest.MonkeyPatch
+    cloud: RotatorCloud, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ROTATION_GRACE_HOURS", "a day")
     status, out, err = run(capsys, "status")
@@ -116,7 +116,7 @@ def test_bad_settings_are_one_line_naming_the_variable(
     assert err.count("\n") == 1 and "ROTATION_GRACE_HOURS" in err
 
 
-def test_missing_permission_names_it_and_changes_nothing(cloud: LocalCloud, capsys: Any) -> None:
+def test_missing_permission_names_it_and_changes_nothing(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, expires_in_days=5)
     # The rotator no longer owns the app: Graph refuses, and the message says what to grant.
     cloud.admin("DELETE", f"/applications/{seeded.object_id}/owners/{cloud.rotator.sp_object_id}")
@@ -127,7 +127,7 @@ def test_missing_permission_names_it_and_changes_nothing(cloud: LocalCloud, caps
     assert writes_since(cloud, before) == []
 
 
-def test_sweep_rotates_what_is_due_and_reports_nothing_to_do_after(cloud: LocalCloud, capsys: Any) -> None:
+def test_sweep_rotates_what_is_due_and_reports_nothing_to_do_after(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, vault="kv-second", expires_in_days=3)
     # The shared cloud holds other tests' secrets too (some deliberately broken), so the overall exit
     # status is theirs as much as ours: look at this secret's outcome.
@@ -140,7 +140,7 @@ def test_sweep_rotates_what_is_due_and_reports_nothing_to_do_after(cloud: LocalC
     assert_no_secrets(cloud, out)
 
 
-def test_adopt_identifies_the_credential_by_hint_and_expiry(cloud: LocalCloud, capsys: Any) -> None:
+def test_adopt_identifies_the_credential_by_hint_and_expiry(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, tag_credential=False, tags={"ProviderAddress": "x"})
     # Re-write as an unmanaged secret holding the human's value (adopt writes the tags).
     name = unique("legacy")
@@ -155,7 +155,7 @@ def test_adopt_identifies_the_credential_by_hint_and_expiry(cloud: LocalCloud, c
     assert_no_secrets(cloud, out)
 
 
-def test_adopt_without_a_unique_match_leaves_credential_unset_and_says_so(cloud: LocalCloud, capsys: Any) -> None:
+def test_adopt_without_a_unique_match_leaves_credential_unset_and_says_so(cloud: RotatorCloud, capsys: Any) -> None:
     app = create_owned_app(cloud, unique("svc"))
     value = cloud.admin("POST", f"/applications/{app['id']}/passwords", {})["secretText"]
     name = unique("legacy")
@@ -167,7 +167,7 @@ def test_adopt_without_a_unique_match_leaves_credential_unset_and_says_so(cloud:
     assert adopted["credentialId"] is None and "0 credentials match" in adopted["warnings"][0]
 
 
-def test_adopt_refuses_a_secret_managed_for_another_app_and_changes_nothing(cloud: LocalCloud, capsys: Any) -> None:
+def test_adopt_refuses_a_secret_managed_for_another_app_and_changes_nothing(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud)
     other = create_owned_app(cloud, unique("other"))
     before = mark(cloud)
@@ -177,7 +177,7 @@ def test_adopt_refuses_a_secret_managed_for_another_app_and_changes_nothing(clou
     assert writes_since(cloud, before) == []
 
 
-def _end_of(cloud: LocalCloud, seeded: Any) -> datetime:
+def _end_of(cloud: RotatorCloud, seeded: Any) -> datetime:
     for tenant in cloud.admin("GET", "/state")["tenants"]:
         for app in tenant["applications"]:
             for password in app["passwordCredentials"]:
@@ -186,7 +186,7 @@ def _end_of(cloud: LocalCloud, seeded: Any) -> datetime:
     raise AssertionError("credential not found")
 
 
-def test_json_errors_are_json(cloud: LocalCloud, capsys: Any) -> None:
+def test_json_errors_are_json(cloud: RotatorCloud, capsys: Any) -> None:
     status, out, err = run(capsys, "rotate", "kv-local", "no-such-secret", "--json")
     assert status == 1 and err == ""
     assert json.loads(out)["error"]["code"] == "SecretNotFound"
@@ -194,7 +194,7 @@ def test_json_errors_are_json(cloud: LocalCloud, capsys: Any) -> None:
 
 
 def test_force_rotates_a_healthy_secret_keeping_the_grace_period_and_then_waits(
-    cloud: LocalCloud, capsys: Any, monkeypatch: pytest.MonkeyPatch
+    cloud: RotatorCloud, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ROTATION_GRACE_HOURS", "24")
     seeded = seed_managed_secret(cloud, expires_in_days=200)

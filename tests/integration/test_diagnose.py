@@ -19,7 +19,7 @@ import pytest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.cli import main
 from rotation.domain.model import is_guid
 from rotation.tools.diagnose import Status, render_text
@@ -42,7 +42,7 @@ def iso(moment: datetime) -> str:
 
 
 def add_password(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     app: dict[str, Any],
     *,
     days: float = 60,
@@ -60,13 +60,13 @@ def add_password(
     return password
 
 
-def new_app(cloud: LocalCloud, **password: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def new_app(cloud: RotatorCloud, **password: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     app = create_owned_app(cloud, unique("svc"))
     return app, add_password(cloud, app, **password)
 
 
 def store(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     value: str,
     tags: dict[str, str] | None = None,
     *,
@@ -88,16 +88,16 @@ def end_of(password: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(password["endDateTime"].replace("Z", "+00:00"))
 
 
-def remove_credential(cloud: LocalCloud, app: dict[str, Any], key_id: str) -> None:
+def remove_credential(cloud: RotatorCloud, app: dict[str, Any], key_id: str) -> None:
     """What a person deleting the secret in the portal (or a rotation elsewhere) leaves behind."""
     cloud.admin("DELETE", f"/applications/{app['id']}/passwords/{key_id}")
 
 
-def backdate_latest_version(cloud: LocalCloud, name: str, delta: timedelta, vault: str = VAULT) -> None:
+def backdate_latest_version(cloud: RotatorCloud, name: str, delta: timedelta, vault: str = VAULT) -> None:
     cloud.admin("POST", f"/vaults/{vault}/secrets/{name}/backdate", {"seconds": delta.total_seconds()})
 
 
-async def _vault_client_call(cloud: LocalCloud, vault: str, action: str, name: str, version: str = "") -> None:
+async def _vault_client_call(cloud: RotatorCloud, vault: str, action: str, name: str, version: str = "") -> None:
     async with (
         ManagedIdentityCredential() as credential,
         SecretClient(cloud.vault_url(vault), credential, verify_challenge_resource=False) as client,
@@ -108,7 +108,7 @@ async def _vault_client_call(cloud: LocalCloud, vault: str, action: str, name: s
             await client.update_secret_properties(name, version, enabled=False)
 
 
-def latest_version(cloud: LocalCloud, name: str, vault: str = VAULT) -> str:
+def latest_version(cloud: RotatorCloud, name: str, vault: str = VAULT) -> str:
     return cloud.secret_versions(vault, name)[-1].version
 
 
@@ -116,7 +116,7 @@ def latest_version(cloud: LocalCloud, name: str, vault: str = VAULT) -> str:
 # Running the command
 
 
-def assert_no_secret_value(cloud: LocalCloud, text: str) -> None:
+def assert_no_secret_value(cloud: RotatorCloud, text: str) -> None:
     issued: list[str] = cloud.admin("GET", "/issued-secrets")["secrets"]
     stored = [v.strip() for v in STORED if not is_guid(v.strip())]
     for value in [*issued, *stored]:
@@ -124,7 +124,7 @@ def assert_no_secret_value(cloud: LocalCloud, text: str) -> None:
             assert value not in text, "a secret value reached the output"
 
 
-def run(capsys: pytest.CaptureFixture[str], cloud: LocalCloud, *argv: str) -> tuple[int, str, str]:
+def run(capsys: pytest.CaptureFixture[str], cloud: RotatorCloud, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     assert_no_secret_value(cloud, out + err)
@@ -132,7 +132,7 @@ def run(capsys: pytest.CaptureFixture[str], cloud: LocalCloud, *argv: str) -> tu
 
 
 def diagnose_json(
-    capsys: pytest.CaptureFixture[str], cloud: LocalCloud, secret: str, *flags: str
+    capsys: pytest.CaptureFixture[str], cloud: RotatorCloud, secret: str, *flags: str
 ) -> tuple[int, dict[str, Any]]:
     code, out, _ = run(capsys, cloud, "diagnose", VAULT, secret, *flags, "--json")
     result = json.loads(out)  # stdout is exactly one JSON document
@@ -150,7 +150,7 @@ def check(result: dict[str, Any], check_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def healthy(cloud: LocalCloud) -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
+def healthy(cloud: RotatorCloud) -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password))
     yield app, password, name
@@ -161,7 +161,7 @@ def healthy(cloud: LocalCloud) -> Iterator[tuple[dict[str, Any], dict[str, Any],
 
 
 def test_a_healthy_managed_secret_passes_and_signs_in(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
     app, password, name = healthy
     code, result = diagnose_json(capsys, cloud, name, "--probe")
@@ -178,7 +178,9 @@ def test_a_healthy_managed_secret_passes_and_signs_in(
     assert result["mostLikelyCause"] is None
 
 
-def test_human_output_lists_checks_then_cause_and_remedy(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_human_output_lists_checks_then_cause_and_remedy(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["keyId"], {"ProviderAddress": app["appId"]})
 
@@ -196,7 +198,7 @@ def test_human_output_lists_checks_then_cause_and_remedy(cloud: LocalCloud, caps
 
 
 def test_plain_ascii_when_the_terminal_is_not_utf8(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
     from rotation.runtime import open_runtime
     from rotation.tools.diagnose import diagnose
@@ -216,7 +218,7 @@ def test_plain_ascii_when_the_terminal_is_not_utf8(
 # 1. The secret in Key Vault
 
 
-def test_missing_secret(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_secret(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     code, result = diagnose_json(capsys, cloud, unique("nothing"))
     assert code == 1
     assert status(result, "secret.exists") == "fail"
@@ -226,7 +228,7 @@ def test_missing_secret(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_soft_deleted_secret_says_recover_or_purge(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
     _, _, name = healthy
     asyncio.run(_vault_client_call(cloud, VAULT, "delete", name))
@@ -241,7 +243,7 @@ def test_soft_deleted_secret_says_recover_or_purge(
 
 
 def test_disabled_latest_version(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
     _, _, name = healthy
     asyncio.run(_vault_client_call(cloud, VAULT, "disable", name, latest_version(cloud, name)))
@@ -255,7 +257,7 @@ def test_disabled_latest_version(
     assert result["mostLikelyCause"]["id"] == "secret.enabled"
 
 
-def test_version_past_its_expiry(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_version_past_its_expiry(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(
         cloud, password["secretText"], managed_tags(app, password), expires=datetime.now(UTC) - timedelta(days=2)
@@ -265,7 +267,7 @@ def test_version_past_its_expiry(cloud: LocalCloud, capsys: pytest.CaptureFixtur
     assert "expired on" in check(result, "secret.validity")["evidence"]
 
 
-def test_version_without_expiry_warns(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_version_without_expiry_warns(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"], managed_tags(app, password))
     code, result = diagnose_json(capsys, cloud, name)
@@ -277,7 +279,7 @@ def test_version_without_expiry_warns(cloud: LocalCloud, capsys: pytest.CaptureF
 # 2. The value's shape
 
 
-def test_secret_id_stored_as_value(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_secret_id_stored_as_value(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["keyId"], {"ProviderAddress": app["appId"]})
 
@@ -293,7 +295,7 @@ def test_secret_id_stored_as_value(cloud: LocalCloud, capsys: pytest.CaptureFixt
     assert result["probe"]["code"] == 7000215  # Entra agrees
 
 
-def test_any_guid_is_not_a_secret_value(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_any_guid_is_not_a_secret_value(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, _ = new_app(cloud)
     name = store(cloud, app["appId"], {"ProviderAddress": app["appId"]})
     _, result = diagnose_json(capsys, cloud, name)
@@ -314,7 +316,7 @@ def test_any_guid_is_not_a_secret_value(cloud: LocalCloud, capsys: pytest.Captur
     ids=["newline", "crlf", "leading-spaces", "trailing-space", "inner-space"],
 )
 def test_whitespace_and_line_breaks(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], wrap: Any, expected: str
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], wrap: Any, expected: str
 ) -> None:
     app, password = new_app(cloud)
     name = store(cloud, wrap(password["secretText"]), managed_tags(app, password), expires=end_of(password))
@@ -330,7 +332,7 @@ def test_whitespace_and_line_breaks(
     assert status(result, "credential.match") == "pass"
 
 
-def test_truncated_value_warns_and_entra_refuses_it(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_value_warns_and_entra_refuses_it(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"][:30], managed_tags(app, password), expires=end_of(password))
 
@@ -342,7 +344,7 @@ def test_truncated_value_warns_and_entra_refuses_it(cloud: LocalCloud, capsys: p
     assert code == 1 and result["mostLikelyCause"]["id"] == "signin.probe"
 
 
-def test_too_short_value_warns(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_too_short_value_warns(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"][:12], managed_tags(app, password), expires=end_of(password))
     _, result = diagnose_json(capsys, cloud, name)
@@ -350,7 +352,7 @@ def test_too_short_value_warns(cloud: LocalCloud, capsys: pytest.CaptureFixture[
     assert "at least 16" in check(result, "value.length")["cause"]
 
 
-def test_characters_that_shells_and_forms_mangle(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_characters_that_shells_and_forms_mangle(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, _ = new_app(cloud)
     name = store(cloud, "Ab$cd!ef+gh&ij%kl`mn=op\\qr", {"ProviderAddress": app["appId"]})
     _, result = diagnose_json(capsys, cloud, name)
@@ -365,7 +367,7 @@ def test_characters_that_shells_and_forms_mangle(cloud: LocalCloud, capsys: pyte
 # 3. Tenant and app
 
 
-def test_malformed_tenant(cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
+def test_malformed_tenant(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
     _, _, name = healthy
     code, result = diagnose_json(capsys, cloud, name, "--tenant", "contoso/oauth2")
     assert code == 1
@@ -375,7 +377,7 @@ def test_malformed_tenant(cloud: LocalCloud, capsys: pytest.CaptureFixture[str],
     assert result["mostLikelyCause"]["id"] == "tenant.format"
 
 
-def test_unknown_tenant(cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
+def test_unknown_tenant(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
     _, _, name = healthy
     code, result = diagnose_json(capsys, cloud, name, "--tenant", str(uuid.uuid4()), "--probe")
     assert code == 1
@@ -386,7 +388,7 @@ def test_unknown_tenant(cloud: LocalCloud, capsys: pytest.CaptureFixture[str], h
 
 
 def test_multi_tenant_alias_is_not_a_tenant(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: Any
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: Any
 ) -> None:
     _, _, name = healthy
     _, result = diagnose_json(capsys, cloud, name, "--tenant", "common")
@@ -394,7 +396,7 @@ def test_multi_tenant_alias_is_not_a_tenant(
 
 
 def test_tenant_by_domain_resolves_to_the_rotators_tenant(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: Any
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: Any
 ) -> None:
     _, _, name = healthy
     state = cloud.admin("GET", "/state")
@@ -405,7 +407,9 @@ def test_tenant_by_domain_resolves_to_the_rotators_tenant(
     assert status(result, "app.exists") == "pass"
 
 
-def test_unknown_app_is_the_700016_family(cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
+def test_unknown_app_is_the_700016_family(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: Any
+) -> None:
     _, _, name = healthy
     code, result = diagnose_json(capsys, cloud, name, "--app", str(uuid.uuid4()), "--probe")
     assert code == 1
@@ -415,7 +419,7 @@ def test_unknown_app_is_the_700016_family(cloud: LocalCloud, capsys: pytest.Capt
     assert result["probe"]["code"] == 700016
 
 
-def test_object_id_instead_of_app_id(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_object_id_instead_of_app_id(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"], {"ProviderAddress": app["id"]}, expires=end_of(password))
     code, result = diagnose_json(capsys, cloud, name)
@@ -425,14 +429,14 @@ def test_object_id_instead_of_app_id(cloud: LocalCloud, capsys: pytest.CaptureFi
     assert "Object ID" in found["evidence"] and app["appId"] in found["remedy"]
 
 
-def test_app_id_that_is_no_guid(cloud: LocalCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
+def test_app_id_that_is_no_guid(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], healthy: Any) -> None:
     _, _, name = healthy
     _, result = diagnose_json(capsys, cloud, name, "--app", "my-service")
     assert status(result, "app.id") == "fail"
     assert status(result, "app.exists") == "skip"
 
 
-def test_app_the_rotator_does_not_own_cannot_be_read(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_app_the_rotator_does_not_own_cannot_be_read(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     foreign = cloud.admin("POST", "/applications", {"displayName": unique("foreign")})
     password = add_password(cloud, foreign)
     name = store(cloud, password["secretText"], {"ProviderAddress": foreign["appId"]}, expires=end_of(password))
@@ -443,7 +447,7 @@ def test_app_the_rotator_does_not_own_cannot_be_read(cloud: LocalCloud, capsys: 
     assert code == 0 and result["probe"]["ok"] is True  # the sign-in itself still works
 
 
-def test_app_in_another_tenant_is_checked_by_the_probe(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_app_in_another_tenant_is_checked_by_the_probe(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     other = cloud.admin("POST", "/tenants", {})
     app = cloud.admin("POST", "/applications", {"displayName": unique("elsewhere"), "tenantId": other["tenantId"]})
     password = add_password(cloud, app)
@@ -462,7 +466,7 @@ def test_app_in_another_tenant_is_checked_by_the_probe(cloud: LocalCloud, capsys
 # 4. The app's credentials
 
 
-def test_rotated_in_entra_but_not_in_the_vault(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rotated_in_entra_but_not_in_the_vault(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, old = new_app(cloud)
     add_password(cloud, app, name="the new one")
     name = store(cloud, old["secretText"], managed_tags(app, old), expires=end_of(old))
@@ -480,7 +484,7 @@ def test_rotated_in_entra_but_not_in_the_vault(cloud: LocalCloud, capsys: pytest
 
 
 def test_unmanaged_secret_needs_the_app_flag_and_then_matches_by_hint(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app, old = new_app(cloud)
     name = store(cloud, old["secretText"])  # an operator's secret: no tags at all
@@ -502,7 +506,7 @@ def test_unmanaged_secret_needs_the_app_flag_and_then_matches_by_hint(
     assert result["probe"]["code"] == 7000215
 
 
-def test_value_of_another_app(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_value_of_another_app(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, _ = new_app(cloud)
     _, other_password = new_app(cloud)
     name = store(cloud, other_password["secretText"], {"ProviderAddress": app["appId"]})
@@ -513,7 +517,9 @@ def test_value_of_another_app(cloud: LocalCloud, capsys: pytest.CaptureFixture[s
     assert result["probe"]["code"] == 7000215
 
 
-def test_tag_names_a_credential_but_the_value_is_another(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tag_names_a_credential_but_the_value_is_another(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
     app, tagged = new_app(cloud)
     other = add_password(cloud, app, name="someone else's")
     name = store(cloud, other["secretText"], managed_tags(app, tagged), expires=end_of(tagged))
@@ -524,7 +530,7 @@ def test_tag_names_a_credential_but_the_value_is_another(cloud: LocalCloud, caps
     assert "starts differently" in check(result, "credential.match")["evidence"]
 
 
-def test_expired_credential_is_7000222(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_expired_credential_is_7000222(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud, days=-1, started_days_ago=100)
     name = store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password))
 
@@ -540,7 +546,7 @@ def test_expired_credential_is_7000222(cloud: LocalCloud, capsys: pytest.Capture
     assert result["probe"]["code"] == 7000222
 
 
-def test_credential_not_yet_valid(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_credential_not_yet_valid(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud, started_days_ago=-2)
     name = store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password))
     _, result = diagnose_json(capsys, cloud, name)
@@ -548,7 +554,7 @@ def test_credential_not_yet_valid(cloud: LocalCloud, capsys: pytest.CaptureFixtu
     assert "starts only at" in check(result, "credential.validity")["evidence"]
 
 
-def test_brand_new_credential_warns_about_propagation(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_brand_new_credential_warns_about_propagation(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud, started_days_ago=0)
     name = store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password))
     code, result = diagnose_json(capsys, cloud, name)
@@ -557,7 +563,7 @@ def test_brand_new_credential_warns_about_propagation(cloud: LocalCloud, capsys:
     assert found["status"] == "warn" and "replicas" in found["cause"]
 
 
-def test_certificate_only_app(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_certificate_only_app(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app = create_owned_app(cloud, unique("cert-only"))
     cloud.admin("POST", f"/applications/{app['id']}/certificates", {"displayName": "CN=cert-only"})
     name = store(cloud, "Xy28Q~" + "a" * 34, {"ProviderAddress": app["appId"]})
@@ -575,7 +581,7 @@ def test_certificate_only_app(cloud: LocalCloud, capsys: pytest.CaptureFixture[s
 # 5. Rotation state
 
 
-def test_inconsistent_tags(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_inconsistent_tags(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     tags = managed_tags(app, password, RotationState="sideways", RetireAfter="tomorrow")
     name = store(cloud, password["secretText"], tags, expires=end_of(password))
@@ -586,7 +592,7 @@ def test_inconsistent_tags(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
     assert "RotationState='sideways'" in found["evidence"] and "RetireAfter" in found["evidence"]
 
 
-def test_provider_address_with_the_wrong_case(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_provider_address_with_the_wrong_case(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"], {"providerAddress": app["appId"]}, expires=end_of(password))
     _, result = diagnose_json(capsys, cloud, name)
@@ -594,7 +600,7 @@ def test_provider_address_with_the_wrong_case(cloud: LocalCloud, capsys: pytest.
     assert found["status"] == "warn" and "'providerAddress'" in found["evidence"]
 
 
-def test_stuck_in_validating(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stuck_in_validating(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     tags = managed_tags(app, password, RotationState="validating", RotationId=ROTATION_ID)
     name = store(cloud, password["secretText"], tags, expires=end_of(password))
@@ -610,7 +616,7 @@ def test_stuck_in_validating(cloud: LocalCloud, capsys: pytest.CaptureFixture[st
     assert f"python -m rotation rotate {VAULT} {name}" in found["remedy"]
 
 
-def test_failed_rotation_warns_with_its_reason(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_rotation_warns_with_its_reason(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     tags = managed_tags(app, password, RotationState="failed", FailureReason="PolicyBlocked: no passwords")
     name = store(cloud, password["secretText"], tags, expires=end_of(password))
@@ -619,7 +625,7 @@ def test_failed_rotation_warns_with_its_reason(cloud: LocalCloud, capsys: pytest
     assert "PolicyBlocked" in check(result, "rotation.state")["evidence"]
 
 
-def test_overdue_retirement(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_overdue_retirement(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, current = new_app(cloud)
     old = add_password(cloud, app, name="previous", days=20)
     overdue = iso(datetime.now(UTC) - timedelta(days=3))
@@ -640,7 +646,7 @@ def test_overdue_retirement(cloud: LocalCloud, capsys: pytest.CaptureFixture[str
     assert found["status"] == "warn" and old["keyId"] in found["evidence"]
 
 
-def test_orphaned_rotator_credential(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_orphaned_rotator_credential(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = unique("secret")
     orphan = add_password(cloud, app, name=f"rotator:{VAULT}/{name}:{ROTATION_ID}", started_days_ago=2)
@@ -653,7 +659,7 @@ def test_orphaned_rotator_credential(cloud: LocalCloud, capsys: pytest.CaptureFi
 
 
 def test_older_enabled_version_names_a_removed_credential(
-    cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app, old = new_app(cloud)
     current = add_password(cloud, app, name="current")
@@ -672,7 +678,7 @@ def test_older_enabled_version_names_a_removed_credential(
 # Read-only, errors
 
 
-def _requests_during(cloud: LocalCloud, action: Any) -> list[dict[str, Any]]:
+def _requests_during(cloud: RotatorCloud, action: Any) -> list[dict[str, Any]]:
     since = cloud.admin("GET", "/requests?since=0")["next"]
     action()
     requests: list[dict[str, Any]] = cloud.admin("GET", f"/requests?since={since}")["requests"]
@@ -680,7 +686,7 @@ def _requests_during(cloud: LocalCloud, action: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("probe", [False, True], ids=["reads-only", "with-probe"])
-def test_diagnose_only_reads(cloud: LocalCloud, capsys: pytest.CaptureFixture[str], probe: bool) -> None:
+def test_diagnose_only_reads(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], probe: bool) -> None:
     """The request log proves it: Graph and Key Vault see only GETs; Entra sees the OpenID document
     read and, with --probe, exactly one token request per diagnosis."""
     app, password = new_app(cloud)
@@ -703,7 +709,7 @@ def test_diagnose_only_reads(cloud: LocalCloud, capsys: pytest.CaptureFixture[st
         assert any(r["service"] == "keyvault" for r in requests)
 
 
-def test_unknown_vault_is_one_json_error(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_vault_is_one_json_error(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, cloud, "diagnose", "kv-nowhere", "x", "--json")
     assert code == 1
     error = json.loads(out)["error"]

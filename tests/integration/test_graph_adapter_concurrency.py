@@ -11,12 +11,12 @@ import asyncio
 
 from azure.identity.aio import ManagedIdentityCredential
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.adapters.graph import GraphDirectory
 from tests.integration.seed import create_owned_app, unique
 
 
-async def test_concurrent_application_reads_do_not_cross(cloud: LocalCloud) -> None:
+async def test_concurrent_application_reads_do_not_cross(cloud: RotatorCloud) -> None:
     apps = [create_owned_app(cloud, unique("concurrent")) for _ in range(6)]
     async with ManagedIdentityCredential() as credential:
         directory = GraphDirectory(credential, cloud.graph_url)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.cli import main
 from rotation.runtime import open_runtime
 from rotation.tools.inventory import inventory_response
@@ -33,7 +33,7 @@ FORMULA_NAME = '=HYPERLINK("http://evil.example","Open")'
 
 @dataclass
 class Scenario:
-    cloud: LocalCloud
+    cloud: RotatorCloud
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # role in the scenario -> keyId
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (vault, secret)
@@ -66,7 +66,7 @@ def _managed(scenario: Scenario, role: str, name: str, days: float, vault: str =
     )
 
 
-def seed_scenario(cloud: LocalCloud) -> Scenario:
+def seed_scenario(cloud: RotatorCloud) -> Scenario:
     scenario = Scenario(cloud)
 
     # Payments API: managed, with the previous credential retiring and a crashed rotation's orphan.
@@ -139,7 +139,7 @@ def seed_scenario(cloud: LocalCloud) -> Scenario:
 
 
 @pytest.fixture
-def scenario(private_cloud: Callable[..., LocalCloud]) -> Iterator[Scenario]:
+def scenario(private_cloud: Callable[..., RotatorCloud]) -> Iterator[Scenario]:
     local = private_cloud(vaults=("kv-local", "kv-second"))
     with local.environment():
         yield seed_scenario(local)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     Seeded,
@@ -54,7 +54,7 @@ def statuses(log: list[dict[str, Any]], service: str, method: str, path: str) ->
 
 
 async def test_graph_throttling_is_retried_after_retry_after(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud)
     add_fault(cloud, "graph", status=429, count=2, path_regex="addPassword")
@@ -80,7 +80,7 @@ async def test_graph_throttling_is_retried_after_retry_after(
     ],
 )
 async def test_directory_concurrency_violations_are_retried(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture, status: int, operation: str
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture, status: int, operation: str
 ) -> None:
     seeded = await seed(cloud)
     add_fault(cloud, "graph", status=status, count=2, path_regex=operation, code="Directory_ConcurrencyViolation")
@@ -96,7 +96,7 @@ async def test_directory_concurrency_violations_are_retried(
     await assert_converged(seeded, keep=seeded.humans)
 
 
-async def test_key_vault_throttling_is_retried(cloud: LocalCloud, caplog: pytest.LogCaptureFixture) -> None:
+async def test_key_vault_throttling_is_retried(cloud: RotatorCloud, caplog: pytest.LogCaptureFixture) -> None:
     seeded = await seed(cloud)
     add_fault(cloud, "keyvault", status=429, count=2, method="PUT", path_regex=secret_path(seeded.name))
     since = mark(cloud)
@@ -113,7 +113,7 @@ async def test_key_vault_throttling_is_retried(cloud: LocalCloud, caplog: pytest
 
 @pytest.mark.parametrize("where", ["graph-addPassword", "keyvault-PUT"])
 async def test_throttling_beyond_the_cap_is_a_throttled_error_that_the_next_run_recovers_from(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture, where: str
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
     seeded = await seed(cloud)
     settings = make_settings(throttle_retry_seconds=1, orphan_margin_minutes=0)
@@ -145,7 +145,7 @@ async def test_throttling_beyond_the_cap_is_a_throttled_error_that_the_next_run_
 
 
 async def test_a_rotator_that_does_not_own_the_app_gets_a_permission_error_naming_the_fix(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud)
     assert cloud.rotator is not None
@@ -171,7 +171,7 @@ async def test_a_rotator_that_does_not_own_the_app_gets_a_permission_error_namin
 
 
 async def test_a_vault_where_the_rotator_may_only_read_gets_a_permission_error_naming_the_role(
-    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
     seeded = await seed(cloud)
@@ -238,7 +238,7 @@ CRASH_POINTS = {
     CRASH_POINTS,
 )
 async def test_a_rotation_that_dies_at_any_call_converges_on_the_next_reconcile(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture, point: str
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture, point: str
 ) -> None:
     seeded = await seed(cloud, expires_in_days=10)
     settings = make_settings(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.domain.model import Action
 from rotation.domain.policy import CLAMP_MARGIN
 from tests.integration.reconcile_helpers import (
@@ -48,7 +48,7 @@ def snapshot(seeded: Seeded) -> tuple[Any, Any]:
     ],
 )
 async def test_a_policy_the_rotator_cannot_satisfy_is_policy_blocked_and_changes_nothing(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture, policy: dict[str, Any], mentions: str
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture, policy: dict[str, Any], mentions: str
 ) -> None:
     seeded = await seed(cloud)
     cloud.admin("POST", "/policies", {"appId": seeded.app_id, **policy})
@@ -68,7 +68,7 @@ async def test_a_policy_the_rotator_cannot_satisfy_is_policy_blocked_and_changes
 
 @pytest.mark.parametrize("scope", ["app", "tenant"])
 async def test_a_lifetime_cap_is_clamped_to_when_the_rotator_may_read_the_policy(
-    private_cloud: Callable[..., LocalCloud],
+    private_cloud: Callable[..., RotatorCloud],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     scope: str,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     CloudClock,
@@ -43,12 +43,12 @@ def _logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.fixture
-def clocked(private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch) -> LocalCloud:
+def clocked(private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch) -> RotatorCloud:
     return start_private_cloud(private_cloud, monkeypatch)
 
 
 async def test_the_old_credential_is_retired_once_the_grace_period_is_over(
-    clocked: LocalCloud, caplog: pytest.LogCaptureFixture
+    clocked: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud, clock = clocked, CloudClock(clocked)
     settings = make_settings(clocked.env, grace_hours=24)
@@ -80,7 +80,7 @@ async def test_the_old_credential_is_retired_once_the_grace_period_is_over(
 
 
 async def test_retiring_a_credential_someone_already_removed_counts_as_done(
-    clocked: LocalCloud, caplog: pytest.LogCaptureFixture
+    clocked: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud, clock = clocked, CloudClock(clocked)
     settings = make_settings(clocked.env, grace_hours=24)
@@ -103,7 +103,7 @@ async def test_retiring_a_credential_someone_already_removed_counts_as_done(
 
 
 async def test_a_rotation_due_after_the_grace_period_retires_first_then_rotates(
-    clocked: LocalCloud, caplog: pytest.LogCaptureFixture
+    clocked: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud, clock = clocked, CloudClock(clocked)
     settings = make_settings(clocked.env, grace_hours=24)
@@ -126,7 +126,7 @@ async def test_a_rotation_due_after_the_grace_period_retires_first_then_rotates(
 
 
 async def test_orphans_of_this_secret_are_removed_and_nothing_else(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=60)  # not due: only the orphan sweep has work
     now = datetime.now(UTC)
@@ -168,7 +168,7 @@ RETIRE_STEPS = ("removePassword", "PATCH-clear-tags", "versions-list", "PATCH-di
     RETIRE_STEPS,
 )
 async def test_a_crash_while_retiring_is_finished_by_the_next_reconcile(
-    clocked: LocalCloud, caplog: pytest.LogCaptureFixture, step: str
+    clocked: RotatorCloud, caplog: pytest.LogCaptureFixture, step: str
 ) -> None:
     cloud, clock = clocked, CloudClock(clocked)
     settings = make_settings(clocked.env, grace_hours=24, throttle_retry_seconds=1)

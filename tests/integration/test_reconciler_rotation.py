@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     application,
@@ -52,7 +52,7 @@ def _logs(caplog: pytest.LogCaptureFixture) -> None:
     ],
 )
 async def test_rotation_is_due_within_the_rotate_before_window(
-    cloud: LocalCloud,
+    cloud: RotatorCloud,
     caplog: pytest.LogCaptureFixture,
     expires_in_days: int,
     rotate_before_tag: str | None,
@@ -78,7 +78,7 @@ async def test_rotation_is_due_within_the_rotate_before_window(
 
 
 async def test_a_secret_without_expiry_is_rotated_and_gets_one(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=None)
 
@@ -91,7 +91,7 @@ async def test_a_secret_without_expiry_is_rotated_and_gets_one(
 
 
 async def test_an_emergency_forces_a_rotation_that_is_not_due_and_retires_at_once(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=200)
     settings = make_settings(grace_hours=24)
@@ -110,7 +110,7 @@ async def test_an_emergency_forces_a_rotation_that_is_not_due_and_retires_at_onc
 
 
 async def test_an_emergency_during_a_grace_period_retires_both_old_credentials(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=10)
     settings = make_settings(grace_hours=24)
@@ -127,7 +127,9 @@ async def test_an_emergency_during_a_grace_period_retires_both_old_credentials(
     await assert_converged(seeded, keep=seeded.humans)
 
 
-async def test_reconciling_an_up_to_date_secret_only_reads(cloud: LocalCloud, caplog: pytest.LogCaptureFixture) -> None:
+async def test_reconciling_an_up_to_date_secret_only_reads(
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
+) -> None:
     seeded = await seed(cloud, expires_in_days=3)
     settings = make_settings()
     rotated = await reconcile(settings, seeded)
@@ -150,7 +152,7 @@ async def test_reconciling_an_up_to_date_secret_only_reads(cloud: LocalCloud, ca
 
 
 async def test_adoption_retires_the_one_credential_matching_hint_and_expiry(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=10, tag_credential=False)
     # A decoy with the same hint but another expiry is no candidate.
@@ -173,7 +175,7 @@ async def test_adoption_retires_the_one_credential_matching_hint_and_expiry(
 
 @pytest.mark.parametrize("candidates", [0, 2])
 async def test_adoption_leaves_an_unidentified_credential_in_place_with_a_warning(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture, candidates: int
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture, candidates: int
 ) -> None:
     # No candidate: the credential's end is a month away from the secret's exp. Two: a twin with the
     # same hint and end (as a human may create by copying the expiry).
@@ -208,7 +210,7 @@ async def test_adoption_leaves_an_unidentified_credential_in_place_with_a_warnin
 
 
 async def test_a_stored_secret_id_is_reported_and_replaced_by_a_real_value(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Not due (200 days), not tagged with a CredentialId: only the mistake makes it rotate.
     seeded = await seed(cloud, expires_in_days=200, tag_credential=False, stored_value=lambda p: str(p["keyId"]))
@@ -228,7 +230,7 @@ async def test_a_stored_secret_id_is_reported_and_replaced_by_a_real_value(
 
 
 async def test_a_personal_account_app_holding_two_passwords_is_a_clear_error_that_changes_nothing(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, sign_in_audience="AzureADandPersonalMicrosoftAccount")
     assert len(passwords(cloud, seeded.object_id)) == 2
@@ -247,7 +249,7 @@ async def test_a_personal_account_app_holding_two_passwords_is_a_clear_error_tha
 
 
 async def test_a_personal_account_app_holding_one_password_rotates(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, sign_in_audience="AzureADandPersonalMicrosoftAccount", unrelated_credential=False)
 
@@ -262,7 +264,7 @@ async def test_a_personal_account_app_holding_one_password_rotates(
 # --- the outcome and the request budget -----------------------------------------------------------------
 
 
-async def test_the_outcome_is_json_and_holds_no_secret(cloud: LocalCloud, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_outcome_is_json_and_holds_no_secret(cloud: RotatorCloud, caplog: pytest.LogCaptureFixture) -> None:
     seeded = await seed(cloud, expires_in_days=1)
 
     outcome = await reconcile(make_settings(), seeded)
@@ -280,7 +282,7 @@ async def test_the_outcome_is_json_and_holds_no_secret(cloud: LocalCloud, caplog
 
 
 async def test_a_steady_state_rotation_costs_at_most_ten_requests(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=2)
     since = mark(cloud)
@@ -307,7 +309,7 @@ async def test_a_steady_state_rotation_costs_at_most_ten_requests(
 
 
 async def test_a_provider_address_naming_no_app_is_a_clear_error_that_writes_nothing(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud)
     cloud.admin("DELETE", f"/applications/{seeded.object_id}")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from localcloud.state import secret_digest
 from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
@@ -34,7 +34,7 @@ def _logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def test_rotation_creates_stores_validates_and_activates(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=5, tags={"ValidityPeriodDays": "45", "Owner": "team-payments"})
     observed: dict[str, str] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from emulator.rotator_profile import RotatorCloud
 from localcloud.state import secret_digest
 from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
@@ -66,7 +66,7 @@ def assert_rolled_back(seeded: Seeded, created_key_id: str) -> None:
 
 
 async def test_validation_waits_out_propagation_and_succeeds(
-    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch, seed=11)
     config(cloud, propagationSeconds=6, replicas=3)
@@ -89,7 +89,7 @@ async def test_validation_waits_out_propagation_and_succeeds(
 
 
 async def test_a_value_not_proven_by_the_deadline_is_rolled_back_and_the_old_one_keeps_working(
-    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
     config(cloud, propagationSeconds=3600, replicas=3)
@@ -110,7 +110,7 @@ async def test_a_value_not_proven_by_the_deadline_is_rolled_back_and_the_old_one
 
 
 async def test_a_crash_during_validation_is_resumed_by_the_next_reconcile(
-    cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=10)
     pending: dict[str, str] = {}
@@ -155,7 +155,7 @@ ROLLBACK_STEPS = {
     ],
 )
 async def test_a_crash_during_rollback_is_resumed_by_the_next_reconcile(
-    private_cloud: Callable[..., LocalCloud],
+    private_cloud: Callable[..., RotatorCloud],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     step: str,
@@ -198,7 +198,7 @@ async def test_a_crash_during_rollback_is_resumed_by_the_next_reconcile(
 
 
 async def test_a_failed_rotation_of_a_secret_whose_credential_is_gone_can_be_recovered(
-    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The 3 a.m. case the rotator exists for: someone removed the credential in Entra, the stored value
     # no longer works, and Entra is slow to accept the replacement.
@@ -224,7 +224,7 @@ async def test_a_failed_rotation_of_a_secret_whose_credential_is_gone_can_be_rec
 
 
 async def test_a_rollback_never_restores_a_secret_id_as_the_value(
-    private_cloud: Callable[..., LocalCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
     config(cloud, propagationSeconds=3600, replicas=1)
