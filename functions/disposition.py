@@ -3,22 +3,18 @@ host redeliver it, or put it back for later because another worker holds the sec
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import random
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
 from functions.config import EdgeConfig
-from functions.host import REQUESTS_QUEUE, message_encoding, queue_client_from_env, request_dims
+from functions.host import REQUESTS_QUEUE, message_encoding, request_dims
 from rotation.domain.model import Outcome, ReconcileRequest, format_utc
 from rotation.observability import event as log_event
+from rotation.runtime import Runtime
 
 # --------------------------------------------------------------------------------------------------
 # After a reconcile
@@ -117,7 +113,7 @@ def deferral_expired(request: ReconcileRequest, now: datetime) -> bool:
     return now - request.requested_at > DEFER_MAX_AGE
 
 
-async def defer(request: ReconcileRequest, credential: AsyncTokenCredential, config: EdgeConfig) -> None:
+async def defer(request: ReconcileRequest, runtime: Runtime, config: EdgeConfig) -> None:
     """Another worker holds the secret's lease: put the same request back on the queue, invisible for
     about one lease period, and let this delivery complete, so waiting costs no delivery attempt.
 
@@ -136,16 +132,9 @@ async def defer(request: ReconcileRequest, credential: AsyncTokenCredential, con
         )
         return
     delay = config.defer_delay_seconds or defer_delay_seconds(config.lock_lease_seconds)
-    client = queue_client_from_env(
-        REQUESTS_QUEUE, encoding=message_encoding(config.host_json), credential=credential, env=os.environ
-    )
-    async with client:
-        try:
-            await client.send_message(request.to_json(), visibility_timeout=delay)
-        except ResourceNotFoundError:
-            # The host creates the queue with the first output binding write; a fresh account may
-            # not have it yet.
-            with contextlib.suppress(ResourceExistsError):
-                await client.create_queue()
-            await client.send_message(request.to_json(), visibility_timeout=delay)
+    queue = runtime.open_queue(REQUESTS_QUEUE, encoding=message_encoding(config.host_json))
+    try:
+        await queue.send(request.to_json(), visibility_timeout=delay)
+    finally:
+        await queue.close()
     log_event("RotationDeferred", lockKey=request.lock_key, delaySeconds=delay, **dims)

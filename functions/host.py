@@ -1,26 +1,22 @@
 """Host glue: the names the bindings share, host.json, the requests queue, settings per invocation.
 
-Nothing here performs I/O at import; :func:`queue_client_from_env` only *builds* a client, and
-:func:`invocation_settings` reads the environment when a function runs, so a bad setting fails one
-invocation with a clear message instead of the whole app at start-up.
+Nothing here performs I/O at import: :func:`invocation_settings` reads the environment when a function
+runs, so a bad setting fails one invocation with a clear message instead of the whole app at start-up.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import azure.functions as func
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
-from azure.storage.queue.aio import QueueClient
 
 from rotation.domain.errors import SettingsError
 from rotation.domain.model import ReconcileRequest
 from rotation.observability import event as log_event
+from rotation.runtime import STORAGE_SETTING_NAME, MessageEncoding
 from rotation.settings import Settings
 
 # --------------------------------------------------------------------------------------------------
@@ -31,7 +27,7 @@ REQUESTS_QUEUE: Final = "rotation-requests"
 #: Where the host moves a message after host.json's ``maxDequeueCount`` failed attempts.
 POISON_QUEUE: Final = f"{REQUESTS_QUEUE}-poison"
 #: The app setting (or ``__``-prefixed setting collection) naming the host's storage account.
-STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
+STORAGE_CONNECTION: Final = STORAGE_SETTING_NAME
 #: ``extensions.http.routePrefix`` in host.json.
 ROUTE_PREFIX: Final = "api"
 
@@ -69,9 +65,7 @@ def invocation_settings(function: str, operation_id: str) -> Settings:
 
 
 # --------------------------------------------------------------------------------------------------
-# Queue messages: encoding and the client used to re-enqueue
-
-MessageEncoding = Literal["base64", "none"]
+# Queue messages: the encoding the host decodes
 
 
 def message_encoding(host_json: Path) -> MessageEncoding:
@@ -87,41 +81,6 @@ def message_encoding(host_json: Path) -> MessageEncoding:
     queues = config.get("extensions", {}).get("queues", {}) if isinstance(config, dict) else {}
     value = queues.get("messageEncoding", "base64") if isinstance(queues, dict) else "base64"
     return "none" if isinstance(value, str) and value.lower() == "none" else "base64"
-
-
-def queue_client_from_env(
-    queue: str,
-    *,
-    encoding: MessageEncoding,
-    credential: AsyncTokenCredential | None,
-    env: Mapping[str, str],
-) -> QueueClient:
-    """A client for ``queue`` in the ``AzureWebJobsStorage`` account, connected as the host is.
-
-    A connection string (``UseDevelopmentStorage=true`` with Azurite), or the identity-based form
-    (``AzureWebJobsStorage__queueServiceUri`` / ``__accountName``) with the app's identity.
-    """
-    policies: dict[str, Any] = (
-        {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": BinaryBase64DecodePolicy()}
-        if encoding == "base64"
-        else {}
-    )
-    connection = env.get(STORAGE_CONNECTION, "").strip()
-    if connection:
-        return QueueClient.from_connection_string(connection, queue, **policies)
-    uri = env.get("AzureWebJobsStorage__queueServiceUri", "").strip()
-    account = env.get("AzureWebJobsStorage__accountName", "").strip()
-    if not uri and account:
-        uri = f"https://{account}.queue.core.windows.net"
-    if not uri or credential is None:
-        raise SettingsError(
-            [
-                "No storage account is configured for the rotation queue: set AzureWebJobsStorage (a connection "
-                "string; UseDevelopmentStorage=true with Azurite) or AzureWebJobsStorage__accountName for "
-                "identity-based access."
-            ]
-        )
-    return QueueClient(uri, queue, credential=credential, **policies)
 
 
 # --------------------------------------------------------------------------------------------------

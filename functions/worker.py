@@ -91,7 +91,7 @@ async def reconcile_under_lease(request: ReconcileRequest, config: EdgeConfig, *
                 outcome = await runtime.reconciler.reconcile(request, held=held)
                 renewals = held.renewals
         except LockHeld:
-            await defer(request, runtime.credential, config)
+            await defer(request, runtime, config)
             return
         except RotationError as error:
             # The lock's storage account failed us (LockUnavailable): nothing was done, try again.

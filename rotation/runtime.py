@@ -18,13 +18,22 @@ from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
 from rotation.adapters.graph import GraphDirectory
 from rotation.adapters.keyvault import KeyVaultSecrets
-from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock, blob_service_from_env
+from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock
+from rotation.adapters.storage import STORAGE_CONNECTION as STORAGE_SETTING_NAME
+from rotation.adapters.storage import MessageEncoding, StorageQueue, blob_service_from_env, queue_client_from_env
 from rotation.adapters.token_probe import ClientCredentialsProbe
-from rotation.service.ports import GraphPort, ReleasableLock, SystemClock, TokenProbe, VaultPort
+from rotation.service.ports import GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Runtime", "open_runtime", "rotator_credential"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "STORAGE_SETTING_NAME",
+    "MessageEncoding",
+    "Runtime",
+    "open_runtime",
+    "rotator_credential",
+]
 
 
 def rotator_credential() -> AsyncTokenCredential:
@@ -56,6 +65,10 @@ class Runtime:
         must not break the command line; the caller closes it.
         """
         return BlobLeaseLock(blob_service_from_env(self.credential), lease_seconds=lease_seconds)
+
+    def open_queue(self, name: str, *, encoding: MessageEncoding) -> RequestQueue:
+        """A queue of `AzureWebJobsStorage`, as the rotator's identity; the caller closes it."""
+        return StorageQueue(queue_client_from_env(name, encoding=encoding, credential=self.credential))
 
     async def close(self) -> None:
         for vault in self.vaults.values():

@@ -12,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
-from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
-from rotation.domain.errors import LockHeld, LockUnavailableError, SettingsError
+from rotation.domain.errors import LockHeld, LockUnavailableError
 from rotation.service.ports import HeldLock, InProcessLock
 
 log = logging.getLogger("rotation.lock")
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "LOCK_CONTAINER", "BlobLeaseLock", "InProcessLock", "blob_service_from_env"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "LOCK_CONTAINER", "BlobLeaseLock", "InProcessLock"]
 
 LOCK_CONTAINER = "rotation-locks"
 DEFAULT_LEASE_SECONDS = 60
@@ -108,30 +106,3 @@ class BlobLeaseLock:
                 return
             except Exception:  # a transport hiccup: try again at the next interval
                 log.warning("Lease renewal for %s failed; retrying", held.key, exc_info=True)
-
-
-def blob_service_from_env(
-    credential: AsyncTokenCredential | None, env: Mapping[str, str] | None = None
-) -> BlobServiceClient:
-    """The `AzureWebJobsStorage` account, as Azure Functions itself would connect to it.
-
-    A connection string (Azurite locally: `UseDevelopmentStorage=true`) or the identity-based form
-    (`AzureWebJobsStorage__accountName` / `__blobServiceUri`) with the app's managed identity.
-    """
-    env = os.environ if env is None else env
-    connection = env.get("AzureWebJobsStorage", "").strip()
-    if connection:
-        return BlobServiceClient.from_connection_string(connection)
-    uri = env.get("AzureWebJobsStorage__blobServiceUri", "").strip()
-    account = env.get("AzureWebJobsStorage__accountName", "").strip()
-    if not uri and account:
-        uri = f"https://{account}.blob.core.windows.net"
-    if not uri or credential is None:
-        raise SettingsError(
-            [
-                "No storage account is configured for the rotation locks: set AzureWebJobsStorage (a connection "
-                "string; UseDevelopmentStorage=true with Azurite) or AzureWebJobsStorage__accountName for "
-                "identity-based access."
-            ]
-        )
-    return BlobServiceClient(uri, credential=credential)

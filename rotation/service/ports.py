@@ -207,6 +207,16 @@ class ReleasableLock(Lock, Closable, Protocol):
 # --------------------------------------------------------------------------------------------------
 
 
+class RequestQueue(Protocol):
+    """The queue of reconcile requests (``rotation-requests``), for a worker that re-enqueues one."""
+
+    async def send(self, message: str, *, visibility_timeout: int) -> None:
+        """Put ``message`` on the queue, invisible for ``visibility_timeout`` seconds."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""

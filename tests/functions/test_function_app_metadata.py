@@ -136,7 +136,8 @@ def test_every_parameter_annotation_is_one_the_worker_can_convert(functions: dic
 
 def test_a_builtin_list_would_not_be_accepted_by_the_queue_converter() -> None:
     # Why functions/sweep.py writes typing.List[str]: the converter does not see list[str] as iterable.
-    converter = meta.get_binding_registry()  # type: ignore[no-untyped-call]  # azure.functions leaves it untyped.get("queue")
+    registry = meta.get_binding_registry()  # type: ignore[no-untyped-call]  # azure.functions leaves it untyped
+    converter = registry.get("queue")
     assert not converter.check_output_type_annotation(list[str])
     assert converter.check_output_type_annotation(typing.List[str])  # noqa: UP006
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from azure.identity.aio import ManagedIdentityCredential
 
-from functions.host import loggable_body, queue_client_from_env
+from functions.host import loggable_body
+from rotation.adapters.storage import blob_service_from_env, queue_client_from_env
 from rotation.domain.errors import (
     RotationError,
 )
@@ -23,6 +25,19 @@ def test_queue_client_follows_the_storage_setting() -> None:
     with pytest.raises(RotationError) as caught:
         queue_client_from_env("q", encoding="none", credential=None, env={})
     assert caught.value.code == "BadSettings"
+
+
+def test_both_storage_services_follow_the_same_setting() -> None:
+    identity = {"AzureWebJobsStorage__accountName": "strotator"}
+    credential = ManagedIdentityCredential()  # built only: no request is sent
+    blob = blob_service_from_env(credential, identity)
+    queue = queue_client_from_env("q", encoding="none", credential=credential, env=identity)
+    assert blob.url == "https://strotator.blob.core.windows.net/"
+    assert queue.url == "https://strotator.queue.core.windows.net/q"
+    uris = {"AzureWebJobsStorage__blobServiceUri": "https://b.example/", "AzureWebJobsStorage__accountName": "x"}
+    assert blob_service_from_env(credential, uris).url == "https://b.example/"
+    with pytest.raises(RotationError, match="rotation locks"):
+        blob_service_from_env(None, identity)
 
 
 def test_loggable_body_cannot_forge_log_lines() -> None:
