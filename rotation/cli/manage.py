@@ -8,19 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rotation.cli.output import Progress, emit_json, fail, table
-from rotation.domain import policy
-from rotation.domain.errors import AlreadyManagedError, SecretNotFoundError
 from rotation.domain.model import (
     REASON_MAX,
     Action,
-    ManagedSecret,
     Mode,
     Outcome,
-    RotationState,
-    Tag,
     format_utc,
 )
-from rotation.runtime import Runtime, open_runtime
+from rotation.runtime import open_runtime
+from rotation.service.adoption import AdoptionRequest, adopt_secret
 from rotation.service.intake import admit_rotation
 from rotation.service.ports import InProcessLock
 from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
@@ -219,81 +215,6 @@ def _adopt(args: argparse.Namespace) -> int:
 
 async def _adopt_secret(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     async with open_runtime(settings) as runtime:
-        return await adopt_secret(
-            runtime, args.vault, args.secret, args.app, args.tenant, args.validity_days, args.grace_hours
-        )
-
-
-async def adopt_secret(
-    runtime: Runtime,
-    vault_name: str,
-    secret: str,
-    app_id: str,
-    tenant: str | None,
-    validity_days: int | None,
-    grace_hours: int | None,
-) -> dict[str, Any]:
-    """Write the management tags on the latest version; identify its credential by hint and expiry.
-
-    Everything is read and checked before the one write, so a refusal changes nothing.
-    """
-    vault = runtime.vaults[vault_name.lower()]
-    current = await vault.get(secret)
-    if current is None:
-        raise SecretNotFoundError(vault_name, secret)
-    existing = current.version.tags.get(Tag.ProviderAddress)
-    if existing and existing.strip().lower() != app_id.lower():
-        raise AlreadyManagedError(
-            f"Secret '{secret}' is already managed for app {existing}.",
-            "Remove its ProviderAddress tag first if it really belongs to another app.",
-        )
-    app = await runtime.directory.get_application(app_id)
-    warnings: list[str] = []
-    stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
-    credential_id: str | None = None
-    if stored_key_id:
-        warnings.append(
-            f"the secret holds the Secret ID {stored_key_id}, not a value: consumers fail with AADSTS7000215 "
-            "until the next rotation (run `rotate --emergency`)"
-        )
-    else:
-        candidates = policy.adoption_candidates(
-            app.password_credentials, current.value.hint, current.version.expires, vault=vault_name, secret=secret
-        )
-        if len(candidates) == 1:
-            credential_id = candidates[0].key_id
-        else:
-            warnings.append(
-                f"{len(candidates)} credentials match the value's hint and expiry; set the CredentialId tag by "
-                "hand so the rotator can retire the right one"
-            )
-    tags = {k: v for k, v in current.version.tags.items() if k not in Tag.ROTATOR}
-    tags[Tag.ProviderAddress] = app.app_id
-    if tenant:
-        tags[Tag.TenantId] = tenant
-    if validity_days is not None:
-        tags[Tag.ValidityPeriodDays] = str(validity_days)
-    if grace_hours is not None:
-        tags[Tag.GracePeriodHours] = str(grace_hours)
-    state = ManagedSecret(
-        vault=vault_name,
-        name=secret,
-        app_id=app.app_id,
-        credential_id=credential_id,
-        state=RotationState.ACTIVE if credential_id else None,
-    )
-    final_tags = state.to_tags(tags)
-    # Refuse tags the reconciler would refuse (raises TagError) before writing anything.
-    ManagedSecret.from_tags(final_tags, vault=vault_name, name=secret)
-    settings_policy = runtime.settings.policy_for(final_tags, secret, vault_name)
-    settings_policy.require_tenant(vault_name, secret)
-    assert current.version.version is not None
-    await vault.update(secret, current.version.version, tags=final_tags)
-    return {
-        "vault": vault_name,
-        "secret": secret,
-        "appId": app.app_id,
-        "credentialId": credential_id,
-        "version": current.version.version,
-        "warnings": warnings + list(settings_policy.warnings),
-    }
+        request = AdoptionRequest(args.vault, args.secret, args.app, args.tenant, args.validity_days, args.grace_hours)
+        adoption = await adopt_secret(settings, runtime.directory, runtime.vaults[args.vault.lower()], request)
+        return adoption.to_dict()

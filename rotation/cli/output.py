@@ -14,6 +14,9 @@ from typing import Any, TextIO
 
 from rotation.domain.errors import RotationError
 from rotation.redact import registry
+from rotation.tools.common import table
+
+__all__ = ["Handler", "Progress", "emit_json", "fail", "table"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -56,11 +59,3 @@ class Progress:
         if self.enabled:
             self.stream.write("\r" + " " * (len(self.label) + 60) + "\r")
             self.stream.flush()
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-    return "\n".join(lines)

@@ -630,6 +630,7 @@ class Outcome:
             "removedOrphans": list(self.removed_orphans),
             "validationAttempts": self.validation_attempts,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "requeueAfterSeconds": None if self.requeue_after is None else round(self.requeue_after.total_seconds()),
             "warnings": [scrub(w) for w in self.warnings],
             "error": (
                 None

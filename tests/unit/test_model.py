@@ -6,12 +6,13 @@ import json
 import logging
 import pickle
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from rotation import redact
-from rotation.domain.errors import BadRequestError, NotManagedError, TagError, ValidationFailedError
+from rotation.domain.errors import BadRequestError, NotManagedError, TagError, ThrottledError, ValidationFailedError
 from rotation.domain.model import (
     MODES,
     REASON_MAX,
@@ -582,7 +583,9 @@ def test_outcome_defaults_and_helpers() -> None:
     outcome = Outcome(operation_id="op", vault="kv", secret="s")
     assert outcome.ok and outcome.action is Action.NONE
     data = outcome.to_dict()
-    assert data["error"] is None and data["state"] is None
+    assert data["error"] is None and data["state"] is None and data["requeueAfterSeconds"] is None
+    assert replace(outcome, requeue_after=timedelta(hours=24)).to_dict()["requeueAfterSeconds"] == 86400
+    assert not outcome.retryable and outcome.with_error(ThrottledError("Graph", 1.0)).retryable
     with pytest.raises(TypeError):
         outcome.timings["x"] = 1.0  # type: ignore[index]
     assert {a.value for a in Action} >= {"none", "rotated", "validated", "retired", "rolled_back", "adopted"}

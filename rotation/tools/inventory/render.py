@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from rotation.domain.model import format_utc
 from rotation.redact import registry
-from rotation.tools.common import terminal_safe
+from rotation.tools.common import table, terminal_safe
 from rotation.tools.inventory.html import render_inventory_html
 from rotation.tools.inventory.model import CRITICAL_DAYS, SOON_DAYS, Inventory, InventoryRow, Standing, urgency_of
 
@@ -72,7 +72,6 @@ _COLUMNS: Final = (
 
 
 def render_table(inventory: Inventory) -> str:
-    from rotation.cli.output import table
 
     now = inventory.generated
     shown = ("daysLeft", "end", "standing", "kind", "appName", "credentialName", "keyId", "vault", "secret")

@@ -1,0 +1,121 @@
+"""Adoption: put an existing Key Vault secret under management (`python -m rotation adopt`).
+
+The secret already holds a working value of some credential of the app; adoption writes the operator
+tags (`ProviderAddress`, optionally `TenantId`, `ValidityPeriodDays`, `GracePeriodHours`) and, when
+exactly one credential matches the value's hint and the version's expiry, the `CredentialId` that lets
+the first rotation retire it. It writes with the caller's own credential and never creates or removes
+a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rotation.domain import policy
+from rotation.domain.errors import AlreadyManagedError, SecretNotFoundError
+from rotation.domain.model import ManagedSecret, RotationState, Tag
+from rotation.service.ports import Directory, Vault
+from rotation.settings import Settings
+
+
+@dataclass(frozen=True)
+class AdoptionRequest:
+    """What the operator asked for: the secret, its app and optional policy overrides."""
+
+    vault: str
+    secret: str
+    app_id: str
+    tenant: str | None = None
+    validity_days: int | None = None
+    grace_hours: int | None = None
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What adoption wrote (no value), for the command line's text and ``--json``."""
+
+    vault: str
+    secret: str
+    app_id: str
+    credential_id: str | None
+    version: str
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vault": self.vault,
+            "secret": self.secret,
+            "appId": self.app_id,
+            "credentialId": self.credential_id,
+            "version": self.version,
+            "warnings": list(self.warnings),
+        }
+
+
+async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, request: AdoptionRequest) -> Adoption:
+    """Write the management tags on the latest version; identify its credential by hint and expiry.
+
+    Everything is read and checked before the one write, so a refusal changes nothing.
+    """
+    vault_name, secret, app_id = request.vault, request.secret, request.app_id
+    tenant, validity_days, grace_hours = request.tenant, request.validity_days, request.grace_hours
+    current = await vault.get(secret)
+    if current is None:
+        raise SecretNotFoundError(vault_name, secret)
+    existing = current.version.tags.get(Tag.ProviderAddress)
+    if existing and existing.strip().lower() != app_id.lower():
+        raise AlreadyManagedError(
+            f"Secret '{secret}' is already managed for app {existing}.",
+            "Remove its ProviderAddress tag first if it really belongs to another app.",
+        )
+    app = await directory.get_application(app_id)
+    warnings: list[str] = []
+    stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
+    credential_id: str | None = None
+    if stored_key_id:
+        warnings.append(
+            f"the secret holds the Secret ID {stored_key_id}, not a value: consumers fail with AADSTS7000215 "
+            "until the next rotation (run `rotate --emergency`)"
+        )
+    else:
+        candidates = policy.adoption_candidates(
+            app.password_credentials, current.value.hint, current.version.expires, vault=vault_name, secret=secret
+        )
+        if len(candidates) == 1:
+            credential_id = candidates[0].key_id
+        else:
+            warnings.append(
+                f"{len(candidates)} credentials match the value's hint and expiry; set the CredentialId tag by "
+                "hand so the rotator can retire the right one"
+            )
+    tags = {k: v for k, v in current.version.tags.items() if k not in Tag.ROTATOR}
+    tags[Tag.ProviderAddress] = app.app_id
+    if tenant:
+        tags[Tag.TenantId] = tenant
+    if validity_days is not None:
+        tags[Tag.ValidityPeriodDays] = str(validity_days)
+    if grace_hours is not None:
+        tags[Tag.GracePeriodHours] = str(grace_hours)
+    state = ManagedSecret(
+        vault=vault_name,
+        name=secret,
+        app_id=app.app_id,
+        credential_id=credential_id,
+        state=RotationState.ACTIVE if credential_id else None,
+    )
+    final_tags = state.to_tags(tags)
+    # Refuse tags the reconciler would refuse (raises TagError) before writing anything.
+    ManagedSecret.from_tags(final_tags, vault=vault_name, name=secret)
+    settings_policy = settings.policy_for(final_tags, secret, vault_name)
+    settings_policy.require_tenant(vault_name, secret)
+    assert current.version.version is not None
+    await vault.update(secret, current.version.version, tags=final_tags)
+    return Adoption(
+        vault=vault_name,
+        secret=secret,
+        app_id=app.app_id,
+        credential_id=credential_id,
+        version=current.version.version,
+        warnings=(*warnings, *settings_policy.warnings),
+    )
