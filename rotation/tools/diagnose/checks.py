@@ -22,6 +22,7 @@ from rotation.domain.model import (
     is_guid,
     is_valid_tenant_id,
 )
+from rotation.domain.state import tagged_credential_id
 from rotation.redact import registry
 from rotation.tools.common import shorten
 from rotation.tools.diagnose.facts import APP_ONLY_FORBIDDEN_TENANTS, AppLookup, Observed
@@ -238,7 +239,7 @@ def check_pinned_versions(seen: Observed) -> Check:
     for version in enabled:
         if version.version == seen.version.version:
             continue
-        key_id = version.tags.get(Tag.CredentialId, "").strip()
+        key_id = tagged_credential_id(version)
         if key_id and seen.app.credential(key_id) is None:
             dead.append(f"{version.version} (credential {key_id})")
     if not dead:
