@@ -23,7 +23,6 @@ from functions.replies import (
     accepted,
     api_error_from,
     document_reply,
-    error_body,
     error_reply,
     internal_error_reply,
 )
@@ -127,8 +126,10 @@ async def respond(function: str, req: func.HttpRequest, handle: Callable[[str], 
         reply = await handle(operation_id)
     except ApiError as error:
         reply = error_reply(error)
-    except SettingsError as error:
-        reply = Reply(500, error_body(error.code, error.message))
+    except SettingsError:
+        # The problems name setting values (vault URLs, hosts): they are in the SettingsInvalid log line
+        # with this operation id, never in a reply to whoever called.
+        reply = internal_error_reply(operation_id)
     except RotationError as error:
         reply = error_reply(api_error_from(error))
     except Exception:

@@ -3,11 +3,11 @@ platform has authenticated, but still input: every problem is named at once, not
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from functions.replies import ApiError
+from rotation.domain import strict_json
 from rotation.domain.model import REASON_MAX
 
 
@@ -35,9 +35,9 @@ def parse_rotate_body(body: bytes) -> RotateCommand:
     if len(body) > BODY_MAX:
         raise ApiError(413, "BodyTooLarge", f"The request body must be at most {BODY_MAX} bytes.")
     try:
-        data = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "BadRequest", "The request body is not valid JSON.") from None
+        data = strict_json.loads(body) if body.strip() else None
+    except strict_json.JsonRejected as rejected:
+        raise ApiError(400, "BadRequest", f"The request body is not valid JSON: {rejected}.") from None
     if not isinstance(data, dict):
         raise ApiError(
             400,

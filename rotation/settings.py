@@ -320,7 +320,7 @@ class Settings:
         schedule = parse("ROTATION_SCHEDULE", DEFAULT_SCHEDULE, _schedule_check)
 
         def role(value: str) -> tuple[str | None, str | None]:
-            if _ROLE_RE.match(value):
+            if _ROLE_RE.fullmatch(value):
                 return value, None
             return None, "expected an app role value without spaces, e.g. Rotation.Operator"
 
@@ -460,7 +460,7 @@ def _schedule_check(value: str) -> tuple[str | None, str | None]:
             f"has {len(fields)} field(s); expected an NCRONTAB expression with 6 fields "
             "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 0 * * * *' (hourly)"
         )
-    bad = [f for f in fields if not _NCRONTAB_FIELD_RE.match(f)]
+    bad = [f for f in fields if not _NCRONTAB_FIELD_RE.fullmatch(f)]
     if bad:
         return None, f"field {bad[0]!r} has characters NCRONTAB does not allow"
     return " ".join(fields), None

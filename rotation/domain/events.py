@@ -256,7 +256,7 @@ def parse_event(payload: object, *, known_vaults: Collection[str] | None = None)
             raise _Malformed(f"vault name {vault[:40]!r} is not a valid vault name")
         if not is_valid_secret_name(secret):
             raise _Malformed(f"secret name {secret[:40]!r} is not a valid secret name")
-        if version is not None and not _VERSION_RE.match(version):
+        if version is not None and not _VERSION_RE.fullmatch(version):
             raise _Malformed(f"version {version[:40]!r} is not a Key Vault version (32 hex digits)")
         exp = _epoch(data.get("exp"), "EXP")
         nbf = _epoch(data.get("nbf"), "NBF")

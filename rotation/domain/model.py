@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, NoReturn, cast, final, get_args
 
 from rotation import redact
+from rotation.domain import strict_json
 from rotation.domain.errors import BadRequestError, RotationError
 
 # --------------------------------------------------------------------------------------------------
@@ -45,24 +46,24 @@ TENANT_RULE: Final = "a Directory (tenant) ID GUID or a verified domain such as 
 
 
 def is_guid(value: str) -> bool:
-    return bool(_GUID_RE.match(value))
+    return bool(_GUID_RE.fullmatch(value))
 
 
 def is_valid_vault_name(name: str) -> bool:
-    return bool(_VAULT_NAME_RE.match(name))
+    return bool(_VAULT_NAME_RE.fullmatch(name))
 
 
 def is_valid_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME_RE.match(name))
+    return bool(_SECRET_NAME_RE.fullmatch(name))
 
 
 def is_valid_operation_id(value: str) -> bool:
-    return bool(_OPERATION_ID_RE.match(value))
+    return bool(_OPERATION_ID_RE.fullmatch(value))
 
 
 def is_valid_tenant_id(value: str) -> bool:
     """A tenant GUID or a DNS domain; ``common``/``organizations`` cannot issue app-only tokens."""
-    return is_guid(value) or bool(_DOMAIN_RE.match(value))
+    return is_guid(value) or bool(_DOMAIN_RE.fullmatch(value))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -73,7 +74,11 @@ def ensure_utc(value: datetime, what: str = "datetime") -> datetime:
     """Return ``value`` in UTC; reject naive datetimes, which would silently mean local time."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+23:59, which a tag or a message can carry: before datetime.min in UTC.
+        raise ValueError(f"{what} lies outside the years 1-9999 in UTC") from None
 
 
 def _optional_utc(value: datetime | None, what: str) -> datetime | None:
@@ -95,8 +100,12 @@ def parse_utc(text: str) -> datetime:
 
 
 def from_epoch(seconds: float) -> datetime:
-    """Key Vault's ``exp``/``nbf`` (seconds since 1970-01-01 UTC) as a UTC datetime."""
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    """Key Vault's ``exp``/``nbf`` (seconds since 1970-01-01 UTC) as a UTC datetime; ``ValueError``
+    for a number no datetime can hold."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"{seconds!r} epoch seconds is outside the range of dates") from exc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,7 +231,7 @@ def rotator_display_name(vault: str, secret: str, rotation_id: str) -> str:
         raise ValueError(f"vault name {vault!r} is not valid: {VAULT_NAME_RULE}")
     if not is_valid_secret_name(secret):
         raise ValueError(f"secret name {secret!r} is not valid: {SECRET_NAME_RULE}")
-    if not _ROTATION_ID_RE.match(rotation_id):
+    if not _ROTATION_ID_RE.fullmatch(rotation_id):
         raise ValueError(f"rotation id {rotation_id!r} is not valid: 1-64 letters, digits and hyphens")
     return f"{ROTATOR_PREFIX}{vault}/{secret}:{rotation_id}"
 
@@ -257,7 +266,7 @@ class PasswordCredential:
         """``(vault, secret, rotation_id)`` when the rotator created this credential, else ``None``."""
         if not self.display_name:
             return None
-        match = _OWNER_RE.match(self.display_name)
+        match = _OWNER_RE.fullmatch(self.display_name)
         if match is None:
             return None
         return RotatorOwner(match["vault"], match["secret"], match["rotation"])
@@ -414,7 +423,7 @@ def _request_problems(vault: object, secret: object, reason: object, mode: objec
         problems.append(f"'mode' {mode[:20]!r} must be one of {', '.join(MODES)}")
     if not isinstance(operation_id, str):
         problems.append(f"'operation_id' must be a string, got {type(operation_id).__name__}")
-    elif not _OPERATION_ID_RE.match(operation_id):
+    elif not _OPERATION_ID_RE.fullmatch(operation_id):
         problems.append("'operation_id' must be 1-128 letters, digits and . _ : - (a GUID is typical)")
     return problems
 
@@ -542,9 +551,9 @@ class ReconcileRequest:
     @classmethod
     def from_json(cls, text: str | bytes) -> ReconcileRequest:
         try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequestError([f"the message is not JSON ({exc.__class__.__name__})"]) from None
+            data = strict_json.loads(text)
+        except strict_json.JsonRejected as rejected:
+            raise BadRequestError([f"the message is not JSON the rotator accepts: {rejected}"]) from None
         return cls.from_message(data)
 
 

@@ -135,7 +135,7 @@ class ManagedSecret:
         retire_id = key_id(Tag.RetireCredentialId)
 
         rotation_id = get(Tag.RotationId)
-        if rotation_id is not None and not _ROTATION_ID_RE.match(rotation_id):
+        if rotation_id is not None and not _ROTATION_ID_RE.fullmatch(rotation_id):
             problems.append(f"RotationId={rotation_id!r} is not a rotation id (1-64 letters, digits, hyphens)")
 
         state: RotationState | None = None

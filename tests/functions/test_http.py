@@ -220,16 +220,19 @@ async def test_the_operator_role_comes_from_the_setting(
 # ------------------------------------------------------------------------------------ 500s as JSON
 
 
-async def test_bad_settings_are_a_500_with_the_message(
+async def test_bad_settings_are_a_500_that_points_at_the_log(
     cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ROTATION_VALIDITY_DAYS", "ninety")
     response, out = await rotate(handlers, "kv-local", "app-secret", {"reason": "x"})
-    body = assert_error(response, 500, "BadSettings")
-    assert "ROTATION_VALIDITY_DAYS" in body["error"]["message"]
+    body = assert_error(response, 500, "InternalError")
+    assert "ninety" not in body["error"]["message"]
+    assert response.headers["x-ms-operation-id"] in body["error"]["message"]
     assert out.calls == 0
     (invalid,) = events_named(logs.records, "SettingsInvalid")
     assert invalid["function"] == "rotate_secret"
+    assert invalid["operationId"] == response.headers["x-ms-operation-id"]
+    assert any("ROTATION_VALIDITY_DAYS" in p for p in invalid["problems"])
 
 
 def explode(*args: Any, **kwargs: Any) -> Any:

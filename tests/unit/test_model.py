@@ -589,3 +589,23 @@ def test_outcome_defaults_and_helpers() -> None:
     with pytest.raises(TypeError):
         outcome.timings["x"] = 1.0  # type: ignore[index]
     assert {a.value for a in Action} >= {"none", "rotated", "validated", "retired", "rolled_back", "adopted"}
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+def test_a_timestamp_outside_the_utc_range_is_a_value_error_not_an_overflow(text: str) -> None:
+    with pytest.raises(ValueError, match="outside the years"):
+        parse_utc(text)
+
+
+def test_an_epoch_no_datetime_can_hold_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="outside the range"):
+        from_epoch(1e20)
+
+
+@pytest.mark.parametrize("name", ["app-secret\n", "app-secret\r\n", "\napp-secret"])
+def test_a_name_with_a_newline_is_not_a_name(name: str) -> None:
+    assert not is_valid_secret_name(name)
+    assert not is_valid_vault_name(name.replace("app-secret", "kv-local"))
+    assert not is_guid("00000000-0000-0000-0000-000000000000\n")
+    credential = PasswordCredential(key_id=KEY_A, display_name="rotator:kv-local/app-secret:r1\n")
+    assert credential.rotator_owner() is None
