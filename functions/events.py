@@ -26,14 +26,15 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
         """Turn a near-expiry/expired event into a queued reconcile request, and nothing more.
 
         Events are hints: the worker re-reads the secret. So an event of another type (above all
-        ``SecretNewVersionCreated``, which our own writes fire), of a vault not in ``ROTATION_VAULTS``,
+        ``SecretNewVersionCreated``, which our own writes fire), of a vault not in ``ROTATION_VAULTS``
+        (matched by host, so an aliased vault gets its events under its alias),
         or one that cannot be parsed is logged and dropped; raising would make Event Grid redeliver it
         for 24 hours to the same verdict. Only a broken configuration raises (Event Grid then retries
         while it is fixed). Both the Event Grid and the CloudEvents schema are accepted.
         """
         payload = event_payload(event)
         settings = invocation_settings("on_key_vault_event", new_operation_id())
-        parsed = parse_event(payload, known_vaults=settings.vaults.keys())
+        parsed = parse_event(payload, known_vaults=settings.vaults)
         if isinstance(parsed, KeyVaultEvent):
             request = parsed.to_request(config.clock())
             requests.set(request.to_json())

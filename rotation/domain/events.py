@@ -12,6 +12,13 @@ numbers or strings, or null). Microsoft's own sample has stray spaces (``"Object
 Where the same fact appears twice (vault in ``VaultName``, the ``Id`` host and the topic; secret in
 ``ObjectName``, ``subject`` and the ``Id`` path; version in ``Version`` and the ``Id`` path) the
 copies must agree, or the event is malformed.
+
+An event belongs to a configured vault by HOST, never by the configured name: ``ROTATION_VAULTS``
+may give a vault an alias (``payments=https://kv-pay-prod.vault.azure.net``), and a vault that
+happens to be called like the alias is another vault. The ``Id`` URL's host (with its port: the
+local cloud serves each vault on its own loopback port) must equal the configured vault's; without
+an ``Id``, ``VaultName`` (or the topic) names ``{name}.vault.azure.net`` or the same name in another
+Azure cloud. The request then names the configured alias.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from rotation.domain.model import (
     is_valid_secret_name,
     is_valid_vault_name,
 )
-from rotation.settings import is_loopback
+from rotation.settings import VAULT_DNS_SUFFIX, VAULT_HOST_SUFFIXES, is_loopback
 
 SECRET_NEAR_EXPIRY: Final = "Microsoft.KeyVault.SecretNearExpiry"
 SECRET_EXPIRED: Final = "Microsoft.KeyVault.SecretExpired"
@@ -161,11 +168,25 @@ def _agree(what: str, candidates: Mapping[str, str | None]) -> str | None:
     return next(iter(present.values()), None)
 
 
+def _endpoint(url: str) -> str | None:
+    """``host[:port]`` of an https URL, lower-case, without the default port: what tells vaults apart."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return host if port in (None, 443) else f"{host}:{port}"
+
+
 def _parse_secret_id(secret_id: str) -> tuple[str | None, str, str | None]:
     """``https://{vault}.vault.azure.net/secrets/{name}/{version}`` -> (vault from host, name, version)."""
     try:
         parts = urlsplit(secret_id)
         host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
     except ValueError:
         raise _Malformed(f"Id {secret_id[:80]!r} is not a URL") from None
     segments = [unquote(s) for s in parts.path.split("/") if s]
@@ -192,13 +213,48 @@ def _vault_from_topic(topic: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_event(payload: object, *, known_vaults: Collection[str] | None = None) -> ParsedEvent:
+def _configured_endpoints(known_vaults: Mapping[str, str] | Collection[str]) -> dict[str, list[str]]:
+    """Endpoint (``host[:port]``) -> the configured names of the vault served there."""
+    if isinstance(known_vaults, Mapping):
+        urls = [(str(name), str(url)) for name, url in known_vaults.items()]
+    else:
+        urls = [(name, f"https://{name.lower()}{VAULT_DNS_SUFFIX}") for name in known_vaults]
+    endpoints: dict[str, list[str]] = {}
+    for name, url in urls:
+        endpoint = _endpoint(url)
+        if endpoint is not None:
+            endpoints.setdefault(endpoint, []).append(name.lower())
+    return endpoints
+
+
+def _match_vault(
+    vault: str, secret_id: str | None, known_vaults: Mapping[str, str] | Collection[str]
+) -> tuple[str | None, str]:
+    """The configured name of the event's vault (``None``: not managed here), and how it was looked for."""
+    id_endpoint = _endpoint(secret_id) if secret_id else None
+    # The Id names the very endpoint that served the secret; a bare name, its host in every cloud.
+    by_name = [f"{vault.lower()}{suffix}" for suffix in VAULT_HOST_SUFFIXES]
+    hosts = [id_endpoint] if id_endpoint is not None else by_name
+    configured = _configured_endpoints(known_vaults)
+    names = sorted({name for host in hosts for name in configured.get(host, [])})
+    looked_for = hosts[0] if len(hosts) == 1 else f"{vault.lower()}.vault.* (no Id)"
+    if len(names) > 1:
+        raise _Malformed(
+            f"vault {vault!r} at {looked_for} matches several configured vaults ({', '.join(names)}); "
+            "the event carries no Id host to tell them apart"
+        )
+    return (names[0] if names else None), looked_for
+
+
+def parse_event(payload: object, *, known_vaults: Mapping[str, str] | Collection[str] | None = None) -> ParsedEvent:
     """Parse one event in either schema; never raises.
 
     ``payload`` is the event as a dict: the Event Grid envelope (``id``, ``topic``, ``subject``,
     ``eventType``, ``data``; snake_case ``event_type`` as on ``func.EventGridEvent`` also works) or
     a CloudEvent (``specversion``, ``id``, ``source``, ``subject``, ``type``, ``data``).
-    ``known_vaults`` (configured vault names) turns events of other vaults into :class:`Ignored`.
+    ``known_vaults`` (the configured vaults: name -> URL, as ``Settings.vaults``; a bare collection
+    of names means each name's public-cloud vault) turns events of other vaults into
+    :class:`Ignored`; a matched event names the configured vault (the alias), found by host.
     """
     if not isinstance(payload, Mapping):
         return MalformedEvent(f"an event must be a JSON object, got {type(payload).__name__}")
@@ -260,14 +316,18 @@ def parse_event(payload: object, *, known_vaults: Collection[str] | None = None)
             raise _Malformed(f"version {version[:40]!r} is not a Key Vault version (32 hex digits)")
         exp = _epoch(data.get("exp"), "EXP")
         nbf = _epoch(data.get("nbf"), "NBF")
+        configured: str | None = vault.lower()
+        looked_for = ""
+        if known_vaults is not None:
+            configured, looked_for = _match_vault(vault, secret_id, known_vaults)
     except _Malformed as problem:
         return MalformedEvent(str(problem), event_id)
 
-    if known_vaults is not None and vault.lower() not in {v.lower() for v in known_vaults}:
-        return Ignored(f"vault '{vault}' is not managed by this rotator", kind, event_id)
+    if configured is None:
+        return Ignored(f"vault '{vault}' ({looked_for}) is not managed by this rotator", kind, event_id)
     return KeyVaultEvent(
         type=kind,
-        vault_name=vault.lower(),
+        vault_name=configured,
         secret_name=secret,
         version=version.lower() if version else None,
         exp=exp,

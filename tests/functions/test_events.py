@@ -155,3 +155,68 @@ async def test_broken_settings_raise_so_event_grid_redelivers(
         await deliver(handlers, key_vault_event("kv-local", "app-secret"))
     (invalid,) = events_named(logs.records, "SettingsInvalid")
     assert invalid["function"] == "on_key_vault_event"
+
+
+# --------------------------------------------------------------------------------------------------
+# Events are matched to configured vaults by host, never by the alias (finding 16)
+
+PAY_PROD = "https://kv-pay-prod.vault.azure.net"
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+async def test_an_aliased_vault_receives_its_events_under_the_alias(
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, schema: str
+) -> None:
+    """``payments=https://kv-pay-prod.vault.azure.net``: kv-pay-prod's events are the alias's."""
+    monkeypatch.setenv("ROTATION_VAULTS", f"payments={PAY_PROD}")
+    out = await deliver(handlers, key_vault_event("kv-pay-prod", "app-secret", schema=schema))
+    (request,) = out.requests()
+    assert (request.vault, request.secret) == ("payments", "app-secret")
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+async def test_an_event_without_an_id_is_matched_by_its_vault_names_host(
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, schema: str
+) -> None:
+    """No ``Id``: ``VaultName`` (or the topic) names ``{name}.vault.azure.net`` and the other clouds' hosts."""
+    monkeypatch.setenv("ROTATION_VAULTS", "payments=https://kv-pay-gov.vault.usgovcloudapi.net")
+    event = key_vault_event("kv-pay-gov", "app-secret", schema=schema)
+    data = event.get_json()
+    assert isinstance(data, dict)
+    del data["Id"]
+    out = await deliver(handlers, event)
+    (request,) = out.requests()
+    assert (request.vault, request.secret) == ("payments", "app-secret")
+
+
+async def test_an_event_of_the_vault_named_like_the_alias_is_dropped(
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    """A vault that happens to be called ``payments`` is not the aliased one: its events never enqueue."""
+    monkeypatch.setenv("ROTATION_VAULTS", f"payments={PAY_PROD}")
+    out = await deliver(handlers, key_vault_event("payments", "app-secret"))
+    assert out.calls == 0
+    (dropped,) = events_named(logs.records, "EventFromUnmanagedVault")
+    assert "payments" in dropped["reason"]
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+async def test_a_local_cloud_vault_is_matched_by_the_ids_host_and_port(
+    cloud: RotatorCloud,
+    handlers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    logs: pytest.LogCaptureFixture,
+    schema: str,
+) -> None:
+    local = cloud.vault_url("kv-local")
+    monkeypatch.setenv("ROTATION_VAULTS", f"payments={local}")
+    out = await deliver(handlers, key_vault_event("kv-local", "app-secret", schema=schema, vault_url=local))
+    (request,) = out.requests()
+    assert (request.vault, request.secret) == ("payments", "app-secret")
+
+    # The same loopback host on another port is another vault (the local cloud serves one per port).
+    host, _, port = local.rpartition(":")
+    other = f"{host}:{int(port) + 1 if int(port) < 65535 else int(port) - 1}"
+    dropped_out = await deliver(handlers, key_vault_event("kv-local", "app-secret", schema=schema, vault_url=other))
+    assert dropped_out.calls == 0
+    assert events_named(logs.records, "EventFromUnmanagedVault")

@@ -308,3 +308,35 @@ def test_event_without_version_or_usable_id() -> None:
     request = event.to_request(NOW)
     assert request.operation_id != event.event_id
     assert request.reason == "Key Vault event SecretNearExpiry for the secret"
+
+
+def test_events_are_matched_to_configured_vaults_by_host_and_name_the_alias() -> None:
+    vaults = {"payments": "https://sample-kv.vault.azure.net"}
+    result = parse_event(eventgrid(), known_vaults=vaults)
+    assert isinstance(result, KeyVaultEvent) and result.vault_name == "payments"
+    # A vault called like the alias is another vault.
+    assert isinstance(parse_event(eventgrid(), known_vaults={"sample-kv": "https://kv-other.vault.azure.net"}), Ignored)
+    # Without an Id, VaultName names its host in every Azure cloud; the default port is no difference.
+    no_id = eventgrid(data=data(Id=...))
+    gov = {"payments": "https://sample-kv.vault.usgovcloudapi.net:443"}
+    result = parse_event(no_id, known_vaults=gov)
+    assert isinstance(result, KeyVaultEvent) and result.vault_name == "payments"
+
+
+def test_an_id_less_event_matching_two_configured_vaults_is_malformed() -> None:
+    vaults = {"a": "https://sample-kv.vault.azure.net", "b": "https://sample-kv.vault.azure.cn"}
+    result = parse_event(eventgrid(data=data(Id=...)), known_vaults=vaults)
+    assert isinstance(result, MalformedEvent) and "a, b" in result.message
+    # With an Id, its host decides.
+    matched = parse_event(eventgrid(), known_vaults=vaults)
+    assert isinstance(matched, KeyVaultEvent) and matched.vault_name == "a"
+
+
+def test_loopback_vaults_are_told_apart_by_port() -> None:
+    local = {"kv-local": "https://127.0.0.1:8443", "other": "https://127.0.0.1:8444"}
+    event = eventgrid(data=data(Id=f"https://127.0.0.1:8444/secrets/newsecret/{VERSION}"))
+    result = parse_event(event, known_vaults=local)
+    assert isinstance(result, KeyVaultEvent) and result.vault_name == "other"
+    assert isinstance(parse_event(event, known_vaults={"kv-local": "https://127.0.0.1:8443"}), Ignored)
+    bad_port = eventgrid(data=data(Id=f"https://127.0.0.1:x/secrets/newsecret/{VERSION}"))
+    assert isinstance(parse_event(bad_port, known_vaults=local), MalformedEvent)
