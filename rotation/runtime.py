@@ -20,7 +20,13 @@ from rotation.adapters.graph import GraphDirectory
 from rotation.adapters.keyvault import KeyVaultSecrets
 from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock
 from rotation.adapters.storage import STORAGE_CONNECTION as STORAGE_SETTING_NAME
-from rotation.adapters.storage import MessageEncoding, StorageQueue, blob_service_from_env, queue_client_from_env
+from rotation.adapters.storage import (
+    MessageEncoding,
+    StorageQueue,
+    blob_service_from_env,
+    queue_client_from_env,
+    storage_configured,
+)
 from rotation.adapters.token_probe import ClientCredentialsProbe
 from rotation.service.ports import GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
 from rotation.service.reconciler import Reconciler
@@ -61,10 +67,16 @@ class Runtime:
     def open_lock(self, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> ReleasableLock:
         """The queue worker's lock: a blob lease in `AzureWebJobsStorage`, as the rotator's identity.
 
-        Not opened with the runtime, because only the worker needs it and a missing storage setting
-        must not break the command line; the caller closes it.
+        Not opened with the runtime, because a missing storage setting must not break the command
+        line (which then keeps its in-process lock: see `storage_configured`); the caller closes it.
         """
         return BlobLeaseLock(blob_service_from_env(self.credential), lease_seconds=lease_seconds)
+
+    @property
+    def storage_configured(self) -> bool:
+        """Whether `AzureWebJobsStorage` (or its identity form) is set, so that `open_lock` can work:
+        then every writer, the command line included, takes the workers' lease."""
+        return storage_configured()
 
     def open_queue(self, name: str, *, encoding: MessageEncoding) -> RequestQueue:
         """A queue of `AzureWebJobsStorage`, as the rotator's identity; the caller closes it."""

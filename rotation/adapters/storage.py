@@ -49,6 +49,14 @@ def _account(service: Literal["blob", "queue"], env: Mapping[str, str], credenti
     return uri
 
 
+def storage_configured(env: Mapping[str, str] | None = None) -> bool:
+    """Whether `AzureWebJobsStorage` is configured in either form (connection string, or the identity
+    form's account name or service URI), i.e. whether this process can reach the workers' leases."""
+    source = os.environ if env is None else env
+    names = (STORAGE_CONNECTION, f"{STORAGE_CONNECTION}__accountName", f"{STORAGE_CONNECTION}__blobServiceUri")
+    return any(source.get(name, "").strip() for name in names)
+
+
 def _is_uri(value: str) -> bool:
     return value.startswith("https://")
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from rotation.cli.output import Progress, emit_json, fail, table
+from rotation.domain.errors import LockHeld
 from rotation.domain.model import (
     REASON_MAX,
     Action,
@@ -15,10 +19,10 @@ from rotation.domain.model import (
     Outcome,
     format_utc,
 )
-from rotation.runtime import open_runtime
+from rotation.runtime import Runtime, open_runtime
 from rotation.service.adoption import AdoptionRequest, adopt_secret
 from rotation.service.intake import admit_rotation
-from rotation.service.ports import InProcessLock
+from rotation.service.ports import HeldLock, InProcessLock, Lock
 from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
 from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
 
@@ -83,10 +87,52 @@ async def _reconcile_one(
         # The same checks as the HTTP API's before it queues: a refusal (unknown vault, bad name, a
         # secret that is missing or not managed) is raised, and printed as one line by `main`.
         request = await admit_rotation(settings, runtime.vaults, vault, secret, reason, mode, datetime.now(UTC))
-        # The function app's workers hold a blob lease per secret; from a shell, one process at a
-        # time per secret is what this lock guarantees (run the CLI where no worker is busy with it).
-        async with InProcessLock().hold(request.lock_key) as held:
+        async with (
+            _writers_lock(runtime, dry_run=dry_run) as lock,
+            _holding(lock, request.vault, request.secret) as held,
+        ):
             return await runtime.reconciler.reconcile(request, dry_run=dry_run, held=held)
+
+
+# --- the lock every writer takes --------------------------------------------------------------------
+NO_STORAGE_NOTE = "note: no storage configured: not excluded from the function app's workers"
+
+
+@asynccontextmanager
+async def _writers_lock(runtime: Runtime, *, dry_run: bool = False) -> AsyncIterator[Lock]:
+    """The function app's workers' per-secret blob lease when this shell can reach their storage
+    (`AzureWebJobsStorage` or its identity form), so a shell and a worker never write one secret at
+    once. Without storage, or for a dry run (which writes nothing and must not make a worker defer),
+    the in-process lock; a writing run without storage says so once."""
+    if dry_run or not runtime.storage_configured:
+        if not dry_run:
+            print(NO_STORAGE_NOTE, file=sys.stderr)
+        yield InProcessLock()
+        return
+    lease = runtime.open_lock()
+    try:
+        yield lease
+    finally:
+        await lease.close()
+
+
+class SecretBusyError(LockHeld):
+    """`LockHeld` as the command line says it: nothing was done, and when to try again."""
+
+    def __init__(self, vault: str, secret: str) -> None:
+        super().__init__(f"{vault}/{secret.lower()}")
+        self.problem, self.remedy = f"another worker is reconciling {vault}/{secret}; try again in a minute", None
+
+
+@asynccontextmanager
+async def _holding(lock: Lock, vault: str, secret: str) -> AsyncIterator[HeldLock]:
+    """Hold the secret's lock (the key the workers use); a held lock refuses the command at once."""
+    async with AsyncExitStack() as stack:
+        try:
+            held = await stack.enter_async_context(lock.hold(f"{vault.lower()}/{secret.lower()}"))
+        except LockHeld:
+            raise SecretBusyError(vault, secret) from None
+        yield held
 
 
 def _describe(outcome: Outcome, *, dry_run: bool = False) -> str:
@@ -140,9 +186,12 @@ async def _sweep_all(settings: Settings, concurrency: int, dry_run: bool) -> lis
             progress.step(f"{outcome.secret}: {outcome.action.value}")
 
         try:
-            return await reconcile_all(
-                runtime.reconciler, requests, concurrency=concurrency, dry_run=dry_run, on_done=done
-            )
+            if not requests:
+                return []
+            async with _writers_lock(runtime, dry_run=dry_run) as lock:
+                return await reconcile_all(
+                    runtime.reconciler, requests, concurrency=concurrency, dry_run=dry_run, on_done=done, lock=lock
+                )
         finally:
             progress.finish()
 
@@ -216,5 +265,6 @@ def _adopt(args: argparse.Namespace) -> int:
 async def _adopt_secret(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     async with open_runtime(settings) as runtime:
         request = AdoptionRequest(args.vault, args.secret, args.app, args.tenant, args.validity_days, args.grace_hours)
-        adoption = await adopt_secret(settings, runtime.directory, runtime.vaults[args.vault.lower()], request)
+        async with _writers_lock(runtime) as lock, _holding(lock, args.vault, args.secret):
+            adoption = await adopt_secret(settings, runtime.directory, runtime.vaults[args.vault.lower()], request)
         return adoption.to_dict()

@@ -14,10 +14,10 @@ from datetime import datetime
 
 from rotation.domain import policy
 from rotation.domain.errors import RotationError
-from rotation.domain.model import Outcome, ReconcileRequest, SecretVersion
+from rotation.domain.model import Action, Outcome, ReconcileRequest, SecretVersion
 from rotation.domain.state import SecretStatus
 from rotation.observability import event
-from rotation.service.ports import Vault
+from rotation.service.ports import Lock, Vault
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
@@ -86,15 +86,26 @@ async def reconcile_all(
     concurrency: int,
     dry_run: bool = False,
     on_done: Callable[[Outcome], None] | None = None,
+    lock: Lock | None = None,
 ) -> list[Outcome]:
-    """Reconcile `requests` with at most `concurrency` at a time (each secret at most once)."""
+    """Reconcile `requests` with at most `concurrency` at a time (each secret at most once), each
+    under `lock` when one is given: a secret whose lock another worker holds is skipped (`LockHeld`
+    in its outcome), since that worker converges it."""
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(request: ReconcileRequest) -> Outcome:
         async with gate:
             # `reconcile` reports a RotationError in the outcome, so one secret's failure never stops
-            # the others.
-            outcome = await reconciler.reconcile(request, dry_run=dry_run)
+            # the others; so does a lock that is held or cannot be taken.
+            if lock is None:
+                outcome = await reconciler.reconcile(request, dry_run=dry_run)
+            else:
+                try:
+                    async with lock.hold(request.lock_key) as held:
+                        outcome = await reconciler.reconcile(request, dry_run=dry_run, held=held)
+                except RotationError as error:
+                    skipped = Outcome(request.operation_id, request.vault, request.secret, Action.SKIPPED)
+                    outcome = skipped.with_error(error)
         if on_done is not None:
             on_done(outcome)
         return outcome
