@@ -515,6 +515,7 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
             "delayMs": int,
             "drop": bool,
             "code": str,
+            "stall": bool,
         },
     )
     if fields["service"] not in ("entra", "graph", "keyvault", "identity"):
@@ -522,8 +523,12 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
     status = fields.get("status")
     if status is not None and not 400 <= status <= 599:
         raise AdminError(400, "'status' must be an HTTP error status (400-599).")
-    if not (status or fields.get("delayMs") or fields.get("drop")):
-        raise AdminError(400, "A fault needs at least one of 'status', 'delayMs' or 'drop'.")
+    if not (status or fields.get("delayMs") or fields.get("drop") or fields.get("stall")):
+        raise AdminError(400, "A fault needs at least one of 'status', 'delayMs', 'drop' or 'stall'.")
+    if fields.get("stall") and (status or fields.get("drop")):
+        raise AdminError(400, "'stall' never answers: it takes no 'status' or 'drop' ('delayMs' bounds it).")
+    if (fields.get("delayMs") or 0) < 0:
+        raise AdminError(400, "'delayMs' must not be negative.")
     count = fields.get("count", 1)
     if count is None or count < 1:
         raise AdminError(400, "'count' must be at least 1.")
@@ -541,6 +546,7 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         delay_ms=int(fields.get("delayMs") or 0),
         drop=bool(fields.get("drop")),
         code=fields.get("code"),
+        stall=bool(fields.get("stall")),
     )
     with cloud.world.lock:
         cloud.world.faults.append(fault)

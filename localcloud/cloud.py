@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_VAULT = "kv-local"
 IDENTITY_PATH = "/msi/token"
 ADMIN_PREFIX = "/_emulator"
+#: How long a `stall` fault without `delayMs` holds a request whose caller never hangs up.
+STALL_MAX_SECONDS = 600.0
 
 
 def service_of(request: web.Request) -> str:
@@ -62,6 +65,13 @@ async def wire_middleware(request: web.Request, handler: Handler) -> web.StreamR
         await asyncio.sleep(latency / 1000)
     response: web.StreamResponse
     if fault is not None:
+        if fault.stall:
+            await _stall(request, fault.delay_ms)
+            with world.lock:
+                world.record(service, request.method, request.path_qs, 0, None)
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # no answer, ever: the connection is dropped
         if fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
         if fault.drop:
@@ -84,6 +94,17 @@ async def wire_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if isinstance(response, web.HTTPException):
         raise response
     return response
+
+
+async def _stall(request: web.Request, delay_ms: int) -> None:
+    """Hold the request without a byte of answer for ``delay_ms`` (0: until the caller hangs up, at
+    most ``STALL_MAX_SECONDS``), returning early once the caller has hung up."""
+    limit = time.monotonic() + (delay_ms / 1000 if delay_ms else STALL_MAX_SECONDS)
+    while time.monotonic() < limit:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
 
 
 def _caller(request: web.Request) -> str | None:

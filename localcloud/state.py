@@ -330,6 +330,9 @@ class Fault:
     delay_ms: int
     drop: bool
     code: str | None = None
+    #: No answer at all: the connection stays open and silent (for ``delay_ms``, or until the caller
+    #: hangs up), then is dropped. What a hung endpoint looks like to a client without a timeout.
+    stall: bool = False
 
     def matches(self, service: str, method: str, path: str) -> bool:
         if self.count <= 0 or self.service != service:
@@ -349,6 +352,7 @@ class Fault:
             "delayMs": self.delay_ms,
             "drop": self.drop,
             "code": self.code,
+            "stall": self.stall,
         }
 
 

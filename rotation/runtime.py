@@ -19,6 +19,7 @@ from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 from rotation.adapters.graph import GraphDirectory
 from rotation.adapters.keyvault import KeyVaultSecrets
 from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock
+from rotation.adapters.retrying import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
 from rotation.adapters.storage import STORAGE_CONNECTION as STORAGE_SETTING_NAME
 from rotation.adapters.storage import (
     MessageEncoding,
@@ -51,7 +52,10 @@ def rotator_credential() -> AsyncTokenCredential:
     """
     if os.environ.get("IDENTITY_ENDPOINT"):
         client_id = os.environ.get("AZURE_CLIENT_ID") or None
-        return ManagedIdentityCredential(client_id=client_id)
+        # Its token requests get the same socket timeouts as the calls they authorise.
+        return ManagedIdentityCredential(
+            client_id=client_id, connection_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS
+        )
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 

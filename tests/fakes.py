@@ -495,6 +495,7 @@ class FakeTokenProbe:
         self._seen: dict[str, int] = {}
         self._refusals: list[tuple[int | None, bool]] = []
         self.probes = 0
+        self.timeouts: list[float | None] = []  # each attempt's `within`, as the caller passed it
 
     def refuse(self, code: int, *, times: int = 1) -> None:
         self._refusals.extend([(code, False)] * times)
@@ -502,8 +503,11 @@ class FakeTokenProbe:
     def transient(self, *, times: int = 1) -> None:
         self._refusals.extend([(None, True)] * times)
 
-    async def probe(self, tenant_id: str, app_id: str, secret: Sensitive) -> ProbeResult:
+    async def probe(
+        self, tenant_id: str, app_id: str, secret: Sensitive, *, within: float | None = None
+    ) -> ProbeResult:
         self.probes += 1
+        self.timeouts.append(within)
         if self._refusals:
             code, transient = self._refusals.pop(0)
             if transient:

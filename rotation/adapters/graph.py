@@ -41,7 +41,13 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from rotation.adapters.retrying import Transient, parse_retry_after, with_retries
+from rotation.adapters.retrying import (
+    CONNECT_TIMEOUT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    Transient,
+    parse_retry_after,
+    with_retries,
+)
 from rotation.domain.errors import (
     ApplicationNotFoundError,
     GraphError,
@@ -71,6 +77,10 @@ def graph_scope(graph_url: str) -> str:
     return f"https://{host}/.default"
 
 
+#: kiota's httpx client: the same bounds as Key Vault's (see `retrying.READ_TIMEOUT_SECONDS`).
+_GRAPH_TIMEOUT = httpx.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+
+
 def create_graph_client(
     credential: AsyncTokenCredential, graph_url: str
 ) -> tuple[GraphServiceClient, httpx.AsyncClient]:
@@ -79,7 +89,7 @@ def create_graph_client(
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[graph_scope(graph_url)], allowed_hosts=[host])
     no_retries = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=0, max_retries=0, should_retry=False)}
     http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)), options=no_retries
+        client=httpx.AsyncClient(timeout=_GRAPH_TIMEOUT), options=no_retries
     )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = graph_url.rstrip("/")

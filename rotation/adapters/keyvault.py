@@ -22,7 +22,13 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
-from rotation.adapters.retrying import Transient, parse_retry_after, with_retries
+from rotation.adapters.retrying import (
+    CONNECT_TIMEOUT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    Transient,
+    parse_retry_after,
+    with_retries,
+)
 from rotation.domain.errors import (
     KeyVaultError,
     NoValueError,
@@ -62,6 +68,9 @@ class KeyVaultSecrets:
             verify_challenge_resource=not is_loopback(url),
             # Retries happen in `with_retries`, where they are counted and capped; not twice.
             retry_total=0,
+            # Not azure-core's 300 s: a hung request fails in time for `with_retries` to retry it.
+            connection_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
         )
 
     async def close(self) -> None:

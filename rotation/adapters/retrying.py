@@ -24,6 +24,15 @@ log = logging.getLogger("rotation.retry")
 
 MAX_ATTEMPTS = 8
 
+# Socket timeouts of every Graph and Key Vault request (and of the rotator's own token requests).
+# The SDKs' default is 300 s for each, so one hung request could outlast a whole invocation (10 min
+# on Consumption) while the retry budget below never gets a say. With these, a hung attempt fails as
+# a transport error, which `with_retries` retries under the same throttle budget as any other
+# transient failure: the budget keeps its meaning, only no single attempt can swallow it. Both are
+# far above what a healthy call takes (well under a second) and above Graph's slowest writes.
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class Transient(Exception):

@@ -3,17 +3,39 @@
 A *fresh* azure-identity credential is made for every attempt, so no token cache can answer in Entra's
 place, and every attempt lands on whichever Entra replica the request reaches: exactly what a
 consumer's next sign-in will meet.
+
+Every attempt is bounded: by ``within`` (the validation deadline's remaining seconds, from the
+caller) and never more than :data:`PROBE_TIMEOUT_SECONDS`, as socket timeouts and as one overall
+timer, so a stalled token endpoint costs at most the rest of the deadline (plus a small floor that
+gives the attempt at the deadline a real chance), never azure-core's default 300 s per read.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientSecretCredential
 
 from rotation.adapters.graph import graph_scope
+from rotation.adapters.retrying import CONNECT_TIMEOUT_SECONDS
 from rotation.domain import aadsts
 from rotation.domain.model import ProbeResult, Sensitive
 from rotation.settings import is_loopback
+
+#: The most one attempt may take. Entra answers a client-credentials request in well under a second;
+#: an attempt that takes longer is counted as a transient failure and the next one tried.
+PROBE_TIMEOUT_SECONDS = 20.0
+#: The least one attempt gets, however little of the deadline is left: the last attempt must still
+#: be able to succeed. It is also the most validation can overrun its deadline by.
+PROBE_TIMEOUT_FLOOR_SECONDS = 2.0
+
+
+def attempt_timeout(remaining: float | None) -> float:
+    """How long one attempt may take: the remaining deadline, within the floor and the cap."""
+    if remaining is None:
+        return PROBE_TIMEOUT_SECONDS
+    return min(PROBE_TIMEOUT_SECONDS, max(PROBE_TIMEOUT_FLOOR_SECONDS, remaining))
 
 
 class ClientCredentialsProbe:
@@ -24,8 +46,11 @@ class ClientCredentialsProbe:
         self._scope = graph_scope(graph_url)
         self.attempts = 0
 
-    async def probe(self, tenant_id: str, app_id: str, secret: Sensitive) -> ProbeResult:
+    async def probe(
+        self, tenant_id: str, app_id: str, secret: Sensitive, *, within: float | None = None
+    ) -> ProbeResult:
         self.attempts += 1
+        limit = attempt_timeout(within)
         credential = ClientSecretCredential(
             tenant_id,
             app_id,
@@ -35,9 +60,15 @@ class ClientCredentialsProbe:
             disable_instance_discovery=is_loopback(self._authority),
             # One attempt is one request: the validation loop does its own, counted retries.
             retry_total=0,
+            connection_timeout=min(limit, CONNECT_TIMEOUT_SECONDS),
+            read_timeout=limit,
         )
         try:
-            await credential.get_token(self._scope)
+            # The socket timeouts bound each read; this bounds the whole attempt (a trickling answer).
+            async with asyncio.timeout(limit):
+                await credential.get_token(self._scope)
+        except TimeoutError:
+            return ProbeResult(ok=False, transient=True, message=f"no answer within {limit:g} s")
         except ClientAuthenticationError as exc:
             code = aadsts.parse_code(exc)
             status = exc.status_code or 0

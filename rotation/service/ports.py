@@ -126,9 +126,13 @@ class Vault(Protocol):
 class TokenProbe(Protocol):
     """Asks Entra for a client-credentials token with a secret, to prove the secret works."""
 
-    async def probe(self, tenant_id: str, app_id: str, secret: Sensitive) -> ProbeResult:
+    async def probe(
+        self, tenant_id: str, app_id: str, secret: Sensitive, *, within: float | None = None
+    ) -> ProbeResult:
         """One attempt, never cached and never raising for an authentication failure: Entra's
-        refusal comes back as ``ProbeResult(ok=False, code=<AADSTS code>)``."""
+        refusal comes back as ``ProbeResult(ok=False, code=<AADSTS code>)``. ``within`` (seconds:
+        what is left of the caller's deadline) bounds the attempt; one that runs out is a transient
+        failure."""
         ...
 
 

@@ -188,7 +188,8 @@ async def validate(run: Run, seen: Observed, value: Sensitive) -> policy.Validat
     started = run.timer()
     while True:
         run.check_lock()
-        result = await run.probe.probe(seen.tenant_id, seen.state.app_id, value)
+        left = progress.deadline_seconds - (run.timer() - started)  # bounds the attempt (a stalled Entra)
+        result = await run.probe.probe(seen.tenant_id, seen.state.app_id, value, within=left)
         run.report.attempts += 1
         progress = progress.after(result, run.timer() - started)
         if progress.finished:
