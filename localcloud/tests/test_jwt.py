@@ -115,7 +115,7 @@ def test_managed_identity_tokens_are_v2_jwts_and_still_open_key_vault(
 
     async def aio() -> str:
         async with AsyncManagedIdentityCredential() as credential:
-            return (await credential.get_token("https://vault.azure.net/.default")).token
+            return str((await credential.get_token("https://vault.azure.net/.default")).token)
 
     assert _verify(cloud, asyncio.run(aio()), "https://vault.azure.net")["tid"] == cloud.tenant_id
     # The services still recognise the tokens they were issued.
