@@ -211,3 +211,29 @@ def test_an_identifier_uri_belongs_to_one_app(cloud: LocalCloud) -> None:
     with pytest.raises(AdminError) as caught:
         cloud.expose_api(other["id"], identifier_uris=["api://local-taken"])
     assert caught.value.status == 409
+
+
+def test_msal_itself_accepts_the_tokens(cloud: LocalCloud, workload: ManagedIdentity) -> None:
+    """MSAL directly (what azure-identity and az build on): client credentials and managed identity."""
+    import msal
+
+    api = _api(cloud, "api://local-msal")
+    client = _client(cloud, "msal client")
+    cloud.assign_app_role(api["appId"], client["objectId"], "Data.Read")
+    app = msal.ConfidentialClientApplication(
+        client["appId"],
+        client_credential=client["clientSecret"],
+        authority=f"{cloud.authority}/{cloud.tenant_id}",
+        instance_discovery=False,
+        verify=cloud.ca_bundle,
+    )
+    result = app.acquire_token_for_client(scopes=["api://local-msal/.default"])
+    assert "access_token" in result, result.get("error_description")
+    assert _verify(cloud, result["access_token"], api["appId"])["roles"] == ["Data.Read"]
+    # Cached by MSAL and handed out again as is.
+    again = app.acquire_token_for_client(scopes=["api://local-msal/.default"])
+    assert again["access_token"] == result["access_token"]
+    identity = msal.ManagedIdentityClient(msal.SystemAssignedManagedIdentity(), http_client=requests.Session())
+    token = identity.acquire_token_for_client(resource="https://vault.azure.net")
+    assert "access_token" in token, token
+    assert _verify(cloud, token["access_token"], "https://vault.azure.net")["oid"] == workload.sp_object_id
