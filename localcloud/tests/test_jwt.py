@@ -215,7 +215,7 @@ def test_an_identifier_uri_belongs_to_one_app(cloud: LocalCloud) -> None:
 
 def test_msal_itself_accepts_the_tokens(cloud: LocalCloud, workload: ManagedIdentity) -> None:
     """MSAL directly (what azure-identity and az build on): client credentials and managed identity."""
-    import msal
+    import msal  # type: ignore[import-untyped]
 
     api = _api(cloud, "api://local-msal")
     client = _client(cloud, "msal client")
