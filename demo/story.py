@@ -34,7 +34,7 @@ from azure.keyvault.secrets.aio import SecretClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from emulator.rotator_profile import RotatorCloud
+from emulator.rotator_profile import OPERATOR_ROLE, RotatorCloud
 from localcloud.azurite import AzuriteMissing, running_azurite
 from localcloud.cloud import LocalCloud
 from localcloud.tls import LocalTLS
@@ -298,7 +298,7 @@ async def chapter_sweep(handlers: dict[str, Any], story: Story) -> None:
     await drain_queue(handlers, story)
 
 
-async def chapter_emergency(handlers: dict[str, Any], story: Story, broken: Seeded) -> None:
+async def chapter_emergency(cloud: RotatorCloud, handlers: dict[str, Any], story: Story, broken: Seeded) -> None:
     story.chapter(f"3. 3 a.m.: {broken.name} fails with AADSTS7000215")
     story.step(f"on-call runs: python -m rotation diagnose {VAULT} {broken.name} --probe")
     from rotation.cli import main as rotation_cli
@@ -309,11 +309,20 @@ async def chapter_emergency(handlers: dict[str, Any], story: Story, broken: Seed
     for line in captured.getvalue().splitlines():
         if line.startswith(("Most likely cause", "What to do")):
             story.say("    " + line)
+    # The on-call engineer's tool signs in to Entra ID as an app holding Rotation.Operator on the
+    # rotator's API (the function key alone is not enough) and sends that token.
+    on_call = await asyncio.to_thread(cloud.api_client, "on-call tooling", OPERATOR_ROLE)
+    token = await asyncio.to_thread(cloud.api_token, on_call)
+    story.step(f"operator (app {on_call.app_id[:8]}..., app role {OPERATOR_ROLE}): signed in to Entra ID")
     story.step(f"operator: POST /api/secrets/{VAULT}/{broken.name}/rotate (emergency)")
     request = func.HttpRequest(
         "POST",
         f"https://func-rotator.example.net/api/secrets/{VAULT}/{broken.name}/rotate",
-        headers={"content-type": "application/json", "x-functions-key": "demo"},
+        headers={
+            "content-type": "application/json",
+            "x-functions-key": "demo",
+            "Authorization": f"Bearer {token}",
+        },
         route_params={"vault": VAULT, "name": broken.name},
         body=json.dumps({"reason": "AADSTS7000215 in production: Secret ID stored", "emergency": True}).encode(),
     )
@@ -427,7 +436,7 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
                 asyncio.run(chapter_event(cloud, handlers, story))
                 asyncio.run(chapter_sweep(handlers, story))
                 broken = next(s for s in seeded if s.name == "reports-batch")
-                asyncio.run(chapter_emergency(handlers, story, broken))
+                asyncio.run(chapter_emergency(cloud, handlers, story, broken))
             finally:
                 rotation_log.removeHandler(narrator)
                 rotation_log.propagate = True

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from functions.bearer import SIGNING_KEYS, SigningKeys
 from rotation.runtime import DEFAULT_LEASE_SECONDS, Runtime, open_runtime
 from rotation.settings import Settings
 
@@ -45,6 +46,8 @@ class EdgeConfig:
     clock: Callable[[], datetime] = utc_now
     #: Opens the adapters for one invocation (``rotation.runtime.open_runtime``).
     runtime: RuntimeFactory = open_runtime
+    #: The tenants' token-signing keys the HTTP routes verify operators' tokens with (cached).
+    signing_keys: SigningKeys = field(default=SIGNING_KEYS, compare=False)
 
     def __post_init__(self) -> None:
         # Azure Storage grants leases of 15-60 seconds (or infinite, which a worker must never take).

@@ -1,5 +1,7 @@
 """HTTP: the operator API. Roll a secret now (202, queued), read one secret's state, list them all,
-and the credential inventory. Every answer is JSON (the inventory may be a page), never a stack
+and the credential inventory. Every route first validates the caller's Entra ID bearer token and its app
+role (``functions.principal``: Operator to roll, Reader or Operator to read), before any Key Vault or
+Graph call; the function key is required as well. Every answer is JSON (the inventory may be a page), never a stack
 trace, and never a secret value: every read here is a value-free list call.
 
 Each route parses its input, calls one service function and shapes the reply; :func:`respond`
@@ -16,7 +18,7 @@ import azure.functions as func
 from functions.config import EdgeConfig
 from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION, invocation_settings, log_enqueued, new_blueprint
 from functions.http_input import parse_rotate_body
-from functions.principal import authorize_operator
+from functions.principal import authorize, operate, read
 from functions.replies import (
     ApiError,
     Reply,
@@ -44,8 +46,8 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
     async def rotate_secret(req: func.HttpRequest, requests: func.Out[str]) -> func.HttpResponse:
         """Ask for a rotation now: ``{"reason": "...", "emergency": false}`` -> 202 and a status URL.
 
-        Checks, in order, before anything is enqueued: settings (500), the operator role when App
-        Service authentication is on (403; see ``functions.principal.authorize_operator``), the body
+        Checks, in order, before anything is enqueued: settings (500), the caller's Entra ID bearer
+        token (401) and its ``Rotation.Operator`` role (403; see ``functions.principal.authorize``), the body
         (400), then ``rotation.service.intake.admit_rotation``: the vault (404), the name (400), and
         one value-free Key Vault read (the version list): the secret must exist and be managed (404),
         with usable tags and an enabled latest version (409).
@@ -58,7 +60,7 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
 
         async def handle(operation_id: str) -> Reply:
             settings = invocation_settings("rotate_secret", operation_id)
-            caller = authorize_operator(req.headers, settings.operator_role)
+            caller = await authorize(req.headers, settings, operate(settings), config.signing_keys)
             command = parse_rotate_body(req.get_body())
             vault, name = req.route_params.get("vault", ""), req.route_params.get("name", "")
             async with config.runtime(settings) as runtime:
@@ -66,7 +68,7 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
                     settings, runtime.vaults, vault, name, command.reason, command.mode, config.clock(), operation_id
                 )
             requests.set(request.to_json())
-            log_enqueued(request, source="http", caller=caller.describe())
+            log_enqueued(request, source="http", **caller.log_facts())
             return accepted(operation_id, req.url, request.vault, request.secret)
 
         return await respond("rotate_secret", req, handle)
@@ -77,6 +79,7 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
 
         async def handle(operation_id: str) -> Reply:
             settings = invocation_settings("secret_status", operation_id)
+            await authorize(req.headers, settings, read(settings), config.signing_keys)
             vault, name = req.route_params.get("vault", ""), req.route_params.get("name", "")
             now = config.clock()
             async with config.runtime(settings) as runtime:
@@ -91,6 +94,7 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
 
         async def handle(operation_id: str) -> Reply:
             settings = invocation_settings("list_secrets", operation_id)
+            await authorize(req.headers, settings, read(settings), config.signing_keys)
             only = req.params.get("vault")
             only = known_vault(settings, only) if only is not None else None
             now = config.clock()
@@ -109,6 +113,7 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
 
         async def handle(operation_id: str) -> Reply:
             settings = invocation_settings("inventory", operation_id)
+            await authorize(req.headers, settings, read(settings), config.signing_keys)
             async with config.runtime(settings) as runtime:
                 answer = await inventory_response(runtime, req.params.get("days"), req.params.get("format"))
             return document_reply(*answer)

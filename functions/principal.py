@@ -1,5 +1,7 @@
-"""Who is calling over HTTP: App Service authentication's ``X-MS-CLIENT-PRINCIPAL``, and the one
-decision made on it (may this caller roll a secret?)."""
+"""Who is calling over HTTP, and whether they may: the bearer token validated by
+``functions.bearer`` decides, with the app role each route needs (``Rotation.Operator`` to roll,
+``Rotation.Reader`` or Operator to read). App Service authentication's ``X-MS-CLIENT-PRINCIPAL`` is
+only ever compared with the token, never believed on its own."""
 
 from __future__ import annotations
 
@@ -10,7 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from functions.bearer import (
+    SIGNING_KEYS,
+    KeysUnavailable,
+    SigningKeys,
+    TokenIdentity,
+    TokenRejected,
+    bearer_token,
+    validate_token,
+)
 from functions.replies import ApiError
+from rotation.settings import Settings
 
 ROLE_CLAIM_TYPES: Final = frozenset({"roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"})
 _OBJECT_ID_CLAIMS: Final = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
@@ -21,21 +33,16 @@ _PRINCIPAL_MAX: Final = 64 * 1024
 
 
 @dataclass(frozen=True)
-class Caller:
-    """Who called, as far as the platform told us. ``authenticated`` is False with a function key only."""
+class PlatformPrincipal:
+    """What ``X-MS-CLIENT-PRINCIPAL`` claims: compared with the bearer token, never trusted alone."""
 
-    authenticated: bool
-    identity: str | None = None
-    auth_type: str | None = None
-    roles: frozenset[str] = frozenset()
-
-    def describe(self) -> str:
-        if not self.authenticated:
-            return "function key"
-        return f"{self.auth_type or 'principal'}:{self.identity or 'unknown'}"
+    object_id: str | None
+    identity: str | None
+    auth_type: str | None
+    roles: frozenset[str]
 
 
-def parse_client_principal(header: str) -> Caller:
+def parse_client_principal(header: str) -> PlatformPrincipal:
     """Decode ``X-MS-CLIENT-PRINCIPAL``: base64 of ``{"auth_typ", "claims": [{"typ", "val"}],
     "name_typ", "role_typ"}``. Raises ``ValueError`` saying what is wrong.
 
@@ -74,43 +81,102 @@ def parse_client_principal(header: str) -> Caller:
             roles.add(val)
         values.setdefault(typ, val)
     identity = next((values[c] for c in (*_OBJECT_ID_CLAIMS, *_APP_ID_CLAIMS) if c in values), None)
+    object_id = next((values[c] for c in _OBJECT_ID_CLAIMS if c in values), None)
     auth_type = payload.get("auth_typ")
-    return Caller(
-        authenticated=True,
+    return PlatformPrincipal(
+        object_id=object_id,
         identity=identity,
         auth_type=auth_type if isinstance(auth_type, str) else None,
         roles=frozenset(roles),
     )
 
 
-def authorize_operator(headers: Mapping[str, str], role: str) -> Caller:
-    """Allow an emergency-capable operation.
+NOT_CONFIGURED_MESSAGE: Final = (
+    "Operator authentication is not configured: set ROTATION_API_AUDIENCE to the rotator API's client id "
+    "and/or identifier URI, and ROTATION_TENANT_ID to its tenant. Until then every HTTP request is refused."
+)
+_CHALLENGE: Final = 'Bearer realm="rotation-api"'
 
-    - Header present (App Service authentication is on and the platform vouches for the caller):
-      the caller must hold the app role ``role`` (``ROTATION_OPERATOR_ROLE``), else 403. A header
-      that cannot be read is a 403 too: failing open on a garbled identity would be worse.
-    - Header absent: App Service authentication is off, and the function key (auth level
-      FUNCTION) is the only gate; whoever holds the key is an operator. Without platform
-      authentication a client could also *send* the header itself, but that gains nothing the key
-      does not already grant, so the check stays sound.
+
+@dataclass(frozen=True)
+class Access:
+    """What a route needs: any one of ``roles`` (app roles of the rotator's API) for ``action``."""
+
+    roles: frozenset[str]
+    action: str
+
+
+def operate(settings: Settings) -> Access:
+    """Rolling a secret: ``ROTATION_OPERATOR_ROLE``."""
+    return Access(frozenset({settings.operator_role}), "rotate secrets")
+
+
+def read(settings: Settings) -> Access:
+    """Reading state, listings and the inventory: ``ROTATION_READER_ROLE``; an operator may read too."""
+    return Access(frozenset({settings.reader_role, settings.operator_role}), "read the rotator's state")
+
+
+async def authorize(
+    headers: Mapping[str, str], settings: Settings, access: Access, keys: SigningKeys = SIGNING_KEYS
+) -> TokenIdentity:
+    """The validated caller, or an :class:`ApiError`: 500 when operator authentication is not configured
+    (fail closed), 401 for a missing or invalid bearer token, 403 for a valid one without the role, 503
+    when the tenant's keys cannot be read. Runs before any Key Vault or Graph call.
+
+    The identity and its roles come from the bearer token only. ``X-MS-CLIENT-PRINCIPAL`` (set by App
+    Service authentication when it is on) grants nothing: it is compared with the token, and a header
+    that names someone else is a 401, because App Service never lets a client's own header through.
     """
-    header = _header(headers, CLIENT_PRINCIPAL_HEADER)
-    if header is None:
-        return Caller(authenticated=False)
+    if not settings.api_audiences or settings.tenant_id is None:
+        raise ApiError(500, "AuthenticationNotConfigured", NOT_CONFIGURED_MESSAGE)
     try:
-        caller = parse_client_principal(header)
-    except ValueError as exc:
+        token = bearer_token(_header(headers, "Authorization"))
+        identity = await validate_token(
+            token,
+            authority=settings.authority_host,
+            tenant=settings.tenant_id,
+            audiences=settings.api_audiences,
+            keys=keys,
+        )
+        _check_platform_principal(headers, identity)
+    except TokenRejected as rejected:
+        error = "" if "no bearer token" in rejected.reason else ', error="invalid_token"'
         raise ApiError(
-            403, "Forbidden", f"The caller's identity ({CLIENT_PRINCIPAL_HEADER}) could not be read: {exc}."
+            401,
+            "Unauthorized",
+            f"A valid Entra ID access token for the rotator's API is required: {rejected.reason}.",
+            {"WWW-Authenticate": _CHALLENGE + error},
         ) from None
-    if role not in caller.roles:
+    except KeysUnavailable:
+        raise ApiError(
+            503,
+            "KeysUnavailable",
+            "The tenant's token-signing keys could not be read; try again shortly.",
+            {"Retry-After": "30"},
+        ) from None
+    if not identity.roles & access.roles:
+        needed = " or ".join(sorted(access.roles))
         raise ApiError(
             403,
             "Forbidden",
-            f"The caller lacks the app role '{role}' required to rotate secrets; ask an administrator to "
-            "assign it on the rotator's app registration (Enterprise applications > Users and groups).",
+            f"The caller lacks the app role {needed} required to {access.action}; ask an administrator to "
+            "assign it on the rotator's API (Enterprise applications > the API > Users and groups, or an "
+            "app role assignment for an application).",
+            {"WWW-Authenticate": _CHALLENGE + ', error="insufficient_scope"'},
         )
-    return caller
+    return identity
+
+
+def _check_platform_principal(headers: Mapping[str, str], identity: TokenIdentity) -> None:
+    header = _header(headers, CLIENT_PRINCIPAL_HEADER)
+    if header is None:
+        return
+    try:
+        principal = parse_client_principal(header)
+    except ValueError:
+        raise TokenRejected(f"{CLIENT_PRINCIPAL_HEADER} does not match the bearer token") from None
+    if principal.object_id is not None and principal.object_id.lower() != (identity.object_id or "").lower():
+        raise TokenRejected(f"{CLIENT_PRINCIPAL_HEADER} does not match the bearer token")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -59,6 +59,9 @@ param schedule string = '0 0 * * * *'
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
+@description('ROTATION_READER_ROLE: app role a caller needs for the HTTP read routes (status, list, inventory).')
+param readerRole string = 'Rotation.Reader'
+
 @description('Event Grid delivery attempts before an event is dead-lettered.')
 @minValue(1)
 @maxValue(30)
@@ -147,6 +150,7 @@ module operatorApi 'modules/operator-api.bicep' = if (empty(operatorApiClientId)
     uniqueName: 'rotator-api-${resourceToken}'
     displayName: 'Secret rotator API (${environmentName})'
     operatorRole: operatorRole
+    readerRole: readerRole
   }
 }
 
@@ -171,6 +175,7 @@ module functionApp 'modules/function-app.bicep' = {
     graceHours: graceHours
     schedule: schedule
     operatorRole: operatorRole
+    readerRole: readerRole
     expiryAlertDays: expiryAlertDays
     operatorApiClientId: empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId
     operatorApiAudience: empty(operatorApiClientId) ? (operatorApi.?outputs.audience ?? '') : ''

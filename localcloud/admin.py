@@ -27,6 +27,7 @@ from localcloud.state import (
     VAULT_ROLE_PERMISSIONS,
     Application,
     AppManagementPolicy,
+    AppRole,
     Fault,
     KeyCredential,
     ManagedIdentityRecord,
@@ -301,6 +302,93 @@ async def post_graph_app_role(cloud: LocalCloud, body: Any, query: dict[str, lis
         app = _application(cloud.world, params[0])
         app.graph_roles.add(fields["role"])
     return {"appId": app.app_id, "graphAppRoles": sorted(app.graph_roles)}
+
+
+_ROLE_VALUE_RE = re.compile(r"^[!-~]{1,249}$")
+_MEMBER_TYPES = frozenset({"Application", "User"})
+
+
+async def put_api(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Expose an API on an app registration: its identifier URIs (`api://…`) and app roles, as the
+    application's `identifierUris` and `appRoles` say in Graph. Clients then get tokens for
+    `{identifier URI or appId}/.default` whose `aud` is the app id and whose `roles` are the app
+    roles assigned to the client (`POST …/app-role-assignments`). Replaces what was there; roles
+    keep their id when their value stays."""
+    fields = _object(body, {}, {"identifierUris": list, "appRoles": list})
+    uris = fields.get("identifierUris") or []
+    for uri in uris:
+        if not isinstance(uri, str) or not re.match(r"^(api://|https://)[^\s/]", uri) or len(uri) > 255:
+            raise AdminError(400, "'identifierUris' must be a list of api:// or https:// URIs.")
+    roles: list[tuple[str, str, tuple[str, ...]]] = []
+    for item in fields.get("appRoles") or []:
+        role = _object(item, {"value": str}, {"displayName": str, "allowedMemberTypes": list})
+        if not _ROLE_VALUE_RE.match(role["value"]):
+            raise AdminError(400, "An app role's 'value' must be 1-249 printable characters without spaces.")
+        members = tuple(role.get("allowedMemberTypes") or ["Application"])
+        if not members or not set(members) <= _MEMBER_TYPES:
+            raise AdminError(400, "'allowedMemberTypes' must list Application and/or User.")
+        roles.append((role["value"], role.get("displayName") or role["value"], members))
+    if len({value for value, _, _ in roles}) != len(roles):
+        raise AdminError(400, "Two app roles have the same value.")
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        wanted = {u.rstrip("/").lower() for u in uris}
+        for other in cloud.world.tenants[app.tenant_id].applications.values():
+            taken = {u.rstrip("/").lower() for u in other.identifier_uris}
+            if other is not app and wanted & taken:
+                raise AdminError(409, "An identifier URI is used by another application of the tenant.")
+        ids = {r.value: r.role_id for r in app.app_roles}
+        app.identifier_uris = list(uris)
+        app.app_roles = [AppRole(ids.get(value) or new_guid(), value, name, members) for value, name, members in roles]
+        return {
+            "id": app.object_id,
+            "appId": app.app_id,
+            "identifierUris": list(app.identifier_uris),
+            "appRoles": [r.to_admin() for r in app.app_roles],
+        }
+
+
+def _principal(world: World, name: str) -> Application:
+    """A service principal (of an app or a managed identity) by its object id, or its app's appId."""
+    wanted = name.lower()
+    for app in world.all_applications():
+        if wanted in (app.sp_object_id, app.app_id):
+            return app
+    raise AdminError(404, f"No service principal with object id or appId {name}.")
+
+
+async def post_app_role_assignment(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Assign one of an API's app roles to a service principal (Graph's `appRoleAssignedTo`);
+    tokens issued for that API afterwards carry it in `roles`."""
+    fields = _object(body, {"principalId": str, "appRole": str}, {})
+    with cloud.world.lock:
+        resource = _application(cloud.world, params[0])
+        role = next((r for r in resource.app_roles if fields["appRole"] in (r.value, r.role_id)), None)
+        if role is None:
+            raise AdminError(400, f"Application {resource.app_id} defines no app role {fields['appRole']!r}.")
+        if "Application" not in role.allowed_member_types:
+            raise AdminError(400, f"App role {role.value!r} cannot be assigned to applications.")
+        principal = _principal(cloud.world, fields["principalId"])
+        if principal.tenant_id != resource.tenant_id:
+            raise AdminError(400, "The principal and the resource are in different tenants.")
+        resource.app_role_assignments.setdefault(principal.sp_object_id, set()).add(role.value)
+        return {
+            "principalId": principal.sp_object_id,
+            "resourceId": resource.sp_object_id,
+            "appRoleId": role.role_id,
+            "appRole": role.value,
+        }
+
+
+async def delete_app_role_assignment(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    fields = _object(body, {"principalId": str, "appRole": str}, {})
+    with cloud.world.lock:
+        resource = _application(cloud.world, params[0])
+        principal = _principal(cloud.world, fields["principalId"])
+        resource.app_role_assignments.get(principal.sp_object_id, set()).discard(fields["appRole"])
+    return None
 
 
 async def delete_application(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -611,6 +699,9 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("DELETE", ("applications", "*", "owners", "*")): delete_owner,
     ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
     ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,
+    ("PUT", ("applications", "*", "api")): put_api,
+    ("POST", ("applications", "*", "app-role-assignments")): post_app_role_assignment,
+    ("DELETE", ("applications", "*", "app-role-assignments")): delete_app_role_assignment,
     ("POST", ("identities",)): post_identity,
     ("POST", ("managed-identities",)): post_managed_identity,
     ("GET", ("managed-identities",)): get_managed_identities,

@@ -383,6 +383,23 @@ class LocalCloud:
             body["tenantId"] = tenant_id
         return ManagedIdentity.from_admin(self.admin("POST", "/managed-identities", body))
 
+    def expose_api(
+        self, application: str, *, identifier_uris: Iterable[str] = (), app_roles: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Make an app registration (object id or appId) an API (`PUT /applications/{id}/api`): clients
+        get tokens for `{identifier URI or appId}/.default` with `aud` = its appId. `app_roles` are
+        role values assignable to applications."""
+        body = {"identifierUris": list(identifier_uris), "appRoles": [{"value": role} for role in app_roles]}
+        result: dict[str, Any] = self.admin("PUT", f"/applications/{application}/api", body)
+        return result
+
+    def assign_app_role(self, resource: str, principal: str, role: str) -> dict[str, Any]:
+        """Assign the API `resource`'s app role `role` to a service principal (its object id, or its
+        app's appId) (`POST /applications/{id}/app-role-assignments`); its next tokens carry it."""
+        body = {"principalId": principal, "appRole": role}
+        result: dict[str, Any] = self.admin("POST", f"/applications/{resource}/app-role-assignments", body)
+        return result
+
     def managed_identities(self) -> list[ManagedIdentity]:
         return [ManagedIdentity.from_admin(body) for body in self.admin("GET", "/managed-identities")["identities"]]
 

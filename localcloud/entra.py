@@ -22,6 +22,7 @@ from localcloud.state import (
     DOMAIN_RE,
     GUID_RE,
     KNOWN_AUDIENCES,
+    MANAGEMENT_AUDIENCE,
     Application,
     PasswordCredential,
     Tenant,
@@ -37,6 +38,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/common/discovery/instance", instance_discovery)
     app.router.add_get("/msi/token", managed_identity_token)
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)
+    app.router.add_get("/{tenant}/discovery/v2.0/keys", signing_keys)
+    app.router.add_get("/{tenant}/discovery/keys", signing_keys)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", token)
 
 
@@ -124,15 +127,37 @@ async def openid_configuration(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _audience_of(scope: str) -> str | None:
-    """`https://graph.microsoft.com/.default` → `https://graph.microsoft.com`; only known resources."""
+async def signing_keys(request: web.Request) -> web.Response:
+    """The keys tokens are signed with (the `jwks_uri` of the OpenID configuration): one RSA key per
+    cloud, the same for every tenant, as Entra's keys are shared by its tenants."""
+    world = request.app[WORLD]
+    name = request.match_info["tenant"]
+    with world.lock:
+        found = _resolve_tenant(world, name) if name not in ("common", "organizations") else None
+        if isinstance(found, int):
+            return _tenant_error(name, found, error="invalid_tenant")
+        key = world.signing_key.jwk()
+    if isinstance(found, Tenant):
+        key["issuer"] = f"{_base(request)}/{found.tenant_id}/v2.0"
+    return web.json_response({"keys": [key]})
+
+
+def _audience_of(world: World, tenant: Tenant, scope: str) -> str | None:
+    """`https://graph.microsoft.com/.default` → `https://graph.microsoft.com`; an API registered in
+    the tenant (by identifier URI or app id) → its app id, the audience of a v2.0 token. Only
+    known resources."""
     for item in scope.split():
         if item.endswith("/.default"):
-            resource = item[: -len("/.default")].rstrip("/")
-            if resource in KNOWN_AUDIENCES:
-                return resource
-            return None
+            return _resource_audience(world, tenant.tenant_id, item[: -len("/.default")])
     return None
+
+
+def _resource_audience(world: World, tenant_id: str, resource: str) -> str | None:
+    resource = resource.rstrip("/")
+    if resource in KNOWN_AUDIENCES:
+        return resource
+    api = world.api_application(resource, tenant_id)
+    return api.app_id if api is not None else None
 
 
 def _password_state(world: World, app: Application, secret: str) -> str:
@@ -207,7 +232,7 @@ async def token(request: web.Request) -> web.Response:
                 7000216,
                 "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
             )
-        audience = _audience_of(scope)
+        audience = _audience_of(world, tenant, scope)
         if audience is None:
             return entra_error(
                 400,
@@ -237,7 +262,7 @@ async def token(request: web.Request) -> web.Response:
                 "sent in the request is the client secret value, not the client secret ID, for a secret "
                 f"added to app '{app.app_id}'.",
             )
-        access_token, lifetime = world.issue_token(app, audience, TOKEN_LIFETIME_SECONDS)
+        access_token, lifetime = world.issue_token(app, audience, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request))
     body = {
         "token_type": "Bearer",
         "expires_in": lifetime,
@@ -270,8 +295,6 @@ async def managed_identity_token(request: web.Request) -> web.Response:
         resource = resource[: -len("/.default")]
     if not resource:
         return identity_error(400, "The 'resource' query parameter is required.")
-    if resource not in (*KNOWN_AUDIENCES, "https://management.azure.com"):
-        return identity_error(400, f"The resource '{resource}' is not known to this local cloud.")
     client_id = request.query.get("client_id")
     # App Service calls the object id `principal_id`; MSAL sends `object_id`. Both are accepted.
     object_id = request.query.get("principal_id") or request.query.get("object_id")
@@ -288,7 +311,14 @@ async def managed_identity_token(request: web.Request) -> web.Response:
             return identity_error(
                 400, "No system-assigned managed identity is configured; name a user-assigned one by client_id."
             )
-        access_token, lifetime = world.issue_token(identity.app, resource, TOKEN_LIFETIME_SECONDS)
+        audience = (
+            resource if resource == MANAGEMENT_AUDIENCE else _resource_audience(world, identity.app.tenant_id, resource)
+        )
+        if audience is None:
+            return identity_error(400, f"The resource '{resource}' is not known to this local cloud.")
+        access_token, lifetime = world.issue_token(
+            identity.app, audience, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request)
+        )
         expires_on = int(time.time()) + lifetime
         app_id = identity.app.app_id
         request[CALLER] = app_id

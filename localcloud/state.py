@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
 import re
 import secrets
@@ -21,9 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 VAULT_AUDIENCE = "https://vault.azure.net"
 KNOWN_AUDIENCES = (GRAPH_AUDIENCE, VAULT_AUDIENCE)
+MANAGEMENT_AUDIENCE = "https://management.azure.com"
 
 # Graph application roles the local cloud understands.
 ROLE_RW_ALL = "Application.ReadWrite.All"
@@ -165,6 +170,21 @@ class Application:
     graph_roles: set[str] = field(default_factory=set)
     # Per-app management policy (overrides the tenant default when set).
     policy: AppManagementPolicy | None = None
+    # An API this app exposes: the URIs a client may name it by (`api://…`) and its app roles.
+    identifier_uris: list[str] = field(default_factory=list)
+    app_roles: list[AppRole] = field(default_factory=list)
+    # App roles assigned on this app (as a resource): service principal object id -> role values.
+    app_role_assignments: dict[str, set[str]] = field(default_factory=dict)
+
+    def names_resource(self, resource: str) -> bool:
+        """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
+        wanted = resource.rstrip("/").lower()
+        return wanted == self.app_id.lower() or wanted in (u.rstrip("/").lower() for u in self.identifier_uris)
+
+    def roles_of(self, sp_object_id: str) -> frozenset[str]:
+        """The app roles of this API that the service principal has been assigned (defined ones only)."""
+        defined = {r.value for r in self.app_roles if r.enabled}
+        return frozenset(self.app_role_assignments.get(sp_object_id.lower(), set()) & defined)
 
     def to_graph(self) -> dict[str, Any]:
         return {
@@ -192,6 +212,29 @@ class Application:
             "passwordCredentials": [p.to_admin() for p in self.passwords],
             "keyCredentials": [k.to_graph() for k in self.certificates],
             "policy": self.policy.to_admin() if self.policy else None,
+            "identifierUris": list(self.identifier_uris),
+            "appRoles": [r.to_admin() for r in self.app_roles],
+            "appRoleAssignments": {sp: sorted(roles) for sp, roles in sorted(self.app_role_assignments.items())},
+        }
+
+
+@dataclass
+class AppRole:
+    """An app role an API defines (Graph's `appRole`): who holds it is an assignment on the API."""
+
+    role_id: str
+    value: str
+    display_name: str
+    allowed_member_types: tuple[str, ...] = ("Application",)
+    enabled: bool = True
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "id": self.role_id,
+            "value": self.value,
+            "displayName": self.display_name,
+            "allowedMemberTypes": list(self.allowed_member_types),
+            "isEnabled": self.enabled,
         }
 
 
@@ -309,7 +352,9 @@ class VaultRecord:
 
 @dataclass
 class IssuedToken:
-    """Tokens are opaque strings; the world remembers what each one stands for."""
+    """What an issued access token stands for. Tokens are RS256 JWTs signed with the cloud's key (any
+    client may read and verify them); the services of the local cloud look the token string up here
+    instead, so an admin call can age one and a token never issued here is never accepted."""
 
     subject_object_id: str
     app_id: str
@@ -432,6 +477,52 @@ class RequestRecord:
         }
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _b64url_uint(value: int) -> str:
+    return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The cloud's token-signing key (RSA 2048, RS256) and its public half as a JWK, as Entra
+    publishes its keys at the `jwks_uri` of its OpenID configuration."""
+
+    private_key: rsa.RSAPrivateKey
+    kid: str
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = key.public_key().public_numbers()
+        # Entra's kid is the key's thumbprint; a JWK thumbprint (RFC 7638) is as stable.
+        canonical = json.dumps(
+            {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+        return cls(key, _b64url(hashlib.sha256(canonical.encode()).digest()))
+
+    def jwk(self) -> dict[str, Any]:
+        numbers = self.private_key.public_key().public_numbers()
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": _b64url_uint(numbers.n),
+            "e": _b64url_uint(numbers.e),
+        }
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        header = {"typ": "JWT", "alg": "RS256", "x5t": self.kid, "kid": self.kid}
+        signing_input = ".".join(_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+        signature = self.private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64url(signature)}"
+
+
 class World:
     """All state of one local cloud."""
 
@@ -452,6 +543,7 @@ class World:
         # Managed identities by the object id of their service principal.
         self.managed_identities: dict[str, ManagedIdentityRecord] = {}
         self.default_tenant_id = ""
+        self.signing_key = SigningKey.generate()
 
     # --- directory -------------------------------------------------------------------------------
     def create_tenant(self, tenant_id: str | None = None) -> Tenant:
@@ -552,19 +644,70 @@ class World:
         return None
 
     # --- tokens ----------------------------------------------------------------------------------
-    def issue_token(self, app: Application, audience: str, lifetime: int = 3599) -> tuple[str, int]:
-        token = base64.urlsafe_b64encode(secrets.token_bytes(48)).decode("ascii").rstrip("=")
+    def issue_token(
+        self, app: Application, audience: str, lifetime: int = 3599, *, issuer_base: str = ""
+    ) -> tuple[str, int]:
+        """A v2.0 access token for `app`'s service principal, for the resource `audience` (a
+        first-party resource URL, or the app id of an API registered here), as an RS256 JWT.
+
+        `roles` are the app roles the principal holds on that resource: its Graph app roles for
+        Graph, its assignments on a registered API, none for Key Vault (data-plane RBAC is looked
+        up per request). `issuer_base` is the authority as the client reached it.
+        """
+        resource = self.api_application(audience, app.tenant_id)
+        if audience == GRAPH_AUDIENCE:
+            roles = frozenset(app.graph_roles)
+        elif resource is not None:
+            roles = resource.roles_of(app.sp_object_id)
+        else:
+            roles = frozenset()
+        # Token lifetime runs on real time, not the movable clock: moving the clock a month to make
+        # a secret due must not invalidate every token the SDKs have cached.
+        issued = datetime.now(UTC).replace(microsecond=0)
+        expires = issued + timedelta(seconds=lifetime)
+        issuer = f"{issuer_base}/{app.tenant_id}/v2.0"
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iss": issuer,
+            "iat": to_epoch(issued),
+            "nbf": to_epoch(issued),
+            "exp": to_epoch(expires),
+            "aio": base64.urlsafe_b64encode(secrets.token_bytes(24)).decode("ascii").rstrip("="),
+            "appid": app.app_id,
+            "appidacr": "1",
+            "azp": app.app_id,
+            "azpacr": "1",
+            "idp": issuer,
+            "idtyp": "app",
+            "oid": app.sp_object_id,
+            "rh": "0.local.",
+            "sub": app.sp_object_id,
+            "tid": app.tenant_id,
+            "uti": base64.urlsafe_b64encode(secrets.token_bytes(16)).decode("ascii").rstrip("="),
+            "ver": "2.0",
+        }
+        if roles:
+            claims["roles"] = sorted(roles)
+        token = self.signing_key.sign(claims)
         self.tokens[token] = IssuedToken(
             subject_object_id=app.sp_object_id,
             app_id=app.app_id,
             tenant_id=app.tenant_id,
             audience=audience,
-            roles=frozenset(app.graph_roles) if audience == GRAPH_AUDIENCE else frozenset(),
-            # Token lifetime runs on real time, not the movable clock: moving the clock a month to make
-            # a secret due must not invalidate every token the SDKs have cached.
-            expires=datetime.now(UTC) + timedelta(seconds=lifetime),
+            roles=roles,
+            expires=expires,
         )
         return token, lifetime
+
+    def api_application(self, resource: str, tenant_id: str) -> Application | None:
+        """The app registration in `tenant_id` whose API `resource` names (app id or identifier URI)."""
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            return None
+        for candidate in tenant.applications.values():
+            if (candidate.identifier_uris or candidate.app_roles) and candidate.names_resource(resource):
+                return candidate
+        return None
 
     def token_from_header(self, authorization: str | None) -> IssuedToken | None:
         if not authorization or not authorization.lower().startswith("bearer "):

@@ -86,6 +86,9 @@ _INT_SETTINGS: Final = (
 
 DEFAULT_SCHEDULE: Final = "0 0 * * * *"
 DEFAULT_OPERATOR_ROLE: Final = "Rotation.Operator"
+DEFAULT_READER_ROLE: Final = "Rotation.Reader"
+#: Operators' bearer tokens must be for this API: its client id and/or identifier URI, comma-separated.
+API_AUDIENCE_ENV: Final = "ROTATION_API_AUDIENCE"
 
 #: Every variable the rotator reads (``local.settings.sample.json`` lists the same).
 KNOWN_VARIABLES: Final = frozenset(
@@ -96,6 +99,8 @@ KNOWN_VARIABLES: Final = frozenset(
         "AZURE_AUTHORITY_HOST",
         "ROTATION_SCHEDULE",
         "ROTATION_OPERATOR_ROLE",
+        "ROTATION_READER_ROLE",
+        API_AUDIENCE_ENV,
         ALLOWED_HOSTS_ENV,
         *(s.env for s in _INT_SETTINGS),
     }
@@ -194,6 +199,25 @@ def _parse_allowed_hosts(value: str | None, problems: list[str]) -> frozenset[st
     return frozenset(hosts)
 
 
+_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _audiences_check(value: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """``ROTATION_API_AUDIENCE``: the API's client id (a GUID) and/or identifier URIs (``api://…``
+    or https), comma-separated; what an access token's ``aud`` is compared with, exactly."""
+    items = tuple(item.strip() for item in value.split(","))
+    for item in items:
+        if _GUID_RE.fullmatch(item):
+            continue
+        if re.fullmatch(r"(api|https)://[^\s,/]+(/[^\s,]*)?", item) and len(item) <= 255:
+            continue
+        return None, (
+            f"{_show(item)} is not an audience; expected the rotator API's client id (a GUID) and/or "
+            "identifier URI (api://… or https://…), comma-separated"
+        )
+    return items, None
+
+
 @dataclass(frozen=True)
 class SecretPolicy:
     """The effective rotation policy of one secret: settings overridden by its tags.
@@ -248,6 +272,10 @@ class Settings:
     throttle_retry_seconds: int = THROTTLE_RETRY.default
     schedule: str = DEFAULT_SCHEDULE
     operator_role: str = DEFAULT_OPERATOR_ROLE
+    reader_role: str = DEFAULT_READER_ROLE
+    #: The audiences an operator's token may name (``ROTATION_API_AUDIENCE``); empty: operator
+    #: authentication is not configured and the HTTP routes refuse every request.
+    api_audiences: tuple[str, ...] = ()
     sweep_concurrency: int = SWEEP_CONCURRENCY.default
     expiry_alert_days: int = EXPIRY_ALERT_DAYS.default
     #: Not errors: e.g. a ``ROTATION_*`` variable nobody reads (a likely typo).
@@ -325,6 +353,9 @@ class Settings:
             return None, "expected an app role value without spaces, e.g. Rotation.Operator"
 
         operator_role = parse("ROTATION_OPERATOR_ROLE", DEFAULT_OPERATOR_ROLE, role)
+        reader_role = parse("ROTATION_READER_ROLE", DEFAULT_READER_ROLE, role)
+        no_audiences: tuple[str, ...] = ()
+        api_audiences = parse(API_AUDIENCE_ENV, no_audiences, _audiences_check)
 
         validity = ints[VALIDITY_DAYS.env]
         rotate_before = ints[ROTATE_BEFORE_DAYS.env]
@@ -364,6 +395,8 @@ class Settings:
             throttle_retry_seconds=ints[THROTTLE_RETRY.env],
             schedule=schedule,
             operator_role=operator_role,
+            reader_role=reader_role,
+            api_audiences=api_audiences,
             sweep_concurrency=ints[SWEEP_CONCURRENCY.env],
             expiry_alert_days=ints[EXPIRY_ALERT_DAYS.env],
             warnings=warnings,

@@ -84,6 +84,9 @@ param schedule string = '0 0 * * * *'
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
+@description('ROTATION_READER_ROLE: app role a caller needs for the HTTP read routes (status, list, inventory); an operator may read too.')
+param readerRole string = 'Rotation.Reader'
+
 @description('ROTATION_ALLOWED_HOSTS: hosts allowed as authority, Graph or vault endpoints besides those of the Azure clouds (empty: none).')
 param allowedHosts string = ''
 
@@ -285,6 +288,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ROTATION_THROTTLE_RETRY_SECONDS: string(throttleRetrySeconds)
     ROTATION_SCHEDULE: schedule
     ROTATION_OPERATOR_ROLE: operatorRole
+    ROTATION_READER_ROLE: readerRole
+    // The function validates operators' tokens itself too: the same audiences App Service authentication accepts.
+    ROTATION_API_AUDIENCE: empty(operatorApiAudience) ? operatorApiClientId : '${operatorApiClientId},${operatorApiAudience}'
     ROTATION_ALLOWED_HOSTS: allowedHosts
     ROTATION_SWEEP_CONCURRENCY: string(sweepConcurrency)
     ROTATION_EXPIRY_ALERT_DAYS: string(expiryAlertDays)

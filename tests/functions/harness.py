@@ -36,6 +36,12 @@ FUNCTION_HOST = "https://func-rotator.example.net"
 ROLE_URI = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 
 
+#: The bearer token ``http_request`` sends unless told otherwise: an operator's token for the
+#: shared cloud's rotator API, set per test by the ``_operator_bearer`` fixture (tests/functions/conftest.py).
+DEFAULT_BEARER: list[str] = []
+#: ``http_request(bearer=NO_TOKEN)``: send no Authorization header at all.
+NO_TOKEN = ""
+
 #: The shortest lease Azure allows, and deferred messages visible again after a second.
 SHORT_LOCK = EdgeConfig(lock_lease_seconds=15, defer_delay_seconds=1)
 
@@ -95,8 +101,11 @@ def http_request(
     body: bytes | str | Any = b"",
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
+    bearer: str | None = None,
 ) -> func.HttpRequest:
-    """An HTTP request as the host hands it over; a non-bytes/str body is sent as JSON."""
+    """An HTTP request as the host hands it over; a non-bytes/str body is sent as JSON. It carries
+    ``Authorization: Bearer`` with ``bearer``, else the test's operator token (``DEFAULT_BEARER``);
+    ``bearer=NO_TOKEN`` sends none."""
     if isinstance(body, str):
         raw = body.encode()
     elif isinstance(body, bytes):
@@ -104,6 +113,9 @@ def http_request(
     else:
         raw = json.dumps(body).encode()
     all_headers = {"x-functions-key": "test-key"}
+    token = bearer if bearer is not None else (DEFAULT_BEARER[0] if DEFAULT_BEARER else NO_TOKEN)
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
     if raw:
         all_headers["content-type"] = "application/json"
     all_headers.update(headers or {})
@@ -256,8 +268,24 @@ def request_mark(cloud: RotatorCloud) -> int:
 
 
 def requests_since(cloud: RotatorCloud, mark: int, service: str | None = None) -> list[dict[str, Any]]:
+    """Requests since ``mark``, except the HTTP functions' reads of the tenant's OpenID keys (which
+    happen once per key cache, not per request): what the rotator itself asked of the cloud."""
     log = cloud.admin("GET", f"/requests?since={mark}")["requests"]
-    return [r for r in log if service is None or r["service"] == service]
+    return [r for r in log if (service is None or r["service"] == service) and not is_key_discovery(r)]
+
+
+def is_key_discovery(record: Mapping[str, Any]) -> bool:
+    path = str(record["path"])
+    return (
+        record["service"] == "entra"
+        and record["method"] == "GET"
+        and (path.endswith("/.well-known/openid-configuration") or "/discovery/" in path)
+    )
+
+
+def key_discoveries_since(cloud: RotatorCloud, mark: int) -> list[dict[str, Any]]:
+    log = cloud.admin("GET", f"/requests?since={mark}")["requests"]
+    return [r for r in log if is_key_discovery(r)]
 
 
 def add_password_calls(cloud: RotatorCloud, mark: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from emulator.rotator_profile import RotatorCloud
+from emulator.rotator_profile import READER_ROLE, RotatorCloud
 from rotation.cli import main as rotation_cli
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import Collector, events_named, http_request, queue_message, request_mark, requests_since
@@ -67,7 +67,9 @@ async def test_one_absurd_tag_never_stops_the_sweep_status_or_the_list_route(
     assert completed["managed"] == 2
     assert not events_named(logs.records, "SweepFailed")
 
-    response = await handlers["list_secrets"](http_request("GET", "/api/secrets"))
+    reader = await asyncio.to_thread(own_cloud.api_client, "dashboard", READER_ROLE)
+    token = await asyncio.to_thread(own_cloud.api_token, reader)
+    response = await handlers["list_secrets"](http_request("GET", "/api/secrets", bearer=token))
     assert response.status_code == 200, response.get_body()
     listed = {s["secret"]: s for s in json.loads(response.get_body())["secrets"]}
     assert set(listed) == {due.name, planted.name}

@@ -1,4 +1,5 @@
-"""HTTP functions against the local cloud: rotate (202/400/403/404/409/500), status and list."""
+"""HTTP functions against the local cloud: rotate (202/400/404/409/500), status and list, called
+as the operator (the harness's default bearer token); the 401s and 403s are in test_operator_auth.py."""
 
 from __future__ import annotations
 
@@ -13,20 +14,17 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
+from tests.functions.conftest import ApiCallers
 from tests.functions.harness import (
-    ROLE_URI,
     Collector,
     app_handlers,
     body_of,
-    client_principal,
     events_named,
     http_request,
     request_mark,
     requests_since,
 )
 from tests.integration.seed import SeededSecret, seed_managed_secret, unique, write_secret
-
-ROLE = "Rotation.Operator"
 
 
 async def seeded(cloud: RotatorCloud, **kwargs: Any) -> SeededSecret:
@@ -98,7 +96,7 @@ async def test_rotate_enqueues_one_request_and_answers_202(cloud: RotatorCloud, 
 
 
 async def test_an_emergency_rotation_is_queued_as_emergency(
-    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+    cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture, api_callers: ApiCallers
 ) -> None:
     secret = await seeded(cloud)
     response, out = await rotate(handlers, "KV-Local", secret.name, {"reason": "leaked", "emergency": True})
@@ -106,7 +104,10 @@ async def test_an_emergency_rotation_is_queued_as_emergency(
     (request,) = out.requests()
     assert request.mode == "emergency" and request.vault == "kv-local"
     (enqueued,) = events_named(logs.records, "RotationEnqueued")
-    assert enqueued["source"] == "http" and enqueued["caller"] == "function key"
+    assert enqueued["source"] == "http"
+    # Who asked: the operator's token's claims (its service principal and app).
+    assert enqueued["callerObjectId"] == api_callers.operator.object_id
+    assert enqueued["callerAppId"] == api_callers.operator.app_id
     assert enqueued["operationId"] == request.operation_id
 
 
@@ -167,54 +168,6 @@ async def test_a_managed_secret_with_unusable_tags_is_a_409(cloud: RotatorCloud,
     body = assert_error(response, 409, "BadTags")
     assert "ProviderAddress" in body["error"]["message"]
     assert out.calls == 0
-
-
-# --------------------------------------------------------------------------------- authorization
-
-
-@pytest.mark.parametrize(
-    "principal",
-    [client_principal(ROLE), client_principal(ROLE, role_typ=ROLE_URI)],
-)
-async def test_with_app_service_auth_the_operator_role_may_rotate(
-    cloud: RotatorCloud, handlers: dict[str, Any], principal: str, logs: pytest.LogCaptureFixture
-) -> None:
-    secret = await seeded(cloud)
-    response, out = await rotate(
-        handlers, "kv-local", secret.name, {"reason": "x"}, headers={"X-MS-CLIENT-PRINCIPAL": principal}
-    )
-    assert response.status_code == 202
-    assert len(out.messages()) == 1
-    (enqueued,) = events_named(logs.records, "RotationEnqueued")
-    assert enqueued["caller"].startswith("aad:")
-
-
-@pytest.mark.parametrize(
-    "principal",
-    [client_principal(), client_principal("Rotation.Reader"), "garbage!!"],
-)
-async def test_with_app_service_auth_anyone_else_gets_403_before_any_io(
-    cloud: RotatorCloud, handlers: dict[str, Any], principal: str
-) -> None:
-    mark = request_mark(cloud)
-    response, out = await rotate(
-        handlers, "kv-local", "app-secret", {"reason": "x"}, headers={"X-MS-CLIENT-PRINCIPAL": principal}
-    )
-    assert_error(response, 403, "Forbidden")
-    assert out.calls == 0 and requests_since(cloud, mark) == []
-
-
-async def test_the_operator_role_comes_from_the_setting(
-    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ROTATION_OPERATOR_ROLE", "Secrets.Rotate")
-    secret = await seeded(cloud)
-    headers = {"X-MS-CLIENT-PRINCIPAL": client_principal(ROLE)}
-    response, _ = await rotate(handlers, "kv-local", secret.name, {"reason": "x"}, headers=headers)
-    assert_error(response, 403, "Forbidden")
-    headers = {"X-MS-CLIENT-PRINCIPAL": client_principal("Secrets.Rotate")}
-    response, _ = await rotate(handlers, "kv-local", secret.name, {"reason": "x"}, headers=headers)
-    assert response.status_code == 202
 
 
 # ------------------------------------------------------------------------------------ 500s as JSON

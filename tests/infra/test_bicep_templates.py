@@ -61,6 +61,8 @@ APP_SETTINGS = (
     "ROTATION_THROTTLE_RETRY_SECONDS",
     "ROTATION_SCHEDULE",
     "ROTATION_OPERATOR_ROLE",
+    "ROTATION_READER_ROLE",
+    "ROTATION_API_AUDIENCE",
     "ROTATION_ALLOWED_HOSTS",
     "ROTATION_SWEEP_CONCURRENCY",
     "ROTATION_EXPIRY_ALERT_DAYS",
@@ -83,6 +85,7 @@ SETTING_DEFAULTS = {
     "throttleRetrySeconds": 120,
     "schedule": "0 0 * * * *",
     "operatorRole": "Rotation.Operator",
+    "readerRole": "Rotation.Reader",
     "allowedHosts": "",
     "sweepConcurrency": 4,
     "expiryAlertDays": 14,
@@ -742,3 +745,12 @@ def test_every_checkov_skip_sits_in_a_resource_and_gives_a_reason() -> None:
             assert match, f"{path.name}:{number}: write `// checkov:skip=CKV_...: reason` on its own line"
             # checkov reads a skip only between a resource's first and last line, i.e. indented.
             assert line.startswith("    "), f"{path.name}:{number}: put the skip inside the resource body"
+
+
+def test_the_function_checks_the_audiences_app_service_authentication_accepts() -> None:
+    """ROTATION_API_AUDIENCE (the function's own token check) names the API's client id and, when
+    set, its identifier URI: the same audiences as authsettingsV2's allowedAudiences."""
+    _, settings = app_settings()
+    audience = json.dumps(settings["ROTATION_API_AUDIENCE"])
+    assert "operatorApiClientId" in audience and "operatorApiAudience" in audience
+    assert settings["ROTATION_READER_ROLE"] == "readerRole"

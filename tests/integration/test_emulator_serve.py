@@ -36,6 +36,7 @@ def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
             "tenantId",
             "managedIdentity",
             "rotator",
+            "rotatorApi",
             "vaults",
             "caBundle",
             "admin",
@@ -51,11 +52,14 @@ def test_serve_prints_one_json_line_with_the_environment(tmp_path: Any) -> None:
             "IDENTITY_HEADER",
             "REQUESTS_CA_BUNDLE",
             "SSL_CERT_FILE",
+            "ROTATION_API_AUDIENCE",
         ]
         env = described["env"]
         assert env["ROTATION_VAULTS"] == ",".join(f"{k}={v}" for k, v in described["vaults"].items())
         assert env["ROTATION_TENANT_ID"] == described["tenantId"]
         assert env["ROTATION_GRAPH_URL"] == described["graph"]
+        api = described["rotatorApi"]
+        assert env["ROTATION_API_AUDIENCE"] == f"{api['appId']},{api['identifierUri']}"
         # A second process trusts it through the printed bundle alone; no id named: the rotator's token.
         identity = requests.get(
             described["managedIdentity"]["endpoint"],

@@ -66,6 +66,8 @@ def test_every_value_can_be_set() -> None:
         ROTATION_THROTTLE_RETRY_SECONDS="10",
         ROTATION_SCHEDULE="0  */5 * * * *",
         ROTATION_OPERATOR_ROLE="Secrets.Rotate",
+        ROTATION_READER_ROLE="Secrets.Read",
+        ROTATION_API_AUDIENCE=f" {TENANT_ID} , api://secret-rotator",
         ROTATION_SWEEP_CONCURRENCY="16",
         ROTATION_EXPIRY_ALERT_DAYS="7",
     )
@@ -77,7 +79,14 @@ def test_every_value_can_be_set() -> None:
     assert (s.orphan_margin_minutes, s.throttle_retry_seconds) == (0, 10)
     assert s.schedule == "0 */5 * * * *"
     assert s.operator_role == "Secrets.Rotate"
+    assert s.reader_role == "Secrets.Read"
+    assert s.api_audiences == (TENANT_ID, "api://secret-rotator")
     assert (s.sweep_concurrency, s.expiry_alert_days) == (16, 7)
+
+
+def test_without_an_api_audience_operator_authentication_is_not_configured() -> None:
+    s = settings()
+    assert s.api_audiences == () and s.reader_role == "Rotation.Reader"
 
 
 def test_empty_values_count_as_unset() -> None:
@@ -123,6 +132,8 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_THROTTLE_RETRY_SECONDS",
         "ROTATION_SCHEDULE",
         "ROTATION_OPERATOR_ROLE",
+        "ROTATION_READER_ROLE",
+        "ROTATION_API_AUDIENCE",
         "ROTATION_ALLOWED_HOSTS",
         "ROTATION_SWEEP_CONCURRENCY",
         "ROTATION_EXPIRY_ALERT_DAYS",
@@ -214,6 +225,10 @@ def test_several_bad_vault_entries_still_make_one_line() -> None:
         ("ROTATION_SCHEDULE", "0 0 * * * * *", "6 fields"),
         ("ROTATION_SCHEDULE", "0 0 * * * $", "characters"),
         ("ROTATION_OPERATOR_ROLE", "Rotation Operator", "without spaces"),
+        ("ROTATION_READER_ROLE", "Rotation Reader", "without spaces"),
+        ("ROTATION_API_AUDIENCE", "rotator api", "client id"),
+        ("ROTATION_API_AUDIENCE", "api://secret-rotator,,", "client id"),
+        ("ROTATION_API_AUDIENCE", "http://secret-rotator", "identifier URI"),
         ("ROTATION_SWEEP_CONCURRENCY", "65", "from 1 to 64"),
         ("ROTATION_EXPIRY_ALERT_DAYS", "x", "from 0 to 365"),
     ],
