@@ -165,6 +165,8 @@ class Application:
     graph_roles: set[str] = field(default_factory=set)
     # Per-app management policy (overrides the tenant default when set).
     policy: AppManagementPolicy | None = None
+    # The application's `tags` (custom strings; Graph lets owners and admins write them).
+    tags: list[str] = field(default_factory=list)
 
     def to_graph(self) -> dict[str, Any]:
         return {
@@ -176,7 +178,7 @@ class Application:
             "passwordCredentials": [p.to_graph() for p in self.passwords],
             "keyCredentials": [k.to_graph() for k in self.certificates],
             "publisherDomain": "contoso.onmicrosoft.com",
-            "tags": [],
+            "tags": list(self.tags),
         }
 
     def to_admin(self) -> dict[str, Any]:
@@ -192,6 +194,7 @@ class Application:
             "passwordCredentials": [p.to_admin() for p in self.passwords],
             "keyCredentials": [k.to_graph() for k in self.certificates],
             "policy": self.policy.to_admin() if self.policy else None,
+            "tags": list(self.tags),
         }
 
 
