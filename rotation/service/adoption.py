@@ -147,9 +147,7 @@ def bound_tags(existing: tuple[str, ...] | list[str], binding: Binding) -> list[
     """``existing`` tags with ``binding`` added; an earlier binding of the same secret is replaced, every
     other tag kept (Graph replaces the whole collection on PATCH, so the list must be complete)."""
     kept = [
-        t
-        for t in existing
-        if (b := parse_binding(t)) is None or (b.host, b.secret) != (binding.host, binding.secret)
+        t for t in existing if (b := parse_binding(t)) is None or (b.host, b.secret) != (binding.host, binding.secret)
     ]
     return [*kept, binding.tag]
 
