@@ -126,6 +126,16 @@ def test_a_planted_provider_address_mints_nothing_and_reports_not_bound(
     mine = [o for o in swept["outcomes"] if o["secret"] == planted]
     assert mine and mine[0]["error"]["code"] == "NotBound", swept
 
+    status, out, _ = run(capsys, "status", "--json")
+    row = next(r for r in json.loads(out)["secrets"] if r["secret"] == planted)
+    assert (
+        row["bound"] is False
+        and row["bindCommand"] == f"python -m rotation adopt kv-second {planted} --app {victim.app_id}"
+    )
+    assert next(r for r in json.loads(out)["secrets"] if r["secret"] == victim.name)["bound"] is True
+    status, out, _ = run(capsys, "status", "kv-second")
+    assert status == 0 and f"not bound: python -m rotation adopt kv-second {planted}" in out
+
     # No addPassword, no removePassword, no write to the app at all; no value written where Mallory reads.
     assert graph_writes_since(cloud, since) == []
     assert keys(cloud, victim.object_id) == before
