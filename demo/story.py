@@ -30,6 +30,7 @@ import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
 from azure.identity import ClientSecretCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
+from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
@@ -38,6 +39,9 @@ from emulator.rotator_profile import OPERATOR_ROLE, RotatorCloud
 from localcloud.azurite import AzuriteMissing, running_azurite
 from localcloud.cloud import LocalCloud
 from localcloud.tls import LocalTLS
+from rotation.adapters.graph import GraphDirectory
+from rotation.domain.model import vault_host
+from rotation.service.adoption import bind_secret
 
 VAULT = "kv-local"
 # Azurite comes from the repository's npm packages (`npm ci`); AZURITE_BIN overrides it.
@@ -216,10 +220,30 @@ def seed(cloud: RotatorCloud, story: Story) -> tuple[list[Seeded], dict[str, str
                 )
 
     asyncio.run(store())
+
+    async def bind_all() -> list[str]:
+        # The documented binding: the apps' owner (here the rotator's identity, which owns both apps)
+        # writes `rotator-binding:{vault host}/{secret}#{keyId}` into the app's tags, as `adopt` does.
+        host = vault_host(cloud.vault_url(VAULT))
+        async with ManagedIdentityCredential() as credential:
+            directory = GraphDirectory(credential, cloud.graph_url)
+            try:
+                written = []
+                for name, app_name, _, credential_info, _, _ in plan:
+                    app = await directory.get_application(apps[app_name]["appId"])
+                    written.append(await bind_secret(directory, app, host, name, credential_info["keyId"]))
+                return written
+            finally:
+                await directory.close()
+
+    bindings = asyncio.run(bind_all())
     seeded = [Seeded(name, app, apps[app]["appId"], apps[app]["id"], note) for name, app, _, _, _, note in plan]
     story.chapter("The scene")
     story.say(f"Local cloud: Entra ID {cloud.authority}, Graph {cloud.graph_url}, vault {cloud.vault_url(VAULT)}")
     story.say(f"Tenant {cloud.tenant_id}; the rotator is a managed identity that owns both apps")
+    story.say("Each app's owners bound its secrets in the app's tags (what `python -m rotation adopt` writes):")
+    for tag in bindings:
+        story.say(f"  {tag}")
     story.say("Entra propagates a new secret to each of 3 replicas within 4 seconds, so validation must wait.")
     for item in seeded:
         story.say(f"  {VAULT}/{item.name:<16} app {item.app_name:<15} ({item.app_id})  {item.note}")

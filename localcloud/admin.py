@@ -391,6 +391,17 @@ async def delete_app_role_assignment(
     return None
 
 
+async def put_tags(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Set an application's `tags` outside Graph (what its owners did earlier, in the portal)."""
+    fields = _object(body, {"tags": list}, {})
+    if not all(isinstance(t, str) for t in fields["tags"]):
+        raise AdminError(400, "'tags' must be a list of strings.")
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        app.tags = list(fields["tags"])
+    return {"id": app.object_id, "tags": list(app.tags)}
+
+
 async def delete_application(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     with cloud.world.lock:
         app = _application(cloud.world, params[0])
@@ -696,6 +707,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("POST", ("applications", "*", "passwords")): post_password,
     ("POST", ("applications", "*", "certificates")): post_certificate,
     ("POST", ("applications", "*", "owners")): post_owner,
+    ("PUT", ("applications", "*", "tags")): put_tags,
     ("DELETE", ("applications", "*", "owners", "*")): delete_owner,
     ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
     ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,

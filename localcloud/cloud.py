@@ -425,6 +425,15 @@ class LocalCloud:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
 
+    def set_application_tags(self, application: str, tags: list[str]) -> list[str]:
+        """Set an application's `tags` (object id or appId) outside Graph: `PUT /applications/{id}/tags`."""
+        result: list[str] = self.admin("PUT", f"/applications/{application}/tags", {"tags": tags})["tags"]
+        return result
+
+    def application_tags(self, application: str) -> list[str]:
+        with self.world.lock:
+            return list(admin.find_application(self.world, application).tags)
+
     def secret_versions(self, vault: str, name: str) -> list[SecretVersionRecord]:
         """Copies of every version of a secret, oldest first, values included (in-process only)."""
         with self.world.lock:

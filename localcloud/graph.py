@@ -173,6 +173,8 @@ def setup(app: web.Application) -> None:
     router.add_get(PREFIX + "/applications", _handled(list_applications))
     router.add_get(by_id, _handled(get_application))
     router.add_get(by_app_id, _handled(get_application))
+    router.add_patch(by_id, _handled(update_application))
+    router.add_patch(by_app_id, _handled(update_application))
     for base in (by_id, by_app_id):
         router.add_post(base + "/addPassword", _handled(add_password))
         router.add_post(base + "/removePassword", _handled(remove_password))
@@ -243,6 +245,34 @@ async def list_applications(request: web.Request) -> web.StreamResponse:
         body["@odata.nextLink"] = _next_link(request, page[-1].object_id)
     body["value"] = items
     return _json(request, body)
+
+
+# Properties `PATCH /applications/{id}` may change here (others answer 400, rather than being ignored).
+_UPDATABLE = frozenset({"tags"})
+
+
+async def update_application(request: web.Request) -> web.StreamResponse:
+    """`PATCH /applications/{id}`: only `tags` is served. Authorised like Graph: the app's owners
+    (app-only with Application.ReadWrite.OwnedBy) or Application.ReadWrite.All; anyone else 403.
+    A collection is replaced whole, as Graph replaces it."""
+    world = request.app[WORLD]
+    token = _authenticate(request)
+    _throttle_write(world, token)
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise _bad_request("The request body must be a JSON object.")
+    changes = {k: v for k, v in body.items() if not k.startswith("@odata.")}
+    unknown = sorted(k for k in changes if k not in _UPDATABLE)
+    if unknown:
+        raise _bad_request(f"Property '{unknown[0]}' cannot be updated by this service.")
+    tags = changes.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise _invalid_property("tags")
+    with world.lock:
+        app = _writable_application(world, token, request)
+        if tags is not None:
+            app.tags = list(tags)
+    return _no_content(request)
 
 
 async def add_password(request: web.Request) -> web.StreamResponse:

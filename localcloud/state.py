@@ -175,6 +175,8 @@ class Application:
     app_roles: list[AppRole] = field(default_factory=list)
     # App roles assigned on this app (as a resource): service principal object id -> role values.
     app_role_assignments: dict[str, set[str]] = field(default_factory=dict)
+    # The application's `tags` (custom strings; Graph lets owners and admins write them).
+    tags: list[str] = field(default_factory=list)
 
     def names_resource(self, resource: str) -> bool:
         """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
@@ -196,7 +198,7 @@ class Application:
             "passwordCredentials": [p.to_graph() for p in self.passwords],
             "keyCredentials": [k.to_graph() for k in self.certificates],
             "publisherDomain": "contoso.onmicrosoft.com",
-            "tags": [],
+            "tags": list(self.tags),
         }
 
     def to_admin(self) -> dict[str, Any]:
@@ -215,6 +217,7 @@ class Application:
             "identifierUris": list(self.identifier_uris),
             "appRoles": [r.to_admin() for r in self.app_roles],
             "appRoleAssignments": {sp: sorted(roles) for sp, roles in sorted(self.app_role_assignments.items())},
+            "tags": list(self.tags),
         }
 
 

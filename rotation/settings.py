@@ -29,6 +29,8 @@ from rotation.domain.model import (
     Tag,
     is_valid_tenant_id,
     is_valid_vault_name,
+    legacy_alias_for,
+    vault_host,
 )
 
 DEFAULT_GRAPH_URL: Final = "https://graph.microsoft.com/v1.0"
@@ -45,6 +47,8 @@ GRAPH_HOSTS: Final = frozenset(
 )
 VAULT_HOST_SUFFIXES: Final = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn")
 ALLOWED_HOSTS_ENV: Final = "ROTATION_ALLOWED_HOSTS"
+# Tenants a secret's TenantId tag may name (comma list); unset: only ROTATION_TENANT_ID, the home tenant.
+ALLOWED_TENANTS_ENV: Final = "ROTATION_ALLOWED_TENANTS"
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ KNOWN_VARIABLES: Final = frozenset(
         "ROTATION_READER_ROLE",
         API_AUDIENCE_ENV,
         ALLOWED_HOSTS_ENV,
+        ALLOWED_TENANTS_ENV,
         *(s.env for s in _INT_SETTINGS),
     }
 )
@@ -278,6 +283,10 @@ class Settings:
     api_audiences: tuple[str, ...] = ()
     sweep_concurrency: int = SWEEP_CONCURRENCY.default
     expiry_alert_days: int = EXPIRY_ALERT_DAYS.default
+    #: Tenants a ``TenantId`` tag may name (lower case); empty: only ``tenant_id``.
+    allowed_tenants: frozenset[str] = frozenset()
+    #: The rotator's own client id (``AZURE_CLIENT_ID``), whose app it never rotates.
+    own_client_id: str | None = None
     #: Not errors: e.g. a ``ROTATION_*`` variable nobody reads (a likely typo).
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -357,6 +366,19 @@ class Settings:
         no_audiences: tuple[str, ...] = ()
         api_audiences = parse(API_AUDIENCE_ENV, no_audiences, _audiences_check)
 
+        allowed_tenants: frozenset[str] = frozenset()
+        tenants_raw = raw(ALLOWED_TENANTS_ENV)
+        if tenants_raw is not None:
+            listed = [t.strip() for t in tenants_raw.split(",") if t.strip()]
+            bad_tenants = [t for t in listed if not is_valid_tenant_id(t)]
+            if bad_tenants:
+                problems.append(
+                    f"{ALLOWED_TENANTS_ENV}={_show(tenants_raw)}: {_show(bad_tenants[0])} is not {TENANT_RULE}; "
+                    "expected a comma-separated list of tenants"
+                )
+            allowed_tenants = frozenset(t.lower() for t in listed)
+        own_client_id = (raw("AZURE_CLIENT_ID") or "").lower() or None
+
         validity = ints[VALIDITY_DAYS.env]
         rotate_before = ints[ROTATE_BEFORE_DAYS.env]
         if rotate_before >= validity and not failed & {VALIDITY_DAYS.env, ROTATE_BEFORE_DAYS.env}:
@@ -399,6 +421,8 @@ class Settings:
             api_audiences=api_audiences,
             sweep_concurrency=ints[SWEEP_CONCURRENCY.env],
             expiry_alert_days=ints[EXPIRY_ALERT_DAYS.env],
+            allowed_tenants=allowed_tenants,
+            own_client_id=own_client_id,
             warnings=warnings,
         )
 
@@ -410,6 +434,20 @@ class Settings:
             return self.vaults[name.lower()]
         except KeyError:
             raise UnknownVaultError(name, self.vaults) from None
+
+    def vault_host(self, name: str) -> str:
+        """The host of a configured vault (what bindings and records of intent name), never its alias."""
+        return vault_host(self.vault_url(name))
+
+    def legacy_alias(self, name: str) -> str | None:
+        """The alias under which this vault's old-form records of intent are recognised, if any."""
+        return legacy_alias_for(name, self.vault_host(name))
+
+    def tenant_allowed(self, tenant: str) -> bool:
+        """Whether a ``TenantId`` tag may name ``tenant``: listed in ROTATION_ALLOWED_TENANTS, or the home
+        tenant when that setting is unset."""
+        allowed = self.allowed_tenants or frozenset({self.tenant_id.lower()} if self.tenant_id else ())
+        return tenant.lower() in allowed
 
     def policy_for(self, tags: Mapping[str, str], secret: str = "", vault: str = "") -> SecretPolicy:
         """The effective policy of the secret carrying ``tags`` (``secret``/``vault`` name it in messages).
@@ -454,6 +492,17 @@ class Settings:
             tenant = tenant.strip()
             if not is_valid_tenant_id(tenant):
                 raise TagError(vault or "?", secret or "?", [f"TenantId={_show(tenant)} is not {TENANT_RULE}"])
+            if not self.tenant_allowed(tenant):
+                home = self.tenant_id or "(none set)"
+                allowed = ", ".join(sorted(self.allowed_tenants)) or f"only the home tenant {home}"
+                raise TagError(
+                    vault or "?",
+                    secret or "?",
+                    [
+                        f"TenantId={_show(tenant)} is not an allowed tenant ({allowed}); a tenant is honoured only "
+                        f"when {ALLOWED_TENANTS_ENV} lists it"
+                    ],
+                )
             tenant_id = tenant
         return SecretPolicy(validity, rotate_before, grace, tenant_id, tuple(warnings))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import string
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +28,7 @@ from rotation.domain.errors import (
     LockHeld,
     PasswordLifetimePolicyError,
     PasswordLimitError,
+    PermissionDeniedError,
     PolicyBlockedError,
     RotationError,
     SecretDisabledError,
@@ -149,6 +150,8 @@ class _App:
     passwords: list[_Password] = field(default_factory=list)
     policy: PasswordPolicy | None = None  # what the app management policy enforces
     policy_readable: bool = True  # whether the rotator may read it (Policy.Read.All)
+    tags: list[str] = field(default_factory=list)  # the application's tags (its bindings among them)
+    tags_writable: bool = True  # whether the caller may write them (an owner or an admin)
 
 
 class FakeDirectory:
@@ -203,6 +206,15 @@ class FakeDirectory:
     def object_id(self, app_id: str) -> str:
         return self._by_app_id(app_id).object_id
 
+    def set_tags(self, app_id: str, tags: list[str], *, writable: bool = True) -> None:
+        """The app's owners set its tags (no write logged); ``writable=False``: the caller may not."""
+        app = self._by_app_id(app_id)
+        app.tags = list(tags)
+        app.tags_writable = writable
+
+    def tags(self, app_id: str) -> list[str]:
+        return list(self._by_app_id(app_id).tags)
+
     def credentials(self, app_id: str) -> list[PasswordCredential]:
         return [p.credential for p in self._by_app_id(app_id).passwords]
 
@@ -242,6 +254,7 @@ class FakeDirectory:
             app.display_name,
             app.sign_in_audience,
             tuple(p.credential for p in app.passwords),
+            tags=tuple(app.tags),
         )
 
     async def add_password(
@@ -284,6 +297,14 @@ class FakeDirectory:
         if not app.policy_readable:
             return None
         return app.policy or PasswordPolicy(blocked=False, max_lifetime=None)
+
+    async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
+        self.faults.check("set_application_tags")
+        app = self._by_object_id(object_id, app_id)
+        if not app.tags_writable:
+            raise PermissionDeniedError("Microsoft Graph", "ownership of the application", action="write its tags")
+        app.tags = list(tags)
+        self.writes.append(("setTags", app.app_id))
 
     # --- internals ---------------------------------------------------------------------------------
     def _apps_by_app_id(self) -> dict[str, _App]:

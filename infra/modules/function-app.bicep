@@ -90,6 +90,9 @@ param readerRole string = 'Rotation.Reader'
 @description('ROTATION_ALLOWED_HOSTS: hosts allowed as authority, Graph or vault endpoints besides those of the Azure clouds (empty: none).')
 param allowedHosts string = ''
 
+@description('ROTATION_ALLOWED_TENANTS: tenants a secret\'s TenantId tag may name, comma-separated (empty: only the home tenant).')
+param allowedTenants string = ''
+
 @description('ROTATION_SWEEP_CONCURRENCY: secrets the sweep inspects at once.')
 @minValue(1)
 @maxValue(64)
@@ -292,6 +295,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // The function validates operators' tokens itself too: the same audiences App Service authentication accepts.
     ROTATION_API_AUDIENCE: empty(operatorApiAudience) ? operatorApiClientId : '${operatorApiClientId},${operatorApiAudience}'
     ROTATION_ALLOWED_HOSTS: allowedHosts
+    ROTATION_ALLOWED_TENANTS: allowedTenants
     ROTATION_SWEEP_CONCURRENCY: string(sweepConcurrency)
     ROTATION_EXPIRY_ALERT_DAYS: string(expiryAlertDays)
   }

@@ -8,7 +8,7 @@ where 429 (`Retry-After`), `Directory_ConcurrencyViolation`, 5xx and transport e
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -65,7 +65,9 @@ T = TypeVar("T")
 SERVICE = "Microsoft Graph"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 # Only what the rotator uses ($select keeps reads small and is what least privilege can see).
-APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordCredentials", "keyCredentials"]
+# `tags` carries the app's bindings (which secrets its owners allow to hold its credentials): read in
+# the same request as the credentials, never an extra one.
+APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordCredentials", "keyCredentials", "tags"]
 OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.OwnedBy"
 
 
@@ -114,6 +116,7 @@ def _application(app: GraphApplication) -> Application:
         sign_in_audience=app.sign_in_audience,
         password_credentials=tuple(_credential(p) for p in app.password_credentials or []),
         key_credentials_count=len(app.key_credentials or []),
+        tags=tuple(str(t) for t in app.tags or []),
     )
 
 
@@ -217,6 +220,19 @@ class GraphDirectory:
         app = await builder.get(request_configuration=RequestConfiguration(query_parameters=query))
         credentials = (app.password_credentials if app else None) or []
         return any(str(p.key_id).lower() == key_id.lower() for p in credentials)
+
+    async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
+        """``PATCH /applications/{id}`` with ``tags`` (the whole list: Graph replaces the collection).
+
+        Only the app's owners and directory admins may; a 403 is raised as `PermissionDeniedError`.
+        The command line's ``adopt`` calls it with the caller's own credential; the function app never does.
+        """
+        body = GraphApplication(tags=list(tags))
+
+        async def call() -> None:
+            await self._client.applications.by_application_id(object_id).patch(body)
+
+        await self._call(call, f"write the tags of application {app_id or object_id}", app_id=app_id)
 
     async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
         """The password restrictions that apply to the app: its own policy, else the tenant default.

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rotation.cli.output import Progress, emit_json, fail, table
-from rotation.domain.errors import LockHeld
+from rotation.domain.errors import LockHeld, bind_command
 from rotation.domain.model import (
     REASON_MAX,
     Action,
@@ -21,6 +21,7 @@ from rotation.domain.model import (
 )
 from rotation.runtime import Runtime, open_runtime
 from rotation.service.adoption import AdoptionRequest, adopt_secret
+from rotation.service.binding import bindings_of, not_bound_note
 from rotation.service.intake import admit_rotation
 from rotation.service.ports import HeldLock, InProcessLock, Lock
 from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
@@ -201,26 +202,38 @@ def _status(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.vault:
         settings.vault_url(args.vault)
-    statuses = asyncio.run(_scan(settings, args.vault))
+    statuses, bound = asyncio.run(_scan(settings, args.vault))
     now = datetime.now(UTC)
     if args.json:
-        emit_json({"secrets": [s.to_dict(now) for s in statuses]})
+        emit_json({"secrets": [_status_json(s, now, bound.get((s.vault, s.name))) for s in statuses]})
         return 0
     if not statuses:
         print("No managed secrets (a secret is managed when its latest version has a ProviderAddress tag).")
         return 0
     print(
         table(
-            [_status_row(s, now) for s in statuses],
-            ["secret", "app", "state", "expires", "last rotated", "pending retirement", "needs"],
+            [[*_status_row(s, now), _bound_cell(s, bound.get((s.vault, s.name)))] for s in statuses],
+            ["secret", "app", "state", "expires", "last rotated", "pending retirement", "needs", "bound"],
         )
     )
     return 0
 
 
-async def _scan(settings: Settings, vault: str | None) -> list[SecretStatus]:
+async def _scan(settings: Settings, vault: str | None) -> tuple[list[SecretStatus], dict[tuple[str, str], bool | None]]:
     async with open_runtime(settings) as runtime:
-        return await scan(settings, runtime.vaults, datetime.now(UTC), only=vault)
+        statuses = await scan(settings, runtime.vaults, datetime.now(UTC), only=vault)
+        return statuses, await bindings_of(settings, runtime.directory, statuses)
+
+
+def _status_json(status: SecretStatus, now: datetime, bound: bool | None) -> dict[str, Any]:
+    data = status.to_dict(now)
+    data["bound"] = bound
+    data["bindCommand"] = bind_command(status.vault, status.name, status.app_id or "APPID") if bound is False else None
+    return data
+
+
+def _bound_cell(status: SecretStatus, bound: bool | None) -> str:
+    return "yes" if bound else "?" if bound is None else not_bound_note(status)
 
 
 def _status_row(status: SecretStatus, now: datetime) -> list[str]:

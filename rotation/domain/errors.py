@@ -125,6 +125,78 @@ class NotManagedError(RotationError):
         )
 
 
+def bind_command(vault: str, secret: str, app_id: str) -> str:
+    """The one command that binds a secret to its app (run by an owner of the app or an admin)."""
+    return f"python -m rotation adopt {vault} {secret} --app {app_id}"
+
+
+class NotBoundError(RotationError):
+    """The secret names an app whose owners have not bound it: the app's ``tags`` do not name this
+    vault host and secret, so the rotator does nothing at all for it (a Key Vault tag is no authority)."""
+
+    default_code = "NotBound"
+    retryable = False
+    http_status = 409
+    user_fault = True
+    why = "the app's owners have not bound this secret to the app; only they (or an admin) can"
+
+    def __init__(self, vault: str, secret: str, app_id: str, host: str) -> None:
+        self.vault = vault
+        self.secret = secret
+        self.app_id = app_id
+        self.host = host
+        self.command = bind_command(vault, secret, app_id)
+        super().__init__(
+            f"Secret '{secret}' in vault '{vault}' ({host}) is not bound to application {app_id}: the app's "
+            "tags do not name it, so the rotator leaves it alone.",
+            f"An owner of the app (or an admin) binds it with: {self.command} (or by hand, appending to "
+            f"the app's tags: az ad app update --id {app_id} --set tags=<its tags plus "
+            f"'rotator-binding:{host}/{secret.lower()}'>).",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["bindCommand"] = self.command
+        return data
+
+
+class OwnIdentityError(RotationError):
+    """``ProviderAddress`` names the rotator's own identity: it never rotates the secret it signs in with."""
+
+    default_code = "OwnIdentity"
+    retryable = False
+    http_status = 409
+    user_fault = True
+    why = "the secret names the rotator's own identity, which it never rotates"
+
+    def __init__(self, vault: str, secret: str, app_id: str) -> None:
+        self.vault = vault
+        self.secret = secret
+        super().__init__(
+            f"Secret '{secret}' in vault '{vault}' names application {app_id}, the rotator's own identity; "
+            "the rotator never rotates its own credentials.",
+            "Remove the ProviderAddress tag, or fix it to name the app whose secret this is.",
+        )
+
+
+class BindingDeniedError(RotationError):
+    """The caller of ``adopt`` may not write the app's tags (not an owner, not an admin): 403."""
+
+    default_code = "BindingDenied"
+    retryable = False
+    http_status = 403
+    user_fault = True
+    why = "only the app's owners or a directory admin may bind a secret to it"
+
+    def __init__(self, app_id: str, command: str, by_hand: str) -> None:
+        self.app_id = app_id
+        super().__init__(
+            f"You may not bind a secret to application {app_id}: you must be an owner of app {app_id} or an "
+            "admin (Microsoft Graph answered 403).",
+            f"Nothing was written. Ask an owner or an admin to run: {command} (or by hand: {by_hand}).",
+        )
+
+
 class SecretNotFoundError(RotationError):
     """The secret named in a request does not exist (or has no enabled version)."""
 

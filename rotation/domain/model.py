@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, NoReturn, cast, final, get_args
+from urllib.parse import urlsplit
 
 from rotation import redact
 from rotation.domain import strict_json
@@ -210,30 +211,102 @@ class Sensitive:
 
 
 ROTATOR_PREFIX: Final = "rotator:"
+# The vault part is the vault's HOST (`kv-prod.vault.azure.net`, `127.0.0.1:8443` in the local cloud);
+# credentials created before the host form name the configured alias (`kv-prod`), which has no dot and
+# no colon (a vault name's rule), so the two forms never read as each other.
+_HOST_PART = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
 _OWNER_RE = re.compile(
-    r"^rotator:(?P<vault>[A-Za-z0-9-]{3,24})/(?P<secret>[0-9A-Za-z-]{1,127}):(?P<rotation>[A-Za-z0-9-]{1,64})$"
+    rf"^rotator:(?P<vault>{_HOST_PART}|[A-Za-z0-9-]{{3,24}})/(?P<secret>[0-9A-Za-z-]{{1,127}}):"
+    r"(?P<rotation>[A-Za-z0-9-]{1,64})$",
 )
+_VAULT_HOST_RE = re.compile(rf"^{_HOST_PART}$")
+
+
+def vault_host(url: str) -> str:
+    """The host that names a vault everywhere the rotator records it (lower case; the port only when
+    it is not 443): ``https://KV-Prod.vault.azure.net/`` -> ``kv-prod.vault.azure.net``,
+    ``https://127.0.0.1:8443`` -> ``127.0.0.1:8443``. Never the configured alias: two deployments
+    may give one alias to two vaults, but a host is one vault."""
+    parts = urlsplit(url if "//" in url else f"//{url}")
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    return host if port in (None, 443) else f"{host}:{port}"
+
+
+def is_vault_host(text: str) -> bool:
+    """A vault host as :func:`vault_host` writes it (it always has a dot or a port; an alias has neither)."""
+    return bool(_VAULT_HOST_RE.fullmatch(text)) and ("." in text or ":" in text)
 
 
 class RotatorOwner(NamedTuple):
-    vault: str
+    vault: str  # the vault host (or, for credentials created before the host form, the alias)
     secret: str
     rotation_id: str
 
+    @property
+    def names_host(self) -> bool:
+        return is_vault_host(self.vault.lower())
+
 
 def rotator_display_name(vault: str, secret: str, rotation_id: str) -> str:
-    """The ``displayName`` the rotator gives each credential it creates.
+    """The ``displayName`` the rotator gives each credential it creates: ``rotator:{vault host}/{secret}:{id}``.
 
     Recording the owner and rotation id in Entra *before* anything else happens is what lets a
     crashed rotation's credential be recognised and removed later, and a human's never touched.
+    ``vault`` is the vault host (:func:`vault_host`); a bare alias is still accepted so that the old
+    form can be written in tests of the migration.
     """
-    if not is_valid_vault_name(vault):
-        raise ValueError(f"vault name {vault!r} is not valid: {VAULT_NAME_RULE}")
+    vault = vault.lower()
+    if not (is_vault_host(vault) or is_valid_vault_name(vault)):
+        raise ValueError(f"vault {vault!r} is neither a vault host nor a vault name ({VAULT_NAME_RULE})")
     if not is_valid_secret_name(secret):
         raise ValueError(f"secret name {secret!r} is not valid: {SECRET_NAME_RULE}")
     if not _ROTATION_ID_RE.fullmatch(rotation_id):
         raise ValueError(f"rotation id {rotation_id!r} is not valid: 1-64 letters, digits and hyphens")
     return f"{ROTATOR_PREFIX}{vault}/{secret}:{rotation_id}"
+
+
+# --------------------------------------------------------------------------------------------------
+# The binding: which Key Vault secrets an app's owners allow to hold its credentials
+
+#: One application tag per binding: ``rotator-binding:{vault host}/{secret}`` (lower case), optionally
+#: ``#{keyId}`` naming the credential ``adopt`` identified (the one non-rotator credential the rotator
+#: may later retire for that secret). Longest: 16 + 48 (a 24-character vault name under the longest
+#: Azure suffix) + 1 + 127 + 1 + 36 = 229 characters, inside the 256 assumed for one Graph tag.
+BINDING_PREFIX: Final = "rotator-binding:"
+BINDING_TAG_MAX: Final = 256
+_BINDING_RE = re.compile(
+    rf"^rotator-binding:(?P<host>{_HOST_PART})/(?P<secret>[0-9a-z-]{{1,127}})"
+    r"(?:#(?P<key>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))?$"
+)
+
+
+class Binding(NamedTuple):
+    host: str
+    secret: str
+    adopted_key_id: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return binding_tag(self.host, self.secret, self.adopted_key_id)
+
+
+def binding_tag(host: str, secret: str, adopted_key_id: str | None = None) -> str:
+    """The application tag that binds ``secret`` of the vault at ``host`` to the app."""
+    tag = f"{BINDING_PREFIX}{host}/{secret}".lower()
+    if adopted_key_id:
+        tag += f"#{adopted_key_id.lower()}"
+    if _BINDING_RE.fullmatch(tag) is None or len(tag) > BINDING_TAG_MAX:
+        raise ValueError(f"{tag!r} cannot be a binding tag (host, secret name or keyId malformed, or too long)")
+    return tag
+
+
+def parse_binding(tag: str) -> Binding | None:
+    """The binding an application tag states, or ``None`` for any other tag (matched whole, lower case)."""
+    match = _BINDING_RE.fullmatch(tag.strip().lower()) if tag.strip().lower().startswith(BINDING_PREFIX) else None
+    if match is None:
+        return None
+    return Binding(match["host"], match["secret"], match["key"])
 
 
 def new_rotation_id(now: datetime) -> str:
@@ -271,13 +344,36 @@ class PasswordCredential:
             return None
         return RotatorOwner(match["vault"], match["secret"], match["rotation"])
 
-    def created_by_rotator_for(self, vault: str, secret: str) -> bool:
-        """True only for credentials this rotator created for exactly this vault and secret.
+    def created_by_rotator_for(self, vault: str, secret: str, *, legacy_alias: str | None = None) -> bool:
+        """True only for credentials this rotator created for exactly this vault host and secret.
 
-        Key Vault names are case-insensitive, so the comparison is too.
+        ``vault`` is the vault host. ``legacy_alias`` is the alias under which the old form
+        (``rotator:{alias}/...``) may be recognised too; the caller passes it only when the alias
+        provably names this host (:func:`legacy_alias_for`). Names are case-insensitive, so the
+        comparison is too.
         """
         owner = self.rotator_owner()
-        return owner is not None and owner.vault.lower() == vault.lower() and owner.secret.lower() == secret.lower()
+        if owner is None or owner.secret.lower() != secret.lower():
+            return False
+        if owner.vault.lower() == vault.lower():
+            return True
+        return legacy_alias is not None and not owner.names_host and owner.vault.lower() == legacy_alias.lower()
+
+
+def legacy_alias_for(alias: str, host: str) -> str | None:
+    """The alias whose old-form records of intent (``rotator:{alias}/...``) may be taken as this
+    vault's: only when the alias IS the vault's name under an Azure vault suffix
+    (``kv-prod`` -> ``kv-prod.vault.azure.net``). Vault names are globally unique, so every
+    deployment that wrote ``rotator:kv-prod/...`` for such an alias wrote it for this very vault; an
+    alias pointing elsewhere (``kv-prod=https://other...``) could have been given to another vault by
+    another deployment, so its old-form credentials are never removed."""
+    first, _, suffix = host.lower().partition(".")
+    if first == alias.lower() and f".{suffix}" in _VAULT_SUFFIXES:
+        return alias.lower()
+    return None
+
+
+_VAULT_SUFFIXES: Final = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn")
 
 
 # Audiences that include personal Microsoft accounts; such apps hold at most two passwords.
@@ -294,9 +390,23 @@ class Application:
     sign_in_audience: str | None = None
     password_credentials: tuple[PasswordCredential, ...] = ()
     key_credentials_count: int = 0
+    #: The application's ``tags`` (only its owners and directory admins can write them).
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+    @property
+    def bindings(self) -> tuple[Binding, ...]:
+        """The Key Vault secrets the app's owners allow to hold its credentials (from its tags)."""
+        return tuple(b for b in (parse_binding(t) for t in self.tags) if b is not None)
+
+    def binding_for(self, host: str, secret: str) -> Binding | None:
+        """This secret's binding (the one naming an adopted keyId first), or ``None``: not bound."""
+        found = [b for b in self.bindings if b.host == host.lower() and b.secret == secret.lower()]
+        found.sort(key=lambda b: b.adopted_key_id is None)
+        return found[0] if found else None
 
     def credential(self, key_id: str) -> PasswordCredential | None:
         wanted = key_id.lower()

@@ -157,11 +157,15 @@ def orphans(
     referenced_key_ids: Iterable[str],
     now: datetime,
     margin: timedelta,
+    *,
+    legacy_alias: str | None = None,
 ) -> list[PasswordCredential]:
     """Credentials this rotator created for *this* secret that no tag refers to any more.
 
-    A crash between ``addPassword`` and the Key Vault write leaves such a credential. Only
-    credentials whose displayName reads ``rotator:{vault}/{secret}:*`` for exactly this vault and
+    A crash between ``addPassword`` and the Key Vault write leaves such a credential. ``vault`` is
+    the vault HOST; ``legacy_alias`` the alias whose old-form records still count (see
+    :func:`rotation.domain.model.legacy_alias_for`). Only
+    credentials whose displayName reads ``rotator:{vault host}/{secret}:*`` for exactly this vault and
     secret qualify, so a human's credential or another secret's is never returned; and only those
     that started more than ``margin`` ago, so one another worker has just created and not yet
     recorded is left alone. A credential with no start time is never an orphan.
@@ -171,7 +175,7 @@ def orphans(
     return [
         c
         for c in credentials
-        if c.created_by_rotator_for(vault, secret)
+        if c.created_by_rotator_for(vault, secret, legacy_alias=legacy_alias)
         and c.key_id.lower() not in referenced
         and c.start is not None
         and c.start <= cutoff

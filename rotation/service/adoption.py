@@ -1,5 +1,11 @@
 """Adoption: put an existing Key Vault secret under management (`python -m rotation adopt`).
 
+Adoption first BINDS the secret to its app: it adds the tag ``rotator-binding:{vault host}/{secret}``
+(``#{keyId}`` when it identified the credential the value belongs to) to the application's ``tags``,
+with the caller's own credential, so only an owner of the app or an admin can do it (Graph answers 403
+to anyone else, and then nothing at all is written). Without that binding the rotator does nothing
+for the secret, whatever its Key Vault tags say.
+
 The secret already holds a working value of some credential of the app; adoption writes the operator
 tags (`ProviderAddress`, optionally `TenantId`, `ValidityPeriodDays`, `GracePeriodHours`) and, when
 exactly one credential matches the value's hint and the version's expiry, the `CredentialId` that lets
@@ -13,8 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotation.domain import policy
-from rotation.domain.errors import AlreadyManagedError, SecretNotFoundError
-from rotation.domain.model import ManagedSecret, RotationState, Tag
+from rotation.domain.errors import (
+    AlreadyManagedError,
+    BindingDeniedError,
+    OwnIdentityError,
+    PermissionDeniedError,
+    SecretNotFoundError,
+    bind_command,
+)
+from rotation.domain.model import Application, Binding, ManagedSecret, RotationState, Tag, binding_tag, parse_binding
 from rotation.service.ports import Directory, Vault
 from rotation.settings import Settings
 
@@ -41,6 +54,7 @@ class Adoption:
     credential_id: str | None
     version: str
     warnings: tuple[str, ...] = ()
+    binding: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +63,7 @@ class Adoption:
             "appId": self.app_id,
             "credentialId": self.credential_id,
             "version": self.version,
+            "binding": self.binding,
             "warnings": list(self.warnings),
         }
 
@@ -109,7 +124,13 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
     ManagedSecret.from_tags(final_tags, vault=vault_name, name=secret)
     settings_policy = settings.policy_for(final_tags, secret, vault_name)
     settings_policy.require_tenant(vault_name, secret)
+    own = settings.own_client_id
+    if own and app.app_id.lower() == own.lower():
+        raise OwnIdentityError(vault_name, secret, app.app_id)
     assert current.version.version is not None
+    host = settings.vault_host(vault_name)
+    # The binding first: if the caller may not write it, nothing at all is written.
+    tag = await bind_secret(directory, app, host, secret, credential_id, vault_alias=vault_name)
     await vault.update(secret, current.version.version, tags=final_tags)
     return Adoption(
         vault=vault_name,
@@ -118,4 +139,48 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
         credential_id=credential_id,
         version=current.version.version,
         warnings=(*warnings, *settings_policy.warnings),
+        binding=tag,
     )
+
+
+def bound_tags(existing: tuple[str, ...] | list[str], binding: Binding) -> list[str]:
+    """``existing`` tags with ``binding`` added; an earlier binding of the same secret is replaced, every
+    other tag kept (Graph replaces the whole collection on PATCH, so the list must be complete)."""
+    kept = [
+        t for t in existing if (b := parse_binding(t)) is None or (b.host, b.secret) != (binding.host, binding.secret)
+    ]
+    return [*kept, binding.tag]
+
+
+def by_hand_command(app_id: str, tag: str) -> str:
+    """The `az` way (appending: `--set tags=...` alone would replace the list)."""
+    return f"az ad app update --id {app_id} --add tags {tag}"
+
+
+async def bind_secret(
+    directory: Directory,
+    app: Application,
+    host: str,
+    secret: str,
+    adopted_key_id: str | None = None,
+    *,
+    vault_alias: str = "VAULT",
+) -> str:
+    """Write the binding of ``secret`` (of the vault at ``host``) on ``app``, keeping its other tags.
+
+    Runs with the caller's credential (``adopt`` from an operator's shell, never the function app);
+    raises :class:`BindingDeniedError` when Graph refuses (the caller is neither an owner nor an admin).
+    """
+    tag = binding_tag(host, secret, adopted_key_id)
+    binding = parse_binding(tag)
+    assert binding is not None
+    tags = bound_tags(app.tags, binding)
+    if list(app.tags) == tags:
+        return tag  # bound already: no write
+    try:
+        await directory.set_application_tags(app.object_id, tags, app_id=app.app_id)
+    except PermissionDeniedError as exc:
+        raise BindingDeniedError(
+            app.app_id, bind_command(vault_alias, secret, app.app_id), by_hand_command(app.app_id, tag)
+        ) from exc
+    return tag

@@ -23,7 +23,7 @@ blob lease; tests drive the same adapters against the local cloud. Conventions f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +83,12 @@ class Directory(Protocol):
 
     async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
         """The app management policy's password rules, or ``None`` when the rotator may not read it."""
+        ...
+
+    async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
+        """Replace the app's ``tags`` (``PATCH /applications/{id}``): how ``adopt`` writes a binding, with
+        the caller's own credential. ``PermissionDeniedError`` when the caller is neither an owner of the
+        app nor an admin. The reconciler never calls it."""
         ...
 
 

@@ -20,6 +20,7 @@ from rotation.domain.errors import LockLostError, RotationError
 from rotation.domain.model import (
     Action,
     Application,
+    Binding,
     Outcome,
     PasswordCredential,
     ReconcileRequest,
@@ -58,6 +59,8 @@ class Observed:
     app: Application
     policy: SecretPolicy
     tenant_id: str
+    #: The app's binding of this secret (its owners' consent); observe refuses a secret without one.
+    binding: Binding
     #: The stored value is one of the app's keyIds (the AADSTS7000215 mistake): only a rotation helps.
     holds_secret_id: bool = False
 
@@ -68,18 +71,7 @@ class Observed:
         return replace(self, latest=latest, value=value)
 
     def with_app_credentials(self, credentials: tuple[PasswordCredential, ...]) -> Observed:
-        app = self.app
-        return replace(
-            self,
-            app=Application(
-                app.object_id,
-                app.app_id,
-                app.display_name,
-                app.sign_in_audience,
-                credentials,
-                app.key_credentials_count,
-            ),
-        )
+        return replace(self, app=replace(self.app, password_credentials=credentials))
 
     def without_credential(self, key_id: str) -> Observed:
         wanted = key_id.lower()
@@ -170,6 +162,19 @@ class Run:
     def name(self) -> str:
         return self.request.secret
 
+    @property
+    def host(self) -> str:
+        """The vault's host: what bindings and records of intent name (never the alias)."""
+        return self.settings.vault_host(self.request.vault)
+
+    @property
+    def legacy_alias(self) -> str | None:
+        return self.settings.legacy_alias(self.request.vault)
+
+    def created_here(self, credential: PasswordCredential) -> bool:
+        """Whether the rotator created ``credential`` for this vault host and secret (its record of intent)."""
+        return credential.created_by_rotator_for(self.host, self.name, legacy_alias=self.legacy_alias)
+
     def dims(self) -> dict[str, Any]:
         return {
             "operationId": self.request.operation_id,
@@ -194,8 +199,34 @@ class Run:
         self.report.state = state
         return seen.with_state(state)
 
-    async def remove_password(self, seen: Observed, key_id: str) -> tuple[Observed, bool]:
-        """``removePassword`` (``False``: it was gone already) and the world without the credential."""
+    async def remove_password(self, seen: Observed, key_id: str, *, adopted: bool = False) -> tuple[Observed, bool]:
+        """``removePassword`` (``False``: it was gone already, or the removal was refused) and the world
+        without the credential.
+
+        Nothing forged can widen a deletion: the app is re-read immediately before, and the credential
+        is removed only if the app still binds this secret, its record of intent is unchanged since this
+        run saw it, and it is one the rotator created for this vault host and secret, or (``adopted``,
+        which the caller has verified) this secret's one adopted credential.
+        """
+        fresh = await self.directory.get_application(seen.state.app_id)
+        current = fresh.credential(key_id)
+        if current is not None:
+            before = seen.app.credential(key_id)
+            changed = before is not None and before.display_name != current.display_name
+            bound = fresh.binding_for(self.host, self.name) is not None
+            allowed = self.created_here(current) or adopted
+            if changed or not bound or not allowed:
+                why = (
+                    "its display name changed since this run read it"
+                    if changed
+                    else "the app no longer binds this secret"
+                    if not bound
+                    else "the rotator did not create it for this vault host and secret and it is not this "
+                    "secret's adopted credential"
+                )
+                self.report.warn(f"refused to remove credential {key_id}: {why}")
+                self.event("RemovalRefused", keyId=key_id, reason=why, level=logging.WARNING)
+                return seen, False
         self.check_lock()
         removed = await self.directory.remove_password(seen.app.object_id, key_id, app_id=seen.state.app_id)
         return seen.without_credential(key_id), removed

@@ -18,12 +18,15 @@ state still asks the next run to redo the step.
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import datetime, timedelta
 
 from rotation.domain import policy
 from rotation.domain.errors import (
     GuardError,
+    NotBoundError,
     NotManagedError,
+    OwnIdentityError,
     PasswordLifetimePolicyError,
     PasswordLimitError,
     PolicyBlockedError,
@@ -62,10 +65,18 @@ async def observe(run: Run) -> Observed:
         raise NotManagedError(run.request.vault, run.name)
     state = ManagedSecret.from_version(current.version)
     run.report.state = state
+    own = run.settings.own_client_id
+    if own and state.app_id.lower() == own.lower():
+        raise OwnIdentityError(run.request.vault, run.name, state.app_id)
     secret_policy = run.settings.policy_for(current.version.tags, run.name, run.request.vault)
     run.report.warnings.extend(secret_policy.warnings)
     tenant_id = secret_policy.require_tenant(run.request.vault, run.name)
     app = await run.directory.get_application(state.app_id)
+    # The app's owners decide where its secret may live: without its binding (a tag on the app
+    # registration, read with the app), nothing at all happens for this secret.
+    binding = app.binding_for(run.host, run.name)
+    if binding is None:
+        raise NotBoundError(run.request.vault, run.name, state.app_id, run.host)
     stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
     if stored_key_id:
         run.report.warn(
@@ -79,6 +90,7 @@ async def observe(run: Run) -> Observed:
         app=app,
         policy=secret_policy,
         tenant_id=tenant_id,
+        binding=binding,
         holds_secret_id=stored_key_id is not None,
     )
 
@@ -89,11 +101,12 @@ async def remove_orphans(run: Run, seen: Observed) -> Observed:
     ``addPassword`` and the Key Vault write), once they are older than the orphan margin."""
     found = policy.orphans(
         seen.app.password_credentials,
-        run.request.vault,
+        run.host,
         run.name,
         seen.state.referenced_key_ids,
         run.clock.now(),
         timedelta(seconds=run.settings.orphan_margin_seconds),
+        legacy_alias=run.legacy_alias,
     )
     for credential in found:
         if run.dry_run:
@@ -250,9 +263,26 @@ async def retire(run: Run, seen: Observed) -> Observed:
 
 
 async def retire_credential(run: Run, seen: Observed, key_id: str) -> Observed:
-    """``removePassword``; a credential that is gone already counts as retired."""
+    """``removePassword``; a credential that is gone already counts as retired.
+
+    The tags only say which credential to retire; they are no authority. A credential the rotator did
+    not create for this vault host and secret, and that is not this secret's adopted credential, is
+    refused (and reported), never removed.
+    """
+    credential = seen.app.credential(key_id)
+    adopted = False
+    if credential is not None and not run.created_here(credential):
+        adopted = await is_adopted(run, seen, key_id)
+        if not adopted:
+            run.report.warn(
+                f"refused to retire credential {key_id}: the rotator did not create it for "
+                f"{run.host}/{run.name} and it is not this secret's adopted credential (a forged "
+                "RetireCredentialId?); it is left in place"
+            )
+            run.event("RetirementRefused", keyId=key_id, level=logging.WARNING)
+            return seen
     started = run.timer()
-    seen, removed = await run.remove_password(seen, key_id)
+    seen, removed = await run.remove_password(seen, key_id, adopted=adopted)
     run.report.timings["retire"] = run.timer() - started
     run.report.retired.append(key_id)
     run.report.did(Action.RETIRED)
@@ -311,7 +341,7 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
     retire_target = credential_to_retire(run, seen)
     now = run.clock.now()
     rotation_id = new_rotation_id(now)
-    display_name = rotator_display_name(run.request.vault, run.name, rotation_id)
+    display_name = rotator_display_name(run.host, run.name, rotation_id)
     run.event("RotationStarted", reason=reason, rotationId=rotation_id, retireCredentialId=retire_target)
 
     # Create. Record of intent: the display name ties the credential to this secret and rotation.
@@ -397,23 +427,73 @@ async def clamped_lifetime(run: Run, seen: Observed, now: datetime) -> policy.Li
     return policy.new_credential_lifetime(now, seen.policy.validity_days, rules.max_lifetime)
 
 
+async def is_adopted(run: Run, seen: Observed, key_id: str) -> bool:
+    """Whether ``key_id`` (not created by the rotator) is this bound secret's ONE adopted credential.
+
+    The app's binding names it when ``adopt`` identified it (the owners' word, not a Key Vault tag).
+    Otherwise, and only when the binding names none, the hint-and-expiry adoption: some enabled
+    version's value has the credential's hint and expiry, and no other credential of the app matches.
+    """
+    wanted = key_id.lower()
+    if seen.binding.adopted_key_id is not None:
+        return seen.binding.adopted_key_id == wanted
+    credential = seen.app.credential(wanted)
+    if credential is None or credential.rotator_owner() is not None:
+        return False
+    for version in await run.vault.list_versions(run.name):
+        if not version.enabled or version.version is None:
+            continue
+        stored = await run.vault.get(run.name, version.version)
+        if stored is None:
+            continue
+        candidates = policy.adoption_candidates(seen.app.password_credentials, stored.value.hint, version.expires)
+        if [c.key_id.lower() for c in candidates] == [wanted]:
+            return True
+    return False
+
+
+def _adoptable(run: Run, seen: Observed, key_id: str) -> bool:
+    """The current value's own credential, as far as this run can prove it before a rotation: the one
+    the binding names, else (binding naming none) the only one matching the value's hint and expiry."""
+    wanted = key_id.lower()
+    if seen.binding.adopted_key_id is not None:
+        return seen.binding.adopted_key_id == wanted
+    candidates = policy.adoption_candidates(seen.app.password_credentials, seen.value.hint, seen.latest.expires)
+    return [c.key_id.lower() for c in candidates] == [wanted]
+
+
 def credential_to_retire(run: Run, seen: Observed) -> str | None:
-    """The credential the current value belongs to: the CredentialId tag, else adopted by hint."""
+    """The credential the current value belongs to: the CredentialId tag, else the binding's adopted
+    credential, else adopted by hint; only one the rotator may remove (see :func:`retire_credential`)."""
     if seen.state.credential_id:
-        if seen.app.credential(seen.state.credential_id) is None:
+        credential = seen.app.credential(seen.state.credential_id)
+        if credential is None:
             run.report.warn(
                 f"credential {seen.state.credential_id} named by the CredentialId tag no longer exists in Entra"
             )
             return None
+        if not run.created_here(credential) and not _adoptable(run, seen, credential.key_id):
+            run.report.warn(
+                f"the CredentialId tag names credential {credential.key_id}, which the rotator did not create "
+                f"for {run.host}/{run.name} and which is not this secret's adopted credential; it will not be "
+                "retired (a forged tag?)"
+            )
+            run.event("RetirementRefused", keyId=credential.key_id, level=logging.WARNING)
+            return None
         return seen.state.credential_id
+    adopted = seen.binding.adopted_key_id
+    if adopted is not None and seen.app.credential(adopted) is not None:
+        run.report.did(Action.ADOPTED)
+        run.event("CredentialAdopted", keyId=adopted)
+        return adopted
     candidates = policy.adoption_candidates(
         seen.app.password_credentials,
         seen.value.hint,
         seen.latest.expires,
-        vault=run.request.vault,
+        vault=run.host,
         secret=run.name,
     )
-    if len(candidates) == 1:
+    if len(candidates) == 1 and adopted is None:
         run.report.did(Action.ADOPTED)
         run.event("CredentialAdopted", keyId=candidates[0].key_id)
         return candidates[0].key_id

@@ -30,12 +30,12 @@ from azure.identity import ClientSecretCredential
 
 from emulator.rotator_profile import RotatorCloud
 from localcloud.state import secret_digest
-from rotation.domain.model import Outcome, ReconcileRequest, is_guid
+from rotation.domain.model import Outcome, ReconcileRequest, is_guid, vault_host
 from rotation.runtime import open_runtime
 from rotation.service.ports import Clock, SystemClock
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
-from tests.integration.seed import create_owned_app, unique, write_secret
+from tests.integration.seed import bind_async, create_owned_app, unique, write_secret
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 ROTATOR_TAGS = ("CredentialId", "RotationId", "RotationState", "RetireCredentialId", "RetireAfter", "FailureReason")
@@ -185,6 +185,7 @@ async def seed(
     sign_in_audience: str | None = None,
     unrelated_credential: bool = True,
     stored_value: Callable[[dict[str, Any]], str] | None = None,
+    bound: bool = True,
 ) -> Seeded:
     """An app owned by the rotator with a human-made password whose value sits in a managed secret.
 
@@ -208,6 +209,8 @@ async def seed(
     all_tags.update(tags or {})
     value = stored_value(password) if stored_value else password["secretText"]
     name = unique("secret")
+    if bound:
+        await bind_async(cloud, app["appId"], vault, name, password["keyId"] if tag_credential else None)
     version = await write_secret(cloud, vault, name, value, all_tags, expires)
     return Seeded(
         cloud=cloud,
@@ -524,7 +527,7 @@ def capture_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def rotator_credentials_for(seeded: Seeded) -> dict[str, CredentialView]:
-    prefix = f"rotator:{seeded.vault}/{seeded.name}:".lower()
+    prefix = f"rotator:{vault_host(seeded.cloud.vault_url(seeded.vault))}/{seeded.name}:".lower()
     return {
         k: c
         for k, c in passwords(seeded.cloud, seeded.object_id).items()

@@ -11,6 +11,9 @@ from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.rotator_profile import RotatorCloud
+from rotation.adapters.graph import GraphDirectory
+from rotation.domain.model import vault_host
+from rotation.service.adoption import bind_secret
 
 
 @dataclass
@@ -34,6 +37,24 @@ def create_owned_app(cloud: RotatorCloud, display_name: str, **extra: Any) -> di
     app: dict[str, Any] = cloud.admin("POST", "/applications", {"displayName": display_name, **extra})
     cloud.admin("POST", f"/applications/{app['id']}/owners", {"objectId": cloud.rotator.sp_object_id})
     return app
+
+
+async def bind_async(
+    cloud: RotatorCloud, app_id: str, vault: str, secret: str, adopted_key_id: str | None = None
+) -> str:
+    """Bind ``vault/secret`` to the app the documented way: the app-tag write (`PATCH /applications/{id}`
+    with `tags`) as an owner of the app, here the rotator's identity (the seeded apps' owner)."""
+    async with ManagedIdentityCredential() as credential:
+        directory = GraphDirectory(credential, cloud.graph_url)
+        try:
+            app = await directory.get_application(app_id)
+            return await bind_secret(directory, app, vault_host(cloud.vault_url(vault)), secret, adopted_key_id)
+        finally:
+            await directory.close()
+
+
+def bind(cloud: RotatorCloud, app_id: str, vault: str, secret: str, adopted_key_id: str | None = None) -> str:
+    return asyncio.run(bind_async(cloud, app_id, vault, secret, adopted_key_id))
 
 
 async def write_secret(
@@ -62,6 +83,7 @@ def seed_managed_secret(
     tags: dict[str, str] | None = None,
     tag_credential: bool = True,
     sign_in_audience: str | None = None,
+    bound: bool = True,
 ) -> SeededSecret:
     """An app owned by the rotator with a human-made password whose value sits in a managed secret."""
     extra = {"signInAudience": sign_in_audience} if sign_in_audience else {}
@@ -76,6 +98,8 @@ def seed_managed_secret(
         all_tags["CredentialId"] = password["keyId"]
     all_tags.update(tags or {})
     name = unique("secret")
+    if bound:
+        bind(cloud, app["appId"], vault, name, password["keyId"] if tag_credential else None)
     version = asyncio.run(
         write_secret(cloud, vault, name, password["secretText"], all_tags, end.replace(microsecond=0))
     )

@@ -21,9 +21,9 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.rotator_profile import RotatorCloud
 from rotation.cli import main
-from rotation.domain.model import is_guid
+from rotation.domain.model import is_guid, vault_host
 from rotation.tools.diagnose import Status, render_text
-from tests.integration.seed import create_owned_app, unique, write_secret
+from tests.integration.seed import bind, create_owned_app, unique, write_secret
 
 VAULT = "kv-local"
 ROTATION_ID = "20250101T000000Z-0badc0de"
@@ -153,6 +153,7 @@ def check(result: dict[str, Any], check_id: str) -> dict[str, Any]:
 def healthy(cloud: RotatorCloud) -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password))
+    bind(cloud, app["appId"], VAULT, name, password["keyId"])
     yield app, password, name
 
 
@@ -176,6 +177,22 @@ def test_a_healthy_managed_secret_passes_and_signs_in(
     assert check(result, "credential.match")["evidence"].startswith(password["keyId"])
     assert result["probe"] == {"ok": True, "code": None, "message": "token issued"}
     assert result["mostLikelyCause"] is None
+
+
+def test_a_managed_but_unbound_secret_fails_the_binding_check_with_the_command(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, password = new_app(cloud)
+    name = store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password))
+
+    _, result = diagnose_json(capsys, cloud, name)
+
+    binding = check(result, "binding")
+    assert binding["status"] == "warn" and binding["evidence"].startswith("not bound")
+    assert f"python -m rotation adopt {VAULT} {name} --app {app['appId']}" in binding["remedy"]
+    bind(cloud, app["appId"], VAULT, name, password["keyId"])
+    _, result = diagnose_json(capsys, cloud, name)
+    assert check(result, "binding")["status"] == "pass"
 
 
 def test_human_output_lists_checks_then_cause_and_remedy(
@@ -649,7 +666,8 @@ def test_overdue_retirement(cloud: RotatorCloud, capsys: pytest.CaptureFixture[s
 def test_orphaned_rotator_credential(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = unique("secret")
-    orphan = add_password(cloud, app, name=f"rotator:{VAULT}/{name}:{ROTATION_ID}", started_days_ago=2)
+    host = vault_host(cloud.vault_url(VAULT))  # the record of intent names the vault host
+    orphan = add_password(cloud, app, name=f"rotator:{host}/{name}:{ROTATION_ID}", started_days_ago=2)
     store(cloud, password["secretText"], managed_tags(app, password), expires=end_of(password), name=name)
 
     _, result = diagnose_json(capsys, cloud, name)

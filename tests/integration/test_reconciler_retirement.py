@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulator.rotator_profile import RotatorCloud
-from rotation.domain.model import Action
+from rotation.domain.model import Action, vault_host
 from tests.integration.reconcile_helpers import (
     CloudClock,
     add_fault,
@@ -132,15 +132,20 @@ async def test_orphans_of_this_secret_are_removed_and_nothing_else(
     now = datetime.now(UTC)
     end = now + timedelta(days=30)
 
+    host = vault_host(cloud.vault_url(seeded.vault))
+
     def rotator_credential(vault: str, secret: str, started: datetime) -> str:
         name = f"rotator:{vault}/{secret}:20250101T000000Z-0badc0de"
         key_id: str = add_human_password(cloud, seeded.object_id, display_name=name, start=started, end=end)["keyId"]
         return key_id
 
-    old_orphan = rotator_credential(seeded.vault, seeded.name, now - timedelta(hours=2))
-    young_orphan = rotator_credential(seeded.vault, seeded.name, now - timedelta(minutes=5))
-    other_secret = rotator_credential(seeded.vault, f"other-{seeded.name}", now - timedelta(days=3))
-    other_vault = rotator_credential("kv-second", seeded.name, now - timedelta(days=3))
+    old_orphan = rotator_credential(host, seeded.name, now - timedelta(hours=2))
+    young_orphan = rotator_credential(host, seeded.name, now - timedelta(minutes=5))
+    other_secret = rotator_credential(host, f"other-{seeded.name}", now - timedelta(days=3))
+    other_vault = rotator_credential("kv-second.vault.azure.net", seeded.name, now - timedelta(days=3))
+    # The old form names the alias; `kv-local` here is no vault's name but an alias another deployment
+    # may give its own vault, so such a credential is never taken for this vault's orphan.
+    shared_alias = rotator_credential(seeded.vault, seeded.name, now - timedelta(days=3))
     since = mark(cloud)
 
     outcome = await reconcile(make_settings(orphan_margin_minutes=60), seeded)
@@ -152,7 +157,7 @@ async def test_orphans_of_this_secret_are_removed_and_nothing_else(
     assert old_orphan not in remaining
     # Younger than the margin (another worker may still be recording it), a human's, another
     # secret's and another vault's: all untouched.
-    assert {young_orphan, other_secret, other_vault, seeded.key_id, *seeded.humans} == remaining
+    assert {young_orphan, other_secret, other_vault, shared_alias, seeded.key_id, *seeded.humans} == remaining
     log = requests_since(cloud, since)
     assert [r["path"].rsplit("/", 1)[-1] for r in writes(log)] == ["removePassword"]
     assert latest(cloud, seeded.vault, seeded.name).version == seeded.version

@@ -12,7 +12,7 @@ import pytest
 
 from emulator.rotator_profile import RotatorCloud
 from localcloud.state import secret_digest
-from rotation.domain.model import Action
+from rotation.domain.model import Action, vault_host
 from tests.integration.reconcile_helpers import (
     assert_converged,
     assert_no_secret_leaked,
@@ -62,7 +62,7 @@ async def test_rotation_creates_stores_validates_and_activates(
     current = latest(cloud, seeded.vault, seeded.name)
     rotation_id = current.tags["RotationId"]
     assert ROTATION_ID.match(rotation_id)
-    assert new.display_name == f"rotator:{seeded.vault}/{seeded.name}:{rotation_id}"
+    assert new.display_name == f"rotator:{vault_host(cloud.vault_url(seeded.vault))}/{seeded.name}:{rotation_id}"
     assert before <= new.start <= after
     assert new.end - new.start == timedelta(days=45)
 

@@ -26,6 +26,7 @@ from rotation.domain.model import (
     ReconcileRequest,
     RotationState,
     Tag,
+    binding_tag,
     format_utc,
     is_guid,
     rotator_display_name,
@@ -38,6 +39,7 @@ from tests.fakes import FakeClock, FakeDirectory, FakeTokenProbe, FakeVault, new
 from .samples import NOW, TENANT_ID
 
 VAULT = "kv-unit"
+HOST = "kv-unit.vault.azure.net"  # what ROTATION_VAULTS=kv-unit means; bindings name the host
 SECRET = "db"
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -123,6 +125,8 @@ def seed(
     w.key_id = credential.key_id
     human, _ = w.directory.add_credential(w.app_id, value="hum" + new_secret_value()[3:], display_name="CI (a human's)")
     w.human_key_id = human.key_id
+    # Bound the way `adopt` binds: the app's owners name this secret (and the adopted credential).
+    w.directory.set_tags(w.app_id, ["team:payments", binding_tag(HOST, SECRET, w.key_id if tag_credential else None)])
     if history is not None:
         history(w)
     all_tags = {Tag.ProviderAddress: w.app_id}
@@ -429,6 +433,75 @@ def due(w: World) -> None:
     seed(w)
 
 
+# --- attacks: a Key Vault writer forging what it can write (tags), never the app's -------------------
+
+
+def unbound(w: World) -> None:
+    """The attacker's own secret names another team's app; the app names no such secret."""
+    seed(w, tag_credential=False)
+    w.directory.set_tags(w.app_id, ["team:payments", binding_tag("kv-other.vault.azure.net", SECRET)])
+    add_orphan_of_this_secret(w)
+    tags = {Tag.RetireCredentialId: w.key_id, Tag.RetireAfter: format_utc(NOW - DAY)}
+    w.vault.update_now(SECRET, w.version, {**w.tags(), **tags})
+
+
+def add_orphan_of_this_secret(w: World) -> None:
+    name = rotator_display_name(HOST, SECRET, "r0")
+    orphan, _ = w.directory.add_credential(w.app_id, display_name=name, start=NOW - 2 * HOUR)
+    w.extra["orphan"] = orphan.key_id
+
+
+def bound_by_alias(w: World) -> None:
+    seed(w)
+    w.directory.set_tags(w.app_id, [f"rotator-binding:{VAULT}/{SECRET}"])  # an alias is no host
+
+
+def forged_retirement(*, adopted_in_binding: bool) -> Arrange:
+    async def arrange(w: World) -> None:
+        seed(w, tag_credential=adopted_in_binding, expires_in=80 * DAY)
+        tags = {Tag.RetireCredentialId: w.human_key_id, Tag.RetireAfter: format_utc(NOW - DAY)}
+        w.vault.update_now(SECRET, w.version, {**w.tags(), **tags})
+
+    return arrange
+
+
+def forged_credential_id(w: World) -> None:
+    seed(w)
+    w.vault.update_now(SECRET, w.version, {**w.tags(), Tag.CredentialId: w.human_key_id})
+
+
+def forged_validation_of_a_humans_credential(w: World) -> None:
+    seed(w)
+    tags = {Tag.CredentialId: w.human_key_id, Tag.RotationId: "r6", Tag.RotationState: "validating"}
+    w.vault.put(SECRET, new_secret_value(), {**w.tags(), **tags}, expires=NOW + 80 * DAY)
+    w.probe.refuse(7000215, times=100)
+
+
+def shared_alias_elsewhere(w: World) -> None:
+    """This deployment calls `https://kv-mine...` kv-unit; another deployment gives the same alias to
+    its own vault and left `rotator:kv-unit/db:…` (old form) credentials on the shared app."""
+    w.env["ROTATION_VAULTS"] = f"{VAULT}=https://kv-mine.vault.azure.net"
+    seed(w, expires_in=80 * DAY)
+    w.directory.set_tags(w.app_id, [binding_tag("kv-mine.vault.azure.net", SECRET, w.key_id)])
+    theirs, _ = w.directory.add_credential(
+        w.app_id, display_name=rotator_display_name(VAULT, SECRET, "r0"), start=NOW - 2 * DAY
+    )
+    w.extra["theirs"] = theirs.key_id
+
+
+def kept(key: str) -> Check:
+    def check(w: World, o: Outcome) -> None:
+        assert w.extra[key] in w.directory.key_ids(w.app_id), (key, o.to_dict())
+        assert o.removed_orphans == () and o.retired_key_ids == ()
+
+    return check
+
+
+def untouched(w: World, o: Outcome) -> None:
+    assert w.key_id in w.directory.key_ids(w.app_id)
+    assert w.directory.reads <= 1  # the one read of the app; nothing else happened
+
+
 ROTATE = ("addPassword", "set", "tag")
 ROLL_BACK_AFTER_STORE = ("addPassword", "set", "removePassword", "set", "disable")
 
@@ -714,6 +787,64 @@ CASES = [
         requeue_after=50 * DAY,
         check=orphans_removed_by_margin,
     ),
+    # --- attacks: nothing forged in Key Vault widens what the rotator creates or removes
+    Case("unbound-secret-nothing-at-all", sync(unbound), Action.NONE, (), "NotBound", check=untouched),
+    Case("binding-by-alias-is-no-binding", sync(bound_by_alias), Action.NONE, (), "NotBound", check=untouched),
+    Case(
+        "own-identity-refused",
+        with_env(sync(due), AZURE_CLIENT_ID="to be replaced"),
+        Action.NONE,
+        (),
+        "OwnIdentity",
+    ),
+    Case(
+        "tenant-outside-the-allow-list-refused",
+        sync(lambda w: seed(w, tags={Tag.TenantId: "99999999-9999-9999-9999-999999999999"})),
+        Action.NONE,
+        (),
+        "BadTags",
+    ),
+    Case(
+        "forged-retirement-of-a-humans-credential-refused",
+        forged_retirement(adopted_in_binding=True),
+        Action.NONE,
+        ("tag",),
+        requeue_after=50 * DAY,
+        warning="refused to retire credential",
+    ),
+    Case(
+        "forged-retirement-refused-without-adopted-key-too",
+        forged_retirement(adopted_in_binding=False),
+        Action.NONE,
+        ("tag",),
+        requeue_after=50 * DAY,
+        warning="refused to retire credential",
+    ),
+    Case(
+        "forged-credential-id-not-retired-in-an-emergency",
+        sync(forged_credential_id),
+        Action.ROTATED,
+        ROTATE,
+        mode="emergency",
+        requeue_after=NEXT_ROTATION,
+        warning="not this secret's adopted credential",
+    ),
+    Case(
+        "forged-validation-never-removes-a-humans-credential",
+        sync(forged_validation_of_a_humans_credential),
+        Action.ROLLED_BACK,
+        ("set", "disable"),
+        "ValidationFailed",
+        warning="refused to remove credential",
+    ),
+    Case(
+        "old-form-orphans-of-a-shared-alias-are-kept",
+        sync(shared_alias_elsewhere),
+        Action.NONE,
+        (),
+        requeue_after=50 * DAY,
+        check=kept("theirs"),
+    ),
     # --- what cannot be reconciled
     Case("not-managed", sync(lambda w: w.vault.put(SECRET, new_secret_value(), {})), Action.NONE, (), "NotManaged"),
     Case("secret-not-found", sync(due), Action.NONE, (), "SecretNotFound", secret="missing"),
@@ -732,7 +863,10 @@ CASES = [
 async def test_reconciler_branch(case: Case, caplog: pytest.LogCaptureFixture) -> None:
     world = make_world()
     await case.arrange(world)
+    if world.env.get("AZURE_CLIENT_ID") == "to be replaced":
+        world.env["AZURE_CLIENT_ID"] = world.app_id  # the rotator runs as the very app the secret names
     world.writes.clear()
+    world.directory.reads = 0
     world.clock.sleeps.clear()
     caplog.set_level(logging.DEBUG)
 

@@ -135,6 +135,7 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_READER_ROLE",
         "ROTATION_API_AUDIENCE",
         "ROTATION_ALLOWED_HOSTS",
+        "ROTATION_ALLOWED_TENANTS",
         "ROTATION_SWEEP_CONCURRENCY",
         "ROTATION_EXPIRY_ALERT_DAYS",
     } == KNOWN_VARIABLES
@@ -361,7 +362,20 @@ def test_tags_override_the_settings() -> None:
         "GracePeriodHours": "0",
         "TenantId": "fabrikam.onmicrosoft.com",
     }
-    assert settings().policy_for(tags, "db") == SecretPolicy(60, 10, 0, "fabrikam.onmicrosoft.com", ())
+    allowed = settings(ROTATION_ALLOWED_TENANTS="fabrikam.onmicrosoft.com")
+    assert allowed.policy_for(tags, "db") == SecretPolicy(60, 10, 0, "fabrikam.onmicrosoft.com", ())
+
+
+def test_a_tenant_outside_the_allow_list_is_refused() -> None:
+    tags = {"TenantId": "fabrikam.onmicrosoft.com"}
+    with pytest.raises(TagError, match="not an allowed tenant"):
+        settings().policy_for(tags, "db")  # default: only the home tenant
+    with pytest.raises(TagError, match="ROTATION_ALLOWED_TENANTS"):
+        settings(ROTATION_ALLOWED_TENANTS="contoso.onmicrosoft.com").policy_for(tags, "db")
+    home = "11111111-2222-3333-4444-555555555555"
+    at_home = settings(ROTATION_TENANT_ID=home)
+    assert at_home.policy_for({"TenantId": home.upper()}, "db").tenant_id == home.upper()
+    assert "ROTATION_ALLOWED_TENANTS" in problems({**BASE, "ROTATION_ALLOWED_TENANTS": "not a tenant!"})[0]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from rotation.domain import aadsts, policy
-from rotation.domain.errors import TagError
+from rotation.domain.errors import RotationError, TagError, bind_command
 from rotation.domain.model import (
     ManagedSecret,
     PasswordCredential,
@@ -867,7 +867,10 @@ def check_orphans(seen: Observed) -> Check:
     if managed is not None:
         referenced |= managed.referenced_key_ids
     margin = timedelta(seconds=seen.settings.orphan_margin_seconds)
-    found = policy.orphans(seen.app.password_credentials, seen.vault, seen.secret, referenced, seen.now, margin)
+    host, alias = _host_and_alias(seen)
+    found = policy.orphans(
+        seen.app.password_credentials, host, seen.secret, referenced, seen.now, margin, legacy_alias=alias
+    )
     if not found:
         return Check("rotation.orphans", title, Status.PASS, "none")
     return Check(
@@ -878,6 +881,36 @@ def check_orphans(seen: Observed) -> Check:
         "A rotation created these credentials and stopped before recording them; nothing uses them, but they "
         "count against the app's secrets and are valid credentials nobody holds.",
         f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}); it removes them.",
+    )
+
+
+def _host_and_alias(seen: Observed) -> tuple[str, str | None]:
+    try:
+        return seen.settings.vault_host(seen.vault), seen.settings.legacy_alias(seen.vault)
+    except RotationError:
+        return seen.vault, None
+
+
+def check_binding(seen: Observed) -> Check:
+    """The app's owners bound this secret (the app's tags name its vault host and secret)."""
+    title = "The app's owners bound this secret to the app"
+    if seen.app is None or seen.app_id is None:
+        return _skip("binding", title, "the app was not read")
+    if seen.version is None or not seen.version.managed:
+        return _skip("binding", title, "the secret is not managed (no ProviderAddress tag)")
+    host, _ = _host_and_alias(seen)
+    binding = seen.app.binding_for(host, seen.secret)
+    if binding is not None:
+        adopted = f" (adopted credential {binding.adopted_key_id})" if binding.adopted_key_id else ""
+        return Check("binding", title, Status.PASS, f"bound: the app's tags name {host}/{seen.secret}{adopted}")
+    command = bind_command(seen.vault, seen.secret, seen.app.app_id)
+    return Check(
+        "binding",
+        title,
+        Status.WARN,
+        f"not bound: no tag 'rotator-binding:{host}/{seen.secret.lower()}' on app {seen.app.app_id}",
+        "A Key Vault tag is no authority: the rotator does nothing for a secret the app's owners have not bound.",
+        f"An owner of the app (or an admin) runs: {command}",
     )
 
 
@@ -940,6 +973,8 @@ def judge(seen: Observed) -> Diagnosis:
         check_value_length(seen, shape),
         check_value_characters(seen, shape),
         check_rotation_tags(seen),
+        # Not a sign-in cause (the stored value may work), but nothing rotates it: a warning.
+        check_binding(seen),
         check_rotation_state(seen),
         check_retirement(seen),
         check_orphans(seen),

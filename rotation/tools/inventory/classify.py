@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from rotation.domain.errors import bind_command
 from rotation.domain.listing import CertificateCredential, ListedApplication
 from rotation.domain.model import Application, PasswordCredential, SecretVersion, Tag
 from rotation.tools.inventory.model import InventoryRow, Kind, Standing
@@ -77,6 +78,7 @@ def _password_row(
     references: Mapping[str, list[_Reference]],
     now: datetime,
     margin: timedelta,
+    vault_hosts: Mapping[str, str] | None = None,
 ) -> InventoryRow:
     app = listed.application
     base = replace(_unmanaged_row(app, "password", credential), hint=credential.hint)
@@ -89,6 +91,10 @@ def _password_row(
         if len(named) > 1:
             others = ", ".join(f"{r.vault}/{r.secret}" for r in named[1:])
             notes.append(f"also named by {others}")
+        host = (vault_hosts or {}).get(chosen.vault.lower())
+        if host is not None and app.binding_for(host, chosen.secret) is None:
+            # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
+            notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id)}")
         return replace(
             base,
             standing=Standing.MANAGED if current else Standing.RETIRING,
@@ -144,13 +150,16 @@ def classify(
     now: datetime,
     *,
     orphan_margin: timedelta = timedelta(0),
+    vault_hosts: Mapping[str, str] | None = None,
 ) -> list[InventoryRow]:
     """Every credential of ``apps`` with its standing, plus the dangling vault secrets, soonest expiry first."""
     references = _references(secrets)
     rows: list[InventoryRow] = []
     for listed in apps:
         app = listed.application
-        rows.extend(_password_row(listed, c, references, now, orphan_margin) for c in app.password_credentials)
+        rows.extend(
+            _password_row(listed, c, references, now, orphan_margin, vault_hosts) for c in app.password_credentials
+        )
         rows.extend(
             replace(_unmanaged_row(app, "certificate", certificate), note="certificates are not rotated by the rotator")
             for certificate in listed.certificates

@@ -69,7 +69,8 @@ async def collect(
     secrets = [version for listing, _ in listings for version in listing]
     warnings = tuple(problem for _, problem in listings if problem)
     margin = timedelta(seconds=settings.orphan_margin_seconds)
-    rows = within_days(classify(apps, secrets, moment, orphan_margin=margin), days, moment)
+    hosts = {name.lower(): settings.vault_host(name) for name in settings.vaults}
+    rows = within_days(classify(apps, secrets, moment, orphan_margin=margin, vault_hosts=hosts), days, moment)
     return Inventory(
         generated=moment,
         rows=tuple(rows),
