@@ -302,6 +302,29 @@ class ValidationFailedError(RotationError):
         return data
 
 
+class SupersededError(RotationError):
+    """Someone else wrote a newer version of the secret while this run worked on it.
+
+    The run stops before its next write: it never disables the latest version, nor one newer than
+    its own, and the newer writer (a person, or a concurrent run) knows what that version holds.
+    """
+
+    default_code = "Superseded"
+    http_status = 409
+    why = (
+        "another writer changed the secret during the run; the next reconcile decides afresh from the "
+        "version that writer left"
+    )
+
+    def __init__(self, vault: str, secret: str, own: str | None, latest: str | None) -> None:
+        super().__init__(
+            f"Secret '{secret}' in vault '{vault}' got a newer version ({latest}) than the one this run "
+            f"acted on ({own}) while the run was working; it stopped before disabling or retiring anything.",
+            "Nothing is needed if the newer version is intended (a person or another rotation wrote it); "
+            "the next reconcile continues from it.",
+        )
+
+
 class ThrottledError(RotationError):
     """A service kept answering 429 / ``Directory_ConcurrencyViolation`` beyond the retry budget."""
 

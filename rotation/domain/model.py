@@ -118,7 +118,8 @@ class Tag:
 
     The first five are set by the operator (``ProviderAddress``, ``CredentialId`` and
     ``ValidityPeriodDays`` match Microsoft's rotation sample); the rest are the rotator's state.
-    Key Vault allows 15 tags per object, so the set is kept small: 11 at most, leaving room for
+    Key Vault allows 15 tags per object, so the set is kept small: 13 at most (``Backoff`` and
+    ``Emergency`` only while a rotation keeps failing or an emergency is under way), leaving room for
     the owner's own tags. There is no "last rotated" tag: the version's ``created`` time says that.
     """
 
@@ -133,9 +134,22 @@ class Tag:
     RetireCredentialId: Final = "RetireCredentialId"
     RetireAfter: Final = "RetireAfter"
     FailureReason: Final = "FailureReason"
+    #: ``<failures>/<next attempt UTC>`` or ``<failures>/stopped``: rotations that failed in a row.
+    Backoff: Final = "Backoff"
+    #: When an emergency roll was requested and not yet completed: it stays an emergency across crashes.
+    Emergency: Final = "Emergency"
 
     OPERATOR: Final = (ProviderAddress, TenantId, ValidityPeriodDays, RotateBeforeDays, GracePeriodHours)
-    ROTATOR: Final = (CredentialId, RotationId, RotationState, RetireCredentialId, RetireAfter, FailureReason)
+    ROTATOR: Final = (
+        CredentialId,
+        RotationId,
+        RotationState,
+        RetireCredentialId,
+        RetireAfter,
+        FailureReason,
+        Backoff,
+        Emergency,
+    )
 
 
 #: Key Vault's limits on tags per object and on one tag value's length.

@@ -29,7 +29,7 @@ from rotation.domain.model import (
     format_utc,
     is_guid,
 )
-from rotation.domain.state import ManagedSecret, SecretStatus, credential_issued
+from rotation.domain.state import Backoff, ManagedSecret, SecretStatus, credential_issued
 from rotation.domain.state import referenced_key_ids as referenced_key_ids
 
 if TYPE_CHECKING:
@@ -143,6 +143,23 @@ def retire_after(now: datetime, grace_hours: int, emergency: bool) -> datetime |
     if emergency or grace_hours <= 0:
         return None
     return ensure_utc(now).replace(microsecond=0) + timedelta(hours=grace_hours)
+
+
+#: After a rotation fails, the next unforced one waits 1 h, then 2, 4, 8, 16 h (at most a day), and
+#: after the sixth failure in a row the rotator stops: ~31 h of attempts, and one alert, instead of
+#: a new credential and an alert every sweep until the secret expires.
+BACKOFF_FIRST: Final = timedelta(hours=1)
+BACKOFF_LONGEST: Final = timedelta(hours=24)
+BACKOFF_STOP_AFTER: Final = 6
+
+
+def backoff_after(previous: Backoff | None, now: datetime) -> Backoff:
+    """The backoff after one more failed rotation (``stopped`` once ``BACKOFF_STOP_AFTER`` failed)."""
+    failures = (previous.failures if previous else 0) + 1
+    if failures >= BACKOFF_STOP_AFTER:
+        return Backoff(failures, None)
+    wait = min(BACKOFF_LONGEST, BACKOFF_FIRST * 2 ** (failures - 1))
+    return Backoff(failures, ensure_utc(now).replace(microsecond=0) + wait)
 
 
 def retirement_due(retire_after: datetime | None, now: datetime) -> bool:
@@ -367,9 +384,17 @@ def requeue_after(
     candidates: list[timedelta] = []
     if state.state is RotationState.VALIDATING:
         candidates.append(validation_deadline)
+    backing_off = state.backoff is not None and state.backoff.waits_at(now)
+    if state.emergency_requested is not None and not backing_off:
+        return zero  # an emergency under way (interrupted) is finished at once
     if state.retire_credential_id:
         # One retirement at a time: a rotation waits for it, so it cannot come first.
         candidates.append(max(zero, (state.retire_after or now) - now))
+    elif state.backoff is not None and backing_off:
+        # After failures the next attempt waits; once stopped, only a person (or a forced run) helps,
+        # and a daily look keeps the expiry warnings coming.
+        next_attempt = state.backoff.next_attempt
+        candidates.append(BACKOFF_LONGEST if next_attempt is None else max(zero, next_attempt - now))
     else:
         due_at = rotation_due_at(version.expires, rotate_before_days, issued=credential_issued(version))
         candidates.append(max(zero, (due_at or now) - now))
@@ -385,6 +410,9 @@ def _needs_work(version: SecretVersion, settings: Settings, now: datetime) -> st
         secret_policy = settings.policy_for(version.tags, version.name, version.vault)
     except TagError as error:
         return f"tags need attention: {'; '.join(error.problems)}"
+    backing_off = managed.backoff is not None and managed.backoff.waits_at(now)
+    if managed.emergency_requested is not None and not backing_off:
+        return f"an emergency roll requested at {format_utc(managed.emergency_requested)} is not finished"
     if managed.state is RotationState.VALIDATING:
         return "a validation is pending"
     if managed.retire_credential_id and retirement_due(managed.retire_after, now):
@@ -393,6 +421,8 @@ def _needs_work(version: SecretVersion, settings: Settings, now: datetime) -> st
     # version's age says nothing about the credential's lifetime, so the window is not shrunk.
     issued = credential_issued(version)
     decision = rotation_due(version.expires, now, secret_policy.rotate_before_days, issued=issued)
+    if decision.due and backing_off:
+        return None  # the back-off after failed rotations decides when the next attempt starts
     if decision.due:
         if managed.state is RotationState.FAILED:
             previous = f": {managed.failure_reason}" if managed.failure_reason else ""
@@ -460,6 +490,20 @@ def assess(version: SecretVersion, now: datetime, settings: Settings) -> SecretS
         retire_after=managed.retire_after,
         failure_reason=managed.failure_reason,
         needs_work=needs,
+        problem=stopped_problem(managed, version.vault, version.name),
         rotation_due_at=due_at,
         next_look_at=next_look,
+        backoff=managed.backoff,
+        emergency_requested=managed.emergency_requested,
+    )
+
+
+def stopped_problem(managed: ManagedSecret, vault: str, secret: str) -> str | None:
+    """What a person must do once the rotator has stopped retrying a failing rotation."""
+    if managed.backoff is None or not managed.backoff.stopped:
+        return None
+    reason = f" (last: {managed.failure_reason})" if managed.failure_reason else ""
+    return (
+        f"rotation stopped after {managed.backoff.failures} failed attempts in a row{reason}; fix the cause, "
+        f"then run `python -m rotation rotate {vault} {secret} --force` (or remove the Backoff tag)"
     )

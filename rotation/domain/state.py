@@ -38,6 +38,7 @@ from rotation.domain.model import (
 __all__ = [
     "TAG_LIMIT",
     "TAG_VALUE_MAX",
+    "Backoff",
     "ManagedSecret",
     "RotationState",
     "SecretStatus",
@@ -69,6 +70,45 @@ def _near_miss(tags: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+#: The most failures a ``Backoff`` tag may count (anything larger is a forged or broken tag).
+BACKOFF_FAILURES_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Rotations of this secret that failed in a row, and when the next may start.
+
+    ``next_attempt`` is ``None`` once the rotator has stopped trying (only a forced rotation, or a
+    person removing the tag, starts again). Written as ``<failures>/<next attempt UTC>`` or
+    ``<failures>/stopped``; :func:`rotation.domain.policy.backoff_after` decides the values.
+    """
+
+    failures: int
+    next_attempt: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "next_attempt", _optional_utc(self.next_attempt, "next_attempt"))
+
+    @property
+    def stopped(self) -> bool:
+        return self.next_attempt is None
+
+    def waits_at(self, now: datetime) -> bool:
+        """Whether an unforced rotation must not start at ``now``."""
+        return self.next_attempt is None or now < self.next_attempt
+
+    def to_tag(self) -> str:
+        return f"{self.failures}/{format_utc(self.next_attempt) if self.next_attempt else 'stopped'}"
+
+    @classmethod
+    def parse(cls, text: str) -> Backoff:
+        """``ValueError`` for anything but the two forms above."""
+        count, sep, when = text.strip().partition("/")
+        if not sep or not count.isdigit() or not 1 <= int(count) <= BACKOFF_FAILURES_MAX:
+            raise ValueError(text)
+        return cls(int(count), None if when.strip() == "stopped" else parse_utc(when))
+
+
 @dataclass(frozen=True)
 class ManagedSecret:
     """The rotation state of one secret, read from its latest version's tags."""
@@ -83,9 +123,14 @@ class ManagedSecret:
     retire_credential_id: str | None = None
     retire_after: datetime | None = None
     failure_reason: str | None = None
+    #: Rotations that failed in a row (``None``: the last one succeeded, or none failed).
+    backoff: Backoff | None = None
+    #: When an emergency roll was requested; set until the emergency's new version is written.
+    emergency_requested: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retire_after", _optional_utc(self.retire_after, "retire_after"))
+        object.__setattr__(self, "emergency_requested", _optional_utc(self.emergency_requested, "emergency_requested"))
 
     @classmethod
     def from_version(cls, version: SecretVersion) -> ManagedSecret:
@@ -155,6 +200,25 @@ class ManagedSecret:
             except ValueError:
                 problems.append(f"RetireAfter={raw_after!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
 
+        backoff: Backoff | None = None
+        raw_backoff = get(Tag.Backoff)
+        if raw_backoff is not None:
+            try:
+                backoff = Backoff.parse(raw_backoff)
+            except ValueError:
+                problems.append(
+                    f"Backoff={raw_backoff!r} is not '<failures>/<UTC timestamp>' or '<failures>/stopped' "
+                    "(remove the tag to let the rotator try again at once)"
+                )
+
+        emergency: datetime | None = None
+        raw_emergency = get(Tag.Emergency)
+        if raw_emergency is not None:
+            try:
+                emergency = parse_utc(raw_emergency)
+            except ValueError:
+                problems.append(f"Emergency={raw_emergency!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
+
         # Cross-checks: states that cannot be acted on safely.
         if raw_after is not None and get(Tag.RetireCredentialId) is None:
             problems.append("RetireAfter is set but RetireCredentialId is not (which credential to retire?)")
@@ -178,6 +242,8 @@ class ManagedSecret:
             retire_credential_id=retire_id,
             retire_after=retire_after,
             failure_reason=get(Tag.FailureReason),
+            backoff=backoff,
+            emergency_requested=emergency,
         )
 
     @property
@@ -200,6 +266,8 @@ class ManagedSecret:
             Tag.RetireCredentialId: self.retire_credential_id,
             Tag.RetireAfter: format_utc(self.retire_after) if self.retire_after else None,
             Tag.FailureReason: limit_tag_value(self.failure_reason) if self.failure_reason else None,
+            Tag.Backoff: self.backoff.to_tag() if self.backoff else None,
+            Tag.Emergency: format_utc(self.emergency_requested) if self.emergency_requested else None,
         }
         tags.update({k: v for k, v in rotator.items() if v is not None})
         if len(tags) > TAG_LIMIT:
@@ -294,6 +362,8 @@ class SecretStatus:
     problem: str | None = None
     rotation_due_at: datetime | None = None
     next_look_at: datetime | None = None
+    backoff: Backoff | None = None
+    emergency_requested: datetime | None = None
 
     def days_to_expiry(self, now: datetime) -> float | None:
         return None if self.expires is None else (self.expires - now).total_seconds() / 86400
@@ -330,4 +400,14 @@ class SecretStatus:
             "problem": self.problem,
             "rotationDueAt": format_utc(self.rotation_due_at) if self.rotation_due_at else None,
             "nextLookAt": format_utc(self.next_look_at) if self.next_look_at else None,
+            "backoff": (
+                {
+                    "failures": self.backoff.failures,
+                    "nextAttempt": format_utc(self.backoff.next_attempt) if self.backoff.next_attempt else None,
+                    "stopped": self.backoff.stopped,
+                }
+                if self.backoff
+                else None
+            ),
+            "emergencyRequested": format_utc(self.emergency_requested) if self.emergency_requested else None,
         }

@@ -63,6 +63,8 @@ class Observed:
     binding: Binding
     #: The stored value is one of the app's keyIds (the AADSTS7000215 mistake): only a rotation helps.
     holds_secret_id: bool = False
+    #: The CredentialId tag names a credential the app no longer has (deleted in Entra): rotate now.
+    credential_gone: bool = False
 
     def with_state(self, state: ManagedSecret) -> Observed:
         return replace(self, state=state)

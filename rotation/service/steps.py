@@ -6,13 +6,19 @@ done (like the steps of AWS's rotation Lambda template).
    :func:`finish_interrupted_rollback` disables a version an interrupted rollback left enabled;
 3. :func:`finish_validation` proves a ``validating`` value and activates it, or rolls it back;
 4. :func:`retire` removes the old credential once its grace period is over (at once in an emergency);
-5. :func:`rotate` creates, stores, proves and activates a new credential when one is due.
+5. :func:`rotate` creates a new credential when one is due, proves it signs in, and only then stores it
+   as the latest version (active), retiring the old one at once in an emergency.
 
 Every step takes the :class:`~rotation.service.run.Observed` world and returns it as it is after the
 step's writes. Writes keep the order that makes a crash anywhere safe: the record of intent (the
-credential's display name) before anything else, ``removePassword`` before disabling the versions that
-hold its value, and the tag write that completes a step last, so that until it lands the recorded
+credential's display name) before anything else, so that a crash before the value is stored leaves
+only an orphan that :func:`remove_orphans` removes; ``removePassword`` before disabling the versions
+that hold its value; and the tag write that completes a step last, so that until it lands the recorded
 state still asks the next run to redo the step.
+
+Nothing here takes a secret down: a version is disabled only when a fresh read of the app shows its
+credential gone, never the latest version nor one newer than the run's own, and a run that finds
+someone else's newer version stops (:class:`~rotation.domain.errors.SupersededError`).
 """
 
 from __future__ import annotations
@@ -32,16 +38,20 @@ from rotation.domain.errors import (
     PolicyBlockedError,
     RotationError,
     SecretNotFoundError,
+    SupersededError,
+    ValidationFailedError,
 )
 from rotation.domain.model import (
     Action,
     RotationState,
     SecretVersion,
     Sensitive,
+    format_utc,
     new_rotation_id,
     rotator_display_name,
 )
 from rotation.domain.state import (
+    Backoff,
     ManagedSecret,
     credential_issued,
     failed_tags,
@@ -83,6 +93,19 @@ async def observe(run: Run) -> Observed:
             f"the secret holds the Secret ID {stored_key_id} instead of a secret value (the "
             "AADSTS7000215 mistake); a rotation replaces it with a real value"
         )
+    # A credential deleted in Entra (by a person, or a script) leaves a value that cannot sign in:
+    # heal it now instead of reporting it healthy until it would have expired.
+    gone = (
+        state.credential_id is not None
+        and state.state is not RotationState.VALIDATING
+        and app.credential(state.credential_id) is None
+    )
+    if gone:
+        run.report.warn(
+            f"credential {state.credential_id} named by the CredentialId tag no longer exists on app "
+            f"{state.app_id}: the stored value cannot sign in; a rotation replaces it now"
+        )
+        run.event("CredentialMissing", keyId=state.credential_id, appId=state.app_id, level=logging.ERROR)
     return Observed(
         latest=current.version,
         value=current.value,
@@ -92,6 +115,7 @@ async def observe(run: Run) -> Observed:
         tenant_id=tenant_id,
         binding=binding,
         holds_secret_id=stored_key_id is not None,
+        credential_gone=gone,
     )
 
 
@@ -122,37 +146,73 @@ async def remove_orphans(run: Run, seen: Observed) -> Observed:
 
 async def finish_interrupted_rollback(run: Run, seen: Observed) -> Observed:
     """A rollback that died after restoring the old value may have left the failed version enabled;
-    it names a removed credential, so disabling dead versions finds and disables it."""
-    if not seen.state.failure_reason or run.dry_run or not seen.latest.version:
+    it names a removed credential, so disabling dead versions finds and disables it. (A failure
+    recorded by the back-off is no rollback: it wrote no version.)"""
+    if not seen.state.failure_reason or seen.state.backoff is not None or run.dry_run or not seen.latest.version:
         return seen
-    return await disable_dead_versions(run, seen, seen.latest.version)
+    return await disable_dead_versions(run, seen, seen.latest)
 
 
-async def disable_dead_versions(run: Run, seen: Observed, keep_version: str) -> Observed:
-    """Disable older versions whose value no longer signs in, so nobody can read a dead secret.
+async def disable_dead_versions(run: Run, seen: Observed, own: SecretVersion) -> Observed:
+    """Disable versions older than ``own`` (the version this run acts for, the latest) whose value no
+    longer signs in, so nobody can read a dead secret.
 
-    A version tagged with a CredentialId is dead when that credential is gone. An untagged version
-    (from before the rotator managed the secret) is dead when its value's hint matches no live
-    credential; that costs one read, once, since disabled versions are skipped afterwards.
+    A version tagged with a CredentialId is dead when that credential is gone; an untagged version
+    (from before the rotator managed the secret) when its value's hint matches no live credential
+    (one read, once: disabled versions are skipped afterwards). Decided on fresh reads, right before
+    the writes: the app's credentials now (another run or a person may have added one since this run
+    read them), and Key Vault's latest version now. Never the latest version, nor one newer than
+    ``own``: if ``own`` is no longer the latest, someone else wrote the secret meanwhile and the run
+    stops (:class:`SupersededError`) without disabling anything.
     """
-    live = {c.key_id.lower() for c in seen.app.password_credentials}
-    live_hints = {c.hint for c in seen.app.password_credentials if c.hint}
-    for version in await run.vault.list_versions(run.name):
-        if not version.enabled or version.version in (None, keep_version):
-            continue
+    candidates = [
+        v
+        for v in await run.vault.list_versions(run.name)
+        if v.enabled and v.version not in (None, own.version) and not known_newer(v, own)
+    ]
+    if not candidates:
+        return seen
+    fresh = await run.directory.get_application(seen.state.app_id)
+    seen = seen.with_app_credentials(fresh.password_credentials)
+    live = {c.key_id.lower() for c in fresh.password_credentials}
+    live_hints = {c.hint for c in fresh.password_credentials if c.hint}
+    dead: list[tuple[SecretVersion, str | None]] = []
+    for version in candidates:
         credential_id = tagged_credential_id(version)
         if credential_id:
-            dead = credential_id not in live
-        else:
-            stored = await run.vault.get(run.name, version.version)
-            dead = stored is not None and stored.value.hint not in live_hints
-        if dead:
-            # A version left `validating` by an interrupted rollback is marked failed as it goes.
-            tags = failed_tags(version) if is_validating(version) else None
-            run.check_lock()
-            await run.vault.update(run.name, str(version.version), tags=tags, enabled=False)
-            run.event("VersionDisabled", vaultVersion=version.version, keyId=credential_id)
+            if credential_id not in live:
+                dead.append((version, credential_id))
+            continue
+        stored = await run.vault.get(run.name, version.version)
+        if stored is not None and stored.value.hint not in live_hints:
+            dead.append((version, None))
+    if not dead:
+        return seen
+    await ensure_latest(run, own)
+    for version, credential_id in dead:
+        # A version left `validating` by an interrupted rollback is marked failed as it goes.
+        tags = failed_tags(version) if is_validating(version) else None
+        run.check_lock()
+        await run.vault.update(run.name, str(version.version), tags=tags, enabled=False)
+        run.event("VersionDisabled", vaultVersion=version.version, keyId=credential_id)
     return seen
+
+
+def known_newer(version: SecretVersion, own: SecretVersion) -> bool:
+    """Whether ``version`` was created after ``own`` by the clock. Key Vault's times are whole
+    seconds, so a version of the same second may be either; :func:`ensure_latest` settles it (while
+    ``own`` is the latest, every other version listed before is older)."""
+    return version.created is not None and own.created is not None and version.created > own.created
+
+
+async def ensure_latest(run: Run, own: SecretVersion) -> None:
+    """Raise :class:`SupersededError` unless ``own`` is still the latest version (Key Vault's word, a
+    fresh read): a person or a concurrent run wrote the secret after this run decided what to do."""
+    latest = await run.vault.get(run.name)
+    if latest is None or latest.version.version != own.version:
+        found = latest.version.version if latest is not None else None
+        run.event("RunSuperseded", vaultVersion=own.version, latestVersion=found, level=logging.WARNING)
+        raise SupersededError(run.request.vault, run.name, own.version, found)
 
 
 # --- 3. a validation left pending (by a crash or another worker) ----------------------------------
@@ -212,24 +272,28 @@ async def validate(run: Run, seen: Observed, value: Sensitive) -> policy.Validat
 
 
 async def activate(run: Run, seen: Observed, version: SecretVersion) -> Observed:
-    """The new value is proven: mark it active; retire the old credential now or after the grace.
+    """A pending value is proven: mark it active, with its old credential due for retirement after
+    the grace period (now, in an emergency: the :func:`retire` step that follows removes it).
 
-    The tag write comes last: until it lands the version still says `validating` (or names the
-    credential to retire), so a crash anywhere before it makes the next run redo the whole step.
+    The tag write comes last: until it lands the version still says `validating`, so a crash anywhere
+    before it makes the next run redo the whole step.
     """
     assert version.version is not None
-    retire_at = policy.retire_after(run.clock.now(), seen.policy.grace_hours, run.request.emergency)
-    state = seen.state.evolve(state=RotationState.ACTIVE, failure_reason=None)
-    if retire_at is None:
-        if state.retire_credential_id:
-            seen = await retire_credential(run, seen, state.retire_credential_id)
-        state = state.evolve(retire_credential_id=None, retire_after=None)
-        seen = await disable_dead_versions(run, seen, version.version)
-    elif state.retire_credential_id:
-        state = state.evolve(retire_after=retire_at)
+    state = seen.state.evolve(
+        state=RotationState.ACTIVE,
+        failure_reason=None,
+        backoff=None,
+        emergency_requested=None,
+        retire_after=retirement_time(run, seen) if seen.state.retire_credential_id else None,
+    )
     run.check_lock()
     await run.vault.update(run.name, version.version, tags=state.to_tags(version.tags))
     seen = run.record(seen, state)
+    activated(run, state, version)
+    return seen
+
+
+def activated(run: Run, state: ManagedSecret, version: SecretVersion) -> None:
     run.event(
         "SecretActivated",
         keyId=state.credential_id,
@@ -237,25 +301,42 @@ async def activate(run: Run, seen: Observed, version: SecretVersion) -> Observed
         retireCredentialId=state.retire_credential_id,
         retireAfter=state.retire_after,
     )
-    return seen
+
+
+def is_emergency(run: Run, seen: Observed) -> bool:
+    """An emergency roll asked for now, or one recorded (``Emergency`` tag) and not finished."""
+    return run.request.emergency or seen.state.emergency_requested is not None
+
+
+def retirement_time(run: Run, seen: Observed) -> datetime:
+    """When the old credential may go once the new one is proven: after the grace period, or now (an
+    emergency, or no grace period). Recorded as ``RetireAfter`` even when it is now, so that a run
+    interrupted before the removal still removes it at once (the emergency survives a crash)."""
+    now = run.clock.now()
+    return policy.retire_after(now, seen.policy.grace_hours, is_emergency(run, seen)) or now.replace(microsecond=0)
 
 
 # --- 4. retirement --------------------------------------------------------------------------------
 async def retire(run: Run, seen: Observed) -> Observed:
     """Remove the old credential, disable the versions holding its value, then clear the tags
-    (last, so that a crash before it leaves the retirement recorded and the next run finishes it)."""
+    (last, so that a crash before it leaves the retirement recorded and the next run finishes it).
+
+    Only while the version that recorded the retirement is still the latest: a newer one (a person
+    restoring the old value, say) may need the credential again, so the run stops and reports.
+    """
     key_id = seen.state.retire_credential_id
     if key_id is None:
         return seen
-    if not (policy.retirement_due(seen.state.retire_after, run.clock.now()) or run.request.emergency):
+    if not (policy.retirement_due(seen.state.retire_after, run.clock.now()) or is_emergency(run, seen)):
         return seen
     latest = seen.latest
     assert latest.version is not None
     if run.dry_run:
         run.report.warn(f"would retire credential {key_id}")
         return seen
+    await ensure_latest(run, latest)
     seen = await retire_credential(run, seen, key_id)
-    seen = await disable_dead_versions(run, seen, latest.version)
+    seen = await disable_dead_versions(run, seen, latest)
     state = seen.state.evolve(retire_credential_id=None, retire_after=None)
     run.check_lock()
     await run.vault.update(run.name, latest.version, tags=state.to_tags(latest.tags))
@@ -292,17 +373,23 @@ async def retire_credential(run: Run, seen: Observed, key_id: str) -> Observed:
 
 # --- 5. rotation ----------------------------------------------------------------------------------
 async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
-    """Rotate when due, forced, or when the stored value cannot work (a Secret ID, or a validation
-    that left nothing to restore); otherwise leave the secret as it is."""
+    """Rotate when due, forced, or when the stored value cannot work (a Secret ID, a credential deleted
+    in Entra, or a validation that left nothing to restore); otherwise leave the secret as it is.
+
+    After failed rotations an unforced one waits for the back-off (``Backoff`` tag); a definitive
+    failure here is recorded in it (see :func:`record_failure`).
+    """
     if settled is Settled.PROVEN:
         return seen  # a pending rotation just completed: never a second one in the same run
     must_replace = settled is Settled.REPLACE
-    forced = run.request.forced or seen.holds_secret_id or must_replace
+    emergency = is_emergency(run, seen)
+    forced = run.request.forced or emergency or seen.holds_secret_id or seen.credential_gone or must_replace
     # The short-lifetime guard needs the credential's real start, which only a version the rotator
     # wrote records (as nbf); an operator's version was written at some unrelated moment.
+    now = run.clock.now()
     decision = policy.rotation_due(
         seen.latest.expires,
-        run.clock.now(),
+        now,
         seen.policy.rotate_before_days,
         forced,
         issued=credential_issued(seen.latest),
@@ -312,7 +399,7 @@ async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
             return seen
         if seen.state.state is RotationState.VALIDATING:
             return seen  # only reached in a dry run: the pending validation comes first
-        if seen.state.retire_credential_id and not run.request.emergency:
+        if seen.state.retire_credential_id and not emergency:
             # One retirement at a time: the tags name one old credential. An emergency retires it
             # first; anything else waits for its grace period to end.
             run.report.warn(
@@ -321,15 +408,90 @@ async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
                 "rotation retires it at once)"
             )
             return seen
+        backoff = seen.state.backoff
+        if backoff is not None and backoff.waits_at(now) and not run.request.forced:
+            run.report.warn(backing_off(backoff, decision.reason))
+            return seen
     if run.dry_run:
         run.report.warn(f"would rotate: {decision.reason}")
         return seen
-    return await create_and_store(run, seen, decision.reason)
+    if emergency and seen.state.emergency_requested is None:
+        seen = await record_emergency(run, seen)
+    try:
+        return await create_and_store(run, seen, decision.reason)
+    except RotationError as error:
+        # A failure that wrote a version has recorded itself there (a rollback, a pending value).
+        if not error.retryable and run.report.vault_version is None:
+            await record_failure(run, seen, error)
+        raise
+
+
+def backing_off(backoff: Backoff, reason: str) -> str:
+    if backoff.next_attempt is None:
+        return (
+            f"rotation is due ({reason}) but the rotator stopped after {backoff.failures} failed attempts in a "
+            "row; fix the cause and run `rotate --force` (or remove the Backoff tag)"
+        )
+    return (
+        f"rotation is due ({reason}) but waits, after {backoff.failures} failed attempt(s) in a row, until "
+        f"{format_utc(backoff.next_attempt)} (`rotate --force` tries now)"
+    )
+
+
+async def record_emergency(run: Run, seen: Observed) -> Observed:
+    """Record the emergency on the current version before anything else, so that a crash from here on
+    leaves it an emergency: the next run rotates at once and retires the leaked credential at once."""
+    assert seen.latest.version is not None
+    state = seen.state.evolve(emergency_requested=run.clock.now().replace(microsecond=0))
+    run.check_lock()
+    await run.vault.update(run.name, seen.latest.version, tags=state.to_tags(seen.latest.tags))
+    run.event("EmergencyRecorded", vaultVersion=seen.latest.version)
+    return run.record(seen, state)
+
+
+async def record_failure(run: Run, seen: Observed, error: RotationError) -> None:
+    """Count a definitive rotation failure in the ``Backoff`` tag of the current version, so that
+    the sweep waits before the next attempt instead of churning a credential per sweep, and stops
+    after ``BACKOFF_STOP_AFTER`` failures with one alert (``RotationStopped``)."""
+    assert seen.latest.version is not None
+    previous = seen.state.backoff
+    backoff = policy.backoff_after(previous, run.clock.now())
+    state = seen.state.evolve(backoff=backoff, failure_reason=f"rotation failed ({error.code}): {error.message}")
+    try:
+        run.check_lock()
+        await run.vault.update(run.name, seen.latest.version, tags=state.to_tags(seen.latest.tags))
+    except RotationError as write_error:
+        run.report.warn(f"could not record the failure for the back-off: {write_error.message}")
+        return
+    run.record(seen, state)
+    if backoff.stopped and not (previous is not None and previous.stopped):
+        run.event(
+            "RotationStopped",
+            failures=backoff.failures,
+            errorCode=error.code,
+            error=error.message,
+            remedy=policy.stopped_problem(state, run.request.vault, run.name),
+            level=logging.ERROR,
+        )
+    else:
+        run.event(
+            "RotationBackoff",
+            failures=backoff.failures,
+            nextAttempt=backoff.next_attempt,
+            errorCode=error.code,
+            level=logging.WARNING,
+        )
 
 
 async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
-    """``addPassword`` (named for this secret and rotation), store the value as a new ``validating``
-    version, read it back, prove it and activate it."""
+    """``addPassword`` (named for this secret and rotation), prove the new value signs in, and only
+    then store it as the new latest version, active; read it back; retire the old credential when
+    that is due now (an emergency, no grace period).
+
+    Consumers read the latest version, so it never holds an unproven value: until the value is
+    stored, the only trace of the rotation is the new credential, whose record of intent (display
+    name) makes it an orphan for :func:`remove_orphans` if the run dies.
+    """
     app = seen.app
     limit = app.password_limit
     if limit is not None and len(app.password_credentials) >= limit:
@@ -342,6 +504,14 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
     now = run.clock.now()
     rotation_id = new_rotation_id(now)
     display_name = rotator_display_name(run.host, run.name, rotation_id)
+    # The tags must fit before a credential exists that they could not record.
+    seen.state.evolve(
+        credential_id="pending",  # any value: only the number of tags matters here
+        rotation_id=rotation_id,
+        state=RotationState.ACTIVE,
+        retire_credential_id=retire_target,
+        retire_after=now if retire_target else None,
+    ).to_tags(seen.latest.tags)
     run.event("RotationStarted", reason=reason, rotationId=rotation_id, retireCredentialId=retire_target)
 
     # Create. Record of intent: the display name ties the credential to this secret and rotation.
@@ -363,6 +533,7 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
     run.report.created_key_id = credential.key_id
     run.report.timings["create"] = run.timer() - started
     run.event("CredentialCreated", keyId=credential.key_id, hint=credential.hint, end=credential.end)
+    seen = seen.with_credential(credential)
 
     # Guard: never store something that cannot be a secret value (the Secret-ID mistake above all).
     try:
@@ -371,45 +542,74 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
         await run.remove_password(seen, credential.key_id)
         raise
 
-    # Store, with the state that says what to do next if we crash from here on.
+    # Prove, before any consumer can read it.
+    started = run.timer()
+    progress = await validate(run, seen, value)
+    run.report.add_time("validate", run.timer() - started)
+    proven = progress.verdict is policy.Verdict.PASSED
+    if not proven and current_value_works(run, seen):
+        with contextlib.suppress(RotationError):  # if this fails too, it is an orphan for the next run
+            await run.remove_password(seen, credential.key_id)
+        raise ValidationFailedError(
+            f"The new credential {credential.key_id} for secret '{run.name}' was not proven "
+            f"({progress.reason}) and was removed; the current value stays the latest version.",
+            aadsts_code=progress.last_code,
+        )
+    if proven:
+        run.report.did(Action.VALIDATED)
+        run.event("ValidationPassed", keyId=credential.key_id, attempts=run.report.attempts)
+
+    # Store. Proven, it is active at once; unproven (only when the current value cannot sign in
+    # either: an unproven value is no worse than a dead one) it is stored `validating`, and the next
+    # run validates it again. A failed write leaves the credential as an orphan: if the write landed
+    # after all, removing it here would break the value consumers now read.
     state = seen.state.evolve(
         credential_id=credential.key_id,
         rotation_id=rotation_id,
-        state=RotationState.VALIDATING,
+        state=RotationState.ACTIVE if proven else RotationState.VALIDATING,
         retire_credential_id=retire_target,
-        retire_after=None,
-        failure_reason=None,
+        retire_after=retirement_time(run, seen) if retire_target and proven else None,
+        failure_reason=None if proven else f"rotation {rotation_id} not proven yet: {progress.reason}",
+        backoff=None,
+        emergency_requested=None if proven else seen.state.emergency_requested,
     )
     started = run.timer()
-    try:
-        run.check_lock()
-        stored = await run.vault.set(
-            run.name,
-            value,
-            tags=state.to_tags(seen.latest.tags),
-            content_type=CONTENT_TYPE.format(app_id=app.app_id),
-            not_before=credential.start or lifetime.start,
-            expires=credential.end or lifetime.end,
-        )
-    except RotationError:
-        # Unrecorded, the credential would wait out the orphan margin (and use one of at most two
-        # passwords on some apps). If the write did land after all, the next run finds a
-        # `validating` version whose credential is gone and restores the previous value.
-        with contextlib.suppress(RotationError):
-            await run.remove_password(seen, credential.key_id)
-        raise
+    run.check_lock()
+    stored = await run.vault.set(
+        run.name,
+        value,
+        tags=state.to_tags(seen.latest.tags),
+        content_type=CONTENT_TYPE.format(app_id=app.app_id),
+        not_before=credential.start or lifetime.start,
+        expires=credential.end or lifetime.end,
+    )
     run.report.timings["store"] = run.timer() - started
     run.report.vault_version = stored.version
     run.report.did(Action.ROTATED)
-    seen = run.record(seen, state).with_credential(credential).with_latest(stored, value)
-    run.event("SecretStored", keyId=credential.key_id, vaultVersion=stored.version)
+    seen = run.record(seen, state).with_latest(stored, value)
+    run.event("SecretStored", keyId=credential.key_id, vaultVersion=stored.version, state=state.state)
 
-    # Validate what consumers will read: the value as Key Vault returns it for this version.
+    # What consumers will read must be what was proven: the value as Key Vault returns it.
     readback = await run.vault.get(run.name, stored.version)
     if readback is None or not readback.value.matches(value):
         return await roll_back(run, seen, stored, "the value read back from Key Vault differs from the one written")
-    seen, _ = await validate_and_activate(run, seen, stored, readback.value)
-    return seen
+    if not proven:
+        raise ValidationFailedError(
+            f"The new credential {credential.key_id} for secret '{run.name}' was not proven ({progress.reason}). "
+            "The current value could not sign in either, so the new one is stored as `validating` and the "
+            "next run validates it again.",
+            aadsts_code=progress.last_code,
+        )
+    activated(run, state, stored)
+    return await retire(run, seen)
+
+
+def current_value_works(run: Run, seen: Observed) -> bool:
+    """Whether the value consumers read now can still sign in, as far as can be told without trying:
+    not a Secret ID, its credential not deleted, not expired."""
+    expires = seen.latest.expires
+    expired = expires is not None and expires <= run.clock.now()
+    return not (seen.holds_secret_id or seen.credential_gone or expired)
 
 
 async def clamped_lifetime(run: Run, seen: Observed, now: datetime) -> policy.Lifetime:

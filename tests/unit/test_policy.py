@@ -14,6 +14,7 @@ from rotation.domain.policy import (
     Verdict,
     adoption_candidates,
     assess,
+    backoff_after,
     guard_new_value,
     looks_like_key_id,
     new_credential_lifetime,
@@ -25,7 +26,7 @@ from rotation.domain.policy import (
     rotation_due,
     rotation_due_at,
 )
-from rotation.domain.state import ManagedSecret
+from rotation.domain.state import Backoff, ManagedSecret
 from rotation.settings import Settings
 
 from .samples import APP_ID, KEY_A, KEY_B, KEY_C, NOW, SECRET_VALUE
@@ -412,6 +413,47 @@ def test_assess_keeps_what_it_can_of_unusable_tags() -> None:
     status = assess(listed({"ProviderAddress": "not-a-guid"}), NOW, SETTINGS)
     assert status.problem and "ProviderAddress" in status.problem
     assert status.app_id == "not-a-guid" and status.next_look_at is None
+
+
+def test_backoff_doubles_from_an_hour_to_a_day_and_stops_at_the_sixth_failure() -> None:
+    waits: list[timedelta | None] = []
+    backoff: Backoff | None = None
+    for _ in range(6):
+        backoff = backoff_after(backoff, NOW)
+        waits.append(None if backoff.next_attempt is None else backoff.next_attempt - NOW)
+    hour = timedelta(hours=1)
+    assert waits == [hour, 2 * hour, 4 * hour, 8 * hour, 16 * hour, None]
+    assert backoff is not None and backoff.stopped and backoff.to_tag() == "6/stopped"
+    assert backoff_after(Backoff(4, NOW), NOW).to_tag() == "5/2025-02-01T04:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "3", "x/stopped", "0/stopped", "1001/stopped", "2/tomorrow", "2/0001-01-01T00:00:00+23:59", "-1/stopped"],
+)
+def test_a_malformed_backoff_tag_is_a_tag_problem_not_a_crash(raw: str) -> None:
+    status = assess(listed({**ACTIVE, "Backoff": raw}, expires_in=5 * DAY), NOW, SETTINGS)
+    if raw:  # an empty tag is no tag
+        assert status.problem and "Backoff=" in status.problem
+
+
+def test_the_sweep_waits_out_the_backoff_and_says_when_it_stopped() -> None:
+    waiting = {**ACTIVE, "Backoff": "2/2025-01-31T14:00:00Z"}
+    status = assess(listed(waiting, expires_in=5 * DAY), NOW, SETTINGS)
+    assert status.needs_work is None and status.next_look_at == NOW + timedelta(hours=2)
+    assert status.to_dict(NOW)["backoff"] == {"failures": 2, "nextAttempt": "2025-01-31T14:00:00Z", "stopped": False}
+    elapsed = {**ACTIVE, "Backoff": "2/2025-01-31T11:00:00Z"}
+    assert assess(listed(elapsed, expires_in=5 * DAY), NOW, SETTINGS).needs_work is not None
+    stopped = assess(listed({**ACTIVE, "Backoff": "6/stopped"}, expires_in=5 * DAY), NOW, SETTINGS)
+    assert stopped.needs_work is None and stopped.next_look_at == NOW + DAY
+    assert stopped.problem is not None and "rotate kv-prod-1 db-password --force" in stopped.problem
+
+
+def test_a_recorded_emergency_is_work_now() -> None:
+    emergency = {**ACTIVE, "Emergency": "2025-01-31T11:00:00Z"}
+    status = assess(listed(emergency), NOW, SETTINGS)
+    assert status.needs_work is not None and "emergency" in status.needs_work
+    assert status.next_look_at == NOW and status.to_dict(NOW)["emergencyRequested"] == "2025-01-31T11:00:00Z"
 
 
 # ---------------------------------------------------------------------------------------------- requeue

@@ -19,7 +19,7 @@ async def test_every_attempt_is_told_the_remaining_deadline() -> None:
     seed(w, expires_in=None)
     w.probe.propagation_probes = 10**6  # never proven: validation runs to its 60 s deadline
     outcome = await w.reconcile("forced")
-    assert outcome.action is Action.ROLLED_BACK
+    assert outcome.action is Action.NONE and outcome.error_code == "ValidationFailed"
     attempts = outcome.validation_attempts
     assert attempts >= 3 and len(w.probe.timeouts) == attempts
     elapsed = 0.0

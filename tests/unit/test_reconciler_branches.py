@@ -327,7 +327,24 @@ def backed_off(delays: list[float], attempts: int) -> Check:
 def gave_up_at_the_deadline(w: World, o: Outcome) -> None:
     assert sum(w.clock.sleeps) == 60 and w.clock.sleeps[:4] == [1.0, 2.0, 4.0, 8.0]
     assert o.error is not None and getattr(o.error, "aadsts_code", None) == 7000215
-    rolled_back(w, o)
+    never_stored(w, o)
+
+
+def never_stored(w: World, o: Outcome) -> None:
+    """An unproven value never reaches Key Vault: the working value stays the latest version, the new
+    credential is gone, and the failure is counted for the back-off."""
+    assert o.error_code == "ValidationFailed" and not o.retryable
+    assert [v.version for v in w.vault.versions(SECRET)] == [w.version]
+    assert w.vault.value(SECRET) == w.value
+    assert set(w.directory.key_ids(w.app_id)) == {w.key_id, w.human_key_id}
+    backoff_counted(w, o, 1)
+
+
+def backoff_counted(w: World, o: Outcome, failures: int) -> None:
+    tags = w.tags()
+    assert tags[Tag.Backoff] == f"{failures}/{format_utc(w.clock.now().replace(microsecond=0) + HOUR)}"
+    assert tags[Tag.FailureReason].startswith(f"rotation failed ({o.error_code})")
+    assert tags[Tag.CredentialId] == w.key_id  # the state of the working value is kept
 
 
 # --- arrangements --------------------------------------------------------------------------------------
@@ -433,6 +450,88 @@ def due(w: World) -> None:
     seed(w)
 
 
+def with_tags(arrange: Arrange, **tags: str) -> Arrange:
+    """``arrange``, then these tags on the latest version (as the rotator left them earlier)."""
+
+    async def run(w: World) -> None:
+        await arrange(w)
+        w.vault.update_now(SECRET, w.vault.latest(SECRET).version or "", {**w.tags(), **tags})
+
+    return run
+
+
+def backoff_tag(failures: int, next_attempt: timedelta | None) -> str:
+    return f"{failures}/{'stopped' if next_attempt is None else format_utc(NOW + next_attempt)}"
+
+
+def deleted_in_entra(w: World) -> None:
+    """Someone deleted the secret's credential in the portal; the secret is not due for 50 days."""
+    seed(w, expires_in=80 * DAY)
+    w.directory.remove_password_now(w.app_id, w.key_id)
+
+
+def someone_writes_after(operation: str, write: Callable[[World], None]) -> Arrange:
+    """A person (or a concurrent run) writes while this run works, right after its ``operation``."""
+
+    async def arrange(w: World) -> None:
+        seed(w, expires_in=80 * DAY)
+        done: list[str] = []
+
+        def hook(op: str) -> None:
+            if op == operation and not done:
+                done.append(op)
+                write(w)
+
+        w.directory.faults.after_write.append(hook)
+
+    return arrange
+
+
+def humans_fresh_credential(w: World) -> None:
+    """An owner creates a credential and stores its value (untagged) while the rotation validates."""
+    credential, value = w.directory.add_credential(w.app_id, value="own" + new_secret_value()[3:])
+    w.extra["human-version"] = w.vault.put(SECRET, value)
+    w.extra["human-credential"] = credential.key_id
+
+
+def newer_version_by_another_run(w: World) -> None:
+    credential, value = w.directory.add_credential(
+        w.app_id, display_name=rotator_display_name(HOST, SECRET, "r-other"), value="oth" + new_secret_value()[3:]
+    )
+    w.extra["newer"] = w.vault.put(
+        SECRET, value, {Tag.ProviderAddress: w.app_id, Tag.CredentialId: credential.key_id, Tag.RotationId: "r-o"}
+    )
+
+
+def human_version_kept(w: World, o: Outcome) -> None:
+    enabled = {v.version: v.enabled for v in w.vault.versions(SECRET)}
+    assert enabled[w.extra["human-version"]], "the owner's live version was disabled"
+    assert not enabled[w.version]  # the leaked value's version is
+    assert o.retired_key_ids == (w.key_id,)
+
+
+def stopped_before_disabling(w: World, o: Outcome) -> None:
+    assert o.retryable  # the next reconcile decides from the newer version
+    assert all(v.enabled for v in w.vault.versions(SECRET))  # nothing disabled, the newer one least
+    assert w.vault.latest(SECRET).version == w.extra["newer"]
+
+
+def healed(w: World, o: Outcome) -> None:
+    tags = w.tags()
+    assert o.created_key_id and tags[Tag.CredentialId] == o.created_key_id
+    assert Tag.RetireCredentialId not in tags  # nothing left to retire: the old credential is gone
+
+
+def cleared_backoff(w: World, o: Outcome) -> None:
+    assert Tag.Backoff not in w.tags() and Tag.FailureReason not in w.tags()
+
+
+def stored_validating_when_nothing_works(w: World, o: Outcome) -> None:
+    tags = w.tags()
+    assert tags[Tag.RotationState] == "validating" and tags[Tag.CredentialId] == o.created_key_id
+    assert o.created_key_id in w.directory.key_ids(w.app_id)
+
+
 # --- attacks: a Key Vault writer forging what it can write (tags), never the app's -------------------
 
 
@@ -497,13 +596,22 @@ def kept(key: str) -> Check:
     return check
 
 
+def assert_tag(w: World, tag: str, value: str) -> None:
+    assert w.tags().get(tag) == value, w.tags()
+
+
 def untouched(w: World, o: Outcome) -> None:
     assert w.key_id in w.directory.key_ids(w.app_id)
     assert w.directory.reads <= 1  # the one read of the app; nothing else happened
 
 
-ROTATE = ("addPassword", "set", "tag")
+# Proven before it is stored: the new version is written once, active (no tag write after it).
+ROTATE = ("addPassword", "set")
 ROLL_BACK_AFTER_STORE = ("addPassword", "set", "removePassword", "set", "disable")
+# Not proven: the new credential goes, nothing is stored, and the failure is counted (Backoff tag).
+NOT_PROVEN = ("addPassword", "removePassword", "tag")
+# An emergency is recorded on the current version first, so that it survives a crash.
+EMERGENCY = ("tag", "addPassword", "set", "removePassword", "disable", "tag")
 
 CASES = [
     # --- nothing to do, or only a warning
@@ -560,7 +668,7 @@ CASES = [
         "emergency-retires-at-once",
         sync(lambda w: seed(w, expires_in=80 * DAY)),
         Action.ROTATED,
-        ("addPassword", "set", "removePassword", "disable", "tag"),
+        EMERGENCY,
         mode="emergency",
         state=RotationState.ACTIVE,
         requeue_after=NEXT_ROTATION,
@@ -606,7 +714,7 @@ CASES = [
         "disables-dead-versions-tagged-and-untagged",
         sync(lambda w: seed(w, history=old_versions)),
         Action.ROTATED,
-        ("addPassword", "set", "removePassword", "disable", "disable", "disable", "tag"),
+        ("tag", "addPassword", "set", "removePassword", "disable", "disable", "disable", "tag"),
         mode="emergency",
         requeue_after=NEXT_ROTATION,
         check=disabled_dead_versions,
@@ -620,13 +728,27 @@ CASES = [
         requeue_after=DAY,
         check=clamped,
     ),
-    Case("policy-unreadable-blocks", policy(30 * DAY, readable=False), Action.NONE, (), error="PolicyBlocked"),
-    Case("policy-forbids-passwords", policy(30 * DAY, blocked=True), Action.NONE, (), error="PolicyBlocked"),
+    # A definitive failure is counted on the current version (the Backoff tag): the only write.
+    Case(
+        "policy-unreadable-blocks",
+        policy(30 * DAY, readable=False),
+        Action.NONE,
+        ("tag",),
+        error="PolicyBlocked",
+        check=lambda w, o: backoff_counted(w, o, 1),
+    ),
+    Case(
+        "policy-forbids-passwords",
+        policy(30 * DAY, blocked=True),
+        Action.NONE,
+        ("tag",),
+        error="PolicyBlocked",
+    ),
     Case(
         "password-limit",
         sync(lambda w: seed(w, audience="AzureADandPersonalMicrosoftAccount")),
         Action.NONE,
-        (),
+        ("tag",),
         error="PasswordLimit",
         check=nothing_created,
     ),
@@ -634,17 +756,19 @@ CASES = [
         "guard-refuses-an-unsafe-value",
         then(sync(due), lambda w: w.directory.next_values.append("too-short")),
         Action.NONE,
-        ("addPassword", "removePassword"),
+        ("addPassword", "removePassword", "tag"),
         error="UnsafeValue",
         check=nothing_created,
     ),
     Case(
-        "key-vault-write-failure-removes-the-new-credential",
+        # The write may have landed although it failed: removing the credential could break the value
+        # consumers now read, so it is left for the orphan sweep (which keeps it if it is referenced).
+        "key-vault-write-failure-leaves-an-orphan",
         then(sync(due), lambda w: w.vault.faults.fail("set", KeyVaultError("boom"))),
-        Action.NONE,
-        ("addPassword", "removePassword"),
+        Action.VALIDATED,
+        ("addPassword",),
         error="KeyVaultError",
-        check=nothing_created,
+        check=left_for_the_orphan_sweep,
     ),
     Case(
         "lock-lost-stops-before-the-next-write",
@@ -672,19 +796,18 @@ CASES = [
         check=backed_off([1.0, 1.0], 3),
     ),
     Case(
-        "validation-fails-fast-and-rolls-back",
+        "validation-fails-fast-and-nothing-is-stored",
         then(sync(due), lambda w: w.probe.refuse(900023)),
-        Action.ROLLED_BACK,
-        ROLL_BACK_AFTER_STORE,
+        Action.NONE,
+        NOT_PROVEN,
         error="ValidationFailed",
-        state=RotationState.ACTIVE,
-        check=rolled_back,
+        check=never_stored,
     ),
     Case(
-        "validation-deadline-rolls-back",
+        "validation-deadline-and-nothing-is-stored",
         then(sync(due), lambda w: setattr(w.probe, "propagation_probes", 10**6)),
-        Action.ROLLED_BACK,
-        ROLL_BACK_AFTER_STORE,
+        Action.NONE,
+        NOT_PROVEN,
         error="ValidationFailed",
         check=gave_up_at_the_deadline,
     ),
@@ -774,9 +897,97 @@ CASES = [
         "emergency-during-the-grace-period-retires-then-rotates",
         rotated_earlier(HOUR),
         Action.ROTATED,
-        ("removePassword", "disable", "tag", "addPassword", "set", "removePassword", "disable", "tag"),
+        ("removePassword", "disable", "tag", "tag", "addPassword", "set", "removePassword", "disable", "tag"),
         mode="emergency",
         requeue_after=NEXT_ROTATION,
+    ),
+    # --- heal, back off, remember (findings 7, 9, 10)
+    Case(
+        "credential-deleted-in-entra-is-healed-before-it-is-due",
+        sync(deleted_in_entra),
+        Action.ROTATED,
+        ROTATE,
+        warning="no longer exists on app",
+        state=RotationState.ACTIVE,
+        requeue_after=NEXT_ROTATION,
+        check=healed,
+    ),
+    Case(
+        "a-failed-rotation-waits-for-the-back-off",
+        with_tags(sync(due), Backoff=backoff_tag(1, HOUR)),
+        Action.NONE,
+        (),
+        warning="waits, after 1 failed attempt(s) in a row, until",
+        requeue_after=HOUR,
+    ),
+    Case(
+        "the-back-off-doubles",
+        then(with_tags(sync(due), Backoff=backoff_tag(2, -timedelta(minutes=1))), lambda w: w.probe.refuse(900023)),
+        Action.NONE,
+        NOT_PROVEN,
+        error="ValidationFailed",
+        check=lambda w, o: assert_tag(w, Tag.Backoff, backoff_tag(3, 4 * HOUR)),
+    ),
+    Case(
+        "the-sixth-failure-stops-the-rotator",
+        then(with_tags(sync(due), Backoff=backoff_tag(5, -HOUR)), lambda w: w.probe.refuse(900023)),
+        Action.NONE,
+        NOT_PROVEN,
+        error="ValidationFailed",
+        check=lambda w, o: assert_tag(w, Tag.Backoff, "6/stopped"),
+    ),
+    Case(
+        "a-stopped-rotation-waits-for-a-person",
+        with_tags(sync(due), Backoff="6/stopped"),
+        Action.NONE,
+        (),
+        warning="stopped after 6 failed attempts",
+        requeue_after=24 * HOUR,
+    ),
+    Case(
+        "a-forced-rotation-ignores-the-back-off-and-clears-it",
+        with_tags(sync(due), Backoff="6/stopped", FailureReason="rotation failed (ValidationFailed): x"),
+        Action.ROTATED,
+        ROTATE,
+        mode="forced",
+        requeue_after=DAY,
+        check=cleared_backoff,
+    ),
+    Case(
+        "a-recorded-emergency-survives-a-crash",
+        with_tags(sync(lambda w: seed(w, expires_in=80 * DAY)), Emergency=format_utc(NOW - HOUR)),
+        Action.ROTATED,
+        ("addPassword", "set", "removePassword", "disable", "tag"),
+        state=RotationState.ACTIVE,
+        requeue_after=NEXT_ROTATION,
+        check=retired_at_once,
+    ),
+    Case(
+        "unproven-while-the-current-value-is-dead-is-stored-validating",
+        then(sync(deleted_in_entra), lambda w: w.probe.refuse(900023)),
+        Action.ROTATED,
+        ("addPassword", "set"),
+        error="ValidationFailed",
+        check=stored_validating_when_nothing_works,
+    ),
+    # --- never take a secret down (findings 3, 4)
+    Case(
+        "an-owners-fresh-version-during-validation-is-never-disabled",
+        someone_writes_after("add_password", humans_fresh_credential),
+        Action.ROTATED,
+        EMERGENCY,
+        mode="emergency",
+        requeue_after=NEXT_ROTATION,
+        check=human_version_kept,
+    ),
+    Case(
+        "a-newer-version-stops-the-run-before-it-disables-anything",
+        someone_writes_after("remove_password", newer_version_by_another_run),
+        Action.ROTATED,
+        ("tag", "addPassword", "set", "removePassword"),
+        error="Superseded",
+        mode="emergency",
+        check=stopped_before_disabling,
     ),
     # --- orphans
     Case(
@@ -824,7 +1035,7 @@ CASES = [
         "forged-credential-id-not-retired-in-an-emergency",
         sync(forged_credential_id),
         Action.ROTATED,
-        ROTATE,
+        ("tag", *ROTATE),
         mode="emergency",
         requeue_after=NEXT_ROTATION,
         warning="not this secret's adopted credential",
