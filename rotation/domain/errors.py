@@ -288,8 +288,12 @@ class ValidationFailedError(RotationError):
         "same way (see the AADSTS remedy); the sweep retries on its cadence"
     )
 
-    def __init__(self, problem: str, remedy: str | None = None, *, aadsts_code: int | None = None) -> None:
+    def __init__(
+        self, problem: str, remedy: str | None = None, *, aadsts_code: int | None = None, outage: bool = False
+    ) -> None:
         self.aadsts_code = aadsts_code
+        #: The validation ended on the network or an Entra outage: it says nothing about the secret.
+        self.outage = outage
         super().__init__(
             problem,
             remedy or "The previous credential is still valid; see the AADSTS remedy and run the rotation again.",

@@ -313,6 +313,8 @@ class ValidationProgress:
     streak: int = 0
     failures: int = 0
     last_code: int | None = None
+    #: The last failure was the network or an Entra outage (5xx, AADSTS90033), not an answer about the secret.
+    last_transient: bool = False
     verdict: Verdict = Verdict.CONTINUE
     reason: str = ""
 
@@ -331,7 +333,14 @@ class ValidationProgress:
                 reason = f"{streak} consecutive successful sign-ins"
                 return replace(self, attempts=attempts, streak=streak, verdict=Verdict.PASSED, reason=reason)
             return replace(self, attempts=attempts, streak=streak)._check_deadline(elapsed_seconds)
-        failed = replace(self, attempts=attempts, streak=0, failures=self.failures + 1, last_code=result.code)
+        failed = replace(
+            self,
+            attempts=attempts,
+            streak=0,
+            failures=self.failures + 1,
+            last_code=result.code,
+            last_transient=result.transient or aadsts.classify(result.code) == "transient",
+        )
         # The probe's own "transient" judgement (network, 5xx) wins over the code: keep trying.
         if result.code is not None and not result.transient and not aadsts.waiting_may_help(result.code):
             explanation = aadsts.explain(result.code)

@@ -228,7 +228,8 @@ class Run:
                 )
                 self.report.warn(f"refused to remove credential {key_id}: {why}")
                 self.event("RemovalRefused", keyId=key_id, reason=why, level=logging.WARNING)
-                return seen, False
+                return seen.with_app_credentials(fresh.password_credentials), False
         self.check_lock()
         removed = await self.directory.remove_password(seen.app.object_id, key_id, app_id=seen.state.app_id)
-        return seen.without_credential(key_id), removed
+        # The world as the fresh read showed it (a person's or another run's new credentials included).
+        return seen.with_app_credentials(fresh.password_credentials).without_credential(key_id), removed

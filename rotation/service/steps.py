@@ -153,7 +153,9 @@ async def finish_interrupted_rollback(run: Run, seen: Observed) -> Observed:
     return await disable_dead_versions(run, seen, seen.latest)
 
 
-async def disable_dead_versions(run: Run, seen: Observed, own: SecretVersion) -> Observed:
+async def disable_dead_versions(
+    run: Run, seen: Observed, own: SecretVersion, *, app_read_after_store: bool = False
+) -> Observed:
     """Disable versions older than ``own`` (the version this run acts for, the latest) whose value no
     longer signs in, so nobody can read a dead secret.
 
@@ -161,7 +163,9 @@ async def disable_dead_versions(run: Run, seen: Observed, own: SecretVersion) ->
     (from before the rotator managed the secret) when its value's hint matches no live credential
     (one read, once: disabled versions are skipped afterwards). Decided on fresh reads, right before
     the writes: the app's credentials now (another run or a person may have added one since this run
-    read them), and Key Vault's latest version now. Never the latest version, nor one newer than
+    read them; ``app_read_after_store``: the caller's world already holds a read made after ``own``
+    was written, the re-read before a removal, which sees every credential an older version can
+    hold), and Key Vault's latest version now. Never the latest version, nor one newer than
     ``own``: if ``own`` is no longer the latest, someone else wrote the secret meanwhile and the run
     stops (:class:`SupersededError`) without disabling anything.
     """
@@ -172,10 +176,12 @@ async def disable_dead_versions(run: Run, seen: Observed, own: SecretVersion) ->
     ]
     if not candidates:
         return seen
-    fresh = await run.directory.get_application(seen.state.app_id)
-    seen = seen.with_app_credentials(fresh.password_credentials)
-    live = {c.key_id.lower() for c in fresh.password_credentials}
-    live_hints = {c.hint for c in fresh.password_credentials if c.hint}
+    if not app_read_after_store:
+        fresh = await run.directory.get_application(seen.state.app_id)
+        seen = seen.with_app_credentials(fresh.password_credentials)
+    credentials = seen.app.password_credentials
+    live = {c.key_id.lower() for c in credentials}
+    live_hints = {c.hint for c in credentials if c.hint}
     dead: list[tuple[SecretVersion, str | None]] = []
     for version in candidates:
         credential_id = tagged_credential_id(version)
@@ -336,7 +342,7 @@ async def retire(run: Run, seen: Observed) -> Observed:
         return seen
     await ensure_latest(run, latest)
     seen = await retire_credential(run, seen, key_id)
-    seen = await disable_dead_versions(run, seen, latest)
+    seen = await disable_dead_versions(run, seen, latest, app_read_after_store=key_id in run.report.retired)
     state = seen.state.evolve(retire_credential_id=None, retire_after=None)
     run.check_lock()
     await run.vault.update(run.name, latest.version, tags=state.to_tags(latest.tags))
@@ -421,7 +427,7 @@ async def rotate(run: Run, seen: Observed, settled: Settled) -> Observed:
         return await create_and_store(run, seen, decision.reason)
     except RotationError as error:
         # A failure that wrote a version has recorded itself there (a rollback, a pending value).
-        if not error.retryable and run.report.vault_version is None:
+        if counts_against_backoff(error) and run.report.vault_version is None:
             await record_failure(run, seen, error)
         raise
 
@@ -554,6 +560,7 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
             f"The new credential {credential.key_id} for secret '{run.name}' was not proven "
             f"({progress.reason}) and was removed; the current value stays the latest version.",
             aadsts_code=progress.last_code,
+            outage=progress.last_transient,
         )
     if proven:
         run.report.did(Action.VALIDATED)
@@ -561,8 +568,7 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
 
     # Store. Proven, it is active at once; unproven (only when the current value cannot sign in
     # either: an unproven value is no worse than a dead one) it is stored `validating`, and the next
-    # run validates it again. A failed write leaves the credential as an orphan: if the write landed
-    # after all, removing it here would break the value consumers now read.
+    # run validates it again.
     state = seen.state.evolve(
         credential_id=credential.key_id,
         rotation_id=rotation_id,
@@ -575,14 +581,18 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
     )
     started = run.timer()
     run.check_lock()
-    stored = await run.vault.set(
-        run.name,
-        value,
-        tags=state.to_tags(seen.latest.tags),
-        content_type=CONTENT_TYPE.format(app_id=app.app_id),
-        not_before=credential.start or lifetime.start,
-        expires=credential.end or lifetime.end,
-    )
+    try:
+        stored = await run.vault.set(
+            run.name,
+            value,
+            tags=state.to_tags(seen.latest.tags),
+            content_type=CONTENT_TYPE.format(app_id=app.app_id),
+            not_before=credential.start or lifetime.start,
+            expires=credential.end or lifetime.end,
+        )
+    except RotationError:
+        await forget_unstored(run, seen, credential.key_id)
+        raise
     run.report.timings["store"] = run.timer() - started
     run.report.vault_version = stored.version
     run.report.did(Action.ROTATED)
@@ -601,7 +611,31 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
             aadsts_code=progress.last_code,
         )
     activated(run, state, stored)
+    if retire_target is None:
+        # Nothing to retire, but with no grace period (or in an emergency) the old value's versions
+        # go now if their credential is gone (a stored Secret ID, a deleted credential).
+        if policy.retire_after(run.clock.now(), seen.policy.grace_hours, is_emergency(run, seen)) is None:
+            seen = await disable_dead_versions(run, seen, stored)
+        return seen
     return await retire(run, seen)
+
+
+async def forget_unstored(run: Run, seen: Observed, key_id: str) -> None:
+    """After a failed write of the new value: remove its credential, unless a fresh read shows the
+    write landed after all (a timeout after the fact), when consumers may already read it. If even
+    the read fails, the credential stays, an orphan for the next run to judge."""
+    with contextlib.suppress(RotationError):
+        current = await run.vault.get(run.name)
+        if current is None or tagged_credential_id(current.version) != key_id.lower():
+            await run.remove_password(seen, key_id)
+
+
+def counts_against_backoff(error: RotationError) -> bool:
+    """Definitive failures count; a validation that ended without any answer from Entra (an outage,
+    the network) says nothing about the secret, so it does not."""
+    if error.retryable:
+        return False
+    return not (isinstance(error, ValidationFailedError) and error.outage)
 
 
 def current_value_works(run: Run, seen: Observed) -> bool:

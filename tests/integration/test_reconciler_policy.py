@@ -60,9 +60,13 @@ async def test_a_policy_the_rotator_cannot_satisfy_is_policy_blocked_and_changes
     assert_no_secret_leaked(cloud, outcome, caplog)
     assert outcome.error_code == "PolicyBlocked", outcome.to_dict()
     assert mentions in (outcome.error_message or ""), outcome.error_message
-    assert snapshot(seeded) == before  # no credential, no new version, no tag changed
+    # No credential, no new version; the one tag write counts the failure for the back-off.
+    after = snapshot(seeded)
+    assert after[0] == before[0] and [v.version for v in after[1]] == [v.version for v in before[1]]
+    tags = latest(cloud, seeded.vault, seeded.name).tags
+    assert tags["Backoff"].startswith("1/") and tags["FailureReason"].startswith("rotation failed (PolicyBlocked)")
     log = requests_since(cloud, since)
-    assert [r["status"] for r in writes(log)] == [400]  # the one refused addPassword
+    assert [(r["service"], r["status"]) for r in writes(log)] == [("graph", 400), ("keyvault", 200)]
     assert matching(log, "keyvault", "PUT") == []
 
 

@@ -40,8 +40,9 @@ async def test_rotation_creates_stores_validates_and_activates(
     observed: dict[str, str] = {}
 
     async def observe_pending_validation(seconds: float) -> None:
-        # Called between two probes, i.e. after the value was stored and before it is activated.
-        observed.update(latest(cloud, seeded.vault, seeded.name).tags)
+        # Called between two probes: after the credential was created, before the value is stored.
+        current = latest(cloud, seeded.vault, seeded.name)
+        observed.update({**current.tags, "version": str(current.version)})
 
     before = datetime.now(UTC).replace(microsecond=0)
     settings = make_settings(grace_hours=24, validation_successes=2)
@@ -72,10 +73,10 @@ async def test_rotation_creates_stores_validates_and_activates(
     assert current.expires == new.end
     assert current.not_before == new.start
     assert current.content_type and seeded.app_id in current.content_type
-    assert observed["RotationState"] == "validating"
-    assert observed["CredentialId"] == new.key_id
-    assert observed["RetireCredentialId"] == seeded.key_id
-    assert observed["RotationId"] == rotation_id
+    # Proven before it is stored: while the value was being validated, consumers still read the old
+    # version, untouched (finding 17: no consumer ever reads an unproven value).
+    assert observed["version"] == seeded.version and observed["CredentialId"] == seeded.key_id
+    assert "RotationState" not in observed and "RetireCredentialId" not in observed
 
     # Activate: active, the old credential scheduled for retirement after the grace period.
     tags = current.tags

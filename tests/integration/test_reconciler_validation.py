@@ -9,12 +9,10 @@ replica, exactly the non-atomic behaviour the reconciler must wait out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from emulator.rotator_profile import RotatorCloud
-from localcloud.state import secret_digest
 from rotation.domain.model import Action
 from tests.integration.reconcile_helpers import (
     Seeded,
@@ -47,24 +45,6 @@ def _logs(caplog: pytest.LogCaptureFixture) -> None:
     capture_logs(caplog)
 
 
-def assert_rolled_back(seeded: Seeded, created_key_id: str) -> None:
-    """The state after a rollback: the new credential is gone, the latest version holds the old value
-    again (with the reason), and the failed version is disabled and marked failed."""
-    cloud = seeded.cloud
-    assert created_key_id.lower() not in passwords(cloud, seeded.object_id)
-    current = latest(cloud, seeded.vault, seeded.name)
-    assert current.enabled
-    assert current.value == seeded.value
-    assert current.tags["CredentialId"] == seeded.key_id
-    assert current.tags["RotationState"] == "active"
-    assert "rolled back" in current.tags["FailureReason"]
-    assert "RetireCredentialId" not in current.tags
-    failed = [v for v in versions(cloud, seeded.vault, seeded.name) if v.tags.get("CredentialId") == created_key_id]
-    assert len(failed) == 1
-    assert not failed[0].enabled
-    assert failed[0].tags["RotationState"] == "failed"
-
-
 async def test_validation_waits_out_propagation_and_succeeds(
     private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -88,7 +68,7 @@ async def test_validation_waits_out_propagation_and_succeeds(
     await assert_converged(seeded, keep=seeded.humans, patience_seconds=10)
 
 
-async def test_a_value_not_proven_by_the_deadline_is_rolled_back_and_the_old_one_keeps_working(
+async def test_a_value_not_proven_by_the_deadline_is_never_stored_and_the_old_one_keeps_working(
     private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
@@ -100,61 +80,63 @@ async def test_a_value_not_proven_by_the_deadline_is_rolled_back_and_the_old_one
 
     assert_no_secret_leaked(cloud, outcome, caplog)
     assert outcome.error_code == "ValidationFailed", outcome.to_dict()
-    assert outcome.action is Action.ROLLED_BACK
-    assert outcome.error_message and "rolled back" in outcome.error_message
+    assert outcome.action is Action.NONE and outcome.vault_version is None
+    assert outcome.error_message and "was removed" in outcome.error_message
     assert outcome.validation_attempts >= 2
     assert outcome.created_key_id is not None
-    assert_rolled_back(seeded, outcome.created_key_id)
+    assert_never_stored(seeded, outcome.created_key_id)
     await assert_signs_in(cloud, seeded.app_id, latest(cloud, seeded.vault, seeded.name).value)
-    assert outcome.vault_version == latest(cloud, seeded.vault, seeded.name).version
 
 
-async def test_a_crash_during_validation_is_resumed_by_the_next_reconcile(
+def assert_never_stored(seeded: Seeded, created_key_id: str) -> None:
+    """An unproven value never reached Key Vault: the seeded version is still the only one, the new
+    credential is gone, and the failure is counted for the back-off."""
+    cloud = seeded.cloud
+    assert created_key_id.lower() not in passwords(cloud, seeded.object_id)
+    assert [v.version for v in versions(cloud, seeded.vault, seeded.name)] == [seeded.version]
+    current = latest(cloud, seeded.vault, seeded.name)
+    assert current.enabled and current.value == seeded.value
+    assert current.tags["CredentialId"] == seeded.key_id and current.tags["Backoff"].startswith("1/")
+
+
+async def test_a_crash_during_validation_leaves_only_an_orphan_that_the_next_reconcile_removes(
     cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeded = await seed(cloud, expires_in_days=10)
-    pending: dict[str, str] = {}
+    during: dict[str, str] = {}
 
     def observe() -> None:
-        pending.update(latest(cloud, seeded.vault, seeded.name).tags)
+        current = latest(cloud, seeded.vault, seeded.name)
+        during.update({"version": str(current.version), **current.tags})
 
     # Two successes needed: the reconciler pauses after the first, and the process "dies" there.
-    settings = make_settings(validation_successes=2)
+    settings = make_settings(validation_successes=2, orphan_margin_minutes=0, throttle_retry_seconds=1)
+    before = set(passwords(cloud, seeded.object_id))
     with pytest.raises(SimulatedCrash):
         await reconcile(settings, seeded, sleep=crash_on_sleep(observe))
-    assert pending["RotationState"] == "validating"
-    new_key = pending["CredentialId"]
-    assert new_key in passwords(cloud, seeded.object_id)
+    # Consumers never saw the unproven value: the latest version is still the seeded one.
+    assert during["version"] == seeded.version and during["CredentialId"] == seeded.key_id
+    (orphan,) = set(passwords(cloud, seeded.object_id)) - before
 
     outcome = await reconcile(settings, seeded)
 
     assert_no_secret_leaked(cloud, outcome, caplog)
-    assert outcome.ok and outcome.action is Action.VALIDATED, outcome.to_dict()
-    assert outcome.created_key_id is None  # nothing new was created: the pending one was finished
-    assert outcome.retired_key_ids == (seeded.key_id,)
+    assert outcome.ok and outcome.action is Action.ROTATED, outcome.to_dict()
+    assert outcome.removed_orphans == (orphan,)
     current = await assert_converged(seeded, keep=seeded.humans)
-    assert current.tags["CredentialId"] == new_key
+    assert current.tags["CredentialId"] == outcome.created_key_id
 
 
-ROLLBACK_STEPS = {
-    # The new credential's removal: the first removePassword of a rotation that never activated.
+CLEANUP_STEPS = {
+    # Removing the unproven credential.
     "removePassword": {"service": "graph", "method": "POST", "path_regex": r"/removePassword$"},
-    # Finding the last working version.
-    "versions-list": {"service": "keyvault", "method": "GET", "path_regex": "/versions$"},
-    # Disabling the failed version: the first PATCH of a rotation that never activated.
-    "disable-failed-version": {"service": "keyvault", "method": "PATCH"},
+    # Counting the failure (the Backoff tag on the current version).
+    "backoff-tag": {"service": "keyvault", "method": "PATCH"},
 }
 
 
-@pytest.mark.parametrize(
-    "step",
-    [
-        pytest.param("removePassword"),
-        pytest.param("versions-list"),
-        pytest.param("disable-failed-version"),
-    ],
-)
-async def test_a_crash_during_rollback_is_resumed_by_the_next_reconcile(
+@pytest.mark.parametrize("step", list(CLEANUP_STEPS))
+async def test_a_crash_while_cleaning_up_an_unproven_credential_is_finished_by_the_next_reconcile(
     private_cloud: Callable[..., RotatorCloud],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -165,32 +147,28 @@ async def test_a_crash_during_rollback_is_resumed_by_the_next_reconcile(
     settings = make_settings(
         cloud.env, validation_deadline_seconds=5, throttle_retry_seconds=1, orphan_margin_minutes=0
     )
-    # Not due: only the operator's emergency rotates it, so a later normal reconcile only resumes.
+    # Not due: only the operator's forced roll rotates it, so a later normal reconcile only cleans up.
     seeded = await seed(cloud, expires_in_days=200)
-    fault: dict[str, Any] = ROLLBACK_STEPS[step]
-    add_fault(cloud, status=500, count=100, **fault)
+    add_fault(cloud, status=500, count=100, **CLEANUP_STEPS[step])
 
-    crashed = await reconcile(settings, seeded, mode="emergency")
-    assert not crashed.ok, crashed.to_dict()
-    assert crashed.error_code != "ValidationFailed", crashed.to_dict()  # the rollback did not finish
+    crashed = await reconcile(settings, seeded, mode="forced")
+    assert crashed.error_code == "ValidationFailed", crashed.to_dict()
     assert crashed.created_key_id is not None
     clear_faults(cloud)
+    # Whatever failed, consumers read the old value, which works.
+    current = latest(cloud, seeded.vault, seeded.name)
+    assert current.version == seeded.version
+    await assert_signs_in(cloud, seeded.app_id, current.value)
 
     resumed = await reconcile(settings, seeded)
 
     assert_no_secret_leaked(cloud, resumed, caplog)
-    assert resumed.created_key_id is None, resumed.to_dict()  # no new rotation, only the unfinished one
-    assert_rolled_back(seeded, crashed.created_key_id)
-    current = latest(cloud, seeded.vault, seeded.name)
-    assert secret_digest(current.value) == passwords(cloud, seeded.object_id)[seeded.key_id].digest
-    await assert_signs_in(cloud, seeded.app_id, current.value)
-    # No enabled version points at a credential that no longer exists.
-    live = set(passwords(cloud, seeded.object_id))
-    for item in versions(cloud, seeded.vault, seeded.name):
-        if item.enabled and item.tags.get("CredentialId"):
-            assert item.tags["CredentialId"].lower() in live, (item.version, item.tags)
+    assert resumed.ok and resumed.created_key_id is None, resumed.to_dict()
+    assert crashed.created_key_id.lower() not in passwords(cloud, seeded.object_id)
+    assert [v.version for v in versions(cloud, seeded.vault, seeded.name)] == [seeded.version]
 
-    # And once Entra accepts new values again, the operator's next emergency rotates for good.
+    # And once Entra accepts new values again, the operator's next emergency rotates for good (an
+    # operator's request does not wait for the back-off).
     config(cloud, propagationSeconds=0)
     final = await reconcile(settings, seeded, mode="emergency")
     assert final.ok and final.action is Action.ROTATED, final.to_dict()

@@ -761,14 +761,13 @@ CASES = [
         check=nothing_created,
     ),
     Case(
-        # The write may have landed although it failed: removing the credential could break the value
-        # consumers now read, so it is left for the orphan sweep (which keeps it if it is referenced).
-        "key-vault-write-failure-leaves-an-orphan",
+        # A fresh read shows the write did not land: the credential goes at once.
+        "key-vault-write-failure-removes-the-new-credential",
         then(sync(due), lambda w: w.vault.faults.fail("set", KeyVaultError("boom"))),
         Action.VALIDATED,
-        ("addPassword",),
+        ("addPassword", "removePassword"),
         error="KeyVaultError",
-        check=left_for_the_orphan_sweep,
+        check=nothing_created,
     ),
     Case(
         "lock-lost-stops-before-the-next-write",
