@@ -68,7 +68,7 @@ async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
     failures: dict[str, RotationError] = {}
     try:
         async with config.runtime(settings) as runtime:
-            statuses = await scan(settings, runtime.vaults, now, failures=failures)
+            statuses = await scan(settings, runtime.vaults, now, failures=failures, catalog=runtime.directory)
     except RotationError as error:
         log_event(
             "SweepFailed", level=logging.ERROR, operationId=operation_id, errorCode=error.code, error=error.message

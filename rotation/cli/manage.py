@@ -180,7 +180,8 @@ def _sweep(args: argparse.Namespace) -> int:
 async def _sweep_all(settings: Settings, concurrency: int, dry_run: bool) -> list[Outcome]:
     async with open_runtime(settings) as runtime:
         now = datetime.now(UTC)
-        requests = work_requests(await scan(settings, runtime.vaults, now), now, source="sweep (command line)")
+        statuses = await scan(settings, runtime.vaults, now, catalog=runtime.directory)
+        requests = work_requests(statuses, now, source="sweep (command line)")
         progress = Progress(len(requests), "reconciling")
 
         def done(outcome: Outcome) -> None:
@@ -221,7 +222,7 @@ def _status(args: argparse.Namespace) -> int:
 
 async def _scan(settings: Settings, vault: str | None) -> tuple[list[SecretStatus], dict[tuple[str, str], bool | None]]:
     async with open_runtime(settings) as runtime:
-        statuses = await scan(settings, runtime.vaults, datetime.now(UTC), only=vault)
+        statuses = await scan(settings, runtime.vaults, datetime.now(UTC), only=vault, catalog=runtime.directory)
         return statuses, await bindings_of(settings, runtime.directory, statuses)
 
 

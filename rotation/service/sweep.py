@@ -3,11 +3,16 @@
 `scan` reads every vault in `ROTATION_VAULTS` with `list_properties_of_secrets` (one request per 25
 secrets, no values) and decides per secret with `policy.assess`. The timer trigger enqueues
 what `scan` finds; the command line reconciles it inline with bounded concurrency.
+
+Given the app catalogue, `scan` also lists the rotator's applications once (one request per 999
+apps) to find managed secrets whose `CredentialId` names a credential deleted in Entra: their value
+cannot sign in, so they are due now (and alerted on), not reported healthy until they would expire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -17,7 +22,7 @@ from rotation.domain.errors import RotationError
 from rotation.domain.model import Action, Outcome, ReconcileRequest, SecretVersion
 from rotation.domain.state import SecretStatus
 from rotation.observability import event
-from rotation.service.ports import Lock, Vault
+from rotation.service.ports import ApplicationCatalog, Lock, Vault
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
@@ -37,11 +42,13 @@ async def scan(
     *,
     only: str | None = None,
     failures: dict[str, RotationError] | None = None,
+    catalog: ApplicationCatalog | None = None,
 ) -> list[SecretStatus]:
     """Every managed secret of every configured vault (or of `only`), with what it needs.
 
     One unreadable vault must not hide the others' work: with `failures` given, its error is recorded
-    there (and logged) and the scan goes on; without, the first error is raised.
+    there (and logged) and the scan goes on; without, the first error is raised. With `catalog`,
+    secrets whose credential was deleted in Entra are found too (:func:`mark_deleted_credentials`).
     """
     chosen = [(name, v) for name, v in vaults.items() if only is None or name == only.lower()]
     listings = await asyncio.gather(*(vault.list_secrets() for _, vault in chosen), return_exceptions=True)
@@ -54,6 +61,8 @@ async def scan(
             event("VaultScanFailed", level=logging.ERROR, vault=name, errorCode=listing.code, error=listing.message)
             continue
         found.extend(status_of(version, settings, now) for version in listing if version.managed)
+    if catalog is not None:
+        found = await mark_deleted_credentials(found, catalog)
     for status in found:
         days = status.days_to_expiry(now)
         if days is not None and days <= settings.expiry_alert_days:
@@ -68,6 +77,47 @@ async def scan(
                 daysToExpiry=round(days, 1),
             )
     return sorted(found, key=lambda s: (s.vault, s.name.lower()))
+
+
+#: Graph's largest page for `/applications`: the fewest requests per sweep.
+APPLICATION_PAGE = 999
+
+
+async def mark_deleted_credentials(statuses: list[SecretStatus], catalog: ApplicationCatalog) -> list[SecretStatus]:
+    """``statuses`` with every active secret whose ``CredentialId`` the app no longer has made due now,
+    each alerted once per sweep (``CredentialMissing``). Apps the rotator cannot read, or a listing
+    that fails, change nothing (the reconcile finds the same on its own read); one app listing serves
+    every vault."""
+    named = [s for s in statuses if s.credential_id and s.app_id and s.enabled and not s.problem]
+    if not named:
+        return statuses
+    try:
+        listed = await catalog.list_applications(page_size=APPLICATION_PAGE)
+    except RotationError as error:
+        event("CredentialCheckSkipped", level=logging.WARNING, errorCode=error.code, error=error.message)
+        return statuses
+    credentials = {
+        item.application.app_id.lower(): {c.key_id.lower() for c in item.application.password_credentials}
+        for item in listed
+    }
+    marked: list[SecretStatus] = []
+    for status in statuses:
+        live = credentials.get((status.app_id or "").lower()) if status in named else None
+        credential_id = (status.credential_id or "").lower()
+        if live is None or credential_id in live or status.state == "validating":
+            marked.append(status)
+            continue
+        event(
+            "CredentialMissing",
+            level=logging.ERROR,
+            vault=status.vault,
+            secret=status.name,
+            appId=status.app_id,
+            keyId=status.credential_id,
+        )
+        reason = f"credential {status.credential_id} no longer exists on app {status.app_id}: the value cannot sign in"
+        marked.append(dataclasses.replace(status, needs_work=reason, next_look_at=None))
+    return marked
 
 
 def work_requests(statuses: list[SecretStatus], now: datetime, *, source: str) -> list[ReconcileRequest]:

@@ -12,6 +12,7 @@ import pytest
 from emulator.rotator_profile import RotatorCloud
 from rotation.domain.errors import SettingsError
 from tests.functions.harness import Collector, events_named, request_mark, requests_since
+from tests.integration.reconcile_helpers import remove_credential_by_hand
 from tests.integration.seed import seed_managed_secret, write_secret
 
 
@@ -57,7 +58,10 @@ async def test_sweep_enqueues_exactly_the_secrets_that_need_work(
     listed = [c for c in calls if c["status"] == 200]
     assert len(listed) == 2, calls
     assert all(c["method"] == "GET" and c["path"].split("?")[0] == "/secrets" for c in calls), calls
-    assert requests_since(own_cloud, mark, "graph") == []
+    # And one listing of the rotator's apps, to find credentials deleted in Entra (one per 999 apps).
+    graph = requests_since(own_cloud, mark, "graph")
+    assert [(c["method"], c["path"].split("?")[0]) for c in graph] == [("GET", "/v1.0/applications")], graph
+    assert "%24top=999" in graph[0]["path"] or "$top=999" in graph[0]["path"], graph
     (completed,) = events_named(logs.records, "SweepCompleted")
     assert completed["managed"] == 4 and completed["enqueued"] == 3 and completed["problems"] == 1
     assert completed["pastDue"] is past_due
@@ -101,3 +105,20 @@ async def test_a_vault_the_rotator_may_not_list_fails_the_sweep_loudly_after_enq
     assert failed["vault"] == "kv-alpha" and failed["errorCode"] == "PermissionDenied"
     (completed,) = events_named(logs.records, "SweepCompleted")
     assert completed["unreadableVaults"] == "kv-alpha"
+
+
+async def test_a_credential_deleted_in_entra_is_enqueued_and_alerted_by_the_sweep(
+    own_cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+) -> None:
+    # Healthy for 50 more days by its tags; but someone deleted its credential in the portal.
+    dangling = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=80)
+    await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=80)
+    remove_credential_by_hand(own_cloud, dangling.object_id, dangling.key_id)
+
+    out = await run_sweep(handlers)
+
+    requests = out.requests()
+    assert [(r.vault, r.secret) for r in requests] == [("kv-alpha", dangling.name)]
+    assert "no longer exists" in requests[0].reason
+    (missing,) = events_named(logs.records, "CredentialMissing")
+    assert missing["keyId"] == dangling.key_id and missing["secret"] == dangling.name

@@ -233,7 +233,7 @@ async def reconcile(
     settings: Settings,
     seeded: Seeded,
     *,
-    mode: Literal["normal", "emergency"] = "normal",
+    mode: Literal["normal", "forced", "emergency"] = "normal",
     clock: Clock | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     secret: str | None = None,

@@ -9,6 +9,7 @@ replica, exactly the non-atomic behaviour the reconciler must wait out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -127,7 +128,7 @@ async def test_a_crash_during_validation_leaves_only_an_orphan_that_the_next_rec
     assert current.tags["CredentialId"] == outcome.created_key_id
 
 
-CLEANUP_STEPS = {
+CLEANUP_STEPS: dict[str, dict[str, Any]] = {
     # Removing the unproven credential.
     "removePassword": {"service": "graph", "method": "POST", "path_regex": r"/removePassword$"},
     # Counting the failure (the Backoff tag on the current version).
