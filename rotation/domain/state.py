@@ -192,13 +192,18 @@ class ManagedSecret:
                 allowed = ", ".join(s.value for s in RotationState)
                 problems.append(f"RotationState={raw_state!r} is not one of {allowed}")
 
-        retire_after: datetime | None = None
-        raw_after = get(Tag.RetireAfter)
-        if raw_after is not None:
+        def timestamp(tag: str) -> datetime | None:
+            value = get(tag)
+            if value is None:
+                return None
             try:
-                retire_after = parse_utc(raw_after)
+                return parse_utc(value)
             except ValueError:
-                problems.append(f"RetireAfter={raw_after!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
+                problems.append(f"{tag}={value!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
+                return None
+
+        raw_after = get(Tag.RetireAfter)
+        retire_after = timestamp(Tag.RetireAfter)
 
         backoff: Backoff | None = None
         raw_backoff = get(Tag.Backoff)
@@ -211,13 +216,7 @@ class ManagedSecret:
                     "(remove the tag to let the rotator try again at once)"
                 )
 
-        emergency: datetime | None = None
-        raw_emergency = get(Tag.Emergency)
-        if raw_emergency is not None:
-            try:
-                emergency = parse_utc(raw_emergency)
-            except ValueError:
-                problems.append(f"Emergency={raw_emergency!r} is not a UTC timestamp like 2025-01-31T12:00:00Z")
+        emergency = timestamp(Tag.Emergency)
 
         # Cross-checks: states that cannot be acted on safely.
         if raw_after is not None and get(Tag.RetireCredentialId) is None:
