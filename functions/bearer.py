@@ -26,18 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import aiohttp
-import jwt
-from jwt.exceptions import (
-    ExpiredSignatureError,
-    ImmatureSignatureError,
-    InvalidAudienceError,
-    InvalidIssuerError,
-    InvalidKeyError,
-    InvalidTokenError,
-    MissingRequiredClaimError,
-    PyJWKError,
-)
+# PyJWT (with cryptography) and aiohttp are imported where a token is first checked, not here: the
+# Functions host imports this module on every cold start, and only the HTTP routes ever need them.
 
 KEYS_TTL_SECONDS: Final = 3600.0
 #: An unknown ``kid`` fetches the keys again at most this often: a stream of made-up kids must not
@@ -90,6 +80,8 @@ Fetch = Callable[[str], Awaitable[Any]]
 
 
 async def fetch_json(url: str) -> Any:
+    import aiohttp
+
     """GET a JSON document over https (the process's trust store: ``SSL_CERT_FILE`` for the local cloud)."""
     timeout = aiohttp.ClientTimeout(total=_FETCH_TIMEOUT_SECONDS)
     async with (
@@ -135,6 +127,10 @@ class SigningKeys:
         self._cache.clear()
 
     async def _load(self, authority: str, tenant: str) -> _TenantKeys:
+        import aiohttp
+        import jwt
+        from jwt.exceptions import InvalidKeyError, PyJWKError
+
         config_url = f"{authority}/{tenant}/v2.0/.well-known/openid-configuration"
         try:
             config = await self.fetch(config_url)
@@ -193,6 +189,16 @@ async def validate_token(
     token: str, *, authority: str, tenant: str, audiences: tuple[str, ...], keys: SigningKeys
 ) -> TokenIdentity:
     """Verify ``token`` for this API or raise :class:`TokenRejected` (or :class:`KeysUnavailable`)."""
+    import jwt
+    from jwt.exceptions import (
+        ExpiredSignatureError,
+        ImmatureSignatureError,
+        InvalidAudienceError,
+        InvalidIssuerError,
+        InvalidTokenError,
+        MissingRequiredClaimError,
+    )
+
     try:
         header = jwt.get_unverified_header(token)
     except InvalidTokenError:

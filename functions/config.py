@@ -14,16 +14,19 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from functions.bearer import SIGNING_KEYS, SigningKeys
-from rotation.runtime import DEFAULT_LEASE_SECONDS, Runtime, open_runtime
+from rotation.hosting import DEFAULT_LEASE_SECONDS, open_runtime_lazily
 from rotation.settings import Settings
+
+if TYPE_CHECKING:
+    from rotation.runtime import Runtime
 
 #: host.json next to function_app.py: the host reads it from the app's root, so does the edge.
 HOST_JSON: Final = Path(__file__).resolve().parents[1] / "host.json"
 
-RuntimeFactory = Callable[[Settings], AbstractAsyncContextManager[Runtime]]
+RuntimeFactory = Callable[[Settings], "AbstractAsyncContextManager[Runtime]"]
 
 
 def utc_now() -> datetime:
@@ -44,8 +47,8 @@ class EdgeConfig:
     #: Read for ``extensions.queues.messageEncoding`` when the worker re-enqueues a message.
     host_json: Path = HOST_JSON
     clock: Callable[[], datetime] = utc_now
-    #: Opens the adapters for one invocation (``rotation.runtime.open_runtime``).
-    runtime: RuntimeFactory = open_runtime
+    #: Opens the adapters for one invocation (``rotation.runtime.open_runtime``, imported on first use).
+    runtime: RuntimeFactory = open_runtime_lazily
     #: The tenants' token-signing keys the HTTP routes verify operators' tokens with (cached).
     signing_keys: SigningKeys = field(default=SIGNING_KEYS, compare=False)
 

@@ -8,13 +8,15 @@ import math
 import random
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from functions.config import EdgeConfig
 from functions.host import REQUESTS_QUEUE, message_encoding, request_dims
 from rotation.domain.model import Outcome, ReconcileRequest, format_utc
 from rotation.observability import event as log_event
-from rotation.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rotation.runtime import Runtime
 
 # --------------------------------------------------------------------------------------------------
 # After a reconcile

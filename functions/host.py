@@ -15,8 +15,9 @@ import azure.functions as func
 
 from rotation.domain.errors import SettingsError
 from rotation.domain.model import ReconcileRequest
+from rotation.hosting import STORAGE_CONNECTION as STORAGE_SETTING_NAME
+from rotation.hosting import MessageEncoding
 from rotation.observability import event as log_event
-from rotation.runtime import STORAGE_SETTING_NAME, MessageEncoding
 from rotation.settings import Settings
 
 # --------------------------------------------------------------------------------------------------

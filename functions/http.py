@@ -33,7 +33,6 @@ from rotation.domain.model import format_utc, new_operation_id
 from rotation.observability import event as log_event
 from rotation.service.intake import admit_rotation, known_vault, managed_status
 from rotation.service.sweep import scan
-from rotation.tools.inventory import inventory_response
 
 log = logging.getLogger("rotation.functions")
 
@@ -115,6 +114,9 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
             settings = invocation_settings("inventory", operation_id)
             await authorize(req.headers, settings, read(settings), config.signing_keys)
             async with config.runtime(settings) as runtime:
+                # The inventory (and its HTML renderer) loads with its first request, not at cold start.
+                from rotation.tools.inventory import inventory_response
+
                 answer = await inventory_response(runtime, req.params.get("days"), req.params.get("format"))
             return document_reply(*answer)
 

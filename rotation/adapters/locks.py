@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
+from rotation import hosting
 from rotation.domain.errors import LockHeld, LockUnavailableError
 from rotation.service.ports import HeldLock, InProcessLock
 
@@ -25,7 +26,7 @@ log = logging.getLogger("rotation.lock")
 __all__ = ["DEFAULT_LEASE_SECONDS", "LOCK_CONTAINER", "BlobLeaseLock", "InProcessLock"]
 
 LOCK_CONTAINER = "rotation-locks"
-DEFAULT_LEASE_SECONDS = 60
+DEFAULT_LEASE_SECONDS = hosting.DEFAULT_LEASE_SECONDS
 
 
 class BlobLeaseLock:

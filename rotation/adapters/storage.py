@@ -21,11 +21,9 @@ from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from rotation.domain.errors import SettingsError
+from rotation.hosting import STORAGE_CONNECTION, MessageEncoding
 
-#: The app setting (or ``__``-prefixed setting collection) naming the host's storage account.
-STORAGE_CONNECTION = "AzureWebJobsStorage"
-
-MessageEncoding = Literal["base64", "none"]
+__all__ = ["STORAGE_CONNECTION", "MessageEncoding"]
 
 
 def _account(service: Literal["blob", "queue"], env: Mapping[str, str], credential: object, purpose: str) -> str:
