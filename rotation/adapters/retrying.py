@@ -4,17 +4,25 @@ The SDKs' own retry layers are switched off in the adapters, so that each attemp
 throttling (429, honouring `Retry-After`), `Directory_ConcurrencyViolation`, 5xx and transport errors
 are retried with exponential back-off and jitter under one total time cap; everything else (403 above
 all) surfaces at once, because waiting cannot fix a missing permission.
+
+Throttling is the service telling every caller to slow down, not one request: a 429's `Retry-After`
+closes the :class:`ThrottleGate` of that service for the whole process, so concurrent rotations (a
+fleet sweep, the worker's batch) wait together and then proceed at the service's pace, instead of
+each spending its own attempts against the budget. Throttled attempts therefore count against the
+time cap only; `MAX_ATTEMPTS` bounds the other failures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay
+from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from rotation.domain.errors import ServiceUnavailableError, ThrottledError
@@ -74,6 +82,54 @@ class _Wait:
         return backoff
 
 
+class ThrottleGate:
+    """When each service may next be called, for every caller in this process: a 429's
+    `Retry-After` closes it (:meth:`close_for`), and every attempt first waits for it (:meth:`wait`).
+
+    One gate per process, like the SDKs' connection pools: the budget Graph enforces (per app and
+    tenant) is shared by all of this process's calls, so one caller's 429 is everyone's.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._open_at: dict[str, float] = {}
+
+    def close_for(self, service: str, seconds: float) -> None:
+        self._open_at[service] = max(self._open_at.get(service, 0.0), self._clock() + seconds)
+
+    def closed_for(self, service: str) -> float:
+        """Seconds until ``service`` may be called again (0 when it may now)."""
+        return max(0.0, self._open_at.get(service, 0.0) - self._clock())
+
+    async def wait(self, service: str) -> None:
+        while (delay := self.closed_for(service)) > 0:
+            await self._sleep(delay)
+
+
+#: The process's gate (see :class:`ThrottleGate`).
+GATE = ThrottleGate()
+
+
+class _StopAfterFailures(stop_base):
+    """Stop after ``limit`` failures that were not throttling: a service pacing its callers with 429s
+    is no reason to give up while the time cap allows waiting."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._failures = 0
+
+    def __call__(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if not (isinstance(error, Transient) and error.throttled):
+            self._failures += 1
+        return self._failures >= self._limit
+
+
 async def with_retries(
     operation: Callable[[], Awaitable[T]],
     *,
@@ -82,13 +138,25 @@ async def with_retries(
     what: str,
     initial_backoff: float = 0.5,
     max_backoff: float = 30.0,
+    gate: ThrottleGate = GATE,
 ) -> T:
-    """Run `operation`, retrying `Transient` failures until `budget_seconds` have passed."""
+    """Run `operation`, retrying `Transient` failures until `budget_seconds` have passed; every
+    attempt waits for `service`'s gate first, and a throttled one closes it for its `Retry-After`."""
     started = time.monotonic()
+
+    async def attempt_once() -> T:
+        await gate.wait(service)
+        try:
+            return await operation()
+        except Transient as exc:
+            if exc.throttled:
+                gate.close_for(service, exc.retry_after if exc.retry_after is not None else initial_backoff)
+            raise
+
     retrying = AsyncRetrying(
         retry=retry_if_exception(lambda e: isinstance(e, Transient)),
         wait=_Wait(initial_backoff, max_backoff),
-        stop=stop_after_delay(budget_seconds) | stop_after_attempt(MAX_ATTEMPTS),
+        stop=stop_after_delay(budget_seconds) | _StopAfterFailures(MAX_ATTEMPTS),
         reraise=True,
         before_sleep=lambda state: log.warning(
             "Retrying %s after %s (attempt %d)",
@@ -101,7 +169,7 @@ async def with_retries(
     try:
         async for attempt in retrying:
             with attempt:
-                return await operation()
+                return await attempt_once()
     except Transient as exc:
         waited = time.monotonic() - started
         if exc.throttled:
