@@ -431,6 +431,30 @@ def test_alerts_count_failure_poison_and_expiry_log_lines_and_mail_the_operators
     assert unwrap(main_modules["functionApp"]["config"])["params"]["expiryAlertDays"] == "expiryAlertDays"
 
 
+# Application Insights tables the alert queries read, and the telemetry type host.json's sampling names.
+SAMPLED_TYPE_OF_TABLE = {"traces": "Trace", "exceptions": "Exception", "requests": "Request"}
+
+
+def test_sampling_never_drops_a_line_an_alert_counts() -> None:
+    """Adaptive sampling keeps a fraction of what it samples: an alert counting `traces` would then
+    miss a RotationFailed line. Every table an alert reads must be excluded from sampling."""
+    sampling = json.loads((ROOT / "host.json").read_text())["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = set(sampling.get("excludedTypes", "").split(";")) if sampling.get("isEnabled", True) else None
+    rules = resources("Microsoft.Insights/scheduledQueryRules")
+    tables = {
+        match.group(1)
+        for text in strings(template(rules[0].path))
+        for match in re.finditer(r"^(\w+) \| where message startswith", text)
+    }
+    assert tables == {"traces"}, tables
+    for table in tables:
+        assert excluded is None or SAMPLED_TYPE_OF_TABLE[table] in excluded, (
+            f"host.json samples {SAMPLED_TYPE_OF_TABLE[table]}, which the alerts count"
+        )
+    # Failures stay whole too, as before.
+    assert excluded is None or {"Request", "Exception"} <= excluded
+
+
 # ---------------------------------------------------------------------------------------------- Key Vault
 
 
