@@ -17,7 +17,7 @@ from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION, invocation_settin
 from rotation.domain.errors import RotationError
 from rotation.domain.model import ReconcileRequest, new_operation_id
 from rotation.observability import event as log_event
-from rotation.service.sweep import scan, work_requests
+from rotation.service.sweep import report_expiring, scan, work_requests
 
 
 def blueprint(config: EdgeConfig) -> func.Blueprint:
@@ -74,6 +74,8 @@ async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
             "SweepFailed", level=logging.ERROR, operationId=operation_id, errorCode=error.code, error=error.message
         )
         raise
+    # The expiry alert counts these lines: logged here, by the timer only, never by a read of the list.
+    report_expiring(statuses, settings, now)
     work = work_requests(statuses, now, source="sweep")
     for request in work:
         log_enqueued(request, source="sweep", sweepId=operation_id)

@@ -17,14 +17,16 @@ param resourceGroupName string = ''
 @description('Key Vaults to create in the rotator resource group and manage, e.g. ["kv-payments-prod"]. When this and existingVaults are both empty, one vault named kv-<token> is created.')
 param createVaultNames array = []
 
-@description('Existing vaults to manage, in this subscription: [{"name": "kv-a", "resourceGroupName": "rg-a"}]. resourceGroupName defaults to the rotator resource group.')
+@description('Existing vaults to manage, in this subscription: [{"name": "kv-a", "resourceGroupName": "rg-a"}]. resourceGroupName defaults to the rotator resource group. A vault that already has an Event Grid system topic (Key Vault allows one per vault) names it: "systemTopicName" (and "systemTopicResourceGroupName" when it is not in the vault\'s group); the rotator then subscribes to that topic and creates none.')
 param existingVaults array = []
 
-@description('Create the Event Grid subscriptions to on_key_vault_event. Event Grid checks that the function exists, which is only true after `azd deploy`; the postdeploy hook sets this and provisions again.')
-param eventSubscriptionsEnabled bool = false
+@description('Vaults of createVaultNames (or the default kv-<token>) that an earlier `azd down` of this environment left soft-deleted: recovered, with their secrets, instead of created. The preprovision hook fills it (ROTATION_RECOVER_VAULT_NAMES); purge protection keeps a deleted vault\'s name taken for 90 days, so creating it anew would fail.')
+param recoverVaultNames array = []
 
-@description('Grant Microsoft Graph Application.ReadWrite.OwnedBy to the rotator identity in this deployment (needs a deployer who may grant app roles). Set false and follow docs/deploy.md to have an administrator grant it.')
-param grantGraphPermission bool = true
+@description('Most instances per function scale group (Flex Consumption allows 1-1000). Small on purpose: the rotator calls Graph and Key Vault, and a sweep that finds many secrets due should queue them, not fan out (docs/deploy.md).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 2
 
 @description('Client id of an existing app registration for the rotator API (with the Rotation.Operator and Rotation.Reader app roles). Empty: this deployment registers one, which needs a deployer allowed to register applications.')
 param operatorApiClientId string = ''
@@ -62,16 +64,6 @@ param operatorRole string = 'Rotation.Operator'
 @description('ROTATION_READER_ROLE: app role a caller needs for the HTTP read routes (status, list, inventory).')
 param readerRole string = 'Rotation.Reader'
 
-@description('Event Grid delivery attempts before an event is dead-lettered.')
-@minValue(1)
-@maxValue(30)
-param maxDeliveryAttempts int = 30
-
-@description('Minutes Event Grid keeps retrying one event.')
-@minValue(1)
-@maxValue(1440)
-param eventTimeToLiveInMinutes int = 1440
-
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -80,6 +72,11 @@ var rotatorResourceGroupName = empty(resourceGroupName) ? 'rg-${environmentName}
 var functionAppName = 'func-rotator-${resourceToken}'
 var deploymentContainerName = 'deployment-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
+// The system topics (evgt-<vault>-<token>) and the event subscription carry the token as well: they can
+// live outside this environment's resource group, and a second environment that brings the same vault
+// must fail loudly (Key Vault allows one system topic per vault) instead of taking over the first
+// one's topic and subscription by name.
+var eventSubscriptionName = 'rotator-secret-expiry-${resourceToken}'
 
 // The vaults the rotator manages: the ones created here plus the ones passed in.
 var vaultsToCreate = (empty(createVaultNames) && empty(existingVaults)) ? [
@@ -88,16 +85,29 @@ var vaultsToCreate = (empty(createVaultNames) && empty(existingVaults)) ? [
 var createdVaultRefs = [for name in vaultsToCreate: {
   name: name
   resourceGroupName: rotatorResourceGroupName
+  systemTopicName: 'evgt-${name}-${resourceToken}'
+  systemTopicResourceGroupName: rotatorResourceGroupName
+  reuseSystemTopic: false
 }]
 var existingVaultRefs = [for vault in existingVaults: {
   name: vault.name
   resourceGroupName: (vault.?resourceGroupName) ?? rotatorResourceGroupName
+  // Key Vault allows one system topic per vault: a vault that has one keeps it, and the rotator
+  // subscribes to it (the deployer names it) instead of failing on a second one.
+  systemTopicName: (vault.?systemTopicName) ?? 'evgt-${vault.name}-${resourceToken}'
+  systemTopicResourceGroupName: empty((vault.?systemTopicName) ?? '') ? ((vault.?resourceGroupName) ?? rotatorResourceGroupName) : ((vault.?systemTopicResourceGroupName) ?? ((vault.?resourceGroupName) ?? rotatorResourceGroupName))
+  reuseSystemTopic: !empty((vault.?systemTopicName) ?? '')
 }]
 var managedVaults = concat(createdVaultRefs, existingVaultRefs)
 
 // ROTATION_VAULTS: name=https://name.vault.azure.net entries, with the DNS suffix of this cloud.
 var vaultEntries = [for vault in managedVaults: '${vault.name}=https://${vault.name}${environment().suffixes.keyvaultDns}']
 var rotationVaults = join(vaultEntries, ',')
+
+// For the hooks (azure.yaml): every managed vault's resource id (the post-provision RBAC check) and
+// its system topic as <group>/<topic>:created|reused (the post-deploy step subscribes to each).
+var managedVaultIds = [for vault in managedVaults: resourceId(subscription().subscriptionId, vault.resourceGroupName, 'Microsoft.KeyVault/vaults', vault.name)]
+var eventTopics = [for vault in managedVaults: '${vault.systemTopicResourceGroupName}/${vault.systemTopicName}:${vault.reuseSystemTopic ? 'reused' : 'created'}']
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: rotatorResourceGroupName
@@ -177,6 +187,7 @@ module functionApp 'modules/function-app.bicep' = {
     operatorRole: operatorRole
     readerRole: readerRole
     expiryAlertDays: expiryAlertDays
+    maximumInstanceCount: maximumInstanceCount
     operatorApiClientId: empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId
     operatorApiAudience: empty(operatorApiClientId) ? (operatorApi.?outputs.audience ?? '') : ''
   }
@@ -189,6 +200,7 @@ module createdVaults 'modules/key-vault.bicep' = [for name in vaultsToCreate: {
     name: name
     location: location
     tags: tags
+    createMode: contains(recoverVaultNames, name) ? 'recover' : 'default'
   }
 }]
 
@@ -198,14 +210,9 @@ module vaultRotation 'modules/vault-rotation.bicep' = [for vault in managedVault
   params: {
     vaultName: vault.name
     rotatorPrincipalId: identities.outputs.rotatorPrincipalId
-    functionAppName: functionApp.outputs.name
-    functionAppResourceGroupName: rg.name
+    systemTopicName: vault.systemTopicName
+    createSystemTopic: !vault.reuseSystemTopic
     eventGridIdentityId: identities.outputs.eventGridId
-    deadLetterStorageAccountId: storage.outputs.id
-    deadLetterContainerName: storage.outputs.deadLetterContainerName
-    eventSubscriptionsEnabled: eventSubscriptionsEnabled
-    maxDeliveryAttempts: maxDeliveryAttempts
-    eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
     tags: tags
   }
   dependsOn: [
@@ -213,13 +220,10 @@ module vaultRotation 'modules/vault-rotation.bicep' = [for vault in managedVault
   ]
 }]
 
-module graphPermission 'modules/graph-permission.bicep' = if (grantGraphPermission) {
-  name: 'graph-permission'
-  scope: rg
-  params: {
-    principalId: identities.outputs.rotatorPrincipalId
-  }
-}
+// Not here on purpose: the Event Grid subscriptions (Event Grid validates the endpoint, which exists
+// only after `azd deploy`: infra/hooks/create-event-subscriptions.*, postdeploy) and the Microsoft
+// Graph app role (a deployer may lack the Entra role, and a new identity takes a while to replicate:
+// infra/hooks/grant-graph-permission.*, postprovision, off unless ROTATION_GRANT_GRAPH_PERMISSION=true).
 
 // azd stores these in .azure/<env>/.env. None of them is a secret.
 output AZURE_LOCATION string = location
@@ -232,3 +236,11 @@ output ROTATOR_CLIENT_ID string = identities.outputs.rotatorClientId
 output ROTATION_VAULTS string = rotationVaults
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output OPERATOR_API_CLIENT_ID string = empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId
+// Read by the hooks in infra/hooks (azure.yaml).
+output ROTATION_VAULT_IDS string = join(managedVaultIds, ',')
+output ROTATION_EVENT_TOPICS string = join(eventTopics, ',')
+output ROTATION_EVENT_SUBSCRIPTION_NAME string = eventSubscriptionName
+output ROTATION_EVENT_ENDPOINT_ID string = '${functionApp.outputs.id}/functions/on_key_vault_event'
+output ROTATION_EVENTGRID_IDENTITY_ID string = identities.outputs.eventGridId
+output ROTATION_DEAD_LETTER_STORAGE_ID string = storage.outputs.id
+output ROTATION_DEAD_LETTER_CONTAINER string = storage.outputs.deadLetterContainerName

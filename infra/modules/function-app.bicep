@@ -109,10 +109,16 @@ param operatorApiClientId string
 @description('Identifier URI of that API, accepted as a token audience besides its client id (empty: the client id only).')
 param operatorApiAudience string = ''
 
-@description('Most instances the app scales out to.')
-@minValue(40)
+// Flex Consumption scales each function group (the HTTP routes together; the timer, the Event Grid
+// handler, the worker and the poison handler each on their own) up to this many on-demand instances.
+// The work is small and mostly waiting (validation waits out Entra's propagation): one worker
+// instance reconciles several secrets at once (host.json batchSize), and a sweep that finds many due
+// should queue them rather than fan out against Graph's and Key Vault's throttling budgets. Two keeps a
+// second instance for overlap and restarts; the platform's floor is now 1 (it was 40).
+@description('Most on-demand instances per function scale group (Flex Consumption allows 1-1000).')
+@minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 40
+param maximumInstanceCount int = 2
 
 @description('Memory of each instance.')
 @allowed([

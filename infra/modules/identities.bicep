@@ -1,6 +1,7 @@
 // Two user-assigned identities, so each gets only its own permissions:
 // - the rotator (the function app): storage data roles, Key Vault Secrets Officer per vault,
-//   Monitoring Metrics Publisher, and Microsoft Graph Application.ReadWrite.OwnedBy;
+//   Monitoring Metrics Publisher, and Microsoft Graph Application.ReadWrite.OwnedBy (granted by its
+//   own step, infra/hooks/grant-graph-permission.*, not by this deployment);
 // - Event Grid's dead-letter writer: Blob Data Contributor on the dead-letter container only.
 
 @description('Name token shared by the resources.')

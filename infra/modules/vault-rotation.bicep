@@ -1,7 +1,10 @@
 // Everything the rotator needs on one vault, deployed into the vault's own resource group:
 // - Key Vault Secrets Officer for the rotator identity, scoped to this vault only;
-// - an Event Grid system topic on the vault and, once the function exists, a subscription that sends
-//   exactly SecretNearExpiry and SecretExpired to on_key_vault_event, dead-lettering to blob storage.
+// - an Event Grid system topic on the vault, unless the vault has one already (Key Vault allows one
+//   per vault; then the deployer names it and the rotator subscribes to that one).
+// The event subscription itself is not here: Event Grid validates that on_key_vault_event exists when
+// a subscription is created, which is true only after `azd deploy`, so the postdeploy hook creates it
+// (infra/hooks/create-event-subscriptions.*) and nothing needs a second provisioning.
 
 @description('Name of an existing vault in this resource group.')
 param vaultName string
@@ -9,33 +12,14 @@ param vaultName string
 @description('Principal (object) id of the rotator identity.')
 param rotatorPrincipalId string
 
-@description('Function app that handles the events.')
-param functionAppName string
+@description('Name of the system topic on the vault: created here (evgt-<vault>-<token>), or the vault\'s existing one when createSystemTopic is false.')
+param systemTopicName string
 
-@description('Resource group of the function app.')
-param functionAppResourceGroupName string
+@description('Create the system topic. False for a vault that already has one: Key Vault refuses a second system topic per vault.')
+param createSystemTopic bool = true
 
-@description('Resource id of the user-assigned identity Event Grid uses to write dead letters.')
+@description('Resource id of the user-assigned identity Event Grid uses to write dead letters (attached to a topic created here).')
 param eventGridIdentityId string
-
-@description('Resource id of the storage account that receives dead letters.')
-param deadLetterStorageAccountId string
-
-@description('Blob container that receives dead letters.')
-param deadLetterContainerName string
-
-@description('Create the event subscription. Event Grid validates that the function exists, so this stays false until the code is deployed.')
-param eventSubscriptionsEnabled bool = false
-
-@description('Delivery attempts before an event is dead-lettered.')
-@minValue(1)
-@maxValue(30)
-param maxDeliveryAttempts int = 30
-
-@description('Minutes Event Grid keeps retrying one event.')
-@minValue(1)
-@maxValue(1440)
-param eventTimeToLiveInMinutes int = 1440
 
 @description('Tags for the system topic.')
 param tags object = {}
@@ -46,12 +30,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: vaultName
 }
 
-resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
-  name: functionAppName
-  scope: resourceGroup(functionAppResourceGroupName)
-}
-
-// Scoped to the vault: the rotator can read and write secrets here and nowhere else.
+// Scoped to the vault: the rotator can read and write secrets here and nowhere else. It grants
+// something only if the vault authorizes with Azure RBAC; the postprovision hook checks that.
 resource rotatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, rotatorPrincipalId, keyVaultSecretsOfficer)
   scope: vault
@@ -62,9 +42,8 @@ resource rotatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 }
 
-// Key Vault allows one system topic per vault; a vault that already has one must reuse it (see docs/deploy.md).
-resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
-  name: 'evgt-${vaultName}'
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (createSystemTopic) {
+  name: systemTopicName
   location: vault.location
   tags: tags
   identity: {
@@ -79,46 +58,5 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-// SecretNewVersionCreated is deliberately absent: the rotator's own writes fire it, and reacting would loop.
-resource secretExpirySubscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (eventSubscriptionsEnabled) {
-  parent: systemTopic
-  name: 'rotator-secret-expiry'
-  properties: {
-    destination: {
-      endpointType: 'AzureFunction'
-      properties: {
-        resourceId: '${functionApp.id}/functions/on_key_vault_event'
-        maxEventsPerBatch: 1
-        preferredBatchSizeInKilobytes: 64
-      }
-    }
-    eventDeliverySchema: 'EventGridSchema'
-    filter: {
-      includedEventTypes: [
-        'Microsoft.KeyVault.SecretNearExpiry'
-        'Microsoft.KeyVault.SecretExpired'
-      ]
-    }
-    retryPolicy: {
-      maxDeliveryAttempts: maxDeliveryAttempts
-      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
-    }
-    deadLetterWithResourceIdentity: {
-      identity: {
-        type: 'UserAssigned'
-        userAssignedIdentity: eventGridIdentityId
-      }
-      deadLetterDestination: {
-        endpointType: 'StorageBlob'
-        properties: {
-          resourceId: deadLetterStorageAccountId
-          blobContainerName: deadLetterContainerName
-        }
-      }
-    }
-  }
-}
-
 output vaultId string = vault.id
 output vaultUri string = vault.properties.vaultUri
-output systemTopicName string = systemTopic.name

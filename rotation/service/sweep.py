@@ -2,7 +2,8 @@
 
 `scan` reads every vault in `ROTATION_VAULTS` with `list_properties_of_secrets` (one request per 25
 secrets, no values) and decides per secret with `policy.assess`. The timer trigger enqueues
-what `scan` finds; the command line reconciles it inline with bounded concurrency.
+what `scan` finds and logs the expiry warnings (`report_expiring`); the command line reconciles it
+inline with bounded concurrency.
 
 Given the app catalogue, `scan` also lists the rotator's applications once (one request per 999
 apps) to find managed secrets whose `CredentialId` names a credential deleted in Entra: their value
@@ -26,7 +27,7 @@ from rotation.service.ports import ApplicationCatalog, Lock, Vault
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
-__all__ = ["SecretStatus", "reconcile_all", "scan", "status_of", "work_requests"]
+__all__ = ["SecretStatus", "reconcile_all", "report_expiring", "scan", "status_of", "work_requests"]
 
 
 def status_of(version: SecretVersion, settings: Settings, now: datetime) -> SecretStatus:
@@ -63,7 +64,17 @@ async def scan(
         found.extend(status_of(version, settings, now) for version in listing if version.managed)
     if catalog is not None:
         found = await mark_deleted_credentials(found, catalog)
-    for status in found:
+    return sorted(found, key=lambda s: (s.vault, s.name.lower()))
+
+
+def report_expiring(statuses: list[SecretStatus], settings: Settings, now: datetime) -> None:
+    """Log `CredentialExpiring` for each managed secret expiring within `ROTATION_EXPIRY_ALERT_DAYS`.
+
+    Only the timer sweep calls this: the expiry alert counts these lines, so a read that scans the
+    same vaults (`GET /api/secrets`, `status`) must not log them, or every dashboard refresh would
+    fire the alert again.
+    """
+    for status in statuses:
         days = status.days_to_expiry(now)
         if days is not None and days <= settings.expiry_alert_days:
             event(
@@ -76,7 +87,6 @@ async def scan(
                 expires=status.expires,
                 daysToExpiry=round(days, 1),
             )
-    return sorted(found, key=lambda s: (s.vault, s.name.lower()))
 
 
 #: Graph's largest page for `/applications`: the fewest requests per sweep.

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 import pytest
 
-from emulator.rotator_profile import RotatorCloud
+from emulator.rotator_profile import READER_ROLE, RotatorCloud
 from rotation.domain.errors import SettingsError
-from tests.functions.harness import Collector, events_named, request_mark, requests_since
+from tests.functions.harness import Collector, events_named, http_request, request_mark, requests_since
 from tests.integration.reconcile_helpers import remove_credential_by_hand
 from tests.integration.seed import seed_managed_secret, write_secret
 
@@ -122,3 +123,25 @@ async def test_a_credential_deleted_in_entra_is_enqueued_and_alerted_by_the_swee
     assert "no longer exists" in requests[0].reason
     (missing,) = events_named(logs.records, "CredentialMissing")
     assert missing["keyId"] == dangling.key_id and missing["secret"] == dangling.name
+
+
+async def test_credential_expiring_is_logged_by_the_timer_sweep_never_by_a_read_of_the_list(
+    own_cloud: RotatorCloud, handlers: dict[str, Any], logs: pytest.LogCaptureFixture
+) -> None:
+    """The expiry alert counts `CredentialExpiring` lines: a dashboard reading `GET /api/secrets`
+    scans the same vaults, and must not fire the alert on every refresh (issue 11, finding 11)."""
+    expiring = await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-alpha", expires_in_days=5)
+    await asyncio.to_thread(seed_managed_secret, own_cloud, vault="kv-beta", expires_in_days=80)
+    reader = await asyncio.to_thread(own_cloud.api_client, "dashboard", READER_ROLE)
+    token = await asyncio.to_thread(own_cloud.api_token, reader)
+
+    for _ in range(2):
+        response = await handlers["list_secrets"](http_request("GET", "/api/secrets", bearer=token))
+        assert response.status_code == 200, response.get_body()
+    listed = [s["secret"] for s in json.loads(response.get_body())["secrets"]]
+    assert expiring.name in listed  # the read sees the expiring secret ...
+    assert events_named(logs.records, "CredentialExpiring") == []  # ... and says nothing to the alert
+
+    await run_sweep(handlers)
+    logged = events_named(logs.records, "CredentialExpiring")
+    assert [(e["vault"], e["secret"]) for e in logged] == [("kv-alpha", expiring.name)]

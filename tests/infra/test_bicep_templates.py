@@ -25,6 +25,8 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 MAIN = INFRA / "main.bicep"
 SAMPLE_SETTINGS = ROOT / "local.settings.sample.json"
 
+HOOKS = INFRA / "hooks"
+
 # Built-in Azure role definition ids.
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
@@ -256,6 +258,22 @@ def function_app() -> Resource:
     return sites[0]
 
 
+def hook_scripts(event: str) -> tuple[str, str]:
+    """The (posix, windows) scripts azure.yaml runs for an azd hook event."""
+    text = (ROOT / "azure.yaml").read_text()
+    block = re.search(rf"^  {event}:\n((?:    .*\n)+)", text, re.M)
+    assert block, f"azure.yaml has no {event} hook"
+    runs = re.findall(r"^\s+run: (\S+)$", block.group(1), re.M)
+    assert len(runs) == 2, f"{event}: expected a posix and a windows run, found {runs}"
+    return runs[0], runs[1]
+
+
+def hook_code(name: str) -> str:
+    """A hook script without its comment lines (what it runs, not what it says)."""
+    lines = (HOOKS / name).read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
 # ---------------------------------------------------------------------------------------------- parsing
 
 
@@ -289,9 +307,9 @@ def test_parameters_file_supplies_every_required_parameter() -> None:
     assert set(values) <= set(declared), f"unknown parameters: {set(values) - set(declared)}"
     required = {name for name, p in declared.items() if p.get("default") is None}
     assert required <= set(values), f"azd would prompt for or miss: {required - set(values)}"
-    # Event Grid rejects a subscription to a function that is not deployed yet: off until postdeploy.
-    assert values["eventSubscriptionsEnabled"]["value"] == "${ROTATION_EVENT_SUBSCRIPTIONS=false}"
-    assert template(MAIN)["parameters"]["eventSubscriptionsEnabled"]["default"] is False
+    # The steps that must not be part of the deployment have no switch in it any more (issue 11).
+    assert not {"eventSubscriptionsEnabled", "grantGraphPermission"} & set(declared)
+    assert values["recoverVaultNames"]["value"] == "${ROTATION_RECOVER_VAULT_NAMES=[]}"
 
 
 # ---------------------------------------------------------------------------------------------- storage
@@ -431,6 +449,30 @@ def test_alerts_count_failure_poison_and_expiry_log_lines_and_mail_the_operators
     assert unwrap(main_modules["functionApp"]["config"])["params"]["expiryAlertDays"] == "expiryAlertDays"
 
 
+# Application Insights tables the alert queries read, and the telemetry type host.json's sampling names.
+SAMPLED_TYPE_OF_TABLE = {"traces": "Trace", "exceptions": "Exception", "requests": "Request"}
+
+
+def test_sampling_never_drops_a_line_an_alert_counts() -> None:
+    """Adaptive sampling keeps a fraction of what it samples: an alert counting `traces` would then
+    miss a RotationFailed line. Every table an alert reads must be excluded from sampling."""
+    sampling = json.loads((ROOT / "host.json").read_text())["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = set(sampling.get("excludedTypes", "").split(";")) if sampling.get("isEnabled", True) else None
+    rules = resources("Microsoft.Insights/scheduledQueryRules")
+    tables = {
+        match.group(1)
+        for text in strings(template(rules[0].path))
+        for match in re.finditer(r"^(\w+) \| where message startswith", text)
+    }
+    assert tables == {"traces"}, tables
+    for table in tables:
+        assert excluded is None or SAMPLED_TYPE_OF_TABLE[table] in excluded, (
+            f"host.json samples {SAMPLED_TYPE_OF_TABLE[table]}, which the alerts count"
+        )
+    # Failures stay whole too, as before.
+    assert excluded is None or {"Request", "Exception"} <= excluded
+
+
 # ---------------------------------------------------------------------------------------------- Key Vault
 
 
@@ -488,21 +530,25 @@ def test_rotation_vaults_setting_lists_every_managed_vault_with_the_cloud_dns_su
 # ---------------------------------------------------------------------------------------------- Graph
 
 
-def test_graph_permission_is_application_readwrite_ownedby() -> None:
-    grants = resources("Microsoft.Graph/appRoleAssignedTo")
-    assert len(grants) == 1, [g.where for g in grants]
-    (grant,) = grants
-    assert "microsoftGraphV1" in template(grant.path).get("extensions", {})
-    assert resolve(grant.path, grant.body["appRoleId"]) == APPLICATION_READWRITE_OWNEDBY
-    assert grant.body["principalId"] == "principalId"
-    resource_sp = dotted(grant.body["resourceId"]).removesuffix(".id")
-    graph_sp = template(grant.path)["resources"][resource_sp]
-    assert graph_sp["type"] == "Microsoft.Graph/servicePrincipals" and graph_sp["existing"] is True
-    assert resolve(grant.path, graph_sp["config"]["appId"]) == MICROSOFT_GRAPH_APP_ID
-    module = template(MAIN)["modules"]["graphPermission"]
-    assert module["detail"]["path"] == f"modules/{grant.path.name}"
-    principal = unwrap(module["config"])["params"]["principalId"]
-    assert dotted(principal) == "identities.outputs.rotatorPrincipalId"
+def test_graph_permission_is_application_readwrite_ownedby_granted_by_its_own_step_off_by_default() -> None:
+    """Granting an app role needs an Entra role a subscription Owner often lacks, and a new identity
+    takes minutes to replicate: the grant is not in the deployment (a refusal there failed the whole
+    provision) but a postprovision step that retries, is off unless asked, and prints the command."""
+    assert resources("Microsoft.Graph/appRoleAssignedTo") == [], "the deployment grants no Graph app role"
+    assert "graphPermission" not in template(MAIN).get("modules", {})
+    for script in ("grant-graph-permission.sh", "grant-graph-permission.ps1"):
+        text = (HOOKS / script).read_text()
+        assert APPLICATION_READWRITE_OWNEDBY in text and MICROSOFT_GRAPH_APP_ID in text, script
+        assert "ROTATOR_PRINCIPAL_ID" in text and "/v1.0/servicePrincipals/" in text, script
+        assert "appRoleAssignments" in text, script
+        assert ("Start-Sleep" if script.endswith(".ps1") else 'sleep "$delay"') in text, f"{script} must retry"
+    # Off by default: only the exact value true asks for it.
+    assert '"${ROTATION_GRANT_GRAPH_PERMISSION:-false}" != "true"' in (HOOKS / "grant-graph-permission.sh").read_text()
+    assert "$env:ROTATION_GRANT_GRAPH_PERMISSION -ne 'true'" in (HOOKS / "grant-graph-permission.ps1").read_text()
+    # Placement: after provisioning (the identity exists), and never able to stop the code deploying.
+    assert hook_scripts("postprovision") == ("infra/hooks/postprovision.sh", "infra/hooks/postprovision.ps1")
+    assert 'sh "$here/grant-graph-permission.sh" || grant=$?' in (HOOKS / "postprovision.sh").read_text()
+    assert "'grant-graph-permission.ps1'" in (HOOKS / "postprovision.ps1").read_text()
 
 
 def test_app_service_authentication_refuses_every_request_without_a_token_for_the_rotator_api() -> None:
@@ -581,44 +627,102 @@ def test_system_topics_watch_key_vaults() -> None:
         assert resource_types(topic.path)[source.removesuffix(".id")] == "Microsoft.KeyVault/vaults"
 
 
+def event_subscription_templates() -> dict[str, dict[str, Any]]:
+    return {
+        name: json.loads((HOOKS / name).read_text())["properties"]
+        for name in ("event-subscription.json", "event-subscription-without-dead-letter.json")
+    }
+
+
 def test_event_subscriptions_deliver_exactly_the_expiry_events_to_the_function() -> None:
-    subscriptions = resources("Microsoft.EventGrid/systemTopics/eventSubscriptions")
-    assert subscriptions
-    for subscription in subscriptions:
-        props = subscription.body["properties"]
-        assert props["filter"]["includedEventTypes"] == KEY_VAULT_EVENT_TYPES, subscription.where
-        assert set(props["filter"]) == {"includedEventTypes"}, "no other filter narrows or widens it"
+    templates = event_subscription_templates()
+    for name, props in templates.items():
+        assert props["filter"] == {"includedEventTypes": KEY_VAULT_EVENT_TYPES}, name
         destination = props["destination"]
         assert destination["endpointType"] == "AzureFunction"
-        assert destination["properties"]["resourceId"] == EVENT_FUNCTION_ENDPOINT
-        retry = props["retryPolicy"]
-        assert set(retry) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
+        assert destination["properties"]["resourceId"] == "__ENDPOINT_ID__"
+        assert destination["properties"]["maxEventsPerBatch"] == 1
+        assert props["eventDeliverySchema"] == "EventGridSchema"
+        assert props["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
         # Dead letters go to blob storage with a managed identity, never with a storage key.
         assert "deadLetterDestination" not in props
-        dead_letter = props["deadLetterWithResourceIdentity"]
-        assert dead_letter["identity"]["type"] in {"SystemAssigned", "UserAssigned"}
-        assert dead_letter["deadLetterDestination"]["endpointType"] == "StorageBlob"
-        assert set(dead_letter["deadLetterDestination"]["properties"]) == {"resourceId", "blobContainerName"}
+    with_dead_letter = templates["event-subscription.json"]
+    dead_letter = with_dead_letter["deadLetterWithResourceIdentity"]
+    assert dead_letter["identity"] == {"type": "UserAssigned", "userAssignedIdentity": "__EVENTGRID_IDENTITY_ID__"}
+    assert dead_letter["deadLetterDestination"] == {
+        "endpointType": "StorageBlob",
+        "properties": {"resourceId": "__DEAD_LETTER_STORAGE_ID__", "blobContainerName": "__DEAD_LETTER_CONTAINER__"},
+    }
+    # A topic the vault already had lacks the rotator's Event Grid identity: same subscription, no dead letters.
+    without = templates["event-subscription-without-dead-letter.json"]
+    assert without == {k: v for k, v in with_dead_letter.items() if k != "deadLetterWithResourceIdentity"}
+    # The endpoint the hook fills in is the function that handles the events.
+    outputs = template(MAIN)["outputs"]
+    assert outputs["ROTATION_EVENT_ENDPOINT_ID"]["value"] == "${functionApp.outputs.id}/functions/on_key_vault_event"
 
 
-def test_event_subscriptions_wait_for_the_deployed_function() -> None:
+def test_event_subscriptions_are_created_after_the_deploy_by_a_step_that_creates_only_them() -> None:
+    """Event Grid checks that on_key_vault_event exists, which is true only after `azd deploy`. The
+    postdeploy step PUTs exactly the subscriptions; the old one provisioned the whole template again
+    (app settings rewritten, so a restart, while Event Grid validated that very app)."""
     declared = [
         resource
         for path in BICEP_FILES
         for resource in template(path).get("resources", {}).values()
         if resource["type"] == "Microsoft.EventGrid/systemTopics/eventSubscriptions"
     ]
-    assert declared
-    for subscription in declared:
-        assert subscription["config"]["condition"] == "eventSubscriptionsEnabled"
-    per_vault = unwrap(template(MAIN)["modules"]["vaultRotation"]["config"])["params"]
-    assert per_vault["eventSubscriptionsEnabled"] == "eventSubscriptionsEnabled"
-    hook = (INFRA / "hooks" / "enable-event-subscriptions.sh").read_text()
-    assert "azd env set ROTATION_EVENT_SUBSCRIPTIONS true" in hook and "azd provision" in hook
-    assert (INFRA / "hooks" / "enable-event-subscriptions.ps1").is_file()
-    azure_yaml = (ROOT / "azure.yaml").read_text()
-    assert "infra/hooks/enable-event-subscriptions.sh" in azure_yaml
-    assert "infra/hooks/enable-event-subscriptions.ps1" in azure_yaml
+    assert declared == [], "the deployment declares no event subscription: it could not validate one"
+    assert hook_scripts("postdeploy") == (
+        "infra/hooks/create-event-subscriptions.sh",
+        "infra/hooks/create-event-subscriptions.ps1",
+    )
+    for script in ("create-event-subscriptions.sh", "create-event-subscriptions.ps1"):
+        code = hook_code(script)
+        assert "--method PUT" in code and "/eventSubscriptions/" in code, script
+        assert "event-subscription.json" in code and "event-subscription-without-dead-letter.json" in code
+
+
+def test_no_hook_provisions_or_deploys_again() -> None:
+    hooks = sorted(p.name for p in HOOKS.iterdir() if p.suffix in {".sh", ".ps1"})
+    assert hooks, "no hooks"
+    # A command where a command starts (a line, a pipe, `;`, `&&`, `$(`, a keyword), not a mention in a message.
+    runs_again = re.compile(
+        r"(?:^|[;|&(]|\b(?:then|do|else|if|elif|while|until))\s*(?:azd\s+(?:provision|up|deploy)\b|az\s+deployment\b|New-AzDeployment)",
+        re.M,
+    )
+    for name in hooks:
+        found = runs_again.search(hook_code(name))
+        assert not found, f"infra/hooks/{name} runs {found.group(0).strip()!r}"
+    for line in re.findall(r"^\s+run: (.+)$", (ROOT / "azure.yaml").read_text(), re.M):
+        assert line.startswith("infra/hooks/"), f"azure.yaml runs {line!r} inline; keep hooks in infra/hooks"
+
+
+def test_every_hook_azure_yaml_runs_exists_for_both_shells() -> None:
+    for event in ("preprovision", "postprovision", "postdeploy", "postdown"):
+        posix, windows = hook_scripts(event)
+        assert (ROOT / posix).is_file() and (ROOT / windows).is_file(), event
+        assert Path(posix).stem == Path(windows).stem, f"{event}: the two shells must run twins"
+    for path in HOOKS.glob("*.sh"):
+        assert path.with_suffix(".ps1").is_file(), f"{path.name} has no PowerShell twin"
+        assert path.read_text().startswith("#!/bin/sh\n"), f"{path.name}: azd runs hooks with sh, so POSIX sh"
+        assert "set -eu" in path.read_text(), path.name
+
+
+def test_hooks_read_only_what_the_deployment_or_the_deployer_sets() -> None:
+    """A variable a hook names must be an output of main.bicep, one of azd's own, or a setting the
+    deployer documents: a renamed output would otherwise leave a hook reading nothing."""
+    known = set(template(MAIN)["outputs"]) | {
+        "AZURE_ENV_NAME",  # azd's own
+        "AZURE_SUBSCRIPTION_ID",
+        "ROTATION_GRANT_GRAPH_PERMISSION",  # the deployer's (docs/deploy.md)
+        "ROTATION_EXISTING_VAULTS",
+        "ROTATION_RECOVER_VAULT_NAMES",  # written by the preprovision hook, read by main.parameters.json
+    }
+    for path in sorted(HOOKS.glob("*.*")):
+        if path.suffix not in {".sh", ".ps1"}:
+            continue
+        names = set(re.findall(r"\b(?:AZURE|ROTATION|ROTATOR|FUNCTION)_[A-Z0-9_]+\b", hook_code(path.name)))
+        assert not names - known, f"infra/hooks/{path.name} names {sorted(names - known)}, which nothing sets"
 
 
 # ---------------------------------------------------------------------------------------------- transport
@@ -732,6 +836,118 @@ def test_azure_yaml_deploys_the_repository_root_as_a_python_function() -> None:
     assert service, "azure.yaml has no service"
     # azd finds the app to deploy by this tag.
     assert resolve(function_app().path, "serviceName") == service.group(1)
+
+
+def test_azure_yaml_requires_an_azd_that_neither_deletes_brought_resource_groups_nor_stringifies_arrays() -> None:
+    """azd before 1.24.1 deletes, on `azd down`, the resource group of every vault you bring (the
+    deployment puts a role assignment and a system topic there); before 1.23.4 it sent the array
+    parameters as the string "[]". One floor covers both."""
+    text = (ROOT / "azure.yaml").read_text()
+    floor = re.search(r"^requiredVersions:\n  azd: \"?>= ?(\d+)\.(\d+)\.(\d+)\"?$", text, re.M)
+    assert floor, "azure.yaml must pin a minimum azd version (requiredVersions.azd)"
+    assert tuple(int(part) for part in floor.groups()) >= (1, 24, 1)
+    # The array parameters are passed as JSON arrays from the environment, which the floor makes safe.
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    for name in ("createVaultNames", "existingVaults", "recoverVaultNames"):
+        assert template(MAIN)["parameters"][name]["type"] == "array"
+        assert values[name]["value"].endswith("=[]}"), name
+
+
+def test_names_outside_the_environments_resource_group_carry_the_environment() -> None:
+    """A second environment that brings the same vault must fail on the second system topic (Key
+    Vault allows one per vault), not silently take over the first one's topic and subscription."""
+    variables = template(MAIN)["variables"]
+    unique = variables["resourceToken"]["value"]["function"]["parameters"]["string_to_change"]["function"]
+    assert unique["type"] == "unique_string" and "environmentName" in unique["parameters"].values()
+    assert variables["eventSubscriptionName"]["value"] == "rotator-secret-expiry-${resourceToken}"
+    assert template(MAIN)["outputs"]["ROTATION_EVENT_SUBSCRIPTION_NAME"]["value"] == "eventSubscriptionName"
+    for refs in ("createdVaultRefs", "existingVaultRefs"):
+        name = json.dumps(variables[refs]["value"]["config"]["systemTopicName"])
+        assert "evgt-${" in name and "}-${resourceToken}" in name, refs
+    # The module creates the topic under exactly the name it is given: no fixed name of its own.
+    (topic,) = resources("Microsoft.EventGrid/systemTopics")
+    assert topic.body["name"] == "systemTopicName"
+    # The default vault is per environment too (its name is global and held 90 days after deletion).
+    assert json.dumps(variables["vaultsToCreate"]["value"]).count("kv-${resourceToken}") == 1
+
+
+def test_a_brought_vault_that_has_a_system_topic_reuses_it() -> None:
+    """Key Vault allows one system topic per vault: a vault you bring with one names it
+    (systemTopicName), the deployment creates none for it, and the postdeploy step subscribes there."""
+    module = INFRA / "modules" / "vault-rotation.bicep"
+    (topic,) = [r for r in template(module)["resources"].values() if r["type"] == "Microsoft.EventGrid/systemTopics"]
+    assert topic["config"]["condition"] == "createSystemTopic"
+    per_vault = unwrap(template(MAIN)["modules"]["vaultRotation"]["config"])["params"]
+    assert dotted(per_vault["systemTopicName"]) == "vault.systemTopicName"
+    assert per_vault["createSystemTopic"]["operator"]["type"] == "not"
+    assert dotted(per_vault["createSystemTopic"]["operator"]["operands"]["bool_value"]) == "vault.reuseSystemTopic"
+    existing = template(MAIN)["variables"]["existingVaultRefs"]["value"]["config"]
+    named = existing["systemTopicName"]["operator"]
+    assert named["type"] == "coalesce" and dotted(named["operands"]["operand_1"]) == "vault.systemTopicName"
+    # reuseSystemTopic = !empty(vault.?systemTopicName ?? ''): reused exactly when the deployer names one.
+    reuse = existing["reuseSystemTopic"]["operator"]
+    assert reuse["type"] == "not"
+    emptiness = reuse["operands"]["bool_value"]["function"]
+    assert emptiness["type"] == "empty"
+    coalesced = emptiness["parameters"]["item_to_test"]["operator"]["operands"]
+    assert dotted(coalesced["operand_1"]) == "vault.systemTopicName" and coalesced["operand_2"] == ""
+    created = template(MAIN)["variables"]["createdVaultRefs"]["value"]["config"]
+    assert created["reuseSystemTopic"] is False
+    topics = template(MAIN)["variables"]["eventTopics"]["value"]
+    assert topics["loop_type"]["detail"]["array_name"] == "managedVaults"
+    assert topics["config"] == (
+        "${vault.systemTopicResourceGroupName}/${vault.systemTopicName}"
+        ":${vault.reuseSystemTopic ? 'reused' : 'created'}"
+    )
+    assert template(MAIN)["outputs"]["ROTATION_EVENT_TOPICS"]["value"]["function"]["type"] == "join"
+
+
+def test_the_default_instance_cap_is_small_and_the_platform_floor_allows_it() -> None:
+    site = function_app()
+    cap = site.body["properties"]["functionAppConfig"]["scaleAndConcurrency"]["maximumInstanceCount"]
+    assert cap == "maximumInstanceCount"
+    for path in (site.path, MAIN):
+        parameter = template(path)["parameters"]["maximumInstanceCount"]
+        assert 1 <= parameter["default"] <= 4, f"{path.name}: a rotator that calls Graph wants a small cap"
+        bounds = {d["type"]: d["argument"] for d in parameter["decorators"] if d["type"] in {"min_value", "max_value"}}
+        assert bounds == {"min_value": 1, "max_value": 1000}, f"{path.name}: Flex Consumption allows 1-1000"
+    passed = unwrap(template(MAIN)["modules"]["functionApp"]["config"])["params"]
+    assert passed["maximumInstanceCount"] == "maximumInstanceCount"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    default = template(MAIN)["parameters"]["maximumInstanceCount"]["default"]
+    assert values["maximumInstanceCount"]["value"] == f"${{ROTATION_MAXIMUM_INSTANCE_COUNT={default}}}"
+
+
+def test_after_azd_down_the_soft_deleted_vaults_of_the_environment_are_recovered_not_created() -> None:
+    (vault,) = resources("Microsoft.KeyVault/vaults")
+    assert vault.body["properties"]["createMode"] == "createMode"
+    parameter = template(vault.path)["parameters"]["createMode"]
+    assert parameter["default"] == "default"
+    allowed = [d["argument"] for d in parameter["decorators"] if d["type"] == "allowed"]
+    assert allowed == [["default", "recover"]]
+    passed = unwrap(template(MAIN)["modules"]["createdVaults"]["config"])["params"]["createMode"]
+    assert "recoverVaultNames" in json.dumps(passed) and '"recover"' in json.dumps(passed)
+    assert hook_scripts("preprovision") == (
+        "infra/hooks/recover-deleted-vaults.sh",
+        "infra/hooks/recover-deleted-vaults.ps1",
+    )
+    for script in ("recover-deleted-vaults.sh", "recover-deleted-vaults.ps1"):
+        code = hook_code(script)
+        assert "keyvault list-deleted --resource-type vault" in code and "azd-env-name" in code, script
+        assert "azd env set ROTATION_RECOVER_VAULT_NAMES" in code, script
+
+
+def test_post_provision_checks_that_every_managed_vault_uses_rbac() -> None:
+    """Key Vault Secrets Officer grants nothing on a vault that still uses access policies."""
+    ids = template(MAIN)["variables"]["managedVaultIds"]["value"]
+    assert ids["loop_type"]["detail"]["array_name"] == "managedVaults"
+    assert template(MAIN)["outputs"]["ROTATION_VAULT_IDS"]["value"]["function"]["type"] == "join"
+    assert 'sh "$here/check-vault-rbac.sh" || status=$?' in (HOOKS / "postprovision.sh").read_text()
+    assert "'check-vault-rbac.ps1'" in (HOOKS / "postprovision.ps1").read_text()
+    for script in ("check-vault-rbac.sh", "check-vault-rbac.ps1"):
+        code = hook_code(script)
+        assert "properties.enableRbacAuthorization" in code and "ROTATION_VAULT_IDS" in code, script
+        assert "--enable-rbac-authorization true" in code, f"{script} must say how to switch the vault"
 
 
 # ---------------------------------------------------------------------------------------------- checkov
