@@ -110,6 +110,28 @@ var alerts = [
     muteActionsDuration: ''
   }
   {
+    name: 'credential-missing'
+    displayName: 'A managed secret names a credential deleted in Entra'
+    description: 'The rotator logged CredentialMissing: the credential a managed secret holds was deleted in Entra, so consumers of the secret cannot sign in until the rotator replaces it (it rotates at once). Find out who deleted it (the Entra audit log).'
+    severity: 1
+    query: 'traces | where message startswith "CredentialMissing"'
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    autoMitigate: false
+    muteActionsDuration: 'PT24H'
+  }
+  {
+    name: 'rotation-stopped'
+    displayName: 'Secret rotation stopped after repeated failures'
+    description: 'The rotator logged RotationStopped: six rotations of a secret failed in a row and it stopped trying. Fix the cause named in the log line, then run `python -m rotation rotate VAULT SECRET --force`.'
+    severity: 1
+    query: 'traces | where message startswith "RotationStopped"'
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    autoMitigate: false
+    muteActionsDuration: ''
+  }
+  {
     name: 'credential-expiring'
     displayName: 'Client secret expires within ${expiryAlertDays} days'
     description: 'The sweep logged CredentialExpiring: a managed credential expires within ROTATION_EXPIRY_ALERT_DAYS (${expiryAlertDays}) days and was not rotated.'

@@ -427,14 +427,20 @@ def test_application_insights_ingests_with_entra_id_only() -> None:
     assert publishers[0].body["properties"]["principalId"] == "rotatorPrincipalId"
 
 
-def test_alerts_count_failure_poison_and_expiry_log_lines_and_mail_the_operators() -> None:
+def test_alerts_count_failure_poison_stop_missing_and_expiry_log_lines_and_mail_the_operators() -> None:
     rules = resources("Microsoft.Insights/scheduledQueryRules")
     assert rules, "no scheduled query rule"
     monitoring = rules[0].path
     queries = {
         match.group(1) for text in strings(template(monitoring)) for match in re.finditer(r'startswith "(\w+)"', text)
     }
-    assert queries == {"RotationFailed", "RotationPoisoned", "CredentialExpiring"}
+    assert queries == {
+        "RotationFailed",
+        "RotationPoisoned",
+        "CredentialExpiring",
+        "CredentialMissing",
+        "RotationStopped",
+    }
     for rule in rules:
         props = rule.body["properties"]
         assert [dotted(group) for group in props["actions"]["actionGroups"]] == ["actionGroup.id"]
