@@ -145,6 +145,11 @@ async def with_retries(
     started = time.monotonic()
 
     async def attempt_once() -> T:
+        closed_for = gate.closed_for(service)
+        if closed_for > 0 and closed_for > budget_seconds - (time.monotonic() - started):
+            # The service asked every caller to wait longer than this call may: give up now, as a
+            # throttled call that ran out of budget would, instead of waiting past the cap.
+            raise ThrottledError(service, time.monotonic() - started, closed_for)
         await gate.wait(service)
         try:
             return await operation()

@@ -93,3 +93,13 @@ async def test_a_later_shorter_retry_after_never_reopens_the_gate_early() -> Non
     gate.close_for("graph", 2)
     await asyncio.gather(gate.wait("graph"), gate.wait("graph"))
     assert fake.now == 10.0
+
+
+async def test_a_gate_closed_beyond_the_budget_fails_as_throttled_at_once() -> None:
+    fake = FakeTime()
+    gate = ThrottleGate(clock=fake.clock, sleep=fake.sleep)
+    gate.close_for("graph", 300)
+    calls, operation = failing(0, throttled=True)
+    with pytest.raises(ThrottledError):
+        await with_retries(operation, service="graph", budget_seconds=120, what="x", gate=gate)  # type: ignore[arg-type]
+    assert calls == [] and fake.sleeps == []  # neither a request nor a wait past the cap
