@@ -77,6 +77,7 @@ infra-check: venv $(INFRA_STAMP)
 bench: venv
 	$(PY) -m benchmarks.emulator_throughput
 	$(PY) -m benchmarks.cold_start
+	$(PY) -m benchmarks.fleet
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
