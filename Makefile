@@ -78,6 +78,7 @@ bench: venv
 	$(PY) -m benchmarks.emulator_throughput
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.fleet
+	$(PY) -m benchmarks.time_to_proof
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -256,9 +256,9 @@ async def validate_and_activate(
 async def validate(run: Run, seen: Observed, value: Sensitive) -> policy.ValidationProgress:
     """Ask Entra for a token with ``value`` until enough consecutive successes, or a verdict.
 
-    Between probes it waits :meth:`ValidationProgress.next_delay` (a short pause after a success so
-    the next request may reach another replica, exponential back-off after a failure), never past
-    the deadline.
+    Between probes it waits :meth:`ValidationProgress.next_delay` (a second, so that the next
+    request may reach another replica and one app never sends more than one a second; after the
+    first 10 s a tenth of the wait so far), never past the deadline.
     """
     progress = policy.ValidationProgress(
         needed=run.settings.validation_successes,

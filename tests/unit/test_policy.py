@@ -310,15 +310,16 @@ def test_finished_progress_does_not_change() -> None:
     assert done.after(WRONG_SECRET, 2) is done
 
 
-def test_back_off_between_probes() -> None:
+def test_probes_once_a_second_then_back_off_in_proportion_to_the_wait() -> None:
     p = ValidationProgress(needed=3, deadline_seconds=600)
     assert p.next_delay() == 1.0
     delays = []
-    for i in range(7):
-        p = p.after(WRONG_SECRET, i)
+    for elapsed in (0, 5, 10, 20, 60, 150, 300):
+        p = p.after(WRONG_SECRET, elapsed)
         delays.append(p.next_delay())
-    assert delays == [1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
-    assert p.after(OK, 8).next_delay() == 1.0
+    # Never more than one request a second for one app; never later than a tenth of the wait.
+    assert delays == [1.0, 1.0, 1.0, 2.0, 6.0, 15.0, 15.0]
+    assert p.after(OK, 301).next_delay() == 1.0
 
 
 # ---------------------------------------------------------------------------------------------- sweep
