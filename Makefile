@@ -79,6 +79,7 @@ bench: venv
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.fleet
 	$(PY) -m benchmarks.time_to_proof
+	$(PY) -m benchmarks.rotation_cost
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
