@@ -43,9 +43,11 @@ ROLE_POLICY_READ = "Policy.Read.All"
 GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL, ROLE_POLICY_READ)
 
 # Key Vault data-plane roles (RBAC) and what each allows on secrets.
+# Officer and Administrator hold `Microsoft.KeyVault/vaults/secrets/*`, backup and restore included;
+# Secrets User only getSecret and readMetadata.
 VAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "Key Vault Administrator": frozenset({"read", "get", "write", "delete", "purge"}),
-    "Key Vault Secrets Officer": frozenset({"read", "get", "write", "delete", "purge"}),
+    "Key Vault Administrator": frozenset({"read", "get", "write", "delete", "purge", "backup", "restore"}),
+    "Key Vault Secrets Officer": frozenset({"read", "get", "write", "delete", "purge", "backup", "restore"}),
     "Key Vault Secrets User": frozenset({"read", "get"}),
     "Key Vault Reader": frozenset({"read"}),
 }
@@ -82,8 +84,15 @@ def to_epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The IntDates Key Vault can hold: .NET's DateTime range, 0001-01-01 to 9999-12-31T23:59:59Z.
+MIN_EPOCH = -62135596800
+MAX_EPOCH = 253402300799
+
+
 def from_epoch(value: int) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
+    """Any IntDate in [MIN_EPOCH, MAX_EPOCH] (the platform's `fromtimestamp` limits are narrower)."""
+    return _EPOCH + timedelta(seconds=value)
 
 
 def graph_time(moment: datetime) -> str:
@@ -567,6 +576,9 @@ class World:
         self.managed_identities: dict[str, ManagedIdentityRecord] = {}
         self.default_tenant_id = ""
         self.signing_key = SigningKey.generate()
+        # Key Vault backups are encrypted with a key of the cloud's own: a blob restores into any
+        # vault of this cloud (Azure: of the same subscription and geography), and nowhere else.
+        self.backup_key = secrets.token_bytes(32)
 
     # --- directory -------------------------------------------------------------------------------
     def create_tenant(self, tenant_id: str | None = None) -> Tenant:
