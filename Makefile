@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv node test unit lint format demo emulator bench infra-check clean
+.PHONY: help venv node test unit lint format demo emulator bench infra-check az-venv az-test clean
 
 help:
 	@echo "make demo      run the rotator end to end against the local cloud"
@@ -13,6 +13,7 @@ help:
 	@echo "make emulator  start the local cloud with the rotator's identity and print its endpoints"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make infra-check  parse the Bicep templates and run checkov on infra/"
+	@echo "make az-test   the README's troubleshooting guide with the real Azure CLI (installs it into .venv-az)"
 
 # The virtual environment is rebuilt only when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -74,6 +75,22 @@ infra-check: venv $(INFRA_STAMP)
 		if grep -q 'Parsing errors' $(INFRA_VENV)/checkov.log; then echo 'checkov could not parse a template'; exit 1; fi; \
 		exit $$status
 
+AZ_VENV  ?= .venv-az
+AZ_STAMP := $(AZ_VENV)/.installed
+
+# The Azure CLI lives in its own virtual environment too (its dependency tree is large, and `make test`
+# stays light): `make az-test` drives it against the local cloud.
+$(AZ_STAMP): requirements-az.txt
+	@test -x $(AZ_VENV)/bin/python || $(PYTHON) -m venv $(AZ_VENV)
+	@echo '*' > $(AZ_VENV)/.gitignore
+	$(AZ_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-az.txt
+	@touch $@
+
+az-venv: $(AZ_STAMP)
+
+az-test: venv $(AZ_STAMP)
+	ROTATION_AZ_CLI=$(CURDIR)/$(AZ_VENV)/bin/az $(PY) -m pytest tests/az -m az $(PYTEST_ARGS)
+
 bench: venv
 	$(PY) -m benchmarks.emulator_throughput
 	$(PY) -m benchmarks.cold_start
@@ -82,4 +99,4 @@ bench: venv
 	$(PY) -m benchmarks.rotation_cost
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(AZ_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .troubleshoot

@@ -617,8 +617,8 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
             "stall": bool,
         },
     )
-    if fields["service"] not in ("entra", "graph", "keyvault", "identity"):
-        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity.")
+    if fields["service"] not in ("entra", "graph", "keyvault", "identity", "arm"):
+        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity, arm.")
     status = fields.get("status")
     if status is not None and not 400 <= status <= 599:
         raise AdminError(400, "'status' must be an HTTP error status (400-599).")

@@ -1,7 +1,8 @@
 """The local cloud: one process, one event loop thread, HTTPS on loopback.
 
 The main port serves Entra ID (`/{tenant}/...`), the App Service managed-identity endpoint
-(`/msi/token`), Microsoft Graph (`/v1.0/...`) and the admin API (`/_emulator/...`). Each vault gets a
+(`/msi/token`), Microsoft Graph (`/v1.0/...`), Resource Manager's sign-in surface (`/subscriptions`,
+`/tenants`, `/metadata/endpoints`) and the admin API (`/_emulator/...`). Each vault gets a
 port of its own, because the Key Vault SDK parses ids as `https://host/secrets/name/version` and so a
 vault must own the root of its host.
 """
@@ -21,7 +22,7 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from localcloud import admin, entra, graph, keyvault
+from localcloud import admin, arm, entra, graph, keyvault
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
 from localcloud.state import PasswordCredential, SecretVersionRecord, World
@@ -34,6 +35,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_VAULT = "kv-local"
 IDENTITY_PATH = "/msi/token"
 ADMIN_PREFIX = "/_emulator"
+# Resource Manager's paths on the main port (the rest of the main port is Entra's).
+ARM_PREFIXES = ("/subscriptions", "/tenants", "/metadata/")
 #: How long a `stall` fault without `delayMs` holds a request whose caller never hangs up.
 STALL_MAX_SECONDS = 600.0
 
@@ -48,6 +51,8 @@ def service_of(request: web.Request) -> str:
         return "graph"
     if path.startswith(IDENTITY_PATH):
         return "identity"
+    if path.startswith(ARM_PREFIXES):
+        return "arm"
     return "entra"
 
 
@@ -189,10 +194,15 @@ class LocalCloud:
         return self
 
     async def _start_async(self) -> None:
-        main = web.Application(middlewares=[wire_middleware], client_max_size=4 * 1024 * 1024)
+        # `az cloud register --endpoint-resource-manager https://host:port/` asks for
+        # `https://host:port//metadata/endpoints`, which Resource Manager serves: a path with doubled
+        # slashes is redirected (308, method kept) to the one it means.
+        merge_slashes = web.normalize_path_middleware(append_slash=False, merge_slashes=True)
+        main = web.Application(middlewares=[merge_slashes, wire_middleware], client_max_size=4 * 1024 * 1024)
         main[WORLD] = self.world
         main[CLOUD] = self
         entra.setup(main)
+        arm.setup(main)
         graph.setup(main)
         admin.setup(main)
         self.port = await self._serve(main, self._requested_port)

@@ -2,8 +2,15 @@
 App Service managed-identity endpoint, which issues tokens for the managed identity a request names.
 
 Decisions follow the order Entra applies them: the tenant (900023 malformed, 90002 unknown), the
-client (700016), then the secret (7000215 no match, 7000222 expired). A new secret is checked against
-one random replica per request, so propagation is visible exactly as in production.
+client (700016), then the secret (7000215 no match, 7000222 expired), and only then the resource the
+scope names (1002012 no `/.default`, 500011 a resource the tenant does not know): a wrong secret is
+7000215 whatever the scope, which is what a troubleshooting guide relies on when it tests a secret with
+`az login --service-principal` (a Resource Manager scope). A new secret is checked against one random
+replica per request, so propagation is visible exactly as in production.
+
+Known resources: Microsoft Graph (also by the local cloud's own origin, its Graph audience as a
+national cloud has one), Key Vault, Resource Manager (`https://management.core.windows.net/` and
+`https://management.azure.com/`), and the APIs registered in the tenant.
 """
 
 from __future__ import annotations
@@ -21,11 +28,10 @@ from localcloud.keys import CALLER, WORLD
 from localcloud.state import (
     DOMAIN_RE,
     GUID_RE,
-    KNOWN_AUDIENCES,
-    MANAGEMENT_AUDIENCE,
     Application,
     PasswordCredential,
     Tenant,
+    TokenResource,
     World,
     secret_digest,
 )
@@ -142,22 +148,21 @@ async def signing_keys(request: web.Request) -> web.Response:
     return web.json_response({"keys": [key]})
 
 
-def _audience_of(world: World, tenant: Tenant, scope: str) -> str | None:
-    """`https://graph.microsoft.com/.default` → `https://graph.microsoft.com`; an API registered in
-    the tenant (by identifier URI or app id) → its app id, the audience of a v2.0 token. Only
-    known resources."""
+def _scope_resource(scope: str) -> str | None:
+    """The resource of a client-credentials scope: `{resource}/.default` (`https://management.core.
+    windows.net//.default` names `https://management.core.windows.net/`); None without one."""
     for item in scope.split():
         if item.endswith("/.default"):
-            return _resource_audience(world, tenant.tenant_id, item[: -len("/.default")])
+            return item[: -len("/.default")]
     return None
 
 
-def _resource_audience(world: World, tenant_id: str, resource: str) -> str | None:
-    resource = resource.rstrip("/")
-    if resource in KNOWN_AUDIENCES:
-        return resource
-    api = world.api_application(resource, tenant_id)
-    return api.app_id if api is not None else None
+def _unknown_resource(resource: str, tenant_id: str) -> str:
+    return (
+        f"The resource principal named {resource} was not found in the tenant named {tenant_id}. This can "
+        "happen if the application has not been installed by the administrator of the tenant or consented "
+        "to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+    )
 
 
 def _password_state(world: World, app: Application, secret: str) -> str:
@@ -232,16 +237,7 @@ async def token(request: web.Request) -> web.Response:
                 7000216,
                 "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
             )
-        audience = _audience_of(world, tenant, scope)
-        if audience is None:
-            return entra_error(
-                400,
-                "invalid_scope",
-                1002012,
-                f"The provided value for scope {scope or '(none)'} is not "
-                "valid. Client credential flows must have a scope value with /.default suffixed to the "
-                "resource identifier (application ID URI).",
-            )
+        # The client is authenticated before the scope is looked at.
         state = _password_state(world, app, client_secret)
         if state == "expired":
             return entra_error(
@@ -262,7 +258,24 @@ async def token(request: web.Request) -> web.Response:
                 "sent in the request is the client secret value, not the client secret ID, for a secret "
                 f"added to app '{app.app_id}'.",
             )
-        access_token, lifetime = world.issue_token(app, audience, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request))
+        if not scope.strip():
+            return entra_error(
+                400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'."
+            )
+        named = _scope_resource(scope)
+        if named is None:
+            return entra_error(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope} is not "
+                "valid. Client credential flows must have a scope value with /.default suffixed to the "
+                "resource identifier (application ID URI).",
+            )
+        resource = world.resolve_resource(named, tenant.tenant_id, origin=_base(request))
+        if resource is None:
+            return entra_error(400, "invalid_resource", 500011, _unknown_resource(named, tenant.tenant_id))
+        access_token, lifetime = world.issue_token(app, resource, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request))
     body = {
         "token_type": "Bearer",
         "expires_in": lifetime,
@@ -290,10 +303,12 @@ async def managed_identity_token(request: web.Request) -> web.Response:
         return identity_error(401, "The request is missing or has an invalid X-IDENTITY-HEADER header.")
     if request.query.get("api-version") != IDENTITY_API_VERSION:
         return identity_error(400, f"api-version must be {IDENTITY_API_VERSION}.")
-    resource = request.query.get("resource", "").rstrip("/")
+    # The resource as named: `https://management.core.windows.net/` keeps its slash (the v1 spelling the
+    # Azure CLI uses, and the token's `aud`).
+    resource = request.query.get("resource", "")
     if resource.endswith("/.default"):
         resource = resource[: -len("/.default")]
-    if not resource:
+    if not resource.rstrip("/"):
         return identity_error(400, "The 'resource' query parameter is required.")
     client_id = request.query.get("client_id")
     # App Service calls the object id `principal_id`; MSAL sends `object_id`. Both are accepted.
@@ -311,13 +326,12 @@ async def managed_identity_token(request: web.Request) -> web.Response:
             return identity_error(
                 400, "No system-assigned managed identity is configured; name a user-assigned one by client_id."
             )
-        audience = (
-            resource if resource == MANAGEMENT_AUDIENCE else _resource_audience(world, identity.app.tenant_id, resource)
-        )
-        if audience is None:
-            return identity_error(400, f"The resource '{resource}' is not known to this local cloud.")
+        known: TokenResource | None = world.resolve_resource(resource, identity.app.tenant_id, origin=_base(request))
+        if known is None:
+            # App Service passes Entra's refusal on in its message.
+            return identity_error(400, f"AADSTS500011: {_unknown_resource(resource, identity.app.tenant_id)}")
         access_token, lifetime = world.issue_token(
-            identity.app, audience, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request)
+            identity.app, known, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request)
         )
         expires_on = int(time.time()) + lifetime
         app_id = identity.app.app_id

@@ -142,6 +142,27 @@ _KEYVAULT_FAULTS: dict[int, tuple[str, str]] = {
     500: ("InternalServerError", "An unexpected error occurred."),
     503: ("ServiceUnavailable", "The service is currently unavailable."),
 }
+_ARM_FAULTS: dict[int, tuple[str, str]] = {
+    401: ("InvalidAuthenticationToken", "The access token is invalid."),
+    403: ("AuthorizationFailed", "The client does not have authorization to perform action."),
+    404: ("NotFound", "The resource was not found."),
+    429: ("TooManyRequests", "The request is being throttled."),
+    500: ("InternalServerError", "Encountered internal server error. Please try again."),
+    503: ("ServiceUnavailable", "The server is currently unavailable. Please try again later."),
+}
+
+
+def _arm_fault(status: int, code: str, message: str, headers: dict[str, str] | None) -> web.Response:
+    request_id = str(uuid.uuid4())
+    return web.Response(
+        status=status,
+        text=json.dumps({"error": {"code": code, "message": message}}),
+        content_type="application/json",
+        charset="utf-8",
+        headers={"x-ms-request-id": request_id, "x-ms-correlation-request-id": request_id, **(headers or {})},
+    )
+
+
 # A Key Vault fault whose `code` is one of these inner codes gets the real outer code, text and innererror.
 _KEYVAULT_INNER_FAULTS: dict[str, tuple[str, str]] = {
     "ObjectIsBeingDeleted": ("Conflict", "Secret is currently being deleted."),
@@ -169,6 +190,9 @@ def fault_response(service: str, status: int, code: str | None) -> web.Response:
         return keyvault_error(status, code or default_code, message, headers=retry)
     if service == "identity":
         return identity_error(status, "The managed identity endpoint could not issue a token.")
+    if service == "arm":
+        code_text = _ARM_FAULTS.get(status, ("UnknownError", "An error occurred."))
+        return _arm_fault(status, code or code_text[0], code_text[1], retry)
     if status == 429:
         return entra_error(
             429,

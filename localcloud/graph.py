@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -29,7 +29,6 @@ from aiohttp import web
 from localcloud.errors import GRAPH_JSON, graph_error
 from localcloud.keys import CALLER, WORLD
 from localcloud.state import (
-    GRAPH_AUDIENCE,
     GUID_RE,
     PERSONAL_AUDIENCES,
     ROLE_POLICY_READ,
@@ -119,11 +118,29 @@ _PROPERTIES = (
     "verifiedPublisher",
     "web",
 )
-# Graph matches property names case-insensitively and answers with the canonical spelling.
-_PROPERTY_BY_LOWER = {name.lower(): name for name in _PROPERTIES}
+
+
+@dataclass(frozen=True)
+class EntityType:
+    """What `$select` and `$filter` need to know of a Graph entity type: its structural properties,
+    which of them are collections (an unset one answers `[]`, not null), and the type's names."""
+
+    name: str  # as error messages spell the type: microsoft.graph.{name}
+    resource: str  # as `$filter` errors name the resource
+    properties: tuple[str, ...]
+    collections: frozenset[str]
+
+    def canonical(self, name: str) -> str | None:
+        """Graph matches property names case-insensitively and answers with the canonical spelling."""
+        lowered = name.lower()
+        return next((p for p in self.properties if p.lower() == lowered), None)
+
+
+APPLICATION = EntityType("application", "Application", _PROPERTIES, _COLLECTIONS)
 
 _EQ_RE = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 _STARTSWITH_RE = re.compile(r"^\s*startswith\(\s*(\w+)\s*,\s*'((?:[^']|'')*)'\s*\)\s*$", re.IGNORECASE)
+_ANY_RE = re.compile(r"^\s*(\w+)/any\(\s*(\w+)\s*:\s*\2\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$", re.IGNORECASE)
 _FIRST_NAME_RE = re.compile(r"(?:startswith\(\s*)?([A-Za-z_]\w*)", re.IGNORECASE)
 _SKIPTOKEN_PREFIX = "v1:"
 
@@ -180,6 +197,10 @@ def setup(app: web.Application) -> None:
         router.add_post(base + "/removePassword", _handled(remove_password))
     router.add_get(by_id + "/appManagementPolicies", _handled(get_app_policies))
     router.add_get(PREFIX + "/policies/defaultAppManagementPolicy", _handled(get_default_policy))
+    # Service principals and owners (a module of their own; it builds on the helpers here).
+    from localcloud import graph_directory
+
+    graph_directory.add_routes(router)
     # Last, so it only sees what nothing above matched (aiohttp tries routes in order).
     router.add_route("*", PREFIX + "/{tail:.*}", _handled(unknown_route))
 
@@ -207,13 +228,13 @@ def _handled(handler: Handler) -> Handler:
 async def get_application(request: web.Request) -> web.StreamResponse:
     world = request.app[WORLD]
     token = _authenticate(request)
-    select = _select(_query_options(request, allowed={"select"}).get("select"))
+    select = _select(_query_options(request, allowed={"select"}).get("select"), APPLICATION)
     with world.lock:
         app = _find_application(world, token, request)
         if not _may_read(token, app):
             raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
         body = {"@odata.context": f"{METADATA}#applications{_context_selection(select)}/$entity"}
-        body.update(_project(app, select))
+        body.update(_project(app.to_graph(), select, APPLICATION))
     return _json(request, body)
 
 
@@ -221,23 +242,28 @@ async def list_applications(request: web.Request) -> web.StreamResponse:
     world = request.app[WORLD]
     token = _authenticate(request)
     options = _query_options(request, allowed={"select", "filter", "top", "skiptoken", "count"})
-    select = _select(options.get("select"))
-    matches = _filter(options.get("filter"))
+    select = _select(options.get("select"), APPLICATION)
+    matches = application_filter(options.get("filter"))
     page_size = _page_size(options.get("top"))
     after = _decode_skiptoken(options.get("skiptoken"))
     with world.lock:
         tenant = _caller_tenant(world, token)
-        if not _has_any_role(token, (ROLE_RW_ALL, ROLE_READ_ALL, ROLE_RW_OWNED)):
+        if not _has_any_role(token, READ_ROLES):
             raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
         # A stable order (by object id) lets a skiptoken resume after the last item it saw even if
-        # apps were added or deleted between pages.
+        # apps were added or deleted between pages. A managed identity has a service principal but
+        # no app registration, so it is never listed here.
         visible = sorted(
-            (a for a in tenant.applications.values() if _may_read(token, a) and matches(a)),
+            (
+                a
+                for a in tenant.applications.values()
+                if not world.is_managed_identity(a) and _may_read(token, a) and matches(a)
+            ),
             key=lambda a: a.object_id,
         )
         remaining = [a for a in visible if after is None or a.object_id > after]
         page = remaining[:page_size]
-        items = [_project(a, select) for a in page]
+        items = [_project(a.to_graph(), select, APPLICATION) for a in page]
     body: dict[str, Any] = {"@odata.context": f"{METADATA}#applications{_context_selection(select)}"}
     if options.get("count", "").lower() == "true":
         body["@odata.count"] = len(visible)  # all matches, not just this page
@@ -383,7 +409,7 @@ def _restrictions(policy: AppManagementPolicy | None) -> list[dict[str, Any]]:
 async def unknown_route(request: web.Request) -> web.StreamResponse:
     tail = request.match_info["tail"]
     segment = tail.split("/", 1)[0]
-    if segment == "applications" or segment.startswith("applications("):
+    if segment in ("applications", "servicePrincipals") or segment.startswith(("applications(", "servicePrincipals(")):
         # The resource exists, the method (or the function under it) is not one served here.
         raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
     raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
@@ -404,7 +430,7 @@ def _authenticate(request: web.Request) -> IssuedToken:
             raise _unauthenticated("Lifetime validation failed, the token is expired.")
         # What Graph says to a bearer value that is not a token it issued (not a JWT).
         raise _unauthenticated("CompactToken parsing failed with error code: 80049217")
-    if token.audience != GRAPH_AUDIENCE:
+    if token.service != "graph":
         raise _unauthenticated("Access token validation failure. Invalid audience.")
     request[CALLER] = token.app_id
     return token
@@ -422,10 +448,18 @@ def _owns(token: IssuedToken, app: Application) -> bool:
     return token.subject_object_id.lower() in {owner.lower() for owner in app.owners}
 
 
+#: Application permissions that read every application and service principal of the tenant. The
+#: permissions reference says so of Application.ReadWrite.OwnedBy too: it "allows an app to call GET
+#: /applications and GET /servicePrincipals to list all applications and service principals in the
+#: tenant"; what it limits to owned objects is writing.
+READ_ROLES = (ROLE_RW_ALL, ROLE_READ_ALL, ROLE_RW_OWNED)
+
+
 def _may_read(token: IssuedToken, app: Application) -> bool:
-    if _has_any_role(token, (ROLE_RW_ALL, ROLE_READ_ALL)):
-        return True
-    return ROLE_RW_OWNED in token.roles and _owns(token, app)
+    """Whether the caller may read this app registration (and its service principal): with any of
+    `READ_ROLES`, or when it is the caller's own ("a service principal can retrieve its own
+    application and service principal details without being granted any application permissions")."""
+    return _has_any_role(token, READ_ROLES) or token.subject_object_id.lower() == app.sp_object_id.lower()
 
 
 def _may_write(token: IssuedToken, app: Application) -> bool:
@@ -473,14 +507,14 @@ def _find_application(world: World, token: IssuedToken, request: web.Request) ->
     if "app_key" in request.match_info:
         app_id = _alternate_key(request.match_info["app_key"])
         found = world.application_by_app_id(tenant, app_id)
-        if found is None:
+        if found is None or world.is_managed_identity(found):
             raise _not_found(app_id)
         return found
     object_id = request.match_info["object_id"]
     if not GUID_RE.match(object_id):
         raise _bad_request(f"Invalid object identifier '{object_id}'.")
     app = tenant.applications.get(object_id.lower())
-    if app is None:
+    if app is None or world.is_managed_identity(app):
         raise _not_found(object_id)
     return app
 
@@ -506,15 +540,15 @@ def _query_options(request: web.Request, *, allowed: set[str]) -> dict[str, str]
     return options
 
 
-def _select(raw: str | None) -> list[str] | None:
+def _select(raw: str | None, entity: EntityType) -> list[str] | None:
     if raw is None or not raw.strip():
         return None
     selected: list[str] = []
     for item in raw.split(","):
-        name = _PROPERTY_BY_LOWER.get(item.strip().lower())
+        name = entity.canonical(item.strip())
         if name is None:
             raise _bad_request(
-                f"Could not find a property named '{item.strip()}' on type 'microsoft.graph.application'."
+                f"Could not find a property named '{item.strip()}' on type 'microsoft.graph.{entity.name}'."
             )
         if name not in selected:
             selected.append(name)
@@ -525,37 +559,63 @@ def _context_selection(select: list[str] | None) -> str:
     return f"({','.join(select)})" if select else ""
 
 
-def _project(app: Application, select: list[str] | None) -> dict[str, Any]:
+def _project(full: dict[str, Any], select: list[str] | None, entity: EntityType) -> dict[str, Any]:
     """Without `$select`, the default properties; with it, exactly the selected ones (not even id)."""
-    full = app.to_graph()
     if select is None:
         return full
-    return {name: full.get(name, [] if name in _COLLECTIONS else None) for name in select}
+    return {name: full.get(name, [] if name in entity.collections else None) for name in select}
 
 
-def _filter(raw: str | None) -> Callable[[Application], bool]:
-    """The `$filter` forms a secret-managing client uses; Graph refuses what it cannot index the same way."""
+T = TypeVar("T")
+Text = Callable[[T], str]
+Texts = Callable[[T], Iterable[str]]
+
+
+def entity_filter(
+    raw: str | None,
+    entity: EntityType,
+    *,
+    equal: dict[str, Text[T]],
+    starts_with: dict[str, Text[T]],
+    any_equal: dict[str, Texts[T]],
+) -> Callable[[T], bool]:
+    """The `$filter` forms clients of app registrations use: `prop eq '…'`, `startswith(prop,'…')` and
+    the lambda `collection/any(x:x eq '…')` (how the Azure CLI looks up identifier URIs and service
+    principal names), each on the properties Graph indexes that way; anything else is refused as
+    Graph refuses it. Strings compare case-insensitively, as the directory does."""
     if raw is None or not raw.strip():
-        return lambda app: True
-    equal = _EQ_RE.match(raw)
-    if equal and equal.group(1).lower() in ("appid", "displayname"):
-        value = equal.group(2).replace("''", "'").lower()
-        if equal.group(1).lower() == "appid":
-            return lambda app: app.app_id.lower() == value
-        return lambda app: app.display_name.lower() == value
-    starts = _STARTSWITH_RE.match(raw)
-    if starts and starts.group(1).lower() == "displayname":
-        prefix = starts.group(2).replace("''", "'").lower()
-        return lambda app: app.display_name.lower().startswith(prefix)
+        return lambda item: True
+    matched = _EQ_RE.match(raw)
+    if matched and (prop := entity.canonical(matched.group(1))) in equal:
+        value, read = matched.group(2).replace("''", "'").lower(), equal[prop]
+        return lambda item: read(item).lower() == value
+    matched = _STARTSWITH_RE.match(raw)
+    if matched and (prop := entity.canonical(matched.group(1))) in starts_with:
+        prefix, read = matched.group(2).replace("''", "'").lower(), starts_with[prop]
+        return lambda item: read(item).lower().startswith(prefix)
+    matched = _ANY_RE.match(raw)
+    if matched and (prop := entity.canonical(matched.group(1))) in any_equal:
+        value, values = matched.group(3).replace("''", "'").lower(), any_equal[prop]
+        return lambda item: any(v.lower() == value for v in values(item))
     first = _FIRST_NAME_RE.match(raw.strip())
-    if first and first.group(1).lower() in _PROPERTY_BY_LOWER:
-        prop = _PROPERTY_BY_LOWER[first.group(1).lower()]
+    if first and (prop := entity.canonical(first.group(1))) is not None:
         raise GraphError(
             400,
             "Request_UnsupportedQuery",
-            f"Unsupported or invalid query filter clause specified for property '{prop}' of resource 'Application'.",
+            f"Unsupported or invalid query filter clause specified for property '{prop}' of resource "
+            f"'{entity.resource}'.",
         )
     raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+
+
+def application_filter(raw: str | None) -> Callable[[Application], bool]:
+    return entity_filter(
+        raw,
+        APPLICATION,
+        equal={"appId": lambda a: a.app_id, "displayName": lambda a: a.display_name},
+        starts_with={"displayName": lambda a: a.display_name},
+        any_equal={"identifierUris": lambda a: a.identifier_uris},
+    )
 
 
 def _page_size(raw: str | None) -> int:

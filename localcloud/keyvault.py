@@ -17,6 +17,7 @@ import binascii
 import json
 import math
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,10 +26,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from localcloud.errors import keyvault_error
 from localcloud.keys import AUTHORITY, CALLER, VAULT_NAME, WORLD
 from localcloud.state import (
+    MAX_EPOCH,
+    MIN_EPOCH,
     SECRET_NAME_RE,
     VAULT_AUDIENCE,
     VAULT_NAME_RE,
@@ -45,8 +50,11 @@ from localcloud.state import (
 # Service limits (docs: "About Azure Key Vault secrets" and the Key Vault service limits page).
 MAX_VALUE_BYTES = 25 * 1024
 MAX_CONTENT_TYPE = 255
+# "About Azure Key Vault secrets" (2026): "up to 15 tags, each of which can have a 512-character name
+# and a 512-character value" (older copies said 256; the portal and the corrected page say 512). A
+# 16th tag is 400 BadParameter "Property has invalid value".
 MAX_TAGS = 15
-MAX_TAG_LENGTH = 512  # docs: "up to 15 tags, each of which can have a 512 character name and ... value"
+MAX_TAG_LENGTH = 512
 MAX_PAGE = 25
 NEAR_EXPIRY = timedelta(days=30)  # Event Grid docs: SecretNearExpiry fires 30 days before `exp`
 LOCATION = "eastus"
@@ -70,7 +78,25 @@ NOT_FOUND_TAIL = (
     "https://go.microsoft.com/fwlink/?linkid=2125182"
 )
 
-Permission = Literal["read", "get", "write", "delete", "purge"]
+# The data-plane API versions Key Vault knows (the SDKs' ApiVersion enums, newest first), plus the
+# previews it served; any other version is 400 BadParameter, as the service answers it.
+API_VERSIONS = (
+    "2026-04-01",
+    "2025-07-01",
+    "7.6",
+    "7.5",
+    "7.4",
+    "7.3",
+    "7.2",
+    "7.1",
+    "7.0",
+    "2016-10-01",
+    "2015-06-01",
+)
+_PREVIEW_VERSION_RE = re.compile(r"^(?:7\.\d-preview(?:\.\d+)?|20\d\d-\d\d-\d\d-preview)$")
+BACKUP_MAGIC = b"LCKVSB1"  # the local cloud's Key Vault secret backup, version 1
+
+Permission = Literal["read", "get", "write", "delete", "purge", "backup", "restore"]
 _ACTION_PREFIX = "Microsoft.KeyVault/vaults/secrets/"
 _VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -142,7 +168,8 @@ def emit_due_events(world: World) -> None:
             current = secret.latest
             if current.expires is None or not current.enabled:
                 continue
-            if not current.near_expiry_emitted and now >= current.expires - NEAR_EXPIRY:
+            # `now + 30 days`, not `exp - 30 days`: an `exp` in year 1 must not underflow the ticker.
+            if not current.near_expiry_emitted and now + NEAR_EXPIRY >= current.expires:
                 current.near_expiry_emitted = True
                 world.emit_event(_event(vault, secret, current, EVENT_NEAR_EXPIRY, now))
             if not current.expired_emitted and now >= current.expires:
@@ -409,6 +436,10 @@ def _resolve(method: str, segments: list[str]) -> tuple[_Route, str | None, str 
             return _Route("write", "update/action", True, "update"), name, version
         case "DELETE", ["secrets", name]:
             return _Route("delete", "delete", True, "delete"), name, None
+        case "POST", ["secrets", "restore"]:
+            return _Route("restore", "restore/action", False, "restore"), None, None
+        case "POST", ["secrets", name, "backup"]:
+            return _Route("backup", "backup/action", True, "backup"), name, None
         case "GET", ["deletedsecrets"]:
             return _Route(*read, False, "list_deleted"), None, None
         case "GET", ["deletedsecrets", name] | ["deletedsecrets", name, ""]:
@@ -434,8 +465,16 @@ async def _handle(request: web.Request) -> web.Response:
     token = auth
     request[CALLER] = token.app_id
     # Unverified: the exact text the service uses for a missing api-version.
-    if not request.query.get("api-version"):
+    api_version = request.query.get("api-version")
+    if not api_version:
         return _bad_parameter(request, "The 'api-version' query parameter is missing.")
+    if api_version not in API_VERSIONS and not _PREVIEW_VERSION_RE.match(api_version):
+        # The service's own words (Azure/azure-sdk-for-python#28595, an Azure Stack vault).
+        return _bad_parameter(
+            request,
+            f"The specified version ({api_version}) is not recognized. Consider using the latest supported "
+            f"version ({API_VERSIONS[0]}).",
+        )
     resolved = _resolve(request.method, request.path.split("/")[1:])
     if resolved is None:
         return _error(request, 404, "NotFound", "The requested resource was not found.")
@@ -443,7 +482,7 @@ async def _handle(request: web.Request) -> web.Response:
     if name is not None and not SECRET_NAME_RE.match(name):
         return _bad_parameter(request, f"The request URI contains an invalid name: {name}")
     body: Any = None
-    if request.method in ("PUT", "PATCH"):
+    if request.method in ("PUT", "PATCH") or route.operation == "restore":
         parsed = _read_json(await request.read())
         if isinstance(parsed, str):
             return _bad_parameter(request, parsed)
@@ -495,6 +534,9 @@ def _parse_common(body: dict[str, Any]) -> tuple[_Attributes, str | None, dict[s
                 continue
             value = raw[key]
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return INVALID_PROPERTY
+            if value is not None and not MIN_EPOCH <= value <= MAX_EPOCH:
+                # Outside the dates the service can hold: 400 like any invalid property, never a 500.
                 return INVALID_PROPERTY
             moment = from_epoch(value) if value is not None else None
             if key == "nbf":
@@ -656,6 +698,90 @@ def _purge(call: _Call, body: None) -> web.Response:
     return web.Response(status=204, headers={**_headers(call.request), "x-ms-request-id": str(uuid.uuid4())})
 
 
+# --- backup and restore ----------------------------------------------------------------------------
+def _version_record(version: SecretVersionRecord) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "value": version.value,
+        "contentType": version.content_type,
+        "tags": version.tags,
+        "enabled": version.enabled,
+        "created": to_epoch(version.created),
+        "updated": to_epoch(version.updated),
+        "nbf": to_epoch(version.not_before) if version.not_before is not None else None,
+        "exp": to_epoch(version.expires) if version.expires is not None else None,
+    }
+
+
+def _seal(world: World, secret: SecretRecord) -> str:
+    """Every version of the secret, values included, encrypted with the cloud's backup key: opaque
+    and tamper-evident like the service's blobs, and useless outside this cloud."""
+    plain = json.dumps({"name": secret.name, "versions": [_version_record(v) for v in secret.versions]}).encode()
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(world.backup_key).encrypt(nonce, plain, BACKUP_MAGIC)
+    return base64.urlsafe_b64encode(BACKUP_MAGIC + nonce + sealed).decode("ascii").rstrip("=")
+
+
+def _unseal(world: World, blob: str) -> SecretRecord | None:
+    """The secret a blob of `_seal` holds, or None for anything else (corrupt, foreign, truncated)."""
+    try:
+        raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+        if not raw.startswith(BACKUP_MAGIC):
+            return None
+        nonce, sealed = raw[len(BACKUP_MAGIC) : len(BACKUP_MAGIC) + 12], raw[len(BACKUP_MAGIC) + 12 :]
+        content = json.loads(AESGCM(world.backup_key).decrypt(nonce, sealed, BACKUP_MAGIC))
+        secret = SecretRecord(name=content["name"])
+        for item in content["versions"]:
+            secret.versions.append(
+                SecretVersionRecord(
+                    version=item["version"],
+                    value=item["value"],
+                    content_type=item["contentType"],
+                    tags=item["tags"],
+                    enabled=item["enabled"],
+                    created=from_epoch(item["created"]),
+                    updated=from_epoch(item["updated"]),
+                    not_before=from_epoch(item["nbf"]) if item["nbf"] is not None else None,
+                    expires=from_epoch(item["exp"]) if item["exp"] is not None else None,
+                )
+            )
+    except (ValueError, KeyError, TypeError, InvalidTag):
+        return None
+    return secret if secret.versions else None
+
+
+def _backup(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    secret = call.vault.secrets.get(call.name.lower())
+    if secret is None:
+        return _not_found(call.request, call.name)
+    return _json(call.request, {"value": _seal(call.world, secret)})
+
+
+def _restore(call: _Call, body: dict[str, Any]) -> web.Response:
+    """The whole secret back, as it was: its name, every version with its id, value, tags, attributes
+    and created/updated times. A name in use, live or soft-deleted, is a conflict."""
+    vault, request = call.vault, call.request
+    blob = body.get("value")
+    secret = _unseal(call.world, blob) if isinstance(blob, str) else None
+    if secret is None:
+        # What the service answers to a corrupt blob (the SDKs' recorded "malformed backup bytes" test).
+        return _error(request, 400, "Malformed backup blob", "Backup blob contains invalid or corrupt version.")
+    key = secret.name.lower()
+    if key in vault.secrets or key in vault.deleted:
+        # The service's text (recorded restore after a name was reused).
+        return _error(
+            request,
+            409,
+            "Conflict",
+            f"There was a conflict restoring the secret '{_version_id(vault, secret, secret.latest)}'. This can "
+            "happen if either: a second secret with the same name was created after the first secret was "
+            "deleted; thus trying to restore a secret whose name is already in use.",
+        )
+    vault.secrets[key] = secret
+    return _json(request, _bundle(vault, secret, secret.latest, with_value=False))
+
+
 # --- paging ----------------------------------------------------------------------------------------
 def _encode_marker(marker: str) -> str:
     # Shaped like the service's own: base64 of {"NextMarker": …, "TargetLocation": 0}, unpadded.
@@ -737,4 +863,6 @@ _OPERATIONS: dict[str, Callable[[_Call, Any], web.Response]] = {
     "get_deleted": _get_deleted,
     "recover": _recover,
     "purge": _purge,
+    "backup": _backup,
+    "restore": _restore,
 }

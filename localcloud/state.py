@@ -27,8 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 VAULT_AUDIENCE = "https://vault.azure.net"
-KNOWN_AUDIENCES = (GRAPH_AUDIENCE, VAULT_AUDIENCE)
-MANAGEMENT_AUDIENCE = "https://management.azure.com"
+# Resource Manager answers to two resource ids; the Azure CLI asks for the first one
+# (`https://management.core.windows.net//.default`), azure-identity users mostly for the second.
+MANAGEMENT_RESOURCES = ("https://management.core.windows.net/", "https://management.azure.com/")
+
+#: Which service of the cloud a token opens: Graph (any of its audiences), Key Vault, Resource
+#: Manager, or an API registered in a tenant.
+ResourceService = Literal["graph", "keyvault", "arm", "api"]
 
 # Graph application roles the local cloud understands.
 ROLE_RW_ALL = "Application.ReadWrite.All"
@@ -38,9 +43,11 @@ ROLE_POLICY_READ = "Policy.Read.All"
 GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL, ROLE_POLICY_READ)
 
 # Key Vault data-plane roles (RBAC) and what each allows on secrets.
+# Officer and Administrator hold `Microsoft.KeyVault/vaults/secrets/*`, backup and restore included;
+# Secrets User only getSecret and readMetadata.
 VAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "Key Vault Administrator": frozenset({"read", "get", "write", "delete", "purge"}),
-    "Key Vault Secrets Officer": frozenset({"read", "get", "write", "delete", "purge"}),
+    "Key Vault Administrator": frozenset({"read", "get", "write", "delete", "purge", "backup", "restore"}),
+    "Key Vault Secrets Officer": frozenset({"read", "get", "write", "delete", "purge", "backup", "restore"}),
     "Key Vault Secrets User": frozenset({"read", "get"}),
     "Key Vault Reader": frozenset({"read"}),
 }
@@ -77,8 +84,15 @@ def to_epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The IntDates Key Vault can hold: .NET's DateTime range, 0001-01-01 to 9999-12-31T23:59:59Z.
+MIN_EPOCH = -62135596800
+MAX_EPOCH = 253402300799
+
+
 def from_epoch(value: int) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
+    """Any IntDate in [MIN_EPOCH, MAX_EPOCH] (the platform's `fromtimestamp` limits are narrower)."""
+    return _EPOCH + timedelta(seconds=value)
 
 
 def graph_time(moment: datetime) -> str:
@@ -177,6 +191,9 @@ class Application:
     app_role_assignments: dict[str, set[str]] = field(default_factory=dict)
     # The application's `tags` (custom strings; Graph lets owners and admins write them).
     tags: list[str] = field(default_factory=list)
+    # The owners of its service principal (object ids): a directory relation of its own, apart from
+    # the app registration's `owners`.
+    sp_owners: set[str] = field(default_factory=set)
 
     def names_resource(self, resource: str) -> bool:
         """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
@@ -210,6 +227,7 @@ class Application:
             "signInAudience": self.sign_in_audience,
             "servicePrincipalId": self.sp_object_id,
             "owners": sorted(self.owners),
+            "servicePrincipalOwners": sorted(self.sp_owners),
             "graphAppRoles": sorted(self.graph_roles),
             "passwordCredentials": [p.to_admin() for p in self.passwords],
             "keyCredentials": [k.to_graph() for k in self.certificates],
@@ -353,6 +371,16 @@ class VaultRecord:
         )
 
 
+@dataclass(frozen=True)
+class TokenResource:
+    """What a client named as `{resource}/.default` (or as a managed identity's `resource`): the
+    token's `aud` and the service that accepts it."""
+
+    audience: str
+    service: ResourceService
+    api: Application | None = None  # the registered API, for service "api"
+
+
 @dataclass
 class IssuedToken:
     """What an issued access token stands for. Tokens are RS256 JWTs signed with the cloud's key (any
@@ -365,6 +393,7 @@ class IssuedToken:
     audience: str
     roles: frozenset[str]
     expires: datetime
+    service: ResourceService = "api"
 
 
 @dataclass
@@ -457,7 +486,7 @@ class Config:
         }
 
 
-Service = Literal["entra", "graph", "keyvault", "identity", "admin"]
+Service = Literal["entra", "graph", "keyvault", "identity", "arm", "admin"]
 
 
 @dataclass
@@ -547,6 +576,9 @@ class World:
         self.managed_identities: dict[str, ManagedIdentityRecord] = {}
         self.default_tenant_id = ""
         self.signing_key = SigningKey.generate()
+        # Key Vault backups are encrypted with a key of the cloud's own: a blob restores into any
+        # vault of this cloud (Azure: of the same subscription and geography), and nowhere else.
+        self.backup_key = secrets.token_bytes(32)
 
     # --- directory -------------------------------------------------------------------------------
     def create_tenant(self, tenant_id: str | None = None) -> Tenant:
@@ -592,6 +624,11 @@ class World:
             if app.sp_object_id == sp_object_id:
                 return app
         return None
+
+    def is_managed_identity(self, app: Application) -> bool:
+        """A managed identity is a service principal without an app registration; the world backs it
+        with an Application, which Graph's `applications` must therefore never show."""
+        return app.sp_object_id in self.managed_identities
 
     def application_by_app_id(self, tenant: Tenant, app_id: str) -> Application | None:
         for app in tenant.applications.values():
@@ -648,22 +685,23 @@ class World:
 
     # --- tokens ----------------------------------------------------------------------------------
     def issue_token(
-        self, app: Application, audience: str, lifetime: int = 3599, *, issuer_base: str = ""
+        self, app: Application, resource: TokenResource, lifetime: int = 3599, *, issuer_base: str = ""
     ) -> tuple[str, int]:
-        """A v2.0 access token for `app`'s service principal, for the resource `audience` (a
-        first-party resource URL, or the app id of an API registered here), as an RS256 JWT.
+        """A v2.0 access token for `app`'s service principal, for `resource` (see `resolve_resource`),
+        as an RS256 JWT.
 
         `roles` are the app roles the principal holds on that resource: its Graph app roles for
-        Graph, its assignments on a registered API, none for Key Vault (data-plane RBAC is looked
-        up per request). `issuer_base` is the authority as the client reached it.
+        Graph (whichever of Graph's audiences was named), its assignments on a registered API, none
+        for Key Vault and Resource Manager (their RBAC is looked up per request). `issuer_base` is
+        the authority as the client reached it.
         """
-        resource = self.api_application(audience, app.tenant_id)
-        if audience == GRAPH_AUDIENCE:
+        if resource.service == "graph":
             roles = frozenset(app.graph_roles)
-        elif resource is not None:
-            roles = resource.roles_of(app.sp_object_id)
+        elif resource.api is not None:
+            roles = resource.api.roles_of(app.sp_object_id)
         else:
             roles = frozenset()
+        audience = resource.audience
         # Token lifetime runs on real time, not the movable clock: moving the clock a month to make
         # a secret due must not invalidate every token the SDKs have cached.
         issued = datetime.now(UTC).replace(microsecond=0)
@@ -699,8 +737,30 @@ class World:
             audience=audience,
             roles=roles,
             expires=expires,
+            service=resource.service,
         )
         return token, lifetime
+
+    def resolve_resource(self, resource: str, tenant_id: str, *, origin: str) -> TokenResource | None:
+        """The resource a client names (`scope` without `/.default`, or a managed identity's
+        `resource`), or None when the tenant knows no such resource (Entra's AADSTS500011).
+
+        `origin` is this cloud's own origin as the client reached it (`https://127.0.0.1:8443`): the
+        local cloud's Graph audience, as a national cloud has its own (`az cloud register
+        --endpoint-microsoft-graph-resource-id` names it, and the Azure CLI asks for tokens for it).
+        """
+        bare = resource.rstrip("/")
+        if bare == GRAPH_AUDIENCE:
+            return TokenResource(GRAPH_AUDIENCE, "graph")
+        if origin and bare.lower() == origin.rstrip("/").lower():
+            return TokenResource(origin.rstrip("/"), "graph")
+        if bare == VAULT_AUDIENCE:
+            return TokenResource(VAULT_AUDIENCE, "keyvault")
+        if bare in (m.rstrip("/") for m in MANAGEMENT_RESOURCES):
+            # v1 resources keep the spelling the client asked for: `.../` stays `.../`.
+            return TokenResource(bare + "/" if resource.endswith("/") else bare, "arm")
+        api = self.api_application(resource, tenant_id)
+        return TokenResource(api.app_id, "api", api) if api is not None else None
 
     def api_application(self, resource: str, tenant_id: str) -> Application | None:
         """The app registration in `tenant_id` whose API `resource` names (app id or identifier URI)."""

@@ -152,9 +152,11 @@ class Tag:
     )
 
 
-#: Key Vault's limits on tags per object and on one tag value's length.
+#: Key Vault's limits on tags per object and on one tag value's length: "up to 15 tags, each of which
+#: can have a 512-character name and a 512-character value" (About Azure Key Vault secrets; older copies
+#: of that page said 256).
 TAG_LIMIT: Final = 15
-TAG_VALUE_MAX: Final = 256
+TAG_VALUE_MAX: Final = 512
 
 
 class RotationState(StrEnum):

@@ -118,13 +118,16 @@ def test_bad_settings_are_one_line_naming_the_variable(
 
 def test_missing_permission_names_it_and_changes_nothing(cloud: RotatorCloud, capsys: Any) -> None:
     seeded = seed_managed_secret(cloud, expires_in_days=5)
-    # The rotator no longer owns the app: Graph refuses, and the message says what to grant.
+    # The rotator no longer owns the app: Graph refuses the write (it still reads every app), and the
+    # message says what to grant.
     cloud.admin("DELETE", f"/applications/{seeded.object_id}/owners/{cloud.rotator.sp_object_id}")
     before = mark(cloud)
+    passwords = [p.key_id for p in cloud.passwords(seeded.object_id)]
     status, out, err = run(capsys, "rotate", seeded.vault, seeded.name)
     assert status == 1 and out == ""
     assert "Application.ReadWrite.OwnedBy" in err and "owner" in err
-    assert writes_since(cloud, before) == []
+    assert [(w["service"], w["status"]) for w in writes_since(cloud, before)] == [("graph", 403)]  # refused
+    assert [p.key_id for p in cloud.passwords(seeded.object_id)] == passwords
 
 
 def test_sweep_rotates_what_is_due_and_reports_nothing_to_do_after(cloud: RotatorCloud, capsys: Any) -> None:

@@ -453,10 +453,31 @@ def test_app_id_that_is_no_guid(cloud: RotatorCloud, capsys: pytest.CaptureFixtu
     assert status(result, "app.exists") == "skip"
 
 
-def test_app_the_rotator_does_not_own_cannot_be_read(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_app_the_rotator_does_not_own_is_read_all_the_same(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Application.ReadWrite.OwnedBy reads every app of the tenant (the Graph permissions reference);
+    only writing needs ownership, and diagnose writes nothing."""
     foreign = cloud.admin("POST", "/applications", {"displayName": unique("foreign")})
     password = add_password(cloud, foreign)
     name = store(cloud, password["secretText"], {"ProviderAddress": foreign["appId"]}, expires=end_of(password))
+    code, result = diagnose_json(capsys, cloud, name, "--probe")
+    assert status(result, "app.exists") == "pass"
+    assert status(result, "credential.match") == "pass"
+    assert code == 0 and result["probe"]["ok"] is True
+
+
+def test_app_graph_refuses_to_show_is_a_warning(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Graph that refuses the read (an identity without any Application.* permission) leaves the
+    credential checks undone, says so, and the probe still tests the sign-in."""
+    app = cloud.admin("POST", "/applications", {"displayName": unique("unreadable")})
+    password = add_password(cloud, app)
+    name = store(cloud, password["secretText"], {"ProviderAddress": app["appId"]}, expires=end_of(password))
+    cloud.admin(
+        "POST",
+        "/faults",
+        {"service": "graph", "method": "GET", "pathRegex": "/applications", "status": 403, "count": 10},
+    )
     code, result = diagnose_json(capsys, cloud, name, "--probe")
     assert status(result, "app.exists") == "warn"
     assert "owner" in check(result, "app.exists")["remedy"]

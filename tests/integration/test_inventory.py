@@ -131,7 +131,9 @@ def seed_scenario(cloud: RotatorCloud) -> Scenario:
     )
     cloud.admin("DELETE", f"/applications/{gone['id']}")
 
-    # An app the rotator does not own: Graph does not list it to an OwnedBy identity.
+    # An app the rotator does not own: Graph lists it all the same (Application.ReadWrite.OwnedBy "allows
+    # an app to call GET /applications ... to list all applications", the permissions reference), so
+    # it is an unmanaged row; only writing is limited to owned apps.
     foreign = cloud.admin("POST", "/applications", {"displayName": "Someone else's app"})
     scenario.apps["foreign"] = foreign
     scenario.keys["foreign"] = add_password(cloud, foreign, days=1)["keyId"]
@@ -203,9 +205,10 @@ def test_every_standing_is_classified(capsys: pytest.CaptureFixture[str], scenar
     gone = rows[keys["dangling-app"]]
     assert gone["standing"] == "dangling" and "not visible to the rotator" in gone["note"]
 
-    assert keys["foreign"] not in rows  # Graph decides what the rotator may list
+    assert rows[keys["foreign"]]["standing"] == "unmanaged"  # Graph decides what the rotator may list
     assert data["counts"]["dangling"] == 2 and data["counts"]["orphaned"] == 1
-    assert data["applications"] == 7 and data["vaultSecrets"] == 6
+    # The seven apps above, the one it does not own, and the rotator's own API registration.
+    assert data["applications"] == 9 and data["vaultSecrets"] == 6
     days = [row["daysLeft"] for row in data["credentials"]]
     assert days == sorted(days), "soonest expiry first"
 
@@ -213,7 +216,13 @@ def test_every_standing_is_classified(capsys: pytest.CaptureFixture[str], scenar
 def test_days_filters_to_what_expires_soon(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
     data = inventory_json(capsys, scenario, "--days", "7")
     keys = scenario.keys
-    assert set(by_key(data)) == {keys["unmanaged-expired"], keys["billing"], keys["retiring"], keys["unmanaged-soon"]}
+    assert set(by_key(data)) == {
+        keys["unmanaged-expired"],
+        keys["billing"],
+        keys["retiring"],
+        keys["unmanaged-soon"],
+        keys["foreign"],
+    }
     assert data["days"] == 7
     assert all(row["daysLeft"] <= 7 for row in data["credentials"])
 
@@ -224,7 +233,7 @@ def test_table_is_the_default(capsys: pytest.CaptureFixture[str], scenario: Scen
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["Days", "Expires", "Standing"]
     assert any("Payments API" in line and "managed" in line for line in lines)
-    assert re.search(r"^\d+ credential\(s\) across 7 application\(s\) and 6 vault secret\(s\): ", out, re.M)
+    assert re.search(r"^\d+ credential\(s\) across 9 application\(s\) and 6 vault secret\(s\): ", out, re.M)
 
 
 def test_csv_neutralises_formulas(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
@@ -287,14 +296,14 @@ def test_graph_listing_follows_next_links(scenario: Scenario) -> None:
         async with open_runtime() as runtime:
             pages: list[int] = []
             apps = await runtime.directory.list_applications(page_size=2, on_page=pages.append)
-            assert len(pages) == 4 and sum(pages) == len(apps)
+            assert len(pages) == 5 and sum(pages) == len(apps)
             return [a.application.app_id for a in apps]
 
     since = scenario.cloud.admin("GET", "/requests?since=0")["next"]
     app_ids = asyncio.run(listed())
     graph = [r for r in scenario.cloud.admin("GET", f"/requests?since={since}")["requests"] if r["service"] == "graph"]
-    assert len(graph) == 4 and sum("skiptoken" in r["path"] for r in graph) == 3
-    assert len(app_ids) == len(set(app_ids)) == 7
+    assert len(graph) == 5 and sum("skiptoken" in r["path"] for r in graph) == 4
+    assert len(app_ids) == len(set(app_ids)) == 9
 
 
 def test_an_unreadable_vault_is_reported_not_fatal(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:

@@ -166,8 +166,10 @@ async def test_a_rotator_that_does_not_own_the_app_gets_a_permission_error_namin
     assert "owner" in message and seeded.app_id in message
     log = requests_since(cloud, since)
     graph = matching(log, "graph")
-    assert [(r["method"], r["status"]) for r in graph] == [("GET", 403)]  # asked once, never retried
-    assert writes(log) == []
+    # OwnedBy reads every app of the tenant (the Graph permissions reference); it is the first write
+    # that Graph refuses, once, and it is never retried. Nothing else is written.
+    assert [(r["method"], r["status"]) for r in graph] == [("GET", 200), ("POST", 403)]
+    assert [(r["service"], r["status"]) for r in writes(log)] == [("graph", 403)]
 
 
 async def test_a_vault_where_the_rotator_may_only_read_gets_a_permission_error_naming_the_role(
