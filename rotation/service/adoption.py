@@ -15,6 +15,7 @@ a credential.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,9 +153,10 @@ def bound_tags(existing: tuple[str, ...] | list[str], binding: Binding) -> list[
     return [*kept, binding.tag]
 
 
-def by_hand_command(app_id: str, tag: str) -> str:
-    """The `az` way (appending: `--set tags=...` alone would replace the list)."""
-    return f"az ad app update --id {app_id} --add tags {tag}"
+def by_hand_command(app_id: str, tags: list[str]) -> str:
+    """The `az` way: the whole list, the binding included (Graph replaces the collection, and
+    azure-cli refuses `--add tags` on an app without tags before it sends anything)."""
+    return f"az ad app update --id {app_id} --set tags='{json.dumps(tags)}'"
 
 
 async def bind_secret(
@@ -181,6 +183,6 @@ async def bind_secret(
         await directory.set_application_tags(app.object_id, tags, app_id=app.app_id)
     except PermissionDeniedError as exc:
         raise BindingDeniedError(
-            app.app_id, bind_command(vault_alias, secret, app.app_id), by_hand_command(app.app_id, tag)
+            app.app_id, bind_command(vault_alias, secret, app.app_id), by_hand_command(app.app_id, tags)
         ) from exc
     return tag

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -238,6 +239,11 @@ def test_adopt_by_a_caller_who_is_no_owner_is_refused_and_writes_nothing(
     assert status != 0
     assert f"you must be an owner of app {seeded.app_id} or an admin" in err
     assert f"python -m rotation adopt kv-local {seeded.name} --app {seeded.app_id}" in err
+    # The by-hand way names the whole list (azure-cli refuses `--add tags` on an app without tags).
+    by_hand = re.search(rf"az ad app update --id {seeded.app_id} --set tags='(\[.*?\])'", err)
+    assert by_hand is not None, err
+    host = vault_host(cloud.vault_url("kv-local"))
+    assert json.loads(by_hand.group(1)) == [*tags_before, f"rotator-binding:{host}/{seeded.name}#{seeded.key_id}"]
     assert cloud.application_tags(seeded.object_id) == tags_before
     assert len(cloud.secret_versions("kv-local", seeded.name)) == versions_before
     assert dict(cloud.secret_versions("kv-local", seeded.name)[-1].tags or {}) == tags_of_version

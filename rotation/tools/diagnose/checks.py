@@ -373,7 +373,8 @@ def check_app_exists(seen: Observed) -> Check:
                 f"no application with appId {seen.app_id} is visible in the rotator's tenant",
                 "; ".join(entry.causes) if entry else "the client id is wrong or the app was deleted",
                 (entry.remedy if entry else "Check the client id.")
-                + " If the app exists, make the rotator's identity an owner so it can read it.",
+                + " If the app exists in another tenant, set the secret's TenantId tag (and list that tenant "
+                "in ROTATION_ALLOWED_TENANTS).",
             )
         case AppLookup.DENIED:
             return Check(
@@ -381,10 +382,11 @@ def check_app_exists(seen: Observed) -> Check:
                 title,
                 Status.WARN,
                 seen.app_problem or "the rotator may not read this app",
-                "The rotator reads only the apps it owns (Application.ReadWrite.OwnedBy), so this app's "
-                "credentials cannot be checked.",
-                "Add the rotator's identity as an owner of the app (az ad app owner add), or run with --probe "
-                "to test the sign-in directly.",
+                "Graph refused to let the rotator read the app: its identity holds no Application "
+                "permission yet (Application.ReadWrite.OwnedBy lets it read every app and write those it owns), "
+                "or the grant is hours old and its token predates it, so this app's credentials cannot be checked.",
+                "Grant the rotator Application.ReadWrite.OwnedBy (infra/hooks/grant-graph-permission.sh), make "
+                "it an owner of the app to rotate it, or run with --probe to test the sign-in directly.",
             )
         case AppLookup.OTHER_TENANT:
             return _skip(
