@@ -21,6 +21,7 @@ os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
 import pytest  # noqa: E402
 
 from emulator.rotator_profile import RotatorCloud  # noqa: E402
+from rotation.adapters.retrying import GATE  # noqa: E402
 
 # Azurite (blob + queue), started once per session by the tests that need storage.
 pytest_plugins = ["tests.azurite"]
@@ -49,6 +50,8 @@ def cloud() -> Iterator[RotatorCloud]:
 @pytest.fixture(autouse=True)
 def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    # A 429 one test provoked must not pace the next test's calls (the gate is per process).
+    GATE.reset()
     if "cloud" in request.fixturenames:
         shared: RotatorCloud = request.getfixturevalue("cloud")
         shared.admin("DELETE", "/faults")

@@ -110,6 +110,10 @@ class ThrottleGate:
         while (delay := self.closed_for(service)) > 0:
             await self._sleep(delay)
 
+    def reset(self) -> None:
+        """Forget every closure (a test that starts a fresh local cloud starts a fresh budget)."""
+        self._open_at.clear()
+
 
 #: The process's gate (see :class:`ThrottleGate`).
 GATE = ThrottleGate()

@@ -35,6 +35,7 @@ from rotation.domain.errors import (
     OwnIdentityError,
     PasswordLifetimePolicyError,
     PasswordLimitError,
+    PermissionDeniedError,
     PolicyBlockedError,
     RotationError,
     SecretNotFoundError,
@@ -631,9 +632,11 @@ async def forget_unstored(run: Run, seen: Observed, key_id: str) -> None:
 
 
 def counts_against_backoff(error: RotationError) -> bool:
-    """Definitive failures count; a validation that ended without any answer from Entra (an outage,
-    the network) says nothing about the secret, so it does not."""
-    if error.retryable:
+    """Definitive failures of this secret's rotation count. Not counted: a validation that ended
+    without any answer from Entra (an outage, the network), and a permission the rotator lacks (the
+    setup's problem, the same for every secret: once it is granted, the next sweep must rotate, not
+    wait out a back-off)."""
+    if error.retryable or isinstance(error, PermissionDeniedError):
         return False
     return not (isinstance(error, ValidationFailedError) and error.outage)
 

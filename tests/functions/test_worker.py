@@ -15,6 +15,8 @@ from azure.storage.queue.aio import QueueClient
 from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
 from functions.disposition import RotationRetry
+from rotation.adapters import keyvault
+from rotation.adapters.retrying import GATE
 from rotation.domain.errors import SettingsError
 from rotation.domain.model import ReconcileRequest
 from tests.functions.harness import (
@@ -151,7 +153,9 @@ async def test_a_transient_error_raises_so_the_host_retries(
     (retrying,) = events_named(logs.records, "RotationRetrying")
     assert retrying["errorCode"] == code and retrying["operationId"] == request.operation_id
     assert rotator_credentials(cloud, secret.object_id) == []
-    # The next delivery (the fault was a one-off) converges.
+    # The next delivery (the fault was a one-off) converges, once the 429's Retry-After has passed:
+    # until then every caller in the process honours it (the throttle gate).
+    await asyncio.sleep(GATE.closed_for(keyvault.SERVICE))
     await work(handlers, request.to_json())
     assert len(rotator_credentials(cloud, secret.object_id)) == 1
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import pytest
 
-from rotation.domain.errors import KeyVaultError, PasswordLifetimePolicyError
+from rotation.domain.errors import KeyVaultError, PasswordLifetimePolicyError, PermissionDeniedError
 from rotation.domain.model import (
     Action,
     Mode,
@@ -598,7 +598,7 @@ def kept(key: str) -> Check:
 
 
 def assert_tag(w: World, tag: str, value: str) -> None:
-    assert w.tags().get(tag) == value, w.tags()
+    assert w.tags().get(tag, "absent") == value, w.tags()
 
 
 def untouched(w: World, o: Outcome) -> None:
@@ -935,6 +935,20 @@ CASES = [
         NOT_PROVEN,
         error="ValidationFailed",
         check=lambda w, o: assert_tag(w, Tag.Backoff, "6/stopped"),
+    ),
+    Case(
+        # The setup's problem, not the secret's: once granted, the next sweep must rotate at once.
+        "a-missing-permission-is-not-counted-for-the-back-off",
+        then(
+            sync(due),
+            lambda w: w.directory.faults.fail(
+                "add_password", PermissionDeniedError("Microsoft Graph", "Application.ReadWrite.OwnedBy")
+            ),
+        ),
+        Action.NONE,
+        (),
+        error="PermissionDenied",
+        check=lambda w, o: assert_tag(w, Tag.Backoff, "absent"),
     ),
     Case(
         "a-stopped-rotation-waits-for-a-person",
