@@ -17,7 +17,7 @@ from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION, invocation_settin
 from rotation.domain.errors import RotationError
 from rotation.domain.model import ReconcileRequest, new_operation_id
 from rotation.observability import event as log_event
-from rotation.service.sweep import report_expiring, scan, work_requests
+from rotation.service.sweep import ScanTally, needs_attention, report_expiring, scan, work_requests
 
 
 def blueprint(config: EdgeConfig) -> func.Blueprint:
@@ -66,9 +66,19 @@ async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
         log_event("SweepPastDue", level=logging.WARNING, operationId=operation_id)
     settings = invocation_settings("sweep", operation_id)
     failures: dict[str, RotationError] = {}
+    tally = ScanTally()
     try:
         async with config.runtime(settings) as runtime:
-            statuses = await scan(settings, runtime.vaults, now, failures=failures, catalog=runtime.directory)
+            # Page by page, keeping only what needs work or expires soon: flat memory in the fleet's size.
+            statuses = await scan(
+                settings,
+                runtime.vaults,
+                now,
+                failures=failures,
+                catalog=runtime.directory,
+                keep=needs_attention(settings, now),
+                tally=tally,
+            )
     except RotationError as error:
         log_event(
             "SweepFailed", level=logging.ERROR, operationId=operation_id, errorCode=error.code, error=error.message
@@ -83,9 +93,9 @@ async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
         "SweepCompleted",
         operationId=operation_id,
         pastDue=past_due,
-        managed=len(statuses),
+        managed=tally.managed,
         enqueued=len(work),
-        problems=sum(1 for s in statuses if s.problem),
+        problems=tally.problems,
         unreadableVaults=",".join(sorted(failures)) or None,
         seconds=round(time.monotonic() - started, 3),
     )

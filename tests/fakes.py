@@ -451,6 +451,11 @@ class FakeVault:
         self.faults.check("list_secrets")
         return [self._view(versions[-1], listed=True) for versions in self._secrets.values()]
 
+    async def secret_pages(self) -> AsyncIterator[list[SecretVersion]]:
+        listed = await self.list_secrets()
+        for start in range(0, len(listed), 25):
+            yield listed[start : start + 25]
+
     async def list_versions(self, secret: str) -> list[SecretVersion]:
         self.faults.check("list_versions")
         return self.versions(secret)

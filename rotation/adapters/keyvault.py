@@ -7,7 +7,7 @@ tags (`SecretVersion`). Failures are translated once, here: 404 → "absent", 40
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -99,11 +99,26 @@ class KeyVaultSecrets:
 
     async def list_secrets(self) -> list[SecretVersion]:
         """Every secret's latest attributes and tags: one list call per 25 secrets, no values."""
+        return [version async for page in self.secret_pages() for version in page]
 
-        async def call() -> list[SecretVersion]:
-            return await self._collect(self._client.list_properties_of_secrets())
+    async def secret_pages(self) -> AsyncIterator[list[SecretVersion]]:
+        """One list call's page at a time (``nextLink`` as the continuation token), each page retried
+        on its own: a transient failure at page 300 resumes there instead of listing from the start."""
+        token: str | None = None
+        while True:
 
-        return await self._call(call, "list secrets", action="list")
+            async def call(after: str | None = token) -> tuple[list[SecretVersion], str | None]:
+                pages = self._client.list_properties_of_secrets().by_page(continuation_token=after)
+                async for page in pages:
+                    # azure-core's AsyncPageIterator keeps the next page's link here (typed loosely).
+                    following: str | None = getattr(pages, "continuation_token", None)
+                    return [self._version(item) async for item in page], following
+                return [], None
+
+            page, token = await self._call(call, "list secrets", action="list")
+            yield page
+            if not token:
+                return
 
     async def list_versions(self, secret: str) -> list[SecretVersion]:
         async def call() -> list[SecretVersion]:

@@ -24,7 +24,7 @@ from rotation.service.adoption import AdoptionRequest, adopt_secret
 from rotation.service.binding import bindings_of, not_bound_note
 from rotation.service.intake import admit_rotation
 from rotation.service.ports import HeldLock, InProcessLock, Lock
-from rotation.service.sweep import SecretStatus, reconcile_all, scan, work_requests
+from rotation.service.sweep import SecretStatus, needs_attention, reconcile_all, scan, work_requests
 from rotation.settings import GRACE_HOURS, VALIDITY_DAYS, Settings
 
 
@@ -180,7 +180,8 @@ def _sweep(args: argparse.Namespace) -> int:
 async def _sweep_all(settings: Settings, concurrency: int, dry_run: bool) -> list[Outcome]:
     async with open_runtime(settings) as runtime:
         now = datetime.now(UTC)
-        statuses = await scan(settings, runtime.vaults, now, catalog=runtime.directory)
+        keep = needs_attention(settings, now)
+        statuses = await scan(settings, runtime.vaults, now, catalog=runtime.directory, keep=keep)
         requests = work_requests(statuses, now, source="sweep (command line)")
         progress = Progress(len(requests), "reconciling")
 

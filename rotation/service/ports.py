@@ -124,6 +124,11 @@ class Vault(Protocol):
         """Every secret's latest attributes and tags (one list call per 25 secrets)."""
         ...
 
+    def secret_pages(self) -> AsyncIterator[list[SecretVersion]]:
+        """The same, one list call's page at a time: a sweep of many secrets holds one page, not all
+        of them, and a failure mid-way is retried from that page, not from the first."""
+        ...
+
     async def list_versions(self, secret: str) -> list[SecretVersion]:
         """Every version's attributes and tags."""
         ...

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from rotation.domain import policy
@@ -27,13 +28,30 @@ from rotation.service.ports import ApplicationCatalog, Lock, Vault
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
-__all__ = ["SecretStatus", "reconcile_all", "report_expiring", "scan", "status_of", "work_requests"]
+__all__ = [
+    "ScanTally",
+    "SecretStatus",
+    "needs_attention",
+    "reconcile_all",
+    "report_expiring",
+    "scan",
+    "status_of",
+    "work_requests",
+]
 
 
 def status_of(version: SecretVersion, settings: Settings, now: datetime) -> SecretStatus:
     """The status of one listed secret: :func:`rotation.domain.policy.assess` (kept under this name
     for the status view)."""
     return policy.assess(version, now, settings)
+
+
+@dataclass
+class ScanTally:
+    """What a scan saw, counted as it goes: a scan that keeps only some statuses still reports on all."""
+
+    managed: int = 0
+    problems: int = 0
 
 
 async def scan(
@@ -44,27 +62,52 @@ async def scan(
     only: str | None = None,
     failures: dict[str, RotationError] | None = None,
     catalog: ApplicationCatalog | None = None,
+    keep: Callable[[SecretStatus], bool] | None = None,
+    tally: ScanTally | None = None,
 ) -> list[SecretStatus]:
     """Every managed secret of every configured vault (or of `only`), with what it needs.
 
-    One unreadable vault must not hide the others' work: with `failures` given, its error is recorded
-    there (and logged) and the scan goes on; without, the first error is raised. With `catalog`,
-    secrets whose credential was deleted in Entra are found too (:func:`mark_deleted_credentials`).
+    Page by page (`Vault.secret_pages`), so that a sweep holds one page per vault at a time, not the
+    fleet: with `keep`, only the statuses it accepts are kept (the timer keeps what needs work or
+    expires soon), and `tally` counts them all. One unreadable vault must not hide the others' work:
+    with `failures` given, its error is recorded there (and logged) and the scan goes on; without,
+    the first error is raised. With `catalog`, secrets whose credential was deleted in Entra are
+    found too (:func:`live_credentials`, :func:`marked_if_deleted`).
     """
     chosen = [(name, v) for name, v in vaults.items() if only is None or name == only.lower()]
-    listings = await asyncio.gather(*(vault.list_secrets() for _, vault in chosen), return_exceptions=True)
+    live = await live_credentials(catalog) if catalog is not None and chosen else None
+    counts = tally if tally is not None else ScanTally()
     found: list[SecretStatus] = []
-    for (name, _), listing in zip(chosen, listings, strict=True):
-        if isinstance(listing, BaseException):
-            if failures is None or not isinstance(listing, RotationError):
-                raise listing
-            failures[name] = listing
-            event("VaultScanFailed", level=logging.ERROR, vault=name, errorCode=listing.code, error=listing.message)
-            continue
-        found.extend(status_of(version, settings, now) for version in listing if version.managed)
-    if catalog is not None:
-        found = await mark_deleted_credentials(found, catalog)
+
+    async def one(vault: Vault) -> None:
+        async for page in vault.secret_pages():
+            for version in page:
+                if not version.managed:
+                    continue
+                status = marked_if_deleted(status_of(version, settings, now), live)
+                counts.managed += 1
+                counts.problems += 1 if status.problem else 0
+                if keep is None or keep(status):
+                    found.append(status)
+
+    results = await asyncio.gather(*(one(vault) for _, vault in chosen), return_exceptions=True)
+    for (name, _), result in zip(chosen, results, strict=True):
+        if isinstance(result, BaseException):
+            if failures is None or not isinstance(result, RotationError):
+                raise result
+            failures[name] = result
+            event("VaultScanFailed", level=logging.ERROR, vault=name, errorCode=result.code, error=result.message)
     return sorted(found, key=lambda s: (s.vault, s.name.lower()))
+
+
+def needs_attention(settings: Settings, now: datetime) -> Callable[[SecretStatus], bool]:
+    """What the timer sweep keeps of a scan: the secrets that need work, or expire within the alert window."""
+
+    def keep(status: SecretStatus) -> bool:
+        days = status.days_to_expiry(now)
+        return bool(status.needs_work) or (days is not None and days <= settings.expiry_alert_days)
+
+    return keep
 
 
 def report_expiring(statuses: list[SecretStatus], settings: Settings, now: datetime) -> None:
@@ -93,41 +136,38 @@ def report_expiring(statuses: list[SecretStatus], settings: Settings, now: datet
 APPLICATION_PAGE = 999
 
 
-async def mark_deleted_credentials(statuses: list[SecretStatus], catalog: ApplicationCatalog) -> list[SecretStatus]:
-    """``statuses`` with every active secret whose ``CredentialId`` the app no longer has made due now,
-    each alerted once per sweep (``CredentialMissing``). Apps the rotator cannot read, or a listing
-    that fails, change nothing (the reconcile finds the same on its own read); one app listing serves
-    every vault."""
-    named = [s for s in statuses if s.credential_id and s.app_id and s.enabled and not s.problem]
-    if not named:
-        return statuses
+async def live_credentials(catalog: ApplicationCatalog) -> dict[str, frozenset[str]] | None:
+    """The keyIds of every app the rotator can read, by appId (one listing, 999 apps per request);
+    ``None`` when the listing fails (the check is skipped: the reconcile finds the same on its own read)."""
     try:
         listed = await catalog.list_applications(page_size=APPLICATION_PAGE)
     except RotationError as error:
         event("CredentialCheckSkipped", level=logging.WARNING, errorCode=error.code, error=error.message)
-        return statuses
-    credentials = {
-        item.application.app_id.lower(): {c.key_id.lower() for c in item.application.password_credentials}
+        return None
+    return {
+        item.application.app_id.lower(): frozenset(c.key_id.lower() for c in item.application.password_credentials)
         for item in listed
     }
-    marked: list[SecretStatus] = []
-    for status in statuses:
-        live = credentials.get((status.app_id or "").lower()) if status in named else None
-        credential_id = (status.credential_id or "").lower()
-        if live is None or credential_id in live or status.state == "validating":
-            marked.append(status)
-            continue
-        event(
-            "CredentialMissing",
-            level=logging.ERROR,
-            vault=status.vault,
-            secret=status.name,
-            appId=status.app_id,
-            keyId=status.credential_id,
-        )
-        reason = f"credential {status.credential_id} no longer exists on app {status.app_id}: the value cannot sign in"
-        marked.append(dataclasses.replace(status, needs_work=reason, next_look_at=None))
-    return marked
+
+
+def marked_if_deleted(status: SecretStatus, live: Mapping[str, frozenset[str]] | None) -> SecretStatus:
+    """``status`` made due now (and alerted on: ``CredentialMissing``) when its ``CredentialId`` names a
+    credential its app no longer has; unchanged when the app is not readable or nothing is wrong."""
+    if live is None or not status.credential_id or not status.app_id or not status.enabled or status.problem:
+        return status
+    keys = live.get(status.app_id.lower())
+    if keys is None or status.credential_id.lower() in keys or status.state == "validating":
+        return status
+    event(
+        "CredentialMissing",
+        level=logging.ERROR,
+        vault=status.vault,
+        secret=status.name,
+        appId=status.app_id,
+        keyId=status.credential_id,
+    )
+    reason = f"credential {status.credential_id} no longer exists on app {status.app_id}: the value cannot sign in"
+    return dataclasses.replace(status, needs_work=reason, next_look_at=None)
 
 
 def work_requests(statuses: list[SecretStatus], now: datetime, *, source: str) -> list[ReconcileRequest]:
