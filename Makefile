@@ -97,6 +97,7 @@ bench: venv
 	$(PY) -m benchmarks.fleet
 	$(PY) -m benchmarks.time_to_proof
 	$(PY) -m benchmarks.rotation_cost
+	$(PY) -m benchmarks.sweep_scale --secrets 2000
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) $(AZ_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .troubleshoot

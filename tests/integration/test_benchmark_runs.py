@@ -42,3 +42,17 @@ def test_fleet_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["rotations_ok"] == 3 and report["rotations_failed"] == 0
+
+
+def test_sweep_scale_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sweep_scale", "--secrets", "60", "--due", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["keyvault_list_calls"] == report["expected_list_calls"] == report["keyvault_requests"]
+    assert report["enqueued"] == 3
