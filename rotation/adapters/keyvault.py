@@ -197,7 +197,14 @@ class KeyVaultSecrets:
             except HttpResponseError as exc:
                 raise self._translate(exc, what, action, secret) from exc
 
-        return await with_retries(translated, service=SERVICE, budget_seconds=self._budget, what=what)
+        return await with_retries(
+            translated, service=SERVICE, budget_seconds=self._budget, what=what, gate_key=self.gate_key
+        )
+
+    @property
+    def gate_key(self) -> str:
+        """Key Vault's limits are per vault: one vault's 429 paces the calls to that vault only."""
+        return f"{SERVICE} {self.name}"
 
     def _translate(self, exc: HttpResponseError, what: str, action: str, secret: str | None) -> Exception:
         status = exc.status_code or 0

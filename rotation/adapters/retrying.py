@@ -143,23 +143,26 @@ async def with_retries(
     initial_backoff: float = 0.5,
     max_backoff: float = 30.0,
     gate: ThrottleGate = GATE,
+    gate_key: str | None = None,
 ) -> T:
     """Run `operation`, retrying `Transient` failures until `budget_seconds` have passed; every
-    attempt waits for `service`'s gate first, and a throttled one closes it for its `Retry-After`."""
+    attempt waits for the gate of `gate_key` (default: `service`) first, and a throttled one closes
+    it for its `Retry-After` (Key Vault throttles per vault, so its adapter keys the gate by vault)."""
     started = time.monotonic()
+    key = gate_key or service
 
     async def attempt_once() -> T:
-        closed_for = gate.closed_for(service)
+        closed_for = gate.closed_for(key)
         if closed_for > 0 and closed_for > budget_seconds - (time.monotonic() - started):
             # The service asked every caller to wait longer than this call may: give up now, as a
             # throttled call that ran out of budget would, instead of waiting past the cap.
             raise ThrottledError(service, time.monotonic() - started, closed_for)
-        await gate.wait(service)
+        await gate.wait(key)
         try:
             return await operation()
         except Transient as exc:
             if exc.throttled:
-                gate.close_for(service, exc.retry_after if exc.retry_after is not None else initial_backoff)
+                gate.close_for(key, exc.retry_after if exc.retry_after is not None else initial_backoff)
             raise
 
     retrying = AsyncRetrying(

@@ -643,10 +643,13 @@ def counts_against_backoff(error: RotationError) -> bool:
 
 def current_value_works(run: Run, seen: Observed) -> bool:
     """Whether the value consumers read now can still sign in, as far as can be told without trying:
-    not a Secret ID, its credential not deleted, not expired."""
+    not a Secret ID, its credential not deleted, not expired, and not a `validating` value whose
+    proof failed (the only way a rotation meets one: its credential is gone and nothing could be
+    restored, so a fresh rotation replaces it)."""
     expires = seen.latest.expires
     expired = expires is not None and expires <= run.clock.now()
-    return not (seen.holds_secret_id or seen.credential_gone or expired)
+    unproven = seen.state.state is RotationState.VALIDATING
+    return not (seen.holds_secret_id or seen.credential_gone or expired or unproven)
 
 
 async def clamped_lifetime(run: Run, seen: Observed, now: datetime) -> policy.Lifetime:

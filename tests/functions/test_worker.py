@@ -155,7 +155,7 @@ async def test_a_transient_error_raises_so_the_host_retries(
     assert rotator_credentials(cloud, secret.object_id) == []
     # The next delivery (the fault was a one-off) converges, once the 429's Retry-After has passed:
     # until then every caller in the process honours it (the throttle gate).
-    await asyncio.sleep(GATE.closed_for(keyvault.SERVICE))
+    await asyncio.sleep(GATE.closed_for(f"{keyvault.SERVICE} kv-local"))
     await work(handlers, request.to_json())
     assert len(rotator_credentials(cloud, secret.object_id)) == 1
 

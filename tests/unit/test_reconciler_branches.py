@@ -984,6 +984,19 @@ CASES = [
         error="ValidationFailed",
         check=stored_validating_when_nothing_works,
     ),
+    Case(
+        # The latest holds a failed `validating` value whose credential is gone: a fresh value that
+        # fails too is still better stored (validating) than the dead one left as the latest.
+        "a-failed-replacement-of-a-dead-pending-value-is-stored-validating",
+        then(
+            sync(lambda w: pending(w, credential_exists=False, earlier_works=False)),
+            lambda w: w.probe.refuse(900023),
+        ),
+        Action.ROTATED,
+        ("addPassword", "set"),
+        error="ValidationFailed",
+        check=stored_validating_when_nothing_works,
+    ),
     # --- never take a secret down (findings 3, 4)
     Case(
         "an-owners-fresh-version-during-validation-is-never-disabled",

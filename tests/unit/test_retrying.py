@@ -103,3 +103,14 @@ async def test_a_gate_closed_beyond_the_budget_fails_as_throttled_at_once() -> N
     with pytest.raises(ThrottledError):
         await with_retries(operation, service="graph", budget_seconds=120, what="x", gate=gate)  # type: ignore[arg-type]
     assert calls == [] and fake.sleeps == []  # neither a request nor a wait past the cap
+
+
+async def test_key_vault_throttling_paces_only_the_vault_that_answered_429() -> None:
+    fake = FakeTime()
+    gate = ThrottleGate(clock=fake.clock, sleep=fake.sleep)
+    gate.close_for("Key Vault kv-a", 5)
+    _, ok = failing(0, throttled=False)
+    await with_retries(ok, service="Key Vault", gate_key="Key Vault kv-b", budget_seconds=30, what="x", gate=gate)  # type: ignore[arg-type]
+    assert fake.sleeps == []
+    await with_retries(ok, service="Key Vault", gate_key="Key Vault kv-a", budget_seconds=30, what="x", gate=gate)  # type: ignore[arg-type]
+    assert fake.sleeps == [5.0]
