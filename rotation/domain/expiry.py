@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 #: ``ROTATION_EXPIRY_WINDOWS_DAYS``' default: a month, two weeks, a week, the last day, expired.
-DEFAULT_WINDOWS: Final = (30, 14, 7, 1, 0)
+DEFAULT_WINDOWS: Final[tuple[int, ...]] = (30, 14, 7, 1, 0)
 #: The largest window a setting may name (a credential lives at most two years; a year's notice is plenty).
 MAX_WINDOW_DAYS: Final = 365
 DAY: Final = timedelta(days=1)
