@@ -335,8 +335,8 @@ class GraphDirectory:
         """``GET /applications/{id}/owners?$select=id,displayName,mail``: one request, Graph's first
         page (100 owners; an app registration has a handful), ``None`` when Graph will not show them.
 
-        A 403 is not raised as a missing permission: the expiry notice is still worth sending
-        without its owners, and the rotator's own permission reads every app's owners anyway.
+        A 403 is not raised as a missing permission: Graph may keep some app's owners from the
+        rotator, and its expiry notice is still worth sending without them.
         """
         query = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters(select=OWNER_FIELDS)
         config = RequestConfiguration(query_parameters=query)

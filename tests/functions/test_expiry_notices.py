@@ -251,3 +251,25 @@ async def test_bad_windows_fail_the_run_naming_the_setting(
     (invalid,) = events_named(logs.records, "SettingsInvalid")
     assert invalid["function"] == "expiry_notices"
     assert any(p.startswith("ROTATION_EXPIRY_WINDOWS_DAYS=") and "'seven'" in p for p in invalid["problems"])
+
+
+async def test_owners_graph_will_not_show_leave_the_notice_without_owners(
+    own_cloud: RotatorCloud, handlers: dict[str, Any], calendar: Calendar, logs: pytest.LogCaptureFixture
+) -> None:
+    app = create_owned_app(own_cloud, "Secretive app")
+    key = add_password(own_cloud, app, notice_day(calendar.now) + timedelta(days=1))["keyId"]
+    own_cloud.admin(
+        "POST",
+        "/faults",
+        {
+            "service": "graph",
+            "method": "GET",
+            "pathRegex": "/owners",
+            "status": 403,
+            "code": "Authorization_RequestDenied",
+        },
+    )
+    await run_timer(handlers)
+    (notice,) = notices(logs)
+    assert notice["keyId"] == key and notice["window"] == 1
+    assert notice["ownersReadable"] is False and "owners" not in notice and notice["ownerCount"] == 0
