@@ -1,6 +1,7 @@
 """The Azure Function app (Python v2 programming model): one Blueprint per trigger family.
 
     timer "sweep" ────────────┐                                   functions/sweep.py
+    timer "expiry_notices" (daily): CredentialExpiryNotice logs    functions/expiry.py
     Event Grid (Key Vault) ───┼──► queue "rotation-requests"      functions/events.py
     POST /api/secrets/…/rotate┘        │                          functions/http.py (+ status, list, inventory)
                                        └──► rotate_worker: blob lease ──► reconcile   functions/worker.py
@@ -13,7 +14,7 @@ import logging
 
 import azure.functions as func
 
-from functions import events, http, sweep, worker
+from functions import events, expiry, http, sweep, worker
 from functions.config import EdgeConfig
 from rotation import redact
 
@@ -27,7 +28,7 @@ redact.install()
 def create_app(config: EdgeConfig | None = None) -> func.FunctionApp:
     """The app with every trigger family; tests pass their own :class:`EdgeConfig`."""
     app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-    for family in (sweep, events, worker, http):
+    for family in (sweep, expiry, events, worker, http):
         app.register_functions(family.blueprint(config or EdgeConfig()))
     return app
 

@@ -58,6 +58,13 @@ param graceHours int = 24
 @description('ROTATION_SCHEDULE: NCRONTAB of the sweep timer.')
 param schedule string = '0 0 * * * *'
 
+@description('ROTATION_EXPIRY_SCHEDULE: NCRONTAB of the daily expiry notices timer (must fire once per UTC day).')
+param expirySchedule string = '0 0 6 * * *'
+
+@description('ROTATION_EXPIRY_WINDOWS_DAYS: days before expiry at which every readable credential gets a CredentialExpiryNotice, comma-separated.')
+@minLength(1)
+param expiryWindowsDays string = '30,14,7,1,0'
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -184,6 +191,8 @@ module functionApp 'modules/function-app.bicep' = {
     rotateBeforeDays: rotateBeforeDays
     graceHours: graceHours
     schedule: schedule
+    expirySchedule: expirySchedule
+    expiryWindowsDays: expiryWindowsDays
     operatorRole: operatorRole
     readerRole: readerRole
     expiryAlertDays: expiryAlertDays

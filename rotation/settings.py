@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from rotation.domain.errors import SettingsError, TagError, UnknownVaultError
+from rotation.domain.expiry import DEFAULT_WINDOWS, parse_windows
 from rotation.domain.model import (
     TENANT_RULE,
     VAULT_NAME_RULE,
@@ -89,6 +90,10 @@ _INT_SETTINGS: Final = (
 )
 
 DEFAULT_SCHEDULE: Final = "0 0 * * * *"
+#: The expiry notices' timer: once a day, 06:00 UTC (the window rule assumes one run per UTC day).
+DEFAULT_EXPIRY_SCHEDULE: Final = "0 0 6 * * *"
+EXPIRY_SCHEDULE_ENV: Final = "ROTATION_EXPIRY_SCHEDULE"
+EXPIRY_WINDOWS_ENV: Final = "ROTATION_EXPIRY_WINDOWS_DAYS"
 DEFAULT_OPERATOR_ROLE: Final = "Rotation.Operator"
 DEFAULT_READER_ROLE: Final = "Rotation.Reader"
 #: Operators' bearer tokens must be for this API: its client id and/or identifier URI, comma-separated.
@@ -102,6 +107,8 @@ KNOWN_VARIABLES: Final = frozenset(
         "ROTATION_GRAPH_URL",
         "AZURE_AUTHORITY_HOST",
         "ROTATION_SCHEDULE",
+        EXPIRY_SCHEDULE_ENV,
+        EXPIRY_WINDOWS_ENV,
         "ROTATION_OPERATOR_ROLE",
         "ROTATION_READER_ROLE",
         API_AUDIENCE_ENV,
@@ -283,6 +290,10 @@ class Settings:
     api_audiences: tuple[str, ...] = ()
     sweep_concurrency: int = SWEEP_CONCURRENCY.default
     expiry_alert_days: int = EXPIRY_ALERT_DAYS.default
+    #: The daily expiry notices' NCRONTAB schedule (``ROTATION_EXPIRY_SCHEDULE``).
+    expiry_schedule: str = DEFAULT_EXPIRY_SCHEDULE
+    #: Days before expiry at which a credential gets a notice, descending (``ROTATION_EXPIRY_WINDOWS_DAYS``).
+    expiry_windows_days: tuple[int, ...] = DEFAULT_WINDOWS
     #: Tenants a ``TenantId`` tag may name (lower case); empty: only ``tenant_id``.
     allowed_tenants: frozenset[str] = frozenset()
     #: The rotator's own client id (``AZURE_CLIENT_ID``), whose app it never rotates.
@@ -355,6 +366,8 @@ class Settings:
             ints[spec.env] = parse(spec.env, spec.default, _int_check(spec))
 
         schedule = parse("ROTATION_SCHEDULE", DEFAULT_SCHEDULE, _schedule_check)
+        expiry_schedule = parse(EXPIRY_SCHEDULE_ENV, DEFAULT_EXPIRY_SCHEDULE, _schedule_check)
+        expiry_windows = parse(EXPIRY_WINDOWS_ENV, DEFAULT_WINDOWS, parse_windows)
 
         def role(value: str) -> tuple[str | None, str | None]:
             if _ROLE_RE.fullmatch(value):
@@ -421,6 +434,8 @@ class Settings:
             api_audiences=api_audiences,
             sweep_concurrency=ints[SWEEP_CONCURRENCY.env],
             expiry_alert_days=ints[EXPIRY_ALERT_DAYS.env],
+            expiry_schedule=expiry_schedule,
+            expiry_windows_days=expiry_windows,
             allowed_tenants=allowed_tenants,
             own_client_id=own_client_id,
             warnings=warnings,

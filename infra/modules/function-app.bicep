@@ -81,6 +81,13 @@ param throttleRetrySeconds int = 120
 @description('ROTATION_SCHEDULE: NCRONTAB of the sweep timer.')
 param schedule string = '0 0 * * * *'
 
+@description('ROTATION_EXPIRY_SCHEDULE: NCRONTAB of the daily expiry notices timer (must fire once per UTC day).')
+param expirySchedule string = '0 0 6 * * *'
+
+@description('ROTATION_EXPIRY_WINDOWS_DAYS: days before expiry at which every readable credential gets a CredentialExpiryNotice, comma-separated.')
+@minLength(1)
+param expiryWindowsDays string = '30,14,7,1,0'
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -296,6 +303,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ROTATION_ORPHAN_MARGIN_MINUTES: string(orphanMarginMinutes)
     ROTATION_THROTTLE_RETRY_SECONDS: string(throttleRetrySeconds)
     ROTATION_SCHEDULE: schedule
+    ROTATION_EXPIRY_SCHEDULE: expirySchedule
+    ROTATION_EXPIRY_WINDOWS_DAYS: expiryWindowsDays
     ROTATION_OPERATOR_ROLE: operatorRole
     ROTATION_READER_ROLE: readerRole
     // The function validates operators' tokens itself too: the same audiences App Service authentication accepts.

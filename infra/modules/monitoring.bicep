@@ -1,4 +1,4 @@
-// Log Analytics + Application Insights (Entra ID ingestion only) and the three rotation alerts.
+// Log Analytics + Application Insights (Entra ID ingestion only) and the rotation alerts.
 // The app writes log lines whose message starts with a fixed word; each alert counts one of them.
 
 @description('Name prefix/suffix token shared by the resources.')
@@ -141,6 +141,20 @@ var alerts = [
     windowSize: 'PT1H'
     autoMitigate: false
     muteActionsDuration: 'PT24H'
+  }
+  {
+    // The daily timer logs one line per credential crossing a window (ROTATION_EXPIRY_WINDOWS_DAYS), all
+    // at once: one mail per run. Muted for 20 hours, so a second run the same day (which repeats the same
+    // notices, see docs/architecture.md) mails nothing new, and the next day's run mails again.
+    name: 'credential-expiry-notice'
+    displayName: 'App credentials cross an expiry window today'
+    description: 'The daily expiry_notices timer logged CredentialExpiryNotice: a password or certificate of an app registration (managed by the rotator or not) expires within one of ROTATION_EXPIRY_WINDOWS_DAYS. Each line names the app, the keyId, the days left and the app owners to contact.'
+    severity: 3
+    query: 'traces | where message startswith "CredentialExpiryNotice"'
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    autoMitigate: false
+    muteActionsDuration: 'PT20H'
   }
 ]
 

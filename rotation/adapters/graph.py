@@ -25,6 +25,7 @@ from msgraph.generated.applications.item.add_password.add_password_post_request_
     AddPasswordPostRequestBody,
 )
 from msgraph.generated.applications.item.application_item_request_builder import ApplicationItemRequestBuilder
+from msgraph.generated.applications.item.owners.owners_request_builder import OwnersRequestBuilder
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
 )
@@ -33,6 +34,7 @@ from msgraph.generated.applications_with_app_id.applications_with_app_id_request
 )
 from msgraph.generated.models.application import Application as GraphApplication
 from msgraph.generated.models.application_collection_response import ApplicationCollectionResponse
+from msgraph.generated.models.directory_object import DirectoryObject
 from msgraph.generated.models.key_credential import KeyCredential as GraphKeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential as GraphPasswordCredential
@@ -56,7 +58,7 @@ from rotation.domain.errors import (
     PermissionDeniedError,
     PolicyBlockedError,
 )
-from rotation.domain.listing import CertificateCredential, ListedApplication
+from rotation.domain.listing import ApplicationOwner, CertificateCredential, ListedApplication
 from rotation.domain.model import Application, NewPassword, PasswordCredential, PasswordPolicy, Sensitive
 from rotation.settings import is_loopback
 
@@ -69,6 +71,9 @@ GRAPH_RESOURCE = "https://graph.microsoft.com"
 # the same request as the credentials, never an extra one.
 APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordCredentials", "keyCredentials", "tags"]
 OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.OwnedBy"
+# An owner is a user, a group or a service principal: the expiry notices name it by these two only
+# (`mail` is null on service principals and on users without a mailbox; Graph answers null then).
+OWNER_FIELDS = ["id", "displayName", "mail"]
 
 
 def graph_scope(graph_url: str) -> str:
@@ -136,6 +141,17 @@ def _listed_application(app: GraphApplication) -> ListedApplication:
     )
 
 
+def _owner(item: DirectoryObject) -> ApplicationOwner:
+    # The subclass (User, Group, ServicePrincipal) follows the item's @odata.type; a plain
+    # directoryObject is what Graph answers for an object the caller may not read: nothing to show.
+    display_name = getattr(item, "display_name", None)
+    mail = getattr(item, "mail", None)
+    return ApplicationOwner(
+        display_name=str(display_name) if display_name else None,
+        mail=str(mail) if mail else None,
+    )
+
+
 def _error_code(exc: ODataError) -> str:
     return (exc.error.code if exc.error and exc.error.code else "") or ""
 
@@ -146,7 +162,8 @@ def _error_message(exc: ODataError) -> str:
 
 class GraphDirectory:
     """The `Directory` port (read an app, add and remove its passwords, read its password policy)
-    and the `ApplicationCatalog` port (list every app, find one by object id): `GraphPort`."""
+    and the `ApplicationCatalog` port (list every app, find one by object id, read an app's owners):
+    `GraphPort`."""
 
     def __init__(
         self, credential: AsyncTokenCredential, graph_url: str, *, retry_budget_seconds: float = 120.0
@@ -313,6 +330,28 @@ class GraphDirectory:
             return _application(app) if app is not None else None
 
         return await self._call(call, f"read application object {object_id}")
+
+    async def list_owners(self, object_id: str) -> tuple[ApplicationOwner, ...] | None:
+        """``GET /applications/{id}/owners?$select=id,displayName,mail``: one request, Graph's first
+        page (100 owners; an app registration has a handful), ``None`` when Graph will not show them.
+
+        A 403 is not raised as a missing permission: Graph may keep some app's owners from the
+        rotator, and its expiry notice is still worth sending without them.
+        """
+        query = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters(select=OWNER_FIELDS)
+        config = RequestConfiguration(query_parameters=query)
+
+        async def call() -> tuple[ApplicationOwner, ...] | None:
+            builder = self._client.applications.by_application_id(object_id).owners
+            try:
+                page = await builder.get(request_configuration=config)
+            except ODataError as exc:
+                if exc.response_status_code in (403, 404):
+                    return None
+                raise
+            return tuple(_owner(item) for item in (page.value if page else None) or [])
+
+        return await self._call(call, f"read the owners of application object {object_id}")
 
     # --- plumbing --------------------------------------------------------------------------------
     def _not_found(self, app_id: str) -> ApplicationNotFoundError:

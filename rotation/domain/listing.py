@@ -1,5 +1,5 @@
-"""Plain values the read-only reads return: the inventory's view of an app (with its certificates)
-and a soft-deleted secret.
+"""Plain values the read-only reads return: the inventory's view of an app (with its certificates),
+an app's owner as the expiry notices name it, and a soft-deleted secret.
 
 They live in the domain, not next to the adapters that fill them, so that the read-only tools and
 the function app speak of them through the ports (`rotation.service.ports`) without importing an
@@ -31,6 +31,20 @@ class ListedApplication:
 
     application: Application
     certificates: tuple[CertificateCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplicationOwner:
+    """An owner of an app registration (a user, a group or a service principal), as far as the
+    expiry notices name one: its display name and mail, where Graph lets the rotator read them.
+    Never more (no object id, no sign-in name): a notice tells people, it does not index them."""
+
+    display_name: str | None = None
+    mail: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.display_name or self.mail)
 
 
 @dataclass(frozen=True)

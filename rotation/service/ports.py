@@ -4,8 +4,8 @@ Two kinds, kept apart so that each caller depends on no more than it uses:
 
 - the reconciler's ports, `Directory`, `Vault`, `TokenProbe` and `Lock`: everything a rotation
   does; the unit tests' in-memory fakes implement exactly these;
-- the read-only extras that only the tools (`diagnose`, `inventory`) and the function app's
-  status routes call, `ApplicationCatalog` and `SecretRecords`, plus `Closable` for whoever owns
+- the read-only extras that only the tools (`diagnose`, `inventory`, the expiry notices) and the
+  function app's status routes call, `ApplicationCatalog` and `SecretRecords`, plus `Closable` for whoever owns
   the clients. `GraphPort`, `VaultPort` and `ReleasableLock` are the unions the wiring
   (`rotation.runtime`) hands out, so no caller needs an adapter's concrete type.
 
@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from rotation.domain.errors import LockHeld
-from rotation.domain.listing import DeletedSecretInfo, ListedApplication
+from rotation.domain.listing import ApplicationOwner, DeletedSecretInfo, ListedApplication
 from rotation.domain.model import (
     Application,
     NewPassword,
@@ -185,6 +185,12 @@ class ApplicationCatalog(Protocol):
     async def find_application_by_object_id(self, object_id: str) -> Application | None:
         """The app whose *object* id this is, or ``None``: tells "ProviderAddress holds the Object
         ID" apart from "no such app" after a lookup by appId found nothing."""
+        ...
+
+    async def list_owners(self, object_id: str) -> tuple[ApplicationOwner, ...] | None:
+        """The owners of the app with this *object* id (``GET /applications/{id}/owners``, one
+        request: the first 100, which is more than an app registration ever has in practice);
+        ``None`` when Graph will not show them (403, or the app is gone)."""
         ...
 
 

@@ -38,6 +38,7 @@ def bindings(functions: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
 def test_the_app_has_exactly_these_functions(functions: dict[str, Any]) -> None:
     assert set(functions) == {
         "sweep",
+        "expiry_notices",
         "on_key_vault_event",
         "rotate_worker",
         "rotation_poisoned",
@@ -61,6 +62,21 @@ def test_sweep_is_a_monitored_timer_on_the_schedule_setting(functions: dict[str,
         "useMonitor": True,
     }
     assert b["requests"] == QUEUE_OUT
+
+
+def test_expiry_notices_are_a_monitored_timer_on_their_own_schedule_setting_with_no_output(
+    functions: dict[str, Any],
+) -> None:
+    assert bindings(functions, "expiry_notices") == {
+        "timer": {
+            "direction": "IN",
+            "type": "timerTrigger",
+            "name": "timer",
+            "schedule": "%ROTATION_EXPIRY_SCHEDULE%",
+            "runOnStartup": False,
+            "useMonitor": True,
+        }
+    }
 
 
 def test_event_grid_trigger_enqueues_through_an_output_binding(functions: dict[str, Any]) -> None:
@@ -142,7 +158,7 @@ def test_a_builtin_list_would_not_be_accepted_by_the_queue_converter() -> None:
     assert converter.check_output_type_annotation(typing.List[str])  # noqa: UP006
 
 
-@pytest.mark.parametrize("family", ["sweep", "events", "worker", "http"])
+@pytest.mark.parametrize("family", ["sweep", "expiry", "events", "worker", "http"])
 def test_trigger_modules_keep_their_annotations_evaluated(family: str) -> None:
     # The worker reads the annotations of the functions it indexes; postponed (string) annotations
     # would hide func.Out[typing.List[str]] from its converter check.
@@ -165,7 +181,7 @@ def test_importing_the_app_does_no_network_io_and_needs_no_settings() -> None:
         "socket.create_connection = refuse\n"
         "socket.getaddrinfo = refuse\n"
         "import function_app\n"
-        "assert len(function_app.app.get_functions()) == 8\n"
+        "assert len(function_app.app.get_functions()) == 9\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(

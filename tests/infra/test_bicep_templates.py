@@ -62,6 +62,8 @@ APP_SETTINGS = (
     "ROTATION_ORPHAN_MARGIN_MINUTES",
     "ROTATION_THROTTLE_RETRY_SECONDS",
     "ROTATION_SCHEDULE",
+    "ROTATION_EXPIRY_SCHEDULE",
+    "ROTATION_EXPIRY_WINDOWS_DAYS",
     "ROTATION_OPERATOR_ROLE",
     "ROTATION_READER_ROLE",
     "ROTATION_API_AUDIENCE",
@@ -87,6 +89,8 @@ SETTING_DEFAULTS = {
     "orphanMarginMinutes": 60,
     "throttleRetrySeconds": 120,
     "schedule": "0 0 * * * *",
+    "expirySchedule": "0 0 6 * * *",
+    "expiryWindowsDays": "30,14,7,1,0",
     "operatorRole": "Rotation.Operator",
     "readerRole": "Rotation.Reader",
     "allowedHosts": "",
@@ -427,7 +431,7 @@ def test_application_insights_ingests_with_entra_id_only() -> None:
     assert publishers[0].body["properties"]["principalId"] == "rotatorPrincipalId"
 
 
-def test_alerts_count_failure_poison_stop_missing_and_expiry_log_lines_and_mail_the_operators() -> None:
+def test_alerts_count_failure_poison_stop_missing_expiry_and_notice_log_lines_and_mail_the_operators() -> None:
     rules = resources("Microsoft.Insights/scheduledQueryRules")
     assert rules, "no scheduled query rule"
     monitoring = rules[0].path
@@ -438,6 +442,7 @@ def test_alerts_count_failure_poison_stop_missing_and_expiry_log_lines_and_mail_
         "RotationFailed",
         "RotationPoisoned",
         "CredentialExpiring",
+        "CredentialExpiryNotice",
         "CredentialMissing",
         "RotationStopped",
     }

@@ -131,6 +131,8 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_ORPHAN_MARGIN_MINUTES",
         "ROTATION_THROTTLE_RETRY_SECONDS",
         "ROTATION_SCHEDULE",
+        "ROTATION_EXPIRY_SCHEDULE",
+        "ROTATION_EXPIRY_WINDOWS_DAYS",
         "ROTATION_OPERATOR_ROLE",
         "ROTATION_READER_ROLE",
         "ROTATION_API_AUDIENCE",
@@ -232,6 +234,15 @@ def test_several_bad_vault_entries_still_make_one_line() -> None:
         ("ROTATION_API_AUDIENCE", "http://secret-rotator", "identifier URI"),
         ("ROTATION_SWEEP_CONCURRENCY", "65", "from 1 to 64"),
         ("ROTATION_EXPIRY_ALERT_DAYS", "x", "from 0 to 365"),
+        ("ROTATION_EXPIRY_SCHEDULE", "daily", "6 fields"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "30,14,,0", "an empty entry"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "30;14", "not a whole number"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "7,-1", "not a whole number"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "+7", "not a whole number"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "7.5", "not a whole number"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "٣", "not a whole number"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "366", "out of range"),
+        ("ROTATION_EXPIRY_WINDOWS_DAYS", "7,14,7", "listed twice"),
     ],
 )
 def test_each_bad_value_gives_exactly_one_line_naming_the_variable(variable: str, value: str, fragment: str) -> None:
@@ -470,3 +481,18 @@ def test_an_explicitly_allowed_host_is_accepted() -> None:
     assert s.authority_host == "https://login.azurestack.contoso.com"
     with pytest.raises(SettingsError, match=re.escape("ROTATION_ALLOWED_HOSTS='*.contoso.com'")):
         settings(ROTATION_ALLOWED_HOSTS="*.contoso.com")
+
+
+# ---------------------------------------------------------------------------------------------- expiry notices
+
+
+def test_expiry_notices_run_daily_with_five_windows_by_default() -> None:
+    s = settings()
+    assert s.expiry_schedule == "0 0 6 * * *"
+    assert s.expiry_windows_days == (30, 14, 7, 1, 0)
+
+
+def test_expiry_windows_are_read_in_any_order_and_kept_descending() -> None:
+    s = settings(ROTATION_EXPIRY_WINDOWS_DAYS=" 0, 7 ,60", ROTATION_EXPIRY_SCHEDULE="0 30 5 * * *")
+    assert s.expiry_windows_days == (60, 7, 0)
+    assert s.expiry_schedule == "0 30 5 * * *"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from rotation.domain.errors import RotationError
 from rotation.domain.listing import ListedApplication
 from rotation.domain.model import SecretVersion
 from rotation.tools.inventory.classify import classify, within_days
-from rotation.tools.inventory.model import Inventory
+from rotation.tools.inventory.model import Inventory, InventoryRow
 
 if TYPE_CHECKING:
     from rotation.runtime import Runtime
@@ -40,20 +41,23 @@ async def _list_vault(
     return listing, None
 
 
-async def collect(
-    runtime: Runtime,
-    *,
-    days: int | None = None,
-    now: datetime | None = None,
-    step: ProgressStep | None = None,
-) -> Inventory:
-    """Read every app and every configured vault (vaults in parallel, at most
-    ``ROTATION_SWEEP_CONCURRENCY`` at a time) and classify. ``step`` is called once per source read."""
-    settings = runtime.settings
-    gate = asyncio.Semaphore(max(1, settings.sweep_concurrency))
+@dataclass(frozen=True)
+class Sources:
+    """What the inventory is made of: every readable app, every configured vault's secrets (latest
+    attributes and tags, never a value), and what could not be read."""
+
+    applications: list[ListedApplication]
+    secrets: list[SecretVersion]
+    warnings: tuple[str, ...]
+
+
+async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100) -> Sources:
+    """Read every app (``page_size`` per Graph request) and every configured vault (vaults in
+    parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time). ``step`` is called once per source read."""
+    gate = asyncio.Semaphore(max(1, runtime.settings.sweep_concurrency))
 
     async def applications() -> list[ListedApplication]:
-        listed = await runtime.directory.list_applications()
+        listed = await runtime.directory.list_applications(page_size=page_size)
         if step is not None:
             step(f"{len(listed)} applications")
         return listed
@@ -65,17 +69,34 @@ async def collect(
         raise apps
     if isinstance(listings, BaseException):
         raise listings
-    moment = now or datetime.now(UTC)
     secrets = [version for listing, _ in listings for version in listing]
-    warnings = tuple(problem for _, problem in listings if problem)
+    return Sources(apps, secrets, tuple(problem for _, problem in listings if problem))
+
+
+def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
+    """Every credential of ``sources`` with who looks after it (see ``classify``)."""
+    settings = runtime.settings
     margin = timedelta(seconds=settings.orphan_margin_seconds)
     hosts = {name.lower(): settings.vault_host(name) for name in settings.vaults}
-    rows = within_days(classify(apps, secrets, moment, orphan_margin=margin, vault_hosts=hosts), days, moment)
+    return classify(sources.applications, sources.secrets, now, orphan_margin=margin, vault_hosts=hosts)
+
+
+async def collect(
+    runtime: Runtime,
+    *,
+    days: int | None = None,
+    now: datetime | None = None,
+    step: ProgressStep | None = None,
+) -> Inventory:
+    """Read every app and every configured vault (:func:`read_sources`) and classify."""
+    sources = await read_sources(runtime, step=step)
+    moment = now or datetime.now(UTC)
+    rows = within_days(classify_sources(runtime, sources, moment), days, moment)
     return Inventory(
         generated=moment,
         rows=tuple(rows),
-        applications=len(apps),
-        vault_secrets=len(secrets),
+        applications=len(sources.applications),
+        vault_secrets=len(sources.secrets),
         days=days,
-        warnings=warnings,
+        warnings=sources.warnings,
     )
