@@ -23,6 +23,7 @@ from localcloud.state import (
     ALL_VAULTS,
     GRAPH_ROLES,
     GUID_RE,
+    LICENSES,
     SIGN_IN_AUDIENCES,
     VAULT_ROLE_PERMISSIONS,
     Application,
@@ -188,6 +189,7 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
                     "tenantId": t.tenant_id,
                     "defaultDomain": t.default_domain,
                     "defaultPolicy": t.default_policy.to_admin() if t.default_policy else None,
+                    "license": t.license,
                     "applications": [a.to_admin() for a in t.applications.values()],
                 }
                 for t in world.tenants.values()
@@ -561,7 +563,15 @@ async def post_policy(cloud: LocalCloud, body: Any, query: dict[str, list[str]],
 
 async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     fields = _object(
-        body, {}, {"propagationSeconds": (int, float), "replicas": int, "latencyMs": int, "throttle": dict}
+        body,
+        {},
+        {
+            "propagationSeconds": (int, float),
+            "replicas": int,
+            "latencyMs": int,
+            "throttle": dict,
+            "signInReportDelaySeconds": (int, float),
+        },
     )
     throttle = _object(
         fields.get("throttle"),
@@ -578,6 +588,7 @@ async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         ("propagationSeconds", fields.get("propagationSeconds"), 0, 3600),
         ("replicas", fields.get("replicas"), 1, 50),
         ("latencyMs", fields.get("latencyMs"), 0, 60_000),
+        ("signInReportDelaySeconds", fields.get("signInReportDelaySeconds"), 0, 30 * 86_400),
         ("throttle.graphWrites", throttle.get("graphWrites"), 1, 1_000_000),
         ("throttle.graphWindowSeconds", throttle.get("graphWindowSeconds"), 0.001, 86_400),
         ("throttle.vaultCreates", throttle.get("vaultCreates"), 1, 1_000_000),
@@ -591,6 +602,9 @@ async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         config.propagation_seconds = float(fields.get("propagationSeconds", config.propagation_seconds))
         config.replicas = int(fields.get("replicas", config.replicas))
         config.latency_ms = int(fields.get("latencyMs", config.latency_ms))
+        config.sign_in_report_delay_seconds = float(
+            fields.get("signInReportDelaySeconds", config.sign_in_report_delay_seconds)
+        )
         limits = config.throttle
         limits.enabled = bool(throttle.get("enabled", limits.enabled))
         limits.graph_writes = int(throttle.get("graphWrites", limits.graph_writes))
@@ -699,9 +713,33 @@ async def get_issued_secrets(cloud: LocalCloud, body: Any, query: dict[str, list
         return {"secrets": list(cloud.world.issued_secrets)}
 
 
+async def put_license(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """The tenant's Entra ID edition (`default`: the cloud's first tenant). Without P1 or P2, Graph's
+    sign-in reports answer 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant`."""
+    fields = _object(body, {"license": str}, {})
+    if fields["license"] not in LICENSES:
+        raise AdminError(400, f"'license' must be one of {', '.join(LICENSES)}.")
+    with cloud.world.lock:
+        tenant = _tenant(cloud.world, None if params[0] == "default" else params[0])
+        tenant.license = fields["license"]
+        return {"tenantId": tenant.tenant_id, "license": tenant.license}
+
+
+async def get_sign_ins(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """The sign-in log as it happened (no reporting delay), oldest first; `appId` narrows it."""
+    since = _since(query)
+    app_id = query.get("appId", [""])[0].lower()
+    with cloud.world.lock:
+        records = cloud.world.sign_ins[since:]
+        items = [r.to_admin() for r in records if not app_id or r.app_id.lower() == app_id]
+        return {"signIns": items, "next": len(cloud.world.sign_ins)}
+
+
 _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("state",)): get_state,
     ("POST", ("tenants",)): post_tenant,
+    ("PUT", ("tenants", "*", "license")): put_license,
+    ("GET", ("sign-ins",)): get_sign_ins,
     ("POST", ("applications",)): post_application,
     ("DELETE", ("applications", "*")): delete_application,
     ("POST", ("applications", "*", "passwords")): post_password,

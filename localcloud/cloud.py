@@ -25,7 +25,7 @@ from aiohttp import web
 from localcloud import admin, arm, entra, graph, keyvault
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
-from localcloud.state import PasswordCredential, SecretVersionRecord, World
+from localcloud.state import PasswordCredential, SecretVersionRecord, SignInRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def service_of(request: web.Request) -> str:
     path = request.path
     if path.startswith(ADMIN_PREFIX):
         return "admin"
-    if path.startswith("/v1.0"):
+    if path.startswith(("/v1.0", "/beta")):
         return "graph"
     if path.startswith(IDENTITY_PATH):
         return "identity"
@@ -434,6 +434,17 @@ class LocalCloud:
         with self.world.lock:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
+
+    def sign_ins(self, application: str | None = None) -> list[SignInRecord]:
+        """The sign-in log as it happened (no reporting delay), oldest first: every client-credentials
+        token issued, with the keyId of the credential used; `application` (appId) narrows it."""
+        with self.world.lock:
+            wanted = application.lower() if application else None
+            return [r for r in self.world.sign_ins if wanted is None or r.app_id.lower() == wanted]
+
+    def set_license(self, license: str, *, tenant_id: str | None = None) -> None:
+        """The tenant's Entra ID edition (`Free`, `P1`, `P2`; `PUT /tenants/{id}/license`)."""
+        self.admin("PUT", f"/tenants/{tenant_id or 'default'}/license", {"license": license})
 
     def set_application_tags(self, application: str, tags: list[str]) -> list[str]:
         """Set an application's `tags` (object id or appId) outside Graph: `PUT /applications/{id}/tags`."""
