@@ -7,6 +7,7 @@ input the same way. Bad input gets a 400 with a message and changes nothing.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from localcloud.state import (
     GUID_RE,
     LICENSES,
     SIGN_IN_AUDIENCES,
+    TOPIC_ROLES,
     VAULT_ROLE_PERMISSIONS,
     Application,
     AppManagementPolicy,
@@ -33,6 +35,7 @@ from localcloud.state import (
     KeyCredential,
     ManagedIdentityRecord,
     Tenant,
+    TopicRecord,
     World,
     graph_time,
     new_guid,
@@ -175,7 +178,7 @@ async def dispatch(cloud: LocalCloud, method: str, path: str, body: Any) -> Any:
 
 
 # The keys `GET /state` always has; `LocalCloud.annotate_state` may add others.
-STATE_KEYS = frozenset({"now", "config", "tenants", "managedIdentities", "vaults", "faults"})
+STATE_KEYS = frozenset({"now", "config", "tenants", "managedIdentities", "vaults", "topics", "faults"})
 
 
 async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -196,6 +199,7 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
             ],
             "managedIdentities": [i.to_admin() for i in world.managed_identities.values()],
             "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
+            "topics": [t.to_admin() for t in world.topics.values()],
             "faults": [f.to_admin() for f in world.faults if f.count > 0],
             **cloud.state_annotations,
         }
@@ -631,8 +635,8 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
             "stall": bool,
         },
     )
-    if fields["service"] not in ("entra", "graph", "keyvault", "identity", "arm"):
-        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity, arm.")
+    if fields["service"] not in ("entra", "graph", "keyvault", "identity", "arm", "eventgrid"):
+        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity, arm, eventgrid.")
     status = fields.get("status")
     if status is not None and not 400 <= status <= 599:
         raise AdminError(400, "'status' must be an HTTP error status (400-599).")
@@ -735,6 +739,55 @@ async def get_sign_ins(cloud: LocalCloud, body: Any, query: dict[str, list[str]]
         return {"signIns": items, "next": len(cloud.world.sign_ins)}
 
 
+async def post_topic(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"name": str}, {})
+    try:
+        return await cloud.create_topic_async(fields["name"])
+    except ValueError as exc:
+        raise AdminError(409 if "exists already" in str(exc) else 400, str(exc)) from exc
+
+
+def _topic(world: World, name: str) -> TopicRecord:
+    topic = world.topic(name)
+    if topic is None:
+        raise AdminError(404, f"No topic {name}.")
+    return topic
+
+
+def _topic_role_fields(body: Any) -> dict[str, Any]:
+    fields = _object(body, {"objectId": str, "role": str}, {})
+    if fields["role"] not in TOPIC_ROLES:
+        raise AdminError(400, f"Unknown topic role; known: {', '.join(TOPIC_ROLES)}.")
+    if not GUID_RE.match(fields["objectId"]):
+        raise AdminError(400, "'objectId' must be a GUID (a service principal's object id).")
+    return fields
+
+
+async def post_topic_role(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Event Grid data-plane RBAC on one topic (`EventGrid Data Sender`), like a vault's role assignments."""
+    fields = _topic_role_fields(body)
+    with cloud.world.lock:
+        topic = _topic(cloud.world, params[0])
+        topic.role_assignments.setdefault(fields["objectId"].lower(), set()).add(fields["role"])
+        return {"objectId": fields["objectId"].lower(), "topic": topic.name, "role": fields["role"]}
+
+
+async def delete_topic_role(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _topic_role_fields(body)
+    with cloud.world.lock:
+        topic = _topic(cloud.world, params[0])
+        topic.role_assignments.get(fields["objectId"].lower(), set()).discard(fields["role"])
+    return None
+
+
+async def get_topic_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """What publishers sent to the topic, oldest first, as received; `since` skips the first N."""
+    since = _since(query)
+    with cloud.world.lock:
+        topic = _topic(cloud.world, params[0])
+        return {"events": copy.deepcopy(topic.events[since:]), "next": len(topic.events)}
+
+
 _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("state",)): get_state,
     ("POST", ("tenants",)): post_tenant,
@@ -760,6 +813,10 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("POST", ("role-assignments",)): post_role_assignment,
     ("DELETE", ("role-assignments",)): delete_role_assignment,
     ("POST", ("vaults",)): post_vault,
+    ("POST", ("topics",)): post_topic,
+    ("POST", ("topics", "*", "role-assignments")): post_topic_role,
+    ("DELETE", ("topics", "*", "role-assignments")): delete_topic_role,
+    ("GET", ("topics", "*", "events")): get_topic_events,
     ("POST", ("policies",)): post_policy,
     ("PUT", ("config",)): put_config,
     ("POST", ("faults",)): post_fault,
