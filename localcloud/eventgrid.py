@@ -35,6 +35,8 @@ BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 SINGLE_CONTENT_TYPE = "application/cloudevents+json"
 MAX_BODY_BYTES = 1024 * 1024  # Event Grid: an event, and a whole batch, up to 1 MB
 TOPIC_NAME_RE = re.compile(r"^[a-zA-Z0-9-]{3,50}$")  # Event Grid topic names: 3-50 letters, digits, hyphens
+# RFC 3339 date-time, as CloudEvents' `time` is (a date alone, or a time without an offset, is not one).
+_RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)$")
 _EXTENSION_RE = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0: attribute names are lowercase alphanumerics
 _REQUIRED = ("id", "source", "type", "specversion")
 _KNOWN = frozenset({*_REQUIRED, "time", "subject", "datacontenttype", "dataschema", "data", "data_base64"})
@@ -139,7 +141,7 @@ def _validate(events: list[Any]) -> str | None:
             return f"{where}: 'data' and 'data_base64' cannot both be present."
         time = event.get("time")
         if time is not None:
-            if not isinstance(time, str):
+            if not isinstance(time, str) or not _RFC3339_RE.match(time):
                 return f"{where}: 'time' must be an RFC 3339 timestamp."
             try:
                 datetime.fromisoformat(time.replace("Z", "+00:00"))

@@ -173,6 +173,7 @@ def test_authentication_and_authorisation_answer_401(cloud: LocalCloud, sender: 
         ([_event(type="")], BATCH, "'type'"),
         ([_event(data={}, data_base64="aGk=")], BATCH, "data_base64"),
         ([_event(time="yesterday")], BATCH, "'time'"),
+        ([_event(time="2024-01-01")], BATCH, "'time'"),
         ([_event(**{"Bad-Name": 1})], BATCH, "Bad-Name"),
         (["just a string"], BATCH, "JSON object"),
     ],
