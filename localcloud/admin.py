@@ -7,6 +7,7 @@ input the same way. Bad input gets a 400 with a message and changes nothing.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,9 @@ from localcloud.state import (
     ALL_VAULTS,
     GRAPH_ROLES,
     GUID_RE,
+    LICENSES,
     SIGN_IN_AUDIENCES,
+    TOPIC_ROLES,
     VAULT_ROLE_PERMISSIONS,
     Application,
     AppManagementPolicy,
@@ -32,6 +35,7 @@ from localcloud.state import (
     KeyCredential,
     ManagedIdentityRecord,
     Tenant,
+    TopicRecord,
     World,
     graph_time,
     new_guid,
@@ -174,7 +178,7 @@ async def dispatch(cloud: LocalCloud, method: str, path: str, body: Any) -> Any:
 
 
 # The keys `GET /state` always has; `LocalCloud.annotate_state` may add others.
-STATE_KEYS = frozenset({"now", "config", "tenants", "managedIdentities", "vaults", "faults"})
+STATE_KEYS = frozenset({"now", "config", "tenants", "managedIdentities", "vaults", "topics", "faults"})
 
 
 async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -188,12 +192,14 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
                     "tenantId": t.tenant_id,
                     "defaultDomain": t.default_domain,
                     "defaultPolicy": t.default_policy.to_admin() if t.default_policy else None,
+                    "license": t.license,
                     "applications": [a.to_admin() for a in t.applications.values()],
                 }
                 for t in world.tenants.values()
             ],
             "managedIdentities": [i.to_admin() for i in world.managed_identities.values()],
             "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
+            "topics": [t.to_admin() for t in world.topics.values()],
             "faults": [f.to_admin() for f in world.faults if f.count > 0],
             **cloud.state_annotations,
         }
@@ -561,7 +567,15 @@ async def post_policy(cloud: LocalCloud, body: Any, query: dict[str, list[str]],
 
 async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     fields = _object(
-        body, {}, {"propagationSeconds": (int, float), "replicas": int, "latencyMs": int, "throttle": dict}
+        body,
+        {},
+        {
+            "propagationSeconds": (int, float),
+            "replicas": int,
+            "latencyMs": int,
+            "throttle": dict,
+            "signInReportDelaySeconds": (int, float),
+        },
     )
     throttle = _object(
         fields.get("throttle"),
@@ -578,6 +592,7 @@ async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         ("propagationSeconds", fields.get("propagationSeconds"), 0, 3600),
         ("replicas", fields.get("replicas"), 1, 50),
         ("latencyMs", fields.get("latencyMs"), 0, 60_000),
+        ("signInReportDelaySeconds", fields.get("signInReportDelaySeconds"), 0, 30 * 86_400),
         ("throttle.graphWrites", throttle.get("graphWrites"), 1, 1_000_000),
         ("throttle.graphWindowSeconds", throttle.get("graphWindowSeconds"), 0.001, 86_400),
         ("throttle.vaultCreates", throttle.get("vaultCreates"), 1, 1_000_000),
@@ -591,6 +606,9 @@ async def put_config(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         config.propagation_seconds = float(fields.get("propagationSeconds", config.propagation_seconds))
         config.replicas = int(fields.get("replicas", config.replicas))
         config.latency_ms = int(fields.get("latencyMs", config.latency_ms))
+        config.sign_in_report_delay_seconds = float(
+            fields.get("signInReportDelaySeconds", config.sign_in_report_delay_seconds)
+        )
         limits = config.throttle
         limits.enabled = bool(throttle.get("enabled", limits.enabled))
         limits.graph_writes = int(throttle.get("graphWrites", limits.graph_writes))
@@ -617,8 +635,8 @@ async def post_fault(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
             "stall": bool,
         },
     )
-    if fields["service"] not in ("entra", "graph", "keyvault", "identity", "arm"):
-        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity, arm.")
+    if fields["service"] not in ("entra", "graph", "keyvault", "identity", "arm", "eventgrid"):
+        raise AdminError(400, "'service' must be one of entra, graph, keyvault, identity, arm, eventgrid.")
     status = fields.get("status")
     if status is not None and not 400 <= status <= 599:
         raise AdminError(400, "'status' must be an HTTP error status (400-599).")
@@ -699,9 +717,82 @@ async def get_issued_secrets(cloud: LocalCloud, body: Any, query: dict[str, list
         return {"secrets": list(cloud.world.issued_secrets)}
 
 
+async def put_license(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """The tenant's Entra ID edition (`default`: the cloud's first tenant). Without P1 or P2, Graph's
+    sign-in reports answer 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant`."""
+    fields = _object(body, {"license": str}, {})
+    if fields["license"] not in LICENSES:
+        raise AdminError(400, f"'license' must be one of {', '.join(LICENSES)}.")
+    with cloud.world.lock:
+        tenant = _tenant(cloud.world, None if params[0] == "default" else params[0])
+        tenant.license = fields["license"]
+        return {"tenantId": tenant.tenant_id, "license": tenant.license}
+
+
+async def get_sign_ins(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """The sign-in log as it happened (no reporting delay), oldest first; `appId` narrows it."""
+    since = _since(query)
+    app_id = query.get("appId", [""])[0].lower()
+    with cloud.world.lock:
+        records = cloud.world.sign_ins[since:]
+        items = [r.to_admin() for r in records if not app_id or r.app_id.lower() == app_id]
+        return {"signIns": items, "next": len(cloud.world.sign_ins)}
+
+
+async def post_topic(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"name": str}, {})
+    try:
+        return await cloud.create_topic_async(fields["name"])
+    except ValueError as exc:
+        raise AdminError(409 if "exists already" in str(exc) else 400, str(exc)) from exc
+
+
+def _topic(world: World, name: str) -> TopicRecord:
+    topic = world.topic(name)
+    if topic is None:
+        raise AdminError(404, f"No topic {name}.")
+    return topic
+
+
+def _topic_role_fields(body: Any) -> dict[str, Any]:
+    fields = _object(body, {"objectId": str, "role": str}, {})
+    if fields["role"] not in TOPIC_ROLES:
+        raise AdminError(400, f"Unknown topic role; known: {', '.join(TOPIC_ROLES)}.")
+    if not GUID_RE.match(fields["objectId"]):
+        raise AdminError(400, "'objectId' must be a GUID (a service principal's object id).")
+    return fields
+
+
+async def post_topic_role(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Event Grid data-plane RBAC on one topic (`EventGrid Data Sender`), like a vault's role assignments."""
+    fields = _topic_role_fields(body)
+    with cloud.world.lock:
+        topic = _topic(cloud.world, params[0])
+        topic.role_assignments.setdefault(fields["objectId"].lower(), set()).add(fields["role"])
+        return {"objectId": fields["objectId"].lower(), "topic": topic.name, "role": fields["role"]}
+
+
+async def delete_topic_role(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _topic_role_fields(body)
+    with cloud.world.lock:
+        topic = _topic(cloud.world, params[0])
+        topic.role_assignments.get(fields["objectId"].lower(), set()).discard(fields["role"])
+    return None
+
+
+async def get_topic_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """What publishers sent to the topic, oldest first, as received; `since` skips the first N."""
+    since = _since(query)
+    with cloud.world.lock:
+        topic = _topic(cloud.world, params[0])
+        return {"events": copy.deepcopy(topic.events[since:]), "next": len(topic.events)}
+
+
 _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("state",)): get_state,
     ("POST", ("tenants",)): post_tenant,
+    ("PUT", ("tenants", "*", "license")): put_license,
+    ("GET", ("sign-ins",)): get_sign_ins,
     ("POST", ("applications",)): post_application,
     ("DELETE", ("applications", "*")): delete_application,
     ("POST", ("applications", "*", "passwords")): post_password,
@@ -722,6 +813,10 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("POST", ("role-assignments",)): post_role_assignment,
     ("DELETE", ("role-assignments",)): delete_role_assignment,
     ("POST", ("vaults",)): post_vault,
+    ("POST", ("topics",)): post_topic,
+    ("POST", ("topics", "*", "role-assignments")): post_topic_role,
+    ("DELETE", ("topics", "*", "role-assignments")): delete_topic_role,
+    ("GET", ("topics", "*", "events")): get_topic_events,
     ("POST", ("policies",)): post_policy,
     ("PUT", ("config",)): put_config,
     ("POST", ("faults",)): post_fault,

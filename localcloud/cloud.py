@@ -4,7 +4,8 @@ The main port serves Entra ID (`/{tenant}/...`), the App Service managed-identit
 (`/msi/token`), Microsoft Graph (`/v1.0/...`), Resource Manager's sign-in surface (`/subscriptions`,
 `/tenants`, `/metadata/endpoints`) and the admin API (`/_emulator/...`). Each vault gets a
 port of its own, because the Key Vault SDK parses ids as `https://host/secrets/name/version` and so a
-vault must own the root of its host.
+vault must own the root of its host; so does each Event Grid topic (`https://host:port/api/events`, as
+a topic owns `{topic}.{region}-1.eventgrid.azure.net`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from localcloud import admin, arm, entra, graph, keyvault
+from localcloud import admin, arm, entra, eventgrid, graph, keyvault
 from localcloud.errors import fault_response
-from localcloud.keys import AUTHORITY, CALLER, CLOUD, VAULT_NAME, WORLD
-from localcloud.state import PasswordCredential, SecretVersionRecord, World
+from localcloud.keys import AUTHORITY, CALLER, CLOUD, TOPIC_NAME, VAULT_NAME, WORLD
+from localcloud.state import PasswordCredential, SecretVersionRecord, SignInRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
@@ -44,10 +45,12 @@ STALL_MAX_SECONDS = 600.0
 def service_of(request: web.Request) -> str:
     if VAULT_NAME in request.app:
         return "keyvault"
+    if TOPIC_NAME in request.app:
+        return "eventgrid"
     path = request.path
     if path.startswith(ADMIN_PREFIX):
         return "admin"
-    if path.startswith("/v1.0"):
+    if path.startswith(("/v1.0", "/beta")):
         return "graph"
     if path.startswith(IDENTITY_PATH):
         return "identity"
@@ -364,6 +367,46 @@ class LocalCloud:
     def create_vault(self, name: str) -> dict[str, str]:
         return self._run(self.create_vault_async(name))
 
+    # --- Event Grid topics (each binds its own port too) -----------------------------------------
+    async def create_topic_async(self, name: str) -> dict[str, Any]:
+        with self.world.lock:
+            existing = self.world.topic(name)
+            if existing is not None:
+                raise ValueError(f"A topic named '{name}' exists already.")
+            record = eventgrid.create_topic_record(self.world, name)
+        app = web.Application(middlewares=[wire_middleware], client_max_size=2 * 1024 * 1024)
+        app[WORLD] = self.world
+        app[TOPIC_NAME] = record.name
+        eventgrid.setup(app)
+        port = await self._serve(app, 0)
+        with self.world.lock:
+            record.port = port
+            record.url = f"https://{self.host}:{port}"
+            return record.to_admin()
+
+    def create_topic(self, name: str) -> dict[str, Any]:
+        """An Event Grid custom topic (CloudEvents 1.0 input) on a port of its own (`POST /topics`)."""
+        result: dict[str, Any] = self.admin("POST", "/topics", {"name": name})
+        return result
+
+    def topic_url(self, name: str) -> str:
+        """The topic's endpoint, `https://127.0.0.1:{port}/api/events`: what EventGridPublisherClient takes."""
+        with self.world.lock:
+            record = self.world.topic(name)
+            if record is None:
+                raise KeyError(f"no topic {name}")
+            return record.endpoint
+
+    def assign_topic_role(self, name: str, principal: str, role: str = "EventGrid Data Sender") -> None:
+        """Grant a service principal (object id) a data-plane role on a topic
+        (`POST /topics/{name}/role-assignments`)."""
+        self.admin("POST", f"/topics/{name}/role-assignments", {"objectId": principal, "role": role})
+
+    def published_events(self, name: str) -> list[dict[str, Any]]:
+        """Every CloudEvent published to the topic, oldest first, exactly as received (copies)."""
+        events: list[dict[str, Any]] = self.admin("GET", f"/topics/{name}/events")["events"]
+        return events
+
     # --- admin operations, in-process ------------------------------------------------------------
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Call the admin API in-process with the same validation as over HTTP; raises AdminError."""
@@ -434,6 +477,17 @@ class LocalCloud:
         with self.world.lock:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
+
+    def sign_ins(self, application: str | None = None) -> list[SignInRecord]:
+        """The sign-in log as it happened (no reporting delay), oldest first: every client-credentials
+        token issued, with the keyId of the credential used; `application` (appId) narrows it."""
+        with self.world.lock:
+            wanted = application.lower() if application else None
+            return [r for r in self.world.sign_ins if wanted is None or r.app_id.lower() == wanted]
+
+    def set_license(self, license: str, *, tenant_id: str | None = None) -> None:
+        """The tenant's Entra ID edition (`Free`, `P1`, `P2`; `PUT /tenants/{id}/license`)."""
+        self.admin("PUT", f"/tenants/{tenant_id or 'default'}/license", {"license": license})
 
     def set_application_tags(self, application: str, tags: list[str]) -> list[str]:
         """Set an application's `tags` (object id or appId) outside Graph: `PUT /applications/{id}/tags`."""

@@ -30,6 +30,8 @@ from localcloud.state import (
     GUID_RE,
     Application,
     PasswordCredential,
+    ResourceService,
+    SignInRecord,
     Tenant,
     TokenResource,
     World,
@@ -38,6 +40,14 @@ from localcloud.state import (
 
 TOKEN_LIFETIME_SECONDS = 3599
 IDENTITY_API_VERSION = "2019-08-01"
+# The appIds of Microsoft's own resource applications, as a sign-in's `resourceId` names them
+# (Microsoft Graph, Azure Key Vault, Azure Resource Manager, Azure Event Grid).
+FIRST_PARTY_APP_IDS: dict[ResourceService, str] = {
+    "graph": "00000003-0000-0000-c000-000000000000",
+    "keyvault": "cfa8b339-82a2-471a-a3c9-0fc0be7a4093",
+    "arm": "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+    "eventgrid": "4962773b-9cdb-44cf-a8bf-237846a00ab7",
+}
 
 
 def setup(app: web.Application) -> None:
@@ -165,8 +175,9 @@ def _unknown_resource(resource: str, tenant_id: str) -> str:
     )
 
 
-def _password_state(world: World, app: Application, secret: str) -> str:
-    """'valid', 'propagating' (right secret, this replica does not know it yet), 'expired' or 'wrong'."""
+def _password_state(world: World, app: Application, secret: str) -> tuple[str, PasswordCredential | None]:
+    """'valid', 'propagating' (right secret, this replica does not know it yet), 'expired' or 'wrong',
+    with the credential the secret matched (the sign-in log names it by keyId)."""
     now = world.clock.now()
     digest = secret_digest(secret)
     matched: PasswordCredential | None = None
@@ -176,13 +187,13 @@ def _password_state(world: World, app: Application, secret: str) -> str:
             break
     if matched is None:
         active = [p for p in app.passwords if p.end > now]
-        return "expired" if app.passwords and not active else "wrong"
+        return ("expired" if app.passwords and not active else "wrong"), None
     if matched.end <= now:
-        return "expired"
+        return "expired", matched
     if matched.start > now:
-        return "wrong"
+        return "wrong", matched
     replica = world.random.randrange(len(matched.replica_ready))
-    return "valid" if matched.replica_ready[replica] <= now else "propagating"
+    return ("valid" if matched.replica_ready[replica] <= now else "propagating"), matched
 
 
 async def token(request: web.Request) -> web.Response:
@@ -238,7 +249,7 @@ async def token(request: web.Request) -> web.Response:
                 "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
             )
         # The client is authenticated before the scope is looked at.
-        state = _password_state(world, app, client_secret)
+        state, credential = _password_state(world, app, client_secret)
         if state == "expired":
             return entra_error(
                 401,
@@ -276,6 +287,9 @@ async def token(request: web.Request) -> web.Response:
         if resource is None:
             return entra_error(400, "invalid_resource", 500011, _unknown_resource(named, tenant.tenant_id))
         access_token, lifetime = world.issue_token(app, resource, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request))
+        request_id = str(uuid.uuid4())
+        assert credential is not None  # a valid state always names the credential it matched
+        _record_sign_in(world, app, credential, resource, request_id)
     body = {
         "token_type": "Bearer",
         "expires_in": lifetime,
@@ -289,8 +303,32 @@ async def token(request: web.Request) -> web.Response:
         headers={
             "Cache-Control": "no-store, no-cache",
             "Pragma": "no-cache",
-            "x-ms-request-id": str(uuid.uuid4()),
+            "x-ms-request-id": request_id,
         },
+    )
+
+
+def _record_sign_in(
+    world: World, app: Application, credential: PasswordCredential, resource: TokenResource, request_id: str
+) -> None:
+    """Log a successful client-credentials sign-in (the caller holds the lock). Only issued tokens
+    count: a refused secret is a failed sign-in, which the credential activity report leaves out.
+    Managed identities sign in without a credential of their own and are never logged here."""
+    resource_id = resource.api.app_id if resource.api is not None else FIRST_PARTY_APP_IDS.get(resource.service, "")
+    world.sign_ins.append(
+        SignInRecord(
+            request_id=request_id,
+            time=world.clock.now(),
+            tenant_id=app.tenant_id,
+            app_id=app.app_id,
+            app_object_id=app.object_id,
+            sp_object_id=app.sp_object_id,
+            key_id=credential.key_id,
+            key_type="clientSecret",
+            key_created=credential.start,
+            key_expires=credential.end,
+            resource_id=resource_id,
+        )
     )
 
 

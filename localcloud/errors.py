@@ -190,6 +190,14 @@ def fault_response(service: str, status: int, code: str | None) -> web.Response:
         return keyvault_error(status, code or default_code, message, headers=retry)
     if service == "identity":
         return identity_error(status, "The managed identity endpoint could not issue a token.")
+    if service == "eventgrid":
+        from localcloud.eventgrid import eventgrid_error
+
+        eg_code = {401: "Unauthorized", 404: "NotFound", 429: "TooManyRequests", 503: "ServiceUnavailable"}
+        response = eventgrid_error(status, code or eg_code.get(status, "InternalServerError"), "An error occurred.")
+        if retry:
+            response.headers.update(retry)
+        return response
     if service == "arm":
         code_text = _ARM_FAULTS.get(status, ("UnknownError", "An error occurred."))
         return _arm_fault(status, code or code_text[0], code_text[1], retry)

@@ -201,6 +201,10 @@ def setup(app: web.Application) -> None:
     from localcloud import graph_directory
 
     graph_directory.add_routes(router)
+    # The beta sign-in activity report (and Graph's answer to the rest of beta).
+    from localcloud import graph_reports
+
+    graph_reports.add_routes(router)
     # Last, so it only sees what nothing above matched (aiohttp tries routes in order).
     router.add_route("*", PREFIX + "/{tail:.*}", _handled(unknown_route))
 

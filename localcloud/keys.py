@@ -17,3 +17,5 @@ VAULT_NAME: web.AppKey[str] = web.AppKey("vault_name", str)
 AUTHORITY: web.AppKey[str] = web.AppKey("authority", str)
 # Who made a request, for the request log (set by handlers that know better than the bearer token).
 CALLER: web.RequestKey[str | None] = web.RequestKey("caller", str)
+# Present only on an Event Grid topic's own application: which topic this port serves.
+TOPIC_NAME: web.AppKey[str] = web.AppKey("topic_name", str)

@@ -27,20 +27,32 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 VAULT_AUDIENCE = "https://vault.azure.net"
+# What azure-eventgrid asks for (`https://eventgrid.azure.net/.default`) to publish to a topic.
+EVENTGRID_AUDIENCE = "https://eventgrid.azure.net"
 # Resource Manager answers to two resource ids; the Azure CLI asks for the first one
 # (`https://management.core.windows.net//.default`), azure-identity users mostly for the second.
 MANAGEMENT_RESOURCES = ("https://management.core.windows.net/", "https://management.azure.com/")
 
 #: Which service of the cloud a token opens: Graph (any of its audiences), Key Vault, Resource
 #: Manager, or an API registered in a tenant.
-ResourceService = Literal["graph", "keyvault", "arm", "api"]
+ResourceService = Literal["graph", "keyvault", "arm", "eventgrid", "api"]
 
 # Graph application roles the local cloud understands.
 ROLE_RW_ALL = "Application.ReadWrite.All"
 ROLE_RW_OWNED = "Application.ReadWrite.OwnedBy"
 ROLE_READ_ALL = "Application.Read.All"
 ROLE_POLICY_READ = "Policy.Read.All"
-GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL, ROLE_POLICY_READ)
+# Reads the sign-in reports (`/beta/reports/appCredentialSignInActivities`); grants nothing on apps.
+ROLE_AUDIT_LOG_READ = "AuditLog.Read.All"
+GRAPH_ROLES = (ROLE_RW_ALL, ROLE_RW_OWNED, ROLE_READ_ALL, ROLE_POLICY_READ, ROLE_AUDIT_LOG_READ)
+
+# Entra ID editions a tenant can hold: the sign-in reports need P1 or P2 (`PUT /tenants/{id}/license`).
+LICENSES = ("Free", "P1", "P2")
+PREMIUM_LICENSES = frozenset({"P1", "P2"})
+
+# Event Grid data-plane roles on a topic; only the sender role publishes.
+EVENTGRID_DATA_SENDER = "EventGrid Data Sender"
+TOPIC_ROLES = (EVENTGRID_DATA_SENDER,)
 
 # Key Vault data-plane roles (RBAC) and what each allows on secrets.
 # Officer and Administrator hold `Microsoft.KeyVault/vaults/secrets/*`, backup and restore included;
@@ -307,6 +319,9 @@ class Tenant:
     default_domain: str
     applications: dict[str, Application] = field(default_factory=dict)  # by object id
     default_policy: AppManagementPolicy | None = None
+    # The tenant's Entra ID edition. P1 by default, so that the sign-in reports answer unless a test
+    # takes the license away (what a tenant on the free edition sees).
+    license: str = "P1"
 
 
 @dataclass
@@ -369,6 +384,72 @@ class VaultRecord:
             f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/"
             f"Microsoft.KeyVault/vaults/{self.name}"
         )
+
+
+@dataclass(frozen=True)
+class SignInRecord:
+    """One successful client-credentials sign-in, as Entra's sign-in log keeps it: which app, with
+    which credential (its keyId), for which resource, when (the world's clock) and under which
+    request id (the token response's `x-ms-request-id`).
+
+    The credential's type and dates are copied at sign-in time, so that the report can still describe
+    a credential that has since been removed from the app."""
+
+    request_id: str
+    time: datetime
+    tenant_id: str
+    app_id: str
+    app_object_id: str
+    sp_object_id: str
+    key_id: str
+    key_type: Literal["clientSecret", "certificate"]
+    key_created: datetime
+    key_expires: datetime
+    resource_id: str  # the accessed resource's appId (Graph's, Key Vault's, an API's)
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "requestId": self.request_id,
+            "time": graph_time(self.time),
+            "tenantId": self.tenant_id,
+            "appId": self.app_id,
+            "keyId": self.key_id,
+            "keyType": self.key_type,
+            "resourceId": self.resource_id,
+        }
+
+
+@dataclass
+class TopicRecord:
+    """An Event Grid (basic) custom topic: its own port, its data-plane role assignments and what
+    publishers sent to it (each batch's events in order, as received)."""
+
+    name: str
+    url: str = ""  # set when its listener is bound: `https://127.0.0.1:{port}`
+    port: int = 0
+    role_assignments: dict[str, set[str]] = field(default_factory=dict)  # object id -> roles
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        """What `az eventgrid topic show --query endpoint` gives: the full publish URL."""
+        return f"{self.url}/api/events"
+
+    def resource_id(self) -> str:
+        return (
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/"
+            f"Microsoft.EventGrid/topics/{self.name}"
+        )
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "endpoint": self.endpoint,
+            "resourceId": self.resource_id(),
+            "roleAssignments": {oid: sorted(roles) for oid, roles in sorted(self.role_assignments.items())},
+            "eventCount": len(self.events),
+        }
 
 
 @dataclass(frozen=True)
@@ -476,6 +557,9 @@ class Config:
     replicas: int = 3
     latency_ms: int = 0
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+    # How long a sign-in takes to reach the sign-in activity report. Microsoft publishes no figure for
+    # this (beta) report and it is aggregated by day; a day is what clients should plan for.
+    sign_in_report_delay_seconds: float = 86400.0
 
     def to_admin(self) -> dict[str, Any]:
         return {
@@ -483,10 +567,11 @@ class Config:
             "replicas": self.replicas,
             "latencyMs": self.latency_ms,
             "throttle": self.throttle.to_admin(),
+            "signInReportDelaySeconds": self.sign_in_report_delay_seconds,
         }
 
 
-Service = Literal["entra", "graph", "keyvault", "identity", "arm", "admin"]
+Service = Literal["entra", "graph", "keyvault", "identity", "arm", "eventgrid", "admin"]
 
 
 @dataclass
@@ -565,6 +650,9 @@ class World:
         self.config = Config()
         self.tenants: dict[str, Tenant] = {}
         self.vaults: dict[str, VaultRecord] = {}  # by lower-case name
+        self.topics: dict[str, TopicRecord] = {}  # Event Grid topics, by lower-case name
+        # Every successful client-credentials sign-in, oldest first (the sign-in log).
+        self.sign_ins: list[SignInRecord] = []
         self.tokens: dict[str, IssuedToken] = {}
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
@@ -756,6 +844,8 @@ class World:
             return TokenResource(origin.rstrip("/"), "graph")
         if bare == VAULT_AUDIENCE:
             return TokenResource(VAULT_AUDIENCE, "keyvault")
+        if bare == EVENTGRID_AUDIENCE:
+            return TokenResource(EVENTGRID_AUDIENCE, "eventgrid")
         if bare in (m.rstrip("/") for m in MANAGEMENT_RESOURCES):
             # v1 resources keep the spelling the client asked for: `.../` stays `.../`.
             return TokenResource(bare + "/" if resource.endswith("/") else bare, "arm")
@@ -780,9 +870,12 @@ class World:
             return None
         return token
 
-    # --- vaults ----------------------------------------------------------------------------------
+    # --- vaults and topics -----------------------------------------------------------------------
     def vault(self, name: str) -> VaultRecord | None:
         return self.vaults.get(name.lower())
+
+    def topic(self, name: str) -> TopicRecord | None:
+        return self.topics.get(name.lower())
 
     # --- faults and throttling -------------------------------------------------------------------
     def take_fault(self, service: str, method: str, path: str) -> Fault | None:

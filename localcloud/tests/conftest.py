@@ -74,7 +74,13 @@ def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
         shared.admin(
             "PUT",
             "/config",
-            {"propagationSeconds": 0, "replicas": 3, "latencyMs": 0, "throttle": {"enabled": False}},
+            {
+                "propagationSeconds": 0,
+                "replicas": 3,
+                "latencyMs": 0,
+                "throttle": {"enabled": False},
+                "signInReportDelaySeconds": 86400,
+            },
         )
         # The shared cloud's clock must never move (its tokens and events would age for everyone).
         assert abs((shared.now() - datetime.now(UTC)).total_seconds()) < 60
