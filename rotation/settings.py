@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from rotation.domain.errors import SettingsError, TagError, UnknownVaultError
+from rotation.domain.evidence import EvidenceMode
 from rotation.domain.expiry import DEFAULT_WINDOWS, parse_windows
 from rotation.domain.model import (
     TENANT_RULE,
@@ -76,6 +77,8 @@ ORPHAN_MARGIN: Final = IntSetting("ROTATION_ORPHAN_MARGIN_MINUTES", 60, 0, 10080
 THROTTLE_RETRY: Final = IntSetting("ROTATION_THROTTLE_RETRY_SECONDS", 120, 0, 600, "seconds")
 SWEEP_CONCURRENCY: Final = IntSetting("ROTATION_SWEEP_CONCURRENCY", 4, 1, 64, "parallel reconciles")
 EXPIRY_ALERT_DAYS: Final = IntSetting("ROTATION_EXPIRY_ALERT_DAYS", 14, 0, 365, "days")
+#: How long the sign-in report must show an old credential unused before it is retired (on evidence).
+EVIDENCE_QUIET_HOURS: Final = IntSetting("ROTATION_EVIDENCE_QUIET_HOURS", 72, 0, 2160, "hours")
 
 _INT_SETTINGS: Final = (
     VALIDITY_DAYS,
@@ -87,6 +90,7 @@ _INT_SETTINGS: Final = (
     THROTTLE_RETRY,
     SWEEP_CONCURRENCY,
     EXPIRY_ALERT_DAYS,
+    EVIDENCE_QUIET_HOURS,
 )
 
 DEFAULT_SCHEDULE: Final = "0 0 * * * *"
@@ -94,6 +98,7 @@ DEFAULT_SCHEDULE: Final = "0 0 * * * *"
 DEFAULT_EXPIRY_SCHEDULE: Final = "0 0 6 * * *"
 EXPIRY_SCHEDULE_ENV: Final = "ROTATION_EXPIRY_SCHEDULE"
 EXPIRY_WINDOWS_ENV: Final = "ROTATION_EXPIRY_WINDOWS_DAYS"
+EVIDENCE_ENV: Final = "ROTATION_RETIREMENT_EVIDENCE"
 DEFAULT_OPERATOR_ROLE: Final = "Rotation.Operator"
 DEFAULT_READER_ROLE: Final = "Rotation.Reader"
 #: Operators' bearer tokens must be for this API: its client id and/or identifier URI, comma-separated.
@@ -109,6 +114,7 @@ KNOWN_VARIABLES: Final = frozenset(
         "ROTATION_SCHEDULE",
         EXPIRY_SCHEDULE_ENV,
         EXPIRY_WINDOWS_ENV,
+        EVIDENCE_ENV,
         "ROTATION_OPERATOR_ROLE",
         "ROTATION_READER_ROLE",
         API_AUDIENCE_ENV,
@@ -294,6 +300,9 @@ class Settings:
     expiry_schedule: str = DEFAULT_EXPIRY_SCHEDULE
     #: Days before expiry at which a credential gets a notice, descending (``ROTATION_EXPIRY_WINDOWS_DAYS``).
     expiry_windows_days: tuple[int, ...] = DEFAULT_WINDOWS
+    #: Whether retirement waits for the sign-in report (``ROTATION_RETIREMENT_EVIDENCE``).
+    retirement_evidence: EvidenceMode = EvidenceMode.AUTO
+    evidence_quiet_hours: int = EVIDENCE_QUIET_HOURS.default
     #: Tenants a ``TenantId`` tag may name (lower case); empty: only ``tenant_id``.
     allowed_tenants: frozenset[str] = frozenset()
     #: The rotator's own client id (``AZURE_CLIENT_ID``), whose app it never rotates.
@@ -369,6 +378,14 @@ class Settings:
         expiry_schedule = parse(EXPIRY_SCHEDULE_ENV, DEFAULT_EXPIRY_SCHEDULE, _schedule_check)
         expiry_windows = parse(EXPIRY_WINDOWS_ENV, DEFAULT_WINDOWS, parse_windows)
 
+        def evidence_mode(value: str) -> tuple[EvidenceMode | None, str | None]:
+            try:
+                return EvidenceMode(value.strip().lower()), None
+            except ValueError:
+                return None, "expected off, auto or required"
+
+        evidence = parse(EVIDENCE_ENV, EvidenceMode.AUTO, evidence_mode)
+
         def role(value: str) -> tuple[str | None, str | None]:
             if _ROLE_RE.fullmatch(value):
                 return value, None
@@ -436,6 +453,8 @@ class Settings:
             expiry_alert_days=ints[EXPIRY_ALERT_DAYS.env],
             expiry_schedule=expiry_schedule,
             expiry_windows_days=expiry_windows,
+            retirement_evidence=evidence,
+            evidence_quiet_hours=ints[EVIDENCE_QUIET_HOURS.env],
             allowed_tenants=allowed_tenants,
             own_client_id=own_client_id,
             warnings=warnings,

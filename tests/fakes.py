@@ -166,6 +166,8 @@ class FakeDirectory:
         #: Values the next `add_password` calls return instead of fresh ones (e.g. an unsafe value).
         self.next_values: list[str] = []
         self.reads = 0
+        #: The sign-in report (last sign-in by keyId); ``None``: the rotator may not read it.
+        self.sign_ins: dict[str, datetime | None] | None = None
 
     # --- set-up -----------------------------------------------------------------------------------
     def add_app(self, app_id: str | None = None, *, sign_in_audience: str | None = None, name: str = "svc") -> str:
@@ -297,6 +299,12 @@ class FakeDirectory:
         if not app.policy_readable:
             return None
         return app.policy or PasswordPolicy(blocked=False, max_lifetime=None)
+
+    async def credential_sign_ins(self, app_id: str) -> dict[str, datetime | None] | None:
+        """The report as `sign_ins` holds it (``None``: not readable, the default)."""
+        self.faults.check("credential_sign_ins")
+        self.reads += 1
+        return None if self.sign_ins is None else dict(self.sign_ins)
 
     async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
         self.faults.check("set_application_tags")

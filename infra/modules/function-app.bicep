@@ -88,6 +88,15 @@ param expirySchedule string = '0 0 6 * * *'
 @minLength(1)
 param expiryWindowsDays string = '30,14,7,1,0'
 
+@description('ROTATION_RETIREMENT_EVIDENCE: off, auto (use the sign-in report when readable) or required (no retirement without it).')
+@allowed(['off', 'auto', 'required'])
+param retirementEvidence string = 'auto'
+
+@description('ROTATION_EVIDENCE_QUIET_HOURS: how long the sign-in report must show an old credential unused before it is retired.')
+@minValue(0)
+@maxValue(2160)
+param evidenceQuietHours int = 72
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -313,6 +322,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ROTATION_ALLOWED_TENANTS: allowedTenants
     ROTATION_SWEEP_CONCURRENCY: string(sweepConcurrency)
     ROTATION_EXPIRY_ALERT_DAYS: string(expiryAlertDays)
+    ROTATION_RETIREMENT_EVIDENCE: retirementEvidence
+    ROTATION_EVIDENCE_QUIET_HOURS: string(evidenceQuietHours)
   }
 }
 

@@ -7,6 +7,7 @@ where 429 (`Retry-After`), `Directory_ConcurrencyViolation`, 5xx and transport e
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -59,7 +62,14 @@ from rotation.domain.errors import (
     PolicyBlockedError,
 )
 from rotation.domain.listing import ApplicationOwner, CertificateCredential, ListedApplication
-from rotation.domain.model import Application, NewPassword, PasswordCredential, PasswordPolicy, Sensitive
+from rotation.domain.model import (
+    Application,
+    NewPassword,
+    PasswordCredential,
+    PasswordPolicy,
+    Sensitive,
+    parse_utc,
+)
 from rotation.settings import is_loopback
 
 T = TypeVar("T")
@@ -74,6 +84,10 @@ OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.Own
 # An owner is a user, a group or a service principal: the expiry notices name it by these two only
 # (`mail` is null on service principals and on users without a mailbox; Graph answers null then).
 OWNER_FIELDS = ["id", "displayName", "mail"]
+#: Graph's per-credential sign-in report (beta only; needs AuditLog.Read.All and Entra ID P1/P2).
+SIGN_IN_REPORT = "/beta/reports/appCredentialSignInActivities"
+#: The report pages it may follow for one app (an app has a handful of credentials).
+SIGN_IN_REPORT_PAGES = 10
 
 
 def graph_scope(graph_url: str) -> str:
@@ -352,6 +366,46 @@ class GraphDirectory:
             return tuple(_owner(item) for item in (page.value if page else None) or [])
 
         return await self._call(call, f"read the owners of application object {object_id}")
+
+    async def credential_sign_ins(self, app_id: str) -> dict[str, datetime | None] | None:
+        """``GET /beta/reports/appCredentialSignInActivities?$filter=appId eq '…'`` (msgraph-sdk has
+        no beta builders: a raw request through the same adapter, authentication and retries),
+        following ``@odata.nextLink``; ``None`` on a 403 (no AuditLog.Read.All, or no P1/P2 licence)."""
+        base = str(self._client.request_adapter.base_url).rstrip("/")
+        root = base[: -len("/v1.0")] if base.endswith("/v1.0") else base
+        url: str | None = f"{root}{SIGN_IN_REPORT}?$filter=appId eq '{app_id}'"
+        found: dict[str, datetime | None] = {}
+        for _ in range(SIGN_IN_REPORT_PAGES):
+            if url is None:
+                break
+
+            async def call(page_url: str = url) -> bytes | None:
+                info = RequestInformation()
+                info.http_method = Method.GET
+                info.url = page_url
+                info.headers.try_add("Accept", "application/json")
+                try:
+                    raw: bytes | None = await self._client.request_adapter.send_primitive_async(
+                        info, "bytes", {"XXX": ODataError}
+                    )
+                except ODataError as exc:
+                    if exc.response_status_code == 403:
+                        return None
+                    raise
+                return raw if raw is not None else b"{}"
+
+            raw = await self._call(call, f"read the sign-in report of application {app_id}")
+            if raw is None:
+                return None
+            page = json.loads(raw)
+            for row in page.get("value") or []:
+                key = str(row.get("keyId") or "").lower()
+                last = (row.get("signInActivity") or {}).get("lastSignInDateTime")
+                if key:
+                    found[key] = parse_utc(last) if isinstance(last, str) and last else None
+            next_link = page.get("@odata.nextLink")
+            url = next_link if isinstance(next_link, str) else None
+        return found
 
     # --- plumbing --------------------------------------------------------------------------------
     def _not_found(self, app_id: str) -> ApplicationNotFoundError:

@@ -306,6 +306,22 @@ class ValidationFailedError(RotationError):
         return data
 
 
+class EvidenceUnavailableError(RotationError):
+    """``ROTATION_RETIREMENT_EVIDENCE=required`` and the sign-in report cannot be read: nothing retires."""
+
+    default_code = "EvidenceUnavailable"
+    retryable = False
+    why = "the report stays unreadable until a person grants the permission (or the licence); the sweep tries again"
+
+    def __init__(self, app_id: str) -> None:
+        super().__init__(
+            f"Retirement waits for sign-in evidence (ROTATION_RETIREMENT_EVIDENCE=required), but Microsoft Graph "
+            f"will not show the rotator the sign-in report for application {app_id}; nothing was retired.",
+            "Grant the rotator's identity the Graph application permission AuditLog.Read.All (the tenant needs "
+            "Entra ID P1 or P2), or set ROTATION_RETIREMENT_EVIDENCE=auto to fall back to the grace period.",
+        )
+
+
 class SupersededError(RotationError):
     """Someone else wrote a newer version of the secret while this run worked on it.
 

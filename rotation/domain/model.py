@@ -118,9 +118,10 @@ class Tag:
 
     The first five are set by the operator (``ProviderAddress``, ``CredentialId`` and
     ``ValidityPeriodDays`` match Microsoft's rotation sample); the rest are the rotator's state.
-    Key Vault allows 15 tags per object, so the set is kept small: 13 at most (``Backoff`` and
-    ``Emergency`` only while a rotation keeps failing or an emergency is under way), leaving room for
-    the owner's own tags. There is no "last rotated" tag: the version's ``created`` time says that.
+    Key Vault allows 15 tags per object, so the set is kept small: 14 at most (``Backoff``,
+    ``Emergency`` and ``RetirementHeld`` only while a rotation keeps failing, an emergency is under way
+    or the sign-in report holds a retirement), leaving room for the owner's own tags. There is no
+    "last rotated" tag: the version's ``created`` time says that.
     """
 
     ProviderAddress: Final = "ProviderAddress"
@@ -138,6 +139,8 @@ class Tag:
     Backoff: Final = "Backoff"
     #: When an emergency roll was requested and not yet completed: it stays an emergency across crashes.
     Emergency: Final = "Emergency"
+    #: Why the old credential stays after its grace period (the sign-in report shows it in use).
+    RetirementHeld: Final = "RetirementHeld"
 
     OPERATOR: Final = (ProviderAddress, TenantId, ValidityPeriodDays, RotateBeforeDays, GracePeriodHours)
     ROTATOR: Final = (
@@ -149,6 +152,7 @@ class Tag:
         FailureReason,
         Backoff,
         Emergency,
+        RetirementHeld,
     )
 
 

@@ -437,7 +437,8 @@ def _needs_work(version: SecretVersion, settings: Settings, now: datetime) -> st
     if managed.state is RotationState.VALIDATING:
         return "a validation is pending"
     if managed.retire_credential_id and retirement_due(managed.retire_after, now):
-        return f"credential {managed.retire_credential_id} is due for retirement"
+        held = f" (held: {managed.retirement_held})" if managed.retirement_held else ""
+        return f"credential {managed.retire_credential_id} is due for retirement{held}"
     # Only a version the rotator wrote has nbf = its credential's start; for a hand-written one the
     # version's age says nothing about the credential's lifetime, so the window is not shrunk.
     issued = credential_issued(version)
@@ -516,6 +517,7 @@ def assess(version: SecretVersion, now: datetime, settings: Settings) -> SecretS
         next_look_at=next_look,
         backoff=managed.backoff,
         emergency_requested=managed.emergency_requested,
+        retirement_held=managed.retirement_held,
     )
 
 

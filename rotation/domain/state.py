@@ -127,6 +127,8 @@ class ManagedSecret:
     backoff: Backoff | None = None
     #: When an emergency roll was requested; set until the emergency's new version is written.
     emergency_requested: datetime | None = None
+    #: Why the pending retirement waits for evidence (the sign-in report), if it does.
+    retirement_held: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retire_after", _optional_utc(self.retire_after, "retire_after"))
@@ -243,6 +245,7 @@ class ManagedSecret:
             failure_reason=get(Tag.FailureReason),
             backoff=backoff,
             emergency_requested=emergency,
+            retirement_held=get(Tag.RetirementHeld),
         )
 
     @property
@@ -267,6 +270,7 @@ class ManagedSecret:
             Tag.FailureReason: limit_tag_value(self.failure_reason) if self.failure_reason else None,
             Tag.Backoff: self.backoff.to_tag() if self.backoff else None,
             Tag.Emergency: format_utc(self.emergency_requested) if self.emergency_requested else None,
+            Tag.RetirementHeld: limit_tag_value(self.retirement_held) if self.retirement_held else None,
         }
         tags.update({k: v for k, v in rotator.items() if v is not None})
         if len(tags) > TAG_LIMIT:
@@ -363,6 +367,7 @@ class SecretStatus:
     next_look_at: datetime | None = None
     backoff: Backoff | None = None
     emergency_requested: datetime | None = None
+    retirement_held: str | None = None
 
     def days_to_expiry(self, now: datetime) -> float | None:
         return None if self.expires is None else (self.expires - now).total_seconds() / 86400
@@ -409,4 +414,5 @@ class SecretStatus:
                 else None
             ),
             "emergencyRequested": format_utc(self.emergency_requested) if self.emergency_requested else None,
+            "retirementHeld": self.retirement_held,
         }

@@ -85,6 +85,12 @@ class Directory(Protocol):
         """The app management policy's password rules, or ``None`` when the rotator may not read it."""
         ...
 
+    async def credential_sign_ins(self, app_id: str) -> dict[str, datetime | None] | None:
+        """The last sign-in (day-granular, at least a day late) of each of the app's credentials that
+        the report lists, by lower-case keyId (Graph's beta ``appCredentialSignInActivities``);
+        ``None`` when Graph will not show the report (no ``AuditLog.Read.All``, or no P1/P2 licence)."""
+        ...
+
     async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
         """Replace the app's ``tags`` (``PATCH /applications/{id}``): how ``adopt`` writes a binding, with
         the caller's own credential. ``PermissionDeniedError`` when the caller is neither an owner of the

@@ -27,8 +27,9 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from rotation.domain import policy
+from rotation.domain import evidence, policy
 from rotation.domain.errors import (
+    EvidenceUnavailableError,
     GuardError,
     NotBoundError,
     NotManagedError,
@@ -338,15 +339,75 @@ async def retire(run: Run, seen: Observed) -> Observed:
         return seen
     latest = seen.latest
     assert latest.version is not None
+    if not is_emergency(run, seen):
+        hold = await evidence_hold(run, seen, key_id)
+        if hold is not None:
+            return await hold_retirement(run, seen, key_id, hold)
     if run.dry_run:
         run.report.warn(f"would retire credential {key_id}")
         return seen
     await ensure_latest(run, latest)
     seen = await retire_credential(run, seen, key_id)
     seen = await disable_dead_versions(run, seen, latest, app_read_after_store=key_id in run.report.retired)
-    state = seen.state.evolve(retire_credential_id=None, retire_after=None)
+    state = seen.state.evolve(retire_credential_id=None, retire_after=None, retirement_held=None)
     run.check_lock()
     await run.vault.update(run.name, latest.version, tags=state.to_tags(latest.tags))
+    return run.record(seen, state)
+
+
+#: ``auto`` says once per process that the report is unreadable, not on every retirement.
+_EVIDENCE_UNAVAILABLE_SAID: set[str] = set()
+
+
+async def evidence_hold(run: Run, seen: Observed, key_id: str) -> evidence.Hold | None:
+    """Whether the sign-in report keeps ``key_id`` (``ROTATION_RETIREMENT_EVIDENCE``): one Graph read.
+
+    ``off``: never. ``auto``: when the report is readable; otherwise the grace period decides, said
+    once (``EvidenceUnavailable``). ``required``: an unreadable report is an error and nothing retires.
+    """
+    mode = run.settings.retirement_evidence
+    if mode is evidence.EvidenceMode.OFF:
+        return None
+    report = await run.directory.credential_sign_ins(seen.state.app_id)
+    if report is None:
+        if mode is evidence.EvidenceMode.REQUIRED:
+            raise EvidenceUnavailableError(seen.state.app_id)
+        if seen.state.app_id not in _EVIDENCE_UNAVAILABLE_SAID:
+            _EVIDENCE_UNAVAILABLE_SAID.add(seen.state.app_id)
+            run.event("EvidenceUnavailable", appId=seen.state.app_id, level=logging.WARNING)
+        run.report.warn(
+            "the sign-in report is not readable (AuditLog.Read.All, Entra ID P1/P2): the grace period decides"
+        )
+        return None
+    old = seen.app.credential(key_id)
+    return evidence.retirement_hold(
+        report.get(key_id.lower()),
+        key_id=key_id,
+        active_since=seen.latest.created or run.clock.now(),
+        now=run.clock.now(),
+        quiet=timedelta(hours=run.settings.evidence_quiet_hours),
+        old_expires=old.end if old is not None else None,
+    )
+
+
+async def hold_retirement(run: Run, seen: Observed, key_id: str, hold: evidence.Hold) -> Observed:
+    """Keep ``key_id`` and say why (``RetirementHeld``: an event each time, the tag when it changes);
+    the sweep looks again on its next run."""
+    run.report.warn(f"retirement of credential {key_id} held: {hold.reason}")
+    run.event(
+        "RetirementHeld",
+        keyId=key_id,
+        appId=seen.state.app_id,
+        lastSignIn=hold.last_sign_in,
+        reason=hold.reason,
+        level=logging.WARNING,
+    )
+    if run.dry_run or seen.state.retirement_held == hold.reason:
+        return seen
+    assert seen.latest.version is not None
+    state = seen.state.evolve(retirement_held=hold.reason)
+    run.check_lock()
+    await run.vault.update(run.name, seen.latest.version, tags=state.to_tags(seen.latest.tags))
     return run.record(seen, state)
 
 

@@ -71,6 +71,8 @@ APP_SETTINGS = (
     "ROTATION_ALLOWED_TENANTS",
     "ROTATION_SWEEP_CONCURRENCY",
     "ROTATION_EXPIRY_ALERT_DAYS",
+    "ROTATION_RETIREMENT_EVIDENCE",
+    "ROTATION_EVIDENCE_QUIET_HOURS",
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",

@@ -84,7 +84,7 @@ def test_tag_names_are_their_own_values_and_few() -> None:
     for name in (*Tag.OPERATOR, *Tag.ROTATOR):
         assert getattr(Tag, name) == name
     all_tags = {*Tag.OPERATOR, *Tag.ROTATOR}
-    assert len(all_tags) == len(Tag.OPERATOR) + len(Tag.ROTATOR) == 13
+    assert len(all_tags) == len(Tag.OPERATOR) + len(Tag.ROTATOR) == 14
     assert len(all_tags) < TAG_LIMIT
     assert {"ProviderAddress", "CredentialId", "ValidityPeriodDays"} <= all_tags  # Microsoft's sample
 

@@ -597,6 +597,19 @@ def kept(key: str) -> Check:
     return check
 
 
+def report(w: World, *, used_after: timedelta | None) -> None:
+    """The sign-in report is readable; the old credential last signed in ``used_after`` the first
+    rotation (day-granular, as Graph shows it), or never."""
+    last = None if used_after is None else (NOW + used_after).replace(hour=0, minute=0, second=0, microsecond=0)
+    w.directory.sign_ins = {w.key_id.lower(): last}
+
+
+def held(w: World, o: Outcome, reason: str) -> None:
+    assert w.key_id in w.directory.key_ids(w.app_id) and o.retired_key_ids == ()
+    assert reason in w.tags()[Tag.RetirementHeld]
+    assert w.tags()[Tag.RetireCredentialId] == w.key_id
+
+
 def assert_tag(w: World, tag: str, value: str) -> None:
     assert w.tags().get(tag, "absent") == value, w.tags()
 
@@ -1016,6 +1029,59 @@ CASES = [
         mode="emergency",
         check=stopped_before_disabling,
     ),
+    # --- retirement on evidence (the sign-in report)
+    Case(
+        "evidence-holds-a-retirement-while-the-old-credential-signs-in",
+        then(rotated_earlier(6 * DAY), lambda w: report(w, used_after=DAY)),
+        Action.NONE,
+        ("tag",),
+        warning="signed in on 2025-02-01: something still uses it",
+        requeue_after=timedelta(0),
+        check=lambda w, o: held(w, o, "signed in on 2025-02-01"),
+    ),
+    Case(
+        "evidence-waits-until-the-report-covers-a-quiet-period-after-activation",
+        then(rotated_earlier(25 * HOUR), lambda w: report(w, used_after=None)),
+        Action.NONE,
+        ("tag",),
+        warning="waiting for the sign-in report to cover",
+        requeue_after=timedelta(0),
+        check=lambda w, o: held(w, o, "waiting for the sign-in report"),
+    ),
+    Case(
+        "evidence-of-a-quiet-period-lets-the-retirement-happen",
+        then(rotated_earlier(6 * DAY), lambda w: report(w, used_after=None)),
+        Action.RETIRED,
+        ("removePassword", "disable", "tag"),
+        requeue_after=NEXT_ROTATION - 6 * DAY,
+        check=lambda w, o: assert_tag(w, Tag.RetirementHeld, "absent"),
+    ),
+    Case(
+        "evidence-required-but-unreadable-retires-nothing",
+        with_env(rotated_earlier(6 * DAY), ROTATION_RETIREMENT_EVIDENCE="required"),
+        Action.NONE,
+        (),
+        error="EvidenceUnavailable",
+        check=lambda w, o: assert_tag(w, Tag.RetireCredentialId, w.key_id),
+    ),
+    Case(
+        "evidence-off-retires-on-the-grace-period-alone",
+        then(
+            with_env(rotated_earlier(25 * HOUR), ROTATION_RETIREMENT_EVIDENCE="off"),
+            lambda w: report(w, used_after=DAY),
+        ),
+        Action.RETIRED,
+        ("removePassword", "disable", "tag"),
+        requeue_after=NEXT_ROTATION - 25 * HOUR,
+    ),
+    Case(
+        "an-emergency-never-waits-for-evidence",
+        then(rotated_earlier(HOUR), lambda w: report(w, used_after=timedelta(minutes=30))),
+        Action.ROTATED,
+        ("removePassword", "disable", "tag", "tag", "addPassword", "set", "removePassword", "disable", "tag"),
+        mode="emergency",
+        requeue_after=NEXT_ROTATION,
+    ),
     # --- orphans
     Case(
         "orphans-older-than-the-margin-are-removed",
@@ -1149,3 +1215,18 @@ async def test_a_second_reconcile_after_any_rotation_finds_nothing_to_do() -> No
 
 def test_settings_used_here_are_valid() -> None:
     assert make_world().settings.validation_deadline_seconds == 60
+
+
+async def test_a_held_retirement_is_re_evaluated_each_run_and_written_only_when_its_reason_changes() -> None:
+    world = make_world()
+    await rotated_earlier(6 * DAY)(world)
+    report(world, used_after=DAY)
+    world.writes.clear()
+    first = await world.reconcile()
+    again = await world.reconcile()
+    assert first.retired_key_ids == again.retired_key_ids == ()
+    assert [w[0] for w in world.writes] == ["tag"]  # the hold is recorded once, then only logged
+    report(world, used_after=None)  # the consumer moved to the new value; the report shows it
+    world.clock.advance(3 * DAY)
+    done = await world.reconcile()
+    assert done.retired_key_ids == (world.key_id,) and Tag.RetirementHeld not in world.tags()

@@ -140,6 +140,8 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_ALLOWED_TENANTS",
         "ROTATION_SWEEP_CONCURRENCY",
         "ROTATION_EXPIRY_ALERT_DAYS",
+        "ROTATION_RETIREMENT_EVIDENCE",
+        "ROTATION_EVIDENCE_QUIET_HOURS",
     } == KNOWN_VARIABLES
 
 
