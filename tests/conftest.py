@@ -22,6 +22,7 @@ import pytest  # noqa: E402
 
 from emulator.rotator_profile import RotatorCloud  # noqa: E402
 from rotation.adapters.retrying import GATE  # noqa: E402
+from rotation.service.steps import forget_evidence_refusal  # noqa: E402
 
 # Azurite (blob + queue), started once per session by the tests that need storage.
 pytest_plugins = ["tests.azurite"]
@@ -50,8 +51,10 @@ def cloud() -> Iterator[RotatorCloud]:
 @pytest.fixture(autouse=True)
 def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    # A 429 one test provoked must not pace the next test's calls (the gate is per process).
+    # A 429 one test provoked must not pace the next test's calls (the gate is per process), nor a
+    # refused sign-in report keep the next test's rotator from reading it.
     GATE.reset()
+    forget_evidence_refusal()
     if "cloud" in request.fixturenames:
         shared: RotatorCloud = request.getfixturevalue("cloud")
         shared.admin("DELETE", "/faults")

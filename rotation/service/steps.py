@@ -355,8 +355,17 @@ async def retire(run: Run, seen: Observed) -> Observed:
     return run.record(seen, state)
 
 
-#: ``auto`` says once per process that the report is unreadable, not on every retirement.
-_EVIDENCE_UNAVAILABLE_SAID: set[str] = set()
+#: How long ``auto`` trusts a refusal of the report before it asks Graph again: the permission is
+#: the rotator's (one for every app), and a grant reaches its cached token within hours anyway.
+EVIDENCE_REFUSAL_MEMORY_SECONDS = 6 * 3600.0
+#: Monotonic time until which this process takes the report as unreadable (``auto`` only).
+_evidence_refused_until = 0.0
+
+
+def forget_evidence_refusal() -> None:
+    """Ask Graph for the report again on the next retirement (tests, after a permission change)."""
+    global _evidence_refused_until
+    _evidence_refused_until = 0.0
 
 
 async def evidence_hold(run: Run, seen: Observed, key_id: str) -> evidence.Hold | None:
@@ -365,15 +374,17 @@ async def evidence_hold(run: Run, seen: Observed, key_id: str) -> evidence.Hold 
     ``off``: never. ``auto``: when the report is readable; otherwise the grace period decides, said
     once (``EvidenceUnavailable``). ``required``: an unreadable report is an error and nothing retires.
     """
+    global _evidence_refused_until
     mode = run.settings.retirement_evidence
     if mode is evidence.EvidenceMode.OFF:
         return None
-    report = await run.directory.credential_sign_ins(seen.state.app_id)
+    refused_recently = mode is evidence.EvidenceMode.AUTO and run.timer() < _evidence_refused_until
+    report = None if refused_recently else await run.directory.credential_sign_ins(seen.state.app_id)
     if report is None:
         if mode is evidence.EvidenceMode.REQUIRED:
             raise EvidenceUnavailableError(seen.state.app_id)
-        if seen.state.app_id not in _EVIDENCE_UNAVAILABLE_SAID:
-            _EVIDENCE_UNAVAILABLE_SAID.add(seen.state.app_id)
+        if not refused_recently:  # said once per refusal, not on every retirement
+            _evidence_refused_until = run.timer() + EVIDENCE_REFUSAL_MEMORY_SECONDS
             run.event("EvidenceUnavailable", appId=seen.state.app_id, level=logging.WARNING)
         run.report.warn(
             "the sign-in report is not readable (AuditLog.Read.All, Entra ID P1/P2): the grace period decides"

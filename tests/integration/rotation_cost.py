@@ -58,6 +58,8 @@ def kind(record: dict[str, object]) -> str:
     if service == "entra":
         return "token request (probe)"
     if service == "graph":
+        if "/reports/appCredentialSignInActivities" in path:
+            return "Graph GET sign-in report"
         for action in ("addPassword", "removePassword"):
             if path.endswith(action):
                 return f"Graph POST {action}"

@@ -12,6 +12,9 @@ from tests.integration.reconcile_helpers import start_private_cloud
 from tests.integration.rotation_cost import CASES, cost_of
 
 GET_APP, ADD, REMOVE = "Graph GET application", "Graph POST addPassword", "Graph POST removePassword"
+# ROTATION_RETIREMENT_EVIDENCE=auto (the default): a retirement after the grace period asks for the
+# sign-in report first (here refused: the rotator lacks AuditLog.Read.All, and the grace period decides).
+REPORT = "Graph GET sign-in report"
 GET, PUT, PATCH, LIST = (
     "Key Vault GET secret",
     "Key Vault PUT secret",
@@ -25,10 +28,18 @@ ROTATE = {GET: 2, GET_APP: 1, ADD: 1, PROBE: 1, PUT: 1}
 # Retiring after the grace period: the secret read, and re-read before the removal and before the
 # disabling; the app read, and re-read before the removal (which serves the disabling too); the
 # versions listed once; one version disabled; the tags cleared.
-RETIRE = {GET: 3, GET_APP: 2, REMOVE: 1, LIST: 1, PATCH: 2}
+RETIRE = {GET: 3, GET_APP: 2, REPORT: 1, REMOVE: 1, LIST: 1, PATCH: 2}
 EXPECTED: dict[str, dict[str, int]] = {
     "due, grace 24 h (the steady state)": ROTATE,
-    "due, grace 0 (rotate and retire in one run)": {**ROTATE, GET: 4, GET_APP: 2, REMOVE: 1, LIST: 1, PATCH: 2},
+    "due, grace 0 (rotate and retire in one run)": {
+        **ROTATE,
+        GET: 4,
+        GET_APP: 2,
+        REPORT: 1,
+        REMOVE: 1,
+        LIST: 1,
+        PATCH: 2,
+    },
     "forced (an operator's planned roll)": ROTATE,
     # The emergency is recorded first (one PATCH of the current version's tags).
     "emergency (retire the leaked one at once)": {**ROTATE, GET: 4, GET_APP: 2, REMOVE: 1, LIST: 1, PATCH: 3},
