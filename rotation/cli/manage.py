@@ -253,7 +253,8 @@ def _status_row(status: SecretStatus, now: datetime) -> list[str]:
         expires,
         rotated,
         retiring,
-        status.needs_work or "-",
+        # What is due, else what only a person can fix (unusable tags, a rotation the back-off stopped).
+        status.needs_work or status.problem or "-",
     ]
 
 
