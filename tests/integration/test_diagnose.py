@@ -684,6 +684,30 @@ def test_overdue_retirement(cloud: RotatorCloud, capsys: pytest.CaptureFixture[s
     assert found["status"] == "warn" and old["keyId"] in found["evidence"]
 
 
+def test_a_retirement_held_on_evidence_says_which_credential_still_signs_in(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, current = new_app(cloud)
+    old = add_password(cloud, app, name="previous", days=20)
+    reason = f"credential {old['keyId']} signed in on 2026-11-30: something still uses it"
+    tags = managed_tags(
+        app,
+        current,
+        RotationState="active",
+        RotationId=ROTATION_ID,
+        RetireCredentialId=old["keyId"],
+        RetireAfter=iso(datetime.now(UTC) - timedelta(days=3)),
+        RetirementHeld=reason,
+    )
+    name = store(cloud, current["secretText"], tags, expires=end_of(current))
+
+    _, result = diagnose_json(capsys, cloud, name)
+
+    found = check(result, "rotation.retirement")
+    assert found["status"] == "warn" and found["evidence"] == f"retirement held: {reason}"
+    assert "--emergency" in found["remedy"]
+
+
 def test_orphaned_rotator_credential(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = unique("secret")

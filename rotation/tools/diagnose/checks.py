@@ -842,6 +842,20 @@ def check_retirement(seen: Observed) -> Check:
             "It was removed (by hand or by a reconcile that stopped before clearing the tags).",
             f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}); it clears the tags.",
         )
+    if managed.retirement_held:
+        # Overdue on purpose: the sign-in report shows a consumer still on the old value.
+        return Check(
+            "rotation.retirement",
+            title,
+            Status.WARN,
+            f"retirement held: {managed.retirement_held}",
+            "The grace period is over, but the old credential stays until the sign-in report shows it unused "
+            "(ROTATION_RETIREMENT_EVIDENCE): some consumer still has the old value (a cached Key Vault "
+            "reference, a pipeline variable, a copy).",
+            f"Find the consumer of app {managed.app_id} still signing in with credential {key_id} (Entra sign-in "
+            "logs, service principal sign-ins) and move it to the secret's latest version; an emergency roll "
+            f"(python -m rotation rotate {seen.vault} {seen.secret} --emergency) removes it at once.",
+        )
     if due is not None and seen.now - due > RETIREMENT_SLACK:
         return Check(
             "rotation.retirement",
