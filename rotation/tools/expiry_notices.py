@@ -132,7 +132,8 @@ async def find_notices(runtime: Runtime, now: datetime) -> NoticeRun:
     rows = [r for r in classify_sources(runtime, sources, now) if r.standing is not Standing.DANGLING]
     crossing = [(row, w) for row in rows if (w := window_crossed(row.end, now, windows)) is not None]
     object_ids = {listed.application.app_id.lower(): listed.application.object_id for listed in sources.applications}
-    wanted = sorted({object_ids[row.app_id.lower()] for row, _ in crossing if row.app_id})
+    # Only apps the listing returned have owners to read (a row of an app it did not list has none).
+    wanted = sorted({oid for row, _ in crossing if row.app_id and (oid := object_ids.get(row.app_id.lower()))})
     owners, problems = await _owners_of(runtime, wanted)
     day = notice_day(now)
     notices = [
