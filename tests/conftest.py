@@ -19,6 +19,7 @@ os.environ["SSL_CERT_FILE"] = str(_TLS.ca_bundle)
 os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
 
 import pytest  # noqa: E402
+from azure.keyvault.secrets._shared import http_challenge_cache  # noqa: E402
 
 from emulator.rotator_profile import RotatorCloud  # noqa: E402
 from rotation.adapters.retrying import GATE  # noqa: E402
@@ -55,6 +56,9 @@ def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
     # refused sign-in report keep the next test's rotator from reading it.
     GATE.reset()
     forget_evidence_refusal()
+    # Key Vault's SDK caches each vault's challenge (its tenant) by host:port for the whole process;
+    # a private cloud's port, once it stopped, may be another cloud's (another tenant's) next.
+    http_challenge_cache.clear()
     if "cloud" in request.fixturenames:
         shared: RotatorCloud = request.getfixturevalue("cloud")
         shared.admin("DELETE", "/faults")

@@ -21,6 +21,7 @@ os.environ["SSL_CERT_FILE"] = str(_TLS.ca_bundle)
 os.environ["REQUESTS_CA_BUNDLE"] = str(_TLS.ca_bundle)
 
 import pytest  # noqa: E402
+from azure.keyvault.secrets._shared import http_challenge_cache  # noqa: E402
 
 from localcloud.cloud import LocalCloud, ManagedIdentity  # noqa: E402
 
@@ -68,6 +69,9 @@ def workload(cloud: LocalCloud) -> ManagedIdentity:
 @pytest.fixture(autouse=True)
 def _reset_shared_cloud(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    # Key Vault's SDK caches each vault's challenge (its tenant) by host:port for the whole process;
+    # a cloud's port, once it stopped, may be another cloud's (another tenant's) next.
+    http_challenge_cache.clear()
     if "cloud" in request.fixturenames:
         shared: LocalCloud = request.getfixturevalue("cloud")
         shared.admin("DELETE", "/faults")
