@@ -16,8 +16,11 @@ from functions.config import EdgeConfig
 from functions.host import REQUESTS_QUEUE, STORAGE_CONNECTION, invocation_settings, log_enqueued, new_blueprint
 from rotation.domain.errors import RotationError
 from rotation.domain.model import ReconcileRequest, new_operation_id
+from rotation.hosting import publish_lifecycle
+from rotation.observability import collecting_lifecycle
 from rotation.observability import event as log_event
 from rotation.service.sweep import ScanTally, needs_attention, report_expiring, scan, work_requests
+from rotation.settings import Settings
 
 
 def blueprint(config: EdgeConfig) -> func.Blueprint:
@@ -49,6 +52,7 @@ class SweepRun:
     work: list[ReconcileRequest]
     #: Vaults that could not be listed, with why.
     failures: dict[str, RotationError]
+    settings: Settings
 
     def raise_for_unreadable_vaults(self) -> None:
         # Raised after the output is set: the other vaults' work goes out, and the failed run
@@ -58,7 +62,15 @@ class SweepRun:
 
 
 async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
-    """Scan every configured vault (list calls only), decide what needs work, and log the run."""
+    """Scan every configured vault (list calls only), decide what needs work, and log the run; the
+    expiry warnings are published too when ``ROTATION_EVENTS_TOPIC`` names a topic."""
+    with collecting_lifecycle() as collected:
+        run = await _sweep(config, past_due=past_due)
+        await publish_lifecycle(run.settings, collected)
+        return run
+
+
+async def _sweep(config: EdgeConfig, *, past_due: bool) -> SweepRun:
     operation_id = new_operation_id()
     started = time.monotonic()
     now = config.clock()
@@ -99,4 +111,4 @@ async def sweep_vaults(config: EdgeConfig, *, past_due: bool) -> SweepRun:
         unreadableVaults=",".join(sorted(failures)) or None,
         seconds=round(time.monotonic() - started, 3),
     )
-    return SweepRun(work, failures)
+    return SweepRun(work, failures, settings)

@@ -22,7 +22,10 @@ from functions.host import (
 )
 from rotation.domain.errors import BadRequestError, LockHeld, RotationError
 from rotation.domain.model import ReconcileRequest, format_utc
+from rotation.hosting import publish_lifecycle
+from rotation.observability import collecting_lifecycle
 from rotation.observability import event as log_event
+from rotation.settings import Settings
 
 log = logging.getLogger("rotation.functions")
 
@@ -79,9 +82,20 @@ def parse_message(msg: func.QueueMessage) -> ReconcileRequest | None:
 
 async def reconcile_under_lease(request: ReconcileRequest, config: EdgeConfig, *, dequeue_count: int | None) -> None:
     """Hold the secret's lease while the reconciler works, then settle the message (see
-    ``functions.disposition``); a lease held elsewhere defers the request instead."""
-    dims = request_dims(request)
+    ``functions.disposition``); a lease held elsewhere defers the request instead. The lifecycle
+    events it logged are published when it ends (``ROTATION_EVENTS_TOPIC``), whatever the outcome."""
     settings = invocation_settings("rotate_worker", request.operation_id)
+    with collecting_lifecycle() as collected:
+        try:
+            await _reconcile_and_settle(request, config, settings, dequeue_count=dequeue_count)
+        finally:
+            await publish_lifecycle(settings, collected)
+
+
+async def _reconcile_and_settle(
+    request: ReconcileRequest, config: EdgeConfig, settings: Settings, *, dequeue_count: int | None
+) -> None:
+    dims = request_dims(request)
     started = time.monotonic()
     async with config.runtime(settings) as runtime:
         lock = runtime.open_lock(lease_seconds=config.lock_lease_seconds)

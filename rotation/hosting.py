@@ -9,7 +9,7 @@ on the first invocation that uses them, through :func:`open_runtime_lazily`. The
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from rotation.runtime import Runtime
@@ -31,3 +31,13 @@ def open_runtime_lazily(settings: Settings) -> AbstractAsyncContextManager[Runti
     from rotation.runtime import open_runtime
 
     return open_runtime(settings)
+
+
+async def publish_lifecycle(settings: Settings, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish an invocation's lifecycle events when ``ROTATION_EVENTS_TOPIC`` names a topic (the
+    Event Grid SDK loads only then, on first use)."""
+    if settings.events_topic is None or not events:
+        return
+    from rotation.adapters.eventgrid import publish
+
+    await publish(settings.events_topic, events)

@@ -99,6 +99,9 @@ DEFAULT_EXPIRY_SCHEDULE: Final = "0 0 6 * * *"
 EXPIRY_SCHEDULE_ENV: Final = "ROTATION_EXPIRY_SCHEDULE"
 EXPIRY_WINDOWS_ENV: Final = "ROTATION_EXPIRY_WINDOWS_DAYS"
 EVIDENCE_ENV: Final = "ROTATION_RETIREMENT_EVIDENCE"
+EVENTS_TOPIC_ENV: Final = "ROTATION_EVENTS_TOPIC"
+#: Event Grid topic endpoints of the Azure clouds end so (``https://{topic}.{region}-1.eventgrid.azure.net/api/events``).
+EVENT_GRID_SUFFIXES: Final = (".eventgrid.azure.net", ".eventgrid.azure.us", ".eventgrid.chinacloudapi.cn")
 DEFAULT_OPERATOR_ROLE: Final = "Rotation.Operator"
 DEFAULT_READER_ROLE: Final = "Rotation.Reader"
 #: Operators' bearer tokens must be for this API: its client id and/or identifier URI, comma-separated.
@@ -115,6 +118,7 @@ KNOWN_VARIABLES: Final = frozenset(
         EXPIRY_SCHEDULE_ENV,
         EXPIRY_WINDOWS_ENV,
         EVIDENCE_ENV,
+        EVENTS_TOPIC_ENV,
         "ROTATION_OPERATOR_ROLE",
         "ROTATION_READER_ROLE",
         API_AUDIENCE_ENV,
@@ -196,8 +200,9 @@ def _endpoint_problem(
     host = _host_of(url)
     if in_cloud(host) or is_loopback(url) or host in allowed:
         return None
+    article = "an" if service[:1].upper() in "AEIOU" else "a"
     return (
-        f"host {host!r} is not a {service} endpoint of an Azure cloud ({known}); the rotator would send "
+        f"host {host!r} is not {article} {service} endpoint of an Azure cloud ({known}); the rotator would send "
         f"credentials there. Use the cloud's endpoint, a loopback address for the local cloud, or add the "
         f"host to {ALLOWED_HOSTS_ENV} if it really serves {service}"
     )
@@ -303,6 +308,8 @@ class Settings:
     #: Whether retirement waits for the sign-in report (``ROTATION_RETIREMENT_EVIDENCE``).
     retirement_evidence: EvidenceMode = EvidenceMode.AUTO
     evidence_quiet_hours: int = EVIDENCE_QUIET_HOURS.default
+    #: The Event Grid topic lifecycle events are published to (``ROTATION_EVENTS_TOPIC``); ``None``: none.
+    events_topic: str | None = None
     #: Tenants a ``TenantId`` tag may name (lower case); empty: only ``tenant_id``.
     allowed_tenants: frozenset[str] = frozenset()
     #: The rotator's own client id (``AZURE_CLIENT_ID``), whose app it never rotates.
@@ -386,6 +393,21 @@ class Settings:
 
         evidence = parse(EVIDENCE_ENV, EvidenceMode.AUTO, evidence_mode)
 
+        def topic(value: str) -> tuple[str | None, str | None]:
+            normalised, problem = _https_url(value)
+            if normalised is not None:
+                known = ", ".join(f"*{suffix}" for suffix in EVENT_GRID_SUFFIXES)
+                problem = _endpoint_problem(
+                    normalised,
+                    "Event Grid topic",
+                    known,
+                    lambda host: host.endswith(EVENT_GRID_SUFFIXES),
+                    allowed_hosts,
+                )
+            return normalised, problem
+
+        events_topic = parse(EVENTS_TOPIC_ENV, None, topic)
+
         def role(value: str) -> tuple[str | None, str | None]:
             if _ROLE_RE.fullmatch(value):
                 return value, None
@@ -455,6 +477,7 @@ class Settings:
             expiry_windows_days=expiry_windows,
             retirement_evidence=evidence,
             evidence_quiet_hours=ints[EVIDENCE_QUIET_HOURS.env],
+            events_topic=events_topic,
             allowed_tenants=allowed_tenants,
             own_client_id=own_client_id,
             warnings=warnings,

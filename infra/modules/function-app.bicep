@@ -97,6 +97,9 @@ param retirementEvidence string = 'auto'
 @maxValue(2160)
 param evidenceQuietHours int = 72
 
+@description('ROTATION_EVENTS_TOPIC: endpoint of an Event Grid topic that lifecycle events are published to (the identity needs EventGrid Data Sender on it); empty: none.')
+param eventsTopic string = ''
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -324,6 +327,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ROTATION_EXPIRY_ALERT_DAYS: string(expiryAlertDays)
     ROTATION_RETIREMENT_EVIDENCE: retirementEvidence
     ROTATION_EVIDENCE_QUIET_HOURS: string(evidenceQuietHours)
+    ROTATION_EVENTS_TOPIC: eventsTopic
   }
 }
 

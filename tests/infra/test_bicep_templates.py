@@ -73,6 +73,7 @@ APP_SETTINGS = (
     "ROTATION_EXPIRY_ALERT_DAYS",
     "ROTATION_RETIREMENT_EVIDENCE",
     "ROTATION_EVIDENCE_QUIET_HOURS",
+    "ROTATION_EVENTS_TOPIC",
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",

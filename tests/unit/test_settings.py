@@ -142,6 +142,7 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_EXPIRY_ALERT_DAYS",
         "ROTATION_RETIREMENT_EVIDENCE",
         "ROTATION_EVIDENCE_QUIET_HOURS",
+        "ROTATION_EVENTS_TOPIC",
     } == KNOWN_VARIABLES
 
 
@@ -498,3 +499,12 @@ def test_expiry_windows_are_read_in_any_order_and_kept_descending() -> None:
     s = settings(ROTATION_EXPIRY_WINDOWS_DAYS=" 0, 7 ,60", ROTATION_EXPIRY_SCHEDULE="0 30 5 * * *")
     assert s.expiry_windows_days == (60, 7, 0)
     assert s.expiry_schedule == "0 30 5 * * *"
+
+
+def test_the_events_topic_must_be_an_event_grid_endpoint() -> None:
+    assert settings().events_topic is None
+    topic = "https://rotation.westeurope-1.eventgrid.azure.net/api/events"
+    assert settings(ROTATION_EVENTS_TOPIC=topic).events_topic == topic
+    with pytest.raises(SettingsError) as caught:
+        settings(ROTATION_EVENTS_TOPIC="https://collector.example.com/api/events")
+    assert "is not an Event Grid topic endpoint" in str(caught.value)
