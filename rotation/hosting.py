@@ -8,6 +8,7 @@ on the first invocation that uses them, through :func:`open_runtime_lazily`. The
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -40,4 +41,9 @@ async def publish_lifecycle(settings: Settings, events: list[tuple[str, dict[str
         return
     from rotation.adapters.eventgrid import publish
 
-    await publish(settings.events_topic, events)
+    try:
+        await publish(settings.events_topic, events)
+    except Exception as error:  # whatever the SDK raises, the invocation's own outcome stands
+        from rotation.observability import event
+
+        event("EventPublishFailed", level=logging.WARNING, events=len(events), error=type(error).__name__)
