@@ -39,10 +39,10 @@ async def publish_lifecycle(settings: Settings, events: list[tuple[str, dict[str
     Event Grid SDK loads only then, on first use)."""
     if settings.events_topic is None or not events:
         return
-    from rotation.adapters.eventgrid import publish
+    from rotation.runtime import publish_events
 
     try:
-        await publish(settings.events_topic, events)
+        await publish_events(settings.events_topic, events)
     except Exception as error:  # whatever the SDK raises, the invocation's own outcome stands
         from rotation.observability import event
 

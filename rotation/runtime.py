@@ -9,9 +9,10 @@ environment, so production wiring is what gets tested. This is the one module ou
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
@@ -110,3 +111,12 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
         yield runtime
     finally:
         await runtime.close()
+
+
+async def publish_events(endpoint: str, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    """Lifecycle events to the Event Grid topic at ``endpoint``, as the rotator's identity (the
+    Event Grid SDK loads on first use: most invocations publish nothing)."""
+    from rotation.adapters.eventgrid import publish
+
+    async with rotator_credential() as credential:
+        return await publish(endpoint, credential, events)

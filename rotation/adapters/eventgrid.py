@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid.aio import EventGridPublisherClient
@@ -34,15 +35,13 @@ def cloud_event(name: str, facts: dict[str, Any]) -> CloudEvent[dict[str, str]]:
     return CloudEvent(source=SOURCE, type=TYPE_PREFIX + kind, data=data, subject=subject)
 
 
-async def publish(endpoint: str, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
+async def publish(endpoint: str, credential: AsyncTokenCredential, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
     """Publish ``events`` to the topic at ``endpoint`` in one batch; the number published (0 on failure)."""
     if not events:
         return 0
-    from rotation.runtime import rotator_credential
-
     batch = [cloud_event(name, facts) for name, facts in events]
     try:
-        async with rotator_credential() as credential, EventGridPublisherClient(endpoint, credential) as client:
+        async with EventGridPublisherClient(endpoint, credential) as client:
             await client.send(batch)
     except (AzureError, OSError) as error:
         event("EventPublishFailed", level=logging.WARNING, events=len(batch), error=type(error).__name__)
