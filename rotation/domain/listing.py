@@ -56,3 +56,7 @@ class DeletedSecretInfo:
     deleted: datetime | None = None
     scheduled_purge: datetime | None = None
     recovery_id: str | None = None
+
+
+#: Graph's largest page for `/applications` ($top): a full listing in the fewest requests.
+APPLICATION_PAGE_MAX = 999

@@ -196,6 +196,14 @@ class Run:
                 "Another worker may now hold it; the next reconcile continues from the recorded state.",
             )
 
+    async def write_state(self, seen: Observed, version: SecretVersion, state: ManagedSecret) -> Observed:
+        """Write ``state`` into ``version``'s tags (stopping first if the lock was lost) and record it:
+        how a step that writes no new version records what it did."""
+        assert version.version is not None
+        self.check_lock()
+        await self.vault.update(self.name, version.version, tags=state.to_tags(version.tags))
+        return self.record(seen, state)
+
     def record(self, seen: Observed, state: ManagedSecret) -> Observed:
         """``seen`` with ``state``, which the caller has just written to (or decided for) Key Vault."""
         self.report.state = state

@@ -294,9 +294,7 @@ async def activate(run: Run, seen: Observed, version: SecretVersion) -> Observed
         emergency_requested=None,
         retire_after=retirement_time(run, seen) if seen.state.retire_credential_id else None,
     )
-    run.check_lock()
-    await run.vault.update(run.name, version.version, tags=state.to_tags(version.tags))
-    seen = run.record(seen, state)
+    seen = await run.write_state(seen, version, state)
     activated(run, state, version)
     return seen
 
@@ -350,9 +348,7 @@ async def retire(run: Run, seen: Observed) -> Observed:
     seen = await retire_credential(run, seen, key_id)
     seen = await disable_dead_versions(run, seen, latest, app_read_after_store=key_id in run.report.retired)
     state = seen.state.evolve(retire_credential_id=None, retire_after=None, retirement_held=None)
-    run.check_lock()
-    await run.vault.update(run.name, latest.version, tags=state.to_tags(latest.tags))
-    return run.record(seen, state)
+    return await run.write_state(seen, latest, state)
 
 
 #: How long ``auto`` trusts a refusal of the report before it asks Graph again: the permission is
@@ -415,11 +411,7 @@ async def hold_retirement(run: Run, seen: Observed, key_id: str, hold: evidence.
     )
     if run.dry_run or seen.state.retirement_held == hold.reason:
         return seen
-    assert seen.latest.version is not None
-    state = seen.state.evolve(retirement_held=hold.reason)
-    run.check_lock()
-    await run.vault.update(run.name, seen.latest.version, tags=state.to_tags(seen.latest.tags))
-    return run.record(seen, state)
+    return await run.write_state(seen, seen.latest, seen.state.evolve(retirement_held=hold.reason))
 
 
 async def retire_credential(run: Run, seen: Observed, key_id: str) -> Observed:
@@ -520,29 +512,24 @@ def backing_off(backoff: Backoff, reason: str) -> str:
 async def record_emergency(run: Run, seen: Observed) -> Observed:
     """Record the emergency on the current version before anything else, so that a crash from here on
     leaves it an emergency: the next run rotates at once and retires the leaked credential at once."""
-    assert seen.latest.version is not None
     state = seen.state.evolve(emergency_requested=run.clock.now().replace(microsecond=0))
-    run.check_lock()
-    await run.vault.update(run.name, seen.latest.version, tags=state.to_tags(seen.latest.tags))
+    seen = await run.write_state(seen, seen.latest, state)
     run.event("EmergencyRecorded", vaultVersion=seen.latest.version)
-    return run.record(seen, state)
+    return seen
 
 
 async def record_failure(run: Run, seen: Observed, error: RotationError) -> None:
     """Count a definitive rotation failure in the ``Backoff`` tag of the current version, so that
     the sweep waits before the next attempt instead of churning a credential per sweep, and stops
     after ``BACKOFF_STOP_AFTER`` failures with one alert (``RotationStopped``)."""
-    assert seen.latest.version is not None
     previous = seen.state.backoff
     backoff = policy.backoff_after(previous, run.clock.now())
     state = seen.state.evolve(backoff=backoff, failure_reason=f"rotation failed ({error.code}): {error.message}")
     try:
-        run.check_lock()
-        await run.vault.update(run.name, seen.latest.version, tags=state.to_tags(seen.latest.tags))
+        await run.write_state(seen, seen.latest, state)
     except RotationError as write_error:
         run.report.warn(f"could not record the failure for the back-off: {write_error.message}")
         return
-    run.record(seen, state)
     if backoff.stopped and not (previous is not None and previous.stopped):
         run.event(
             "RotationStopped",

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from rotation.domain import policy
 from rotation.domain.errors import RotationError
+from rotation.domain.listing import APPLICATION_PAGE_MAX
 from rotation.domain.model import Action, Outcome, ReconcileRequest, SecretVersion
 from rotation.domain.state import SecretStatus
 from rotation.observability import event
@@ -132,15 +133,11 @@ def report_expiring(statuses: list[SecretStatus], settings: Settings, now: datet
             )
 
 
-#: Graph's largest page for `/applications`: the fewest requests per sweep.
-APPLICATION_PAGE = 999
-
-
 async def live_credentials(catalog: ApplicationCatalog) -> dict[str, frozenset[str]] | None:
     """The keyIds of every app the rotator can read, by appId (one listing, 999 apps per request);
     ``None`` when the listing fails (the check is skipped: the reconcile finds the same on its own read)."""
     try:
-        listed = await catalog.list_applications(page_size=APPLICATION_PAGE)
+        listed = await catalog.list_applications(page_size=APPLICATION_PAGE_MAX)
     except RotationError as error:
         event("CredentialCheckSkipped", level=logging.WARNING, errorCode=error.code, error=error.message)
         return None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from rotation.domain.errors import RotationError
 from rotation.domain.expiry import days_from, notice_day, window_crossed
-from rotation.domain.listing import ApplicationOwner
+from rotation.domain.listing import APPLICATION_PAGE_MAX, ApplicationOwner
 from rotation.observability import event
 from rotation.tools.inventory.collect import classify_sources, read_sources
 from rotation.tools.inventory.model import InventoryRow, Standing
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from rotation.runtime import Runtime
 
 NOTICE_EVENT: Final = "CredentialExpiryNotice"
-#: Graph's largest `/applications` page: the fewest requests per run.
-APPLICATION_PAGE: Final = 999
 #: Standings the rotator looks after: named by a secret's CredentialId or RetireCredentialId tag, or
 #: created by it (a rotator display name) and named by no tag.
 ROTATOR_STANDINGS: Final = frozenset({Standing.MANAGED, Standing.RETIRING, Standing.ORPHANED})
@@ -128,7 +126,7 @@ async def _owners_of(
 async def find_notices(runtime: Runtime, now: datetime) -> NoticeRun:
     """Every credential crossing one of ``ROTATION_EXPIRY_WINDOWS_DAYS`` today, with its app's owners."""
     windows = runtime.settings.expiry_windows_days
-    sources = await read_sources(runtime, page_size=APPLICATION_PAGE)
+    sources = await read_sources(runtime, page_size=APPLICATION_PAGE_MAX)
     rows = [r for r in classify_sources(runtime, sources, now) if r.standing is not Standing.DANGLING]
     crossing = [(row, w) for row in rows if (w := window_crossed(row.end, now, windows)) is not None]
     object_ids = {listed.application.app_id.lower(): listed.application.object_id for listed in sources.applications}
