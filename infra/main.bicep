@@ -65,6 +65,9 @@ param expirySchedule string = '0 0 6 * * *'
 @minLength(1)
 param expiryWindowsDays string = '30,14,7,1,0'
 
+@description('ROTATION_CERTIFICATES: rotate managed Key Vault certificates too; grants the rotator Key Vault Certificates Officer and Key Vault Crypto User on each managed vault.')
+param rotationCertificates bool = false
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -196,6 +199,7 @@ module functionApp 'modules/function-app.bicep' = {
     operatorRole: operatorRole
     readerRole: readerRole
     expiryAlertDays: expiryAlertDays
+    rotationCertificates: rotationCertificates
     maximumInstanceCount: maximumInstanceCount
     operatorApiClientId: empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId
     operatorApiAudience: empty(operatorApiClientId) ? (operatorApi.?outputs.audience ?? '') : ''
@@ -222,6 +226,7 @@ module vaultRotation 'modules/vault-rotation.bicep' = [for vault in managedVault
     systemTopicName: vault.systemTopicName
     createSystemTopic: !vault.reuseSystemTopic
     eventGridIdentityId: identities.outputs.eventGridId
+    rotationCertificates: rotationCertificates
     tags: tags
   }
   dependsOn: [

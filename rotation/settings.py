@@ -100,6 +100,9 @@ EXPIRY_SCHEDULE_ENV: Final = "ROTATION_EXPIRY_SCHEDULE"
 EXPIRY_WINDOWS_ENV: Final = "ROTATION_EXPIRY_WINDOWS_DAYS"
 EVIDENCE_ENV: Final = "ROTATION_RETIREMENT_EVIDENCE"
 EVENTS_TOPIC_ENV: Final = "ROTATION_EVENTS_TOPIC"
+#: Whether managed Key Vault certificates are rotated too (issue 15); off unless the deployment granted
+#: the two extra Key Vault roles that needs (see ``Settings.certificates``).
+CERTIFICATES_ENV: Final = "ROTATION_CERTIFICATES"
 #: Event Grid topic endpoints of the Azure clouds end so (``https://{topic}.{region}-1.eventgrid.azure.net/api/events``).
 EVENT_GRID_SUFFIXES: Final = (".eventgrid.azure.net", ".eventgrid.azure.us", ".eventgrid.chinacloudapi.cn")
 DEFAULT_OPERATOR_ROLE: Final = "Rotation.Operator"
@@ -119,6 +122,7 @@ KNOWN_VARIABLES: Final = frozenset(
         EXPIRY_WINDOWS_ENV,
         EVIDENCE_ENV,
         EVENTS_TOPIC_ENV,
+        CERTIFICATES_ENV,
         "ROTATION_OPERATOR_ROLE",
         "ROTATION_READER_ROLE",
         API_AUDIENCE_ENV,
@@ -314,6 +318,10 @@ class Settings:
     allowed_tenants: frozenset[str] = frozenset()
     #: The rotator's own client id (``AZURE_CLIENT_ID``), whose app it never rotates.
     own_client_id: str | None = None
+    #: Whether managed certificates are rotated (``ROTATION_CERTIFICATES``). Off by default: rotating them
+    #: needs "Key Vault Certificates Officer" and "Key Vault Crypto User" on each vault, which a deployment
+    #: made before them lacks; on, every sweep would list certificates and fail with 403 until granted.
+    certificates: bool = False
     #: Not errors: e.g. a ``ROTATION_*`` variable nobody reads (a likely typo).
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -408,6 +416,16 @@ class Settings:
 
         events_topic = parse(EVENTS_TOPIC_ENV, None, topic)
 
+        def flag(value: str) -> tuple[bool | None, str | None]:
+            lowered = value.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True, None
+            if lowered in ("false", "0", "no", "off"):
+                return False, None
+            return None, "expected true or false"
+
+        certificates = parse(CERTIFICATES_ENV, False, flag)
+
         def role(value: str) -> tuple[str | None, str | None]:
             if _ROLE_RE.fullmatch(value):
                 return value, None
@@ -480,6 +498,7 @@ class Settings:
             events_topic=events_topic,
             allowed_tenants=allowed_tenants,
             own_client_id=own_client_id,
+            certificates=certificates,
             warnings=warnings,
         )
 

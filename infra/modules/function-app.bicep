@@ -100,6 +100,9 @@ param evidenceQuietHours int = 72
 @description('ROTATION_EVENTS_TOPIC: endpoint of an Event Grid topic that lifecycle events are published to (the identity needs EventGrid Data Sender on it); empty: none.')
 param eventsTopic string = ''
 
+@description('ROTATION_CERTIFICATES: rotate managed Key Vault certificates too (the vaults grant the two roles it needs).')
+param rotationCertificates bool = false
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -328,6 +331,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ROTATION_RETIREMENT_EVIDENCE: retirementEvidence
     ROTATION_EVIDENCE_QUIET_HOURS: string(evidenceQuietHours)
     ROTATION_EVENTS_TOPIC: eventsTopic
+    ROTATION_CERTIFICATES: rotationCertificates ? 'true' : 'false'
   }
 }
 

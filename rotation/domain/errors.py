@@ -519,6 +519,81 @@ class OutputError(RotationError):
     why = "the output path is not writable; the caller chooses another"
 
 
+# --- managed certificates (issue 15) --------------------------------------------------------------
+
+
+def certificate_reset_command(app_id: str, certificate: str, vault_name: str) -> str:
+    """The one command that puts a Key Vault certificate on an app, by a person allowed to (``--append``
+    keeps the app's other credentials)."""
+    return f"az ad app credential reset --id {app_id} --cert {certificate} --keyvault {vault_name} --append"
+
+
+class NoUsableCertificateError(RotationError):
+    """No version of the managed certificate holds a key the app accepts now (first adoption: its
+    thumbprint is not on the app; or every such key has expired or been removed). Graph's ``addKey``
+    needs a proof signed by one, so only a person can add the certificate, once."""
+
+    default_code = "NoUsableCertificate"
+    retryable = False
+    http_status = 409
+    user_fault = True
+    why = "addKey needs a proof signed by a certificate the app accepts; only a person can add the first one"
+
+    def __init__(self, vault: str, certificate: str, app_id: str, vault_name: str, reason: str) -> None:
+        self.vault = vault
+        self.certificate = certificate
+        self.app_id = app_id
+        self.command = certificate_reset_command(app_id, certificate, vault_name)
+        super().__init__(
+            f"Certificate '{certificate}' in vault '{vault}' cannot be rotated for application {app_id}: {reason}. "
+            "Graph's addKey needs a proof signed by a certificate the app already accepts, so nothing was changed.",
+            f"Once, a person who may change the app adds the certificate's current version: {self.command} "
+            f"(or Graph: POST /applications/{{object id}}/addKey, or the portal's Certificates & secrets); "
+            "the rotator takes over from the next run.",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["command"] = self.command
+        return data
+
+
+class CertificateNotFoundError(RotationError):
+    """The certificate named in a request does not exist in the vault."""
+
+    default_code = "CertificateNotFound"
+    retryable = False
+    http_status = 404
+    user_fault = True
+    why = "the certificate does not exist; a human must create it or fix the name"
+
+    def __init__(self, vault: str, certificate: str) -> None:
+        self.vault = vault
+        self.certificate = certificate
+        super().__init__(
+            f"Certificate '{certificate}' was not found in vault '{vault}'.",
+            "Check the name; a managed certificate is a Key Vault certificate whose latest version is tagged "
+            "ProviderAddress=<the app's Application (client) ID>.",
+        )
+
+
+class CertificatesDisabledError(RotationError):
+    """A request names a certificate, and ``ROTATION_CERTIFICATES`` is off."""
+
+    default_code = "CertificatesDisabled"
+    retryable = False
+    http_status = 409
+    user_fault = True
+    why = "certificate rotation is off (ROTATION_CERTIFICATES); turning it on needs two Key Vault roles"
+
+    def __init__(self, vault: str, certificate: str) -> None:
+        super().__init__(
+            f"Certificate '{certificate}' in vault '{vault}' is not rotated: ROTATION_CERTIFICATES is off.",
+            "Deploy with rotationCertificates=true (it grants the rotator 'Key Vault Certificates Officer' and "
+            "'Key Vault Crypto User' on the vault and sets ROTATION_CERTIFICATES=true).",
+        )
+
+
 def error_classes() -> list[type[RotationError]]:
     """Every error class with a code of its own (the base included), for reference and tests."""
     found: list[type[RotationError]] = []

@@ -29,6 +29,8 @@ HOOKS = INFRA / "hooks"
 
 # Built-in Azure role definition ids.
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+KEY_VAULT_CERTIFICATES_OFFICER = "a4417e6f-fecd-4de8-b567-7b0420556985"
+KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -74,6 +76,7 @@ APP_SETTINGS = (
     "ROTATION_RETIREMENT_EVIDENCE",
     "ROTATION_EVIDENCE_QUIET_HOURS",
     "ROTATION_EVENTS_TOPIC",
+    "ROTATION_CERTIFICATES",
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
@@ -527,6 +530,32 @@ def test_secrets_officer_is_granted_on_each_vault_and_nowhere_else() -> None:
     assert per_vault["config"]["loop_type"]["detail"]["array_name"] == "managedVaults"
     scope = unwrap(per_vault["config"])["scope"]
     assert scope["function"]["type"] == "resource_group"
+
+
+def test_certificate_roles_are_granted_on_each_vault_only_when_certificates_are_enabled() -> None:
+    """Managed certificates (issue 15) need Key Vault Certificates Officer (new versions, tags) and
+    Key Vault Crypto User (keys/sign) on the vault, and only when rotationCertificates is true."""
+    module = INFRA / "modules" / "vault-rotation.bicep"
+    declared = template(module)["resources"]
+    for role in (KEY_VAULT_CERTIFICATES_OFFICER, KEY_VAULT_CRYPTO_USER):
+        granted = [a for a in resources("Microsoft.Authorization/roleAssignments") if role_id(a) == role]
+        assert len(granted) == 1, [g.where for g in granted]
+        (assignment,) = granted
+        assert assignment.path == module
+        assert resource_types(module)[assignment.body["scope"]] == "Microsoft.KeyVault/vaults"
+        assert assignment.body["properties"]["principalId"] == "rotatorPrincipalId"
+        assert declared[assignment.symbol]["config"]["condition"] == "rotationCertificates"
+    assert template(module)["parameters"]["rotationCertificates"]["default"] is False
+    main_params = template(MAIN)["parameters"]
+    assert main_params["rotationCertificates"]["default"] is False
+    per_vault = unwrap(template(MAIN)["modules"]["vaultRotation"]["config"])["params"]
+    assert per_vault["rotationCertificates"] == "rotationCertificates"
+    function_app = unwrap(template(MAIN)["modules"]["functionApp"]["config"])["params"]
+    assert function_app["rotationCertificates"] == "rotationCertificates"
+    _, settings = app_settings()
+    assert "ROTATION_CERTIFICATES" in settings
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["rotationCertificates"]["value"] == "${ROTATION_CERTIFICATES=false}"
 
 
 def test_rotation_vaults_setting_lists_every_managed_vault_with_the_cloud_dns_suffix() -> None:

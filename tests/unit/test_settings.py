@@ -143,6 +143,7 @@ def test_known_variables_cover_every_documented_setting() -> None:
         "ROTATION_RETIREMENT_EVIDENCE",
         "ROTATION_EVIDENCE_QUIET_HOURS",
         "ROTATION_EVENTS_TOPIC",
+        "ROTATION_CERTIFICATES",
     } == KNOWN_VARIABLES
 
 
@@ -508,3 +509,12 @@ def test_the_events_topic_must_be_an_event_grid_endpoint() -> None:
     with pytest.raises(SettingsError) as caught:
         settings(ROTATION_EVENTS_TOPIC="https://collector.example.com/api/events")
     assert "is not an Event Grid topic endpoint" in str(caught.value)
+
+
+def test_certificate_rotation_is_off_unless_turned_on() -> None:
+    assert settings().certificates is False
+    assert settings(ROTATION_CERTIFICATES="true").certificates is True
+    assert settings(ROTATION_CERTIFICATES="False").certificates is False
+    with pytest.raises(SettingsError) as caught:
+        settings(ROTATION_CERTIFICATES="maybe")
+    assert "ROTATION_CERTIFICATES='maybe': expected true or false" in str(caught.value)
