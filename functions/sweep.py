@@ -19,6 +19,7 @@ from rotation.domain.model import ReconcileRequest, new_operation_id
 from rotation.hosting import publish_lifecycle
 from rotation.observability import collecting_lifecycle
 from rotation.observability import event as log_event
+from rotation.service.certificate_sweep import certificate_work_requests, scan_certificates
 from rotation.service.sweep import ScanTally, needs_attention, report_expiring, scan, work_requests
 from rotation.settings import Settings
 
@@ -91,6 +92,15 @@ async def _sweep(config: EdgeConfig, *, past_due: bool) -> SweepRun:
                 keep=needs_attention(settings, now),
                 tally=tally,
             )
+            # Managed certificates (ROTATION_CERTIFICATES): the same rule, their own list calls.
+            certificates = await scan_certificates(
+                settings,
+                runtime.certificate_vaults,
+                now,
+                failures=failures,
+                keep=needs_attention(settings, now),
+                tally=tally,
+            )
     except RotationError as error:
         log_event(
             "SweepFailed", level=logging.ERROR, operationId=operation_id, errorCode=error.code, error=error.message
@@ -98,7 +108,8 @@ async def _sweep(config: EdgeConfig, *, past_due: bool) -> SweepRun:
         raise
     # The expiry alert counts these lines: logged here, by the timer only, never by a read of the list.
     report_expiring(statuses, settings, now)
-    work = work_requests(statuses, now, source="sweep")
+    report_expiring(certificates, settings, now)
+    work = work_requests(statuses, now, source="sweep") + certificate_work_requests(certificates, now, source="sweep")
     for request in work:
         log_enqueued(request, source="sweep", sweepId=operation_id)
     log_event(

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-from rotation.adapters.graph import GraphDirectory
+from rotation.adapters.assertion_probe import ClientAssertionProbe
+from rotation.adapters.certificates import KeyVaultCertificates
+from rotation.adapters.graph_keys import GraphKeys
 from rotation.adapters.keyvault import KeyVaultSecrets
 from rotation.adapters.locks import DEFAULT_LEASE_SECONDS, BlobLeaseLock
 from rotation.adapters.retrying import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
@@ -30,6 +32,8 @@ from rotation.adapters.storage import (
     storage_configured,
 )
 from rotation.adapters.token_probe import ClientCredentialsProbe
+from rotation.service.certificate_ports import CertificateVaultPort
+from rotation.service.certificates import CertificateReconciler
 from rotation.service.ports import GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
@@ -68,6 +72,8 @@ class Runtime:
     vaults: dict[str, VaultPort]
     probe: TokenProbe
     reconciler: Reconciler
+    #: Each vault's certificates, when ``ROTATION_CERTIFICATES`` is on (else empty).
+    certificate_vaults: dict[str, CertificateVaultPort] = field(default_factory=dict)
 
     def open_lock(self, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> ReleasableLock:
         """The queue worker's lock: a blob lease in `AzureWebJobsStorage`, as the rotator's identity.
@@ -90,6 +96,8 @@ class Runtime:
     async def close(self) -> None:
         for vault in self.vaults.values():
             await vault.close()
+        for certificates in self.certificate_vaults.values():
+            await certificates.close()
         await self.directory.close()
         await self.credential.close()
 
@@ -99,14 +107,24 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
     settings = settings or Settings.from_env()
     credential = rotator_credential()
     budget = float(settings.throttle_retry_seconds)
-    directory = GraphDirectory(credential, settings.graph_url, retry_budget_seconds=budget)
+    # One Graph client for both flows: `GraphKeys` is `GraphDirectory` plus the key credentials.
+    directory = GraphKeys(credential, settings.graph_url, retry_budget_seconds=budget)
     vaults: dict[str, VaultPort] = {
         name: KeyVaultSecrets(name, url, credential, retry_budget_seconds=budget)
         for name, url in settings.vaults.items()
     }
     probe = ClientCredentialsProbe(settings.authority_host, settings.graph_url)
-    reconciler = Reconciler(settings, directory, vaults, probe, SystemClock())
-    runtime = Runtime(settings, credential, directory, vaults, probe, reconciler)
+    certificate_vaults: dict[str, CertificateVaultPort] = {}
+    certificates: CertificateReconciler | None = None
+    if settings.certificates:
+        certificate_vaults = {
+            name: KeyVaultCertificates(name, url, credential, retry_budget_seconds=budget)
+            for name, url in settings.vaults.items()
+        }
+        assertions = ClientAssertionProbe(settings.authority_host, settings.graph_url)
+        certificates = CertificateReconciler(settings, directory, certificate_vaults, assertions, SystemClock())
+    reconciler = Reconciler(settings, directory, vaults, probe, SystemClock(), certificates=certificates)
+    runtime = Runtime(settings, credential, directory, vaults, probe, reconciler, certificate_vaults)
     try:
         yield runtime
     finally:

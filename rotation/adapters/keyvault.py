@@ -184,6 +184,7 @@ class KeyVaultSecrets:
             expires=properties.expires_on,
             content_type=properties.content_type,
             tags=dict(properties.tags or {}),
+            backs_certificate=bool(properties.managed),
         )
 
     async def _call(

@@ -22,6 +22,7 @@ from rotation.domain.model import (
 from rotation.runtime import Runtime, open_runtime
 from rotation.service.adoption import AdoptionRequest, adopt_secret
 from rotation.service.binding import bindings_of, not_bound_note
+from rotation.service.certificate_sweep import certificate_work_requests, scan_certificates
 from rotation.service.intake import admit_rotation
 from rotation.service.ports import HeldLock, InProcessLock, Lock
 from rotation.service.sweep import SecretStatus, needs_attention, reconcile_all, scan, work_requests
@@ -183,6 +184,8 @@ async def _sweep_all(settings: Settings, concurrency: int, dry_run: bool) -> lis
         keep = needs_attention(settings, now)
         statuses = await scan(settings, runtime.vaults, now, catalog=runtime.directory, keep=keep)
         requests = work_requests(statuses, now, source="sweep (command line)")
+        certificates = await scan_certificates(settings, runtime.certificate_vaults, now, keep=keep)
+        requests += certificate_work_requests(certificates, now, source="sweep (command line)")
         progress = Progress(len(requests), "reconciling")
 
         def done(outcome: Outcome) -> None:

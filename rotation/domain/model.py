@@ -492,6 +492,9 @@ class SecretVersion:
     expires: datetime | None = None
     content_type: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Key Vault's ``managed`` flag: the secret of a Key Vault certificate (same name), which only
+    #: changes with the certificate; the rotator rotates the certificate instead (issue 15).
+    backs_certificate: bool = False
 
     def __post_init__(self) -> None:
         for name in ("created", "updated", "not_before", "expires"):
@@ -528,6 +531,11 @@ _REQUEST_FIELDS: Final = ("vault", "secret", "reason", "mode", "operationId", "r
 #: The snake_case names that messages written before the camelCase change carry (still in flight
 #: on the queue, or in the poison queue to be replayed); read, never written.
 _LEGACY_REQUEST_FIELDS: Final = {"operation_id": "operationId", "requested_at": "requestedAt"}
+#: What a request names: a Key Vault secret (the default, and what a message without ``kind`` means,
+#: so that messages of earlier versions still parse) or a managed Key Vault certificate (issue 15).
+Kind = Literal["secret", "certificate"]
+KINDS: Final[tuple[str, ...]] = get_args(Kind)
+_OPTIONAL_REQUEST_FIELDS: Final = ("kind",)
 
 
 def _request_problems(vault: object, secret: object, reason: object, mode: object, operation_id: object) -> list[str]:
@@ -572,9 +580,12 @@ class ReconcileRequest:
     mode: Mode
     operation_id: str
     requested_at: datetime
+    kind: Kind = "secret"
 
     def __post_init__(self) -> None:
         problems = _request_problems(self.vault, self.secret, self.reason, self.mode, self.operation_id)
+        if self.kind not in KINDS:
+            problems.append(f"'kind' must be one of {', '.join(KINDS)}")
         if not isinstance(self.requested_at, datetime):
             problems.append("'requested_at' must be a datetime")
         elif self.requested_at.tzinfo is None or self.requested_at.utcoffset() is None:
@@ -594,6 +605,7 @@ class ReconcileRequest:
         reason: str = "",
         mode: Mode = "normal",
         operation_id: str | None = None,
+        kind: Kind = "secret",
     ) -> ReconcileRequest:
         return cls(
             vault=vault,
@@ -602,6 +614,7 @@ class ReconcileRequest:
             mode=mode,
             operation_id=operation_id or new_operation_id(),
             requested_at=now,
+            kind=kind,
         )
 
     @property
@@ -619,7 +632,7 @@ class ReconcileRequest:
         return f"{self.vault}/{self.secret.lower()}"
 
     def to_message(self) -> dict[str, str]:
-        return {
+        message = {
             "vault": self.vault,
             "secret": self.secret,
             "reason": self.reason,
@@ -627,6 +640,9 @@ class ReconcileRequest:
             "operationId": self.operation_id,
             "requestedAt": format_utc(self.requested_at),
         }
+        if self.kind != "secret":
+            message["kind"] = self.kind  # a secret's message stays what earlier versions wrote
+        return message
 
     def to_json(self) -> str:
         return json.dumps(self.to_message(), separators=(",", ":"))
@@ -647,7 +663,7 @@ class ReconcileRequest:
             if name in fields:
                 problems.append(f"field {name!r} is given twice (camelCase and snake_case)")
             fields[name] = value
-        unknown = sorted(str(k) for k in fields if k not in _REQUEST_FIELDS)
+        unknown = sorted(str(k) for k in fields if k not in _REQUEST_FIELDS and k not in _OPTIONAL_REQUEST_FIELDS)
         if unknown:
             problems.append(f"unknown field(s) {', '.join(repr(k) for k in unknown)}")
         missing = [k for k in _REQUEST_FIELDS if k not in fields]
@@ -667,6 +683,9 @@ class ReconcileRequest:
                 requested_at = parse_utc(raw_at)
             except ValueError:
                 problems.append("'requestedAt' must be an ISO 8601 time with a zone, like 2025-01-31T12:00:00Z")
+        kind = fields.get("kind", "secret")
+        if not isinstance(kind, str) or kind not in KINDS:
+            problems.append(f"'kind' must be one of {', '.join(KINDS)}")
         if problems or requested_at is None:
             raise BadRequestError(problems)
         return cls(
@@ -676,6 +695,7 @@ class ReconcileRequest:
             mode=cast(Mode, fields["mode"]),
             operation_id=cast(str, fields["operationId"]),
             requested_at=requested_at,
+            kind=cast(Kind, kind),
         )
 
     @classmethod

@@ -19,8 +19,9 @@ from typing import Protocol
 
 from rotation.domain.certificates import CertificateVersion, KeyApplication, KeyCredential
 from rotation.domain.model import ProbeResult, Sensitive
+from rotation.service.ports import Closable
 
-__all__ = ["AssertionProbe", "CertificateVault", "KeyDirectory"]
+__all__ = ["AssertionProbe", "CertificateVault", "CertificateVaultPort", "KeyDirectory"]
 
 
 class CertificateVault(Protocol):
@@ -92,3 +93,7 @@ class AssertionProbe(Protocol):
         """One attempt, never cached and never raising for an authentication failure (like
         `TokenProbe.probe`)."""
         ...
+
+
+class CertificateVaultPort(CertificateVault, Closable, Protocol):
+    """One vault's certificates as the wiring hands them out: the port plus ``close``."""

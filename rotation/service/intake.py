@@ -12,11 +12,13 @@ the edges only shape it (an HTTP error body, one line on stderr).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
 from rotation.domain.errors import (
+    CertificatesDisabledError,
     InvalidNameError,
     NotManagedError,
     SecretDisabledError,
@@ -58,7 +60,11 @@ def valid_secret_name(name: str) -> str:
 async def managed_version(vaults: Mapping[str, VersionReader], vault: str, name: str) -> SecretVersion:
     """The latest version of a secret the rotator manages, from a value-free read (the version list):
     nothing a person asks for over HTTP or the command line needs the value to be checked."""
-    latest = await vaults[vault].get_properties(name)
+    return managed(await vaults[vault].get_properties(name), vault, name)
+
+
+def managed(latest: SecretVersion | None, vault: str, name: str) -> SecretVersion:
+    """``latest`` when it is a managed secret's latest version; else why not."""
     if latest is None:
         raise SecretNotFoundError(vault, name)
     if not latest.managed:
@@ -87,7 +93,10 @@ async def admit_rotation(
     key = known_vault(settings, vault)
     valid_secret_name(secret)
     request = ReconcileRequest.new(key, secret, now=now, reason=reason, mode=mode, operation_id=operation_id)
-    latest = await managed_version(vaults, key, secret)
+    read = await vaults[key].get_properties(secret)
+    if read is not None and read.backs_certificate:
+        return certificate_request(settings, request)
+    latest = managed(read, key, secret)
     ManagedSecret.from_version(latest)  # raises TagError for tags the reconciler would refuse
     if not latest.enabled:
         raise SecretDisabledError(
@@ -95,6 +104,15 @@ async def admit_rotation(
             "Enable it (or write a working value as a new version) and ask again.",
         )
     return request
+
+
+def certificate_request(settings: Settings, request: ReconcileRequest) -> ReconcileRequest:
+    """The request as one for a managed certificate: the name is a Key Vault certificate's (its secret
+    says so, Key Vault marks it ``managed``), so ``rotate`` takes a certificate's name as it takes a
+    secret's. The worker checks the certificate's own tags and binding."""
+    if not settings.certificates:
+        raise CertificatesDisabledError(request.vault, request.secret)
+    return dataclasses.replace(request, kind="certificate")
 
 
 async def managed_status(

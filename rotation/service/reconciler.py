@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rotation.domain import policy
-from rotation.domain.errors import RotationError, UnknownVaultError
+from rotation.domain.errors import CertificatesDisabledError, RotationError, UnknownVaultError
 from rotation.domain.model import Action, Outcome, ReconcileRequest
 from rotation.observability import event
 from rotation.service import steps
+from rotation.service.certificates import CertificateReconciler
 from rotation.service.ports import Clock, Directory, HeldLock, TokenProbe, Vault
 from rotation.service.run import Observed, Run
 from rotation.service.steps import CONTENT_TYPE
@@ -46,12 +47,20 @@ class Reconciler:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     #: Seconds on a monotonic clock: validation deadlines and timings (a fake in unit tests).
     timer: Callable[[], float] = time.monotonic
+    #: Managed certificates' flow (``ROTATION_CERTIFICATES``); ``None``: certificate requests are refused.
+    certificates: CertificateReconciler | None = None
 
     async def reconcile(
         self, request: ReconcileRequest, *, dry_run: bool = False, held: HeldLock | None = None
     ) -> Outcome:
-        """Bring one secret to its desired state. Never raises for a `RotationError`: the outcome
-        carries it (code and message), and the caller decides whether to retry."""
+        """Bring one secret (or, for a request of kind ``certificate``, one managed certificate) to its
+        desired state. Never raises for a `RotationError`: the outcome carries it (code and message),
+        and the caller decides whether to retry."""
+        if request.kind == "certificate":
+            if self.certificates is None:
+                disabled = CertificatesDisabledError(request.vault, request.secret)
+                return Outcome(request.operation_id, request.vault, request.secret, Action.SKIPPED).with_error(disabled)
+            return await self.certificates.reconcile(request, dry_run=dry_run, held=held)
         vault = self.vaults.get(request.vault.lower())
         if vault is None:
             error = UnknownVaultError(request.vault, self.vaults)

@@ -75,6 +75,11 @@ async def observe(run: Run) -> Observed:
         raise SecretNotFoundError(run.request.vault, run.name)
     if not current.version.managed:
         raise NotManagedError(run.request.vault, run.name)
+    if current.version.backs_certificate:
+        # Writing it would fail (Key Vault refuses) and a password on the app could not match it anyway.
+        raise NotManagedError(
+            run.request.vault, run.name, "it is the secret of a Key Vault certificate: rotate the certificate"
+        )
     state = ManagedSecret.from_version(current.version)
     run.report.state = state
     own = run.settings.own_client_id

@@ -83,7 +83,8 @@ async def scan(
     async def one(vault: Vault) -> None:
         async for page in vault.secret_pages():
             for version in page:
-                if not version.managed:
+                # A certificate's own secret changes only with the certificate (its own flow).
+                if not version.managed or version.backs_certificate:
                     continue
                 status = marked_if_deleted(status_of(version, settings, now), live)
                 counts.managed += 1

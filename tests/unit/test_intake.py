@@ -87,3 +87,15 @@ async def test_the_status_of_a_managed_secret_never_reads_a_value() -> None:
     vault = Versions(version("app-secret", {"ProviderAddress": APP}))
     status = await managed_status(SETTINGS, {"kv-local": vault}, "kv-local", "app-secret", NOW)
     assert (status.vault, status.name, status.app_id) == ("kv-local", "app-secret", APP)
+
+
+async def test_a_certificates_name_is_admitted_as_a_certificate_request_with_one_read() -> None:
+    backing = SecretVersion("kv-local", "api-cert", "0" * 32, tags={}, backs_certificate=True)
+    on = Settings(vaults=SETTINGS.vaults, certificates=True)
+    vault = Versions(backing)
+    request = await admit_rotation(on, {"kv-local": vault}, "kv-local", "api-cert", "renew", "forced", NOW)
+    assert request.kind == "certificate" and request.secret == "api-cert" and vault.reads == 1
+    assert request.to_message()["kind"] == "certificate"
+    with pytest.raises(RotationError) as refused:
+        await admit_rotation(SETTINGS, {"kv-local": Versions(backing)}, "kv-local", "api-cert", "", "normal", NOW)
+    assert refused.value.code == "CertificatesDisabled" and refused.value.http_status == 409
