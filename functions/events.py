@@ -32,9 +32,11 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
         for 24 hours to the same verdict. Only a broken configuration raises (Event Grid then retries
         while it is fixed). Both the Event Grid and the CloudEvents schema are accepted.
         """
-        payload = event_payload(event)
+        payload = event_payload(event)  # certificate events too, when ROTATION_CERTIFICATES is on
         settings = invocation_settings("on_key_vault_event", new_operation_id())
         parsed = parse_event(payload, known_vaults=settings.vaults)
+        if isinstance(parsed, KeyVaultEvent) and parsed.about_certificate and not settings.certificates:
+            parsed = Ignored("certificate rotation is off (ROTATION_CERTIFICATES)", parsed.type, parsed.event_id)
         if isinstance(parsed, KeyVaultEvent):
             request = parsed.to_request(config.clock())
             requests.set(request.to_json())

@@ -7,7 +7,8 @@
 # nothing else: no second provisioning, so no app settings rewritten (a restart of the very app Event
 # Grid is checking) and no second Graph grant. Running it again is safe: the PUT is idempotent.
 #
-# The definition is event-subscription.json: SecretNearExpiry and SecretExpired only
+# The definition is event-subscription.json: SecretNearExpiry and SecretExpired (and the Certificate pair,
+# which the function drops unless ROTATION_CERTIFICATES is on) only
 # (SecretNewVersionCreated is left out on purpose: the rotator's own writes fire it, and reacting
 # would loop), one event per delivery, retries for 24 hours, then a dead letter written by the Event
 # Grid identity. A topic the vault already had (systemTopicName in ROTATION_EXISTING_VAULTS) does not

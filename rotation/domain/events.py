@@ -46,7 +46,12 @@ SECRET_NEAR_EXPIRY: Final = "Microsoft.KeyVault.SecretNearExpiry"
 SECRET_EXPIRED: Final = "Microsoft.KeyVault.SecretExpired"
 SECRET_NEW_VERSION_CREATED: Final = "Microsoft.KeyVault.SecretNewVersionCreated"
 SUBSCRIPTION_VALIDATION: Final = "Microsoft.EventGrid.SubscriptionValidationEvent"
-ACTIONABLE: Final = frozenset({SECRET_NEAR_EXPIRY, SECRET_EXPIRED})
+#: A managed certificate's expiry (issue 15): the same data, ``ObjectType`` ``Certificate`` and an Id
+#: under ``/certificates/``; it becomes a request of kind ``certificate``.
+CERTIFICATE_NEAR_EXPIRY: Final = "Microsoft.KeyVault.CertificateNearExpiry"
+CERTIFICATE_EXPIRED: Final = "Microsoft.KeyVault.CertificateExpired"
+CERTIFICATE_EVENTS: Final = frozenset({CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED})
+ACTIONABLE: Final = frozenset({SECRET_NEAR_EXPIRY, SECRET_EXPIRED, *CERTIFICATE_EVENTS})
 
 Schema = Literal["eventgrid", "cloudevents"]
 
@@ -70,8 +75,12 @@ class KeyVaultEvent:
 
     @property
     def kind(self) -> str:
-        """``SecretNearExpiry`` or ``SecretExpired``."""
+        """``SecretNearExpiry`` or ``SecretExpired`` (or the ``Certificate…`` pair)."""
         return self.type.rsplit(".", 1)[-1]
+
+    @property
+    def about_certificate(self) -> bool:
+        return self.type in CERTIFICATE_EVENTS
 
     def to_request(self, now: datetime) -> ReconcileRequest:
         """The reconcile request. Event Grid retries deliveries with the same event id, so that id
@@ -83,6 +92,7 @@ class KeyVaultEvent:
             now=now,
             reason=f"Key Vault event {self.kind} for{version or ' the secret'}",
             operation_id=self.event_id if is_valid_operation_id(self.event_id) else None,
+            kind="certificate" if self.about_certificate else "secret",
         )
 
 
@@ -181,8 +191,9 @@ def _endpoint(url: str) -> str | None:
     return host if port in (None, 443) else f"{host}:{port}"
 
 
-def _parse_secret_id(secret_id: str) -> tuple[str | None, str, str | None]:
-    """``https://{vault}.vault.azure.net/secrets/{name}/{version}`` -> (vault from host, name, version)."""
+def _parse_secret_id(secret_id: str, collection: str = "secrets") -> tuple[str | None, str, str | None]:
+    """``https://{vault}.vault.azure.net/secrets/{name}/{version}`` -> (vault from host, name, version);
+    ``collection`` ``certificates`` for a certificate's Id."""
     try:
         parts = urlsplit(secret_id)
         host = parts.hostname
@@ -190,9 +201,10 @@ def _parse_secret_id(secret_id: str) -> tuple[str | None, str, str | None]:
     except ValueError:
         raise _Malformed(f"Id {secret_id[:80]!r} is not a URL") from None
     segments = [unquote(s) for s in parts.path.split("/") if s]
-    if parts.scheme != "https" or not host or len(segments) not in (2, 3) or segments[0] != "secrets":
+    if parts.scheme != "https" or not host or len(segments) not in (2, 3) or segments[0] != collection:
+        what = "certificate" if collection == "certificates" else "secret"
         raise _Malformed(
-            f"Id {secret_id[:80]!r} is not a Key Vault secret id (https://<vault>/secrets/<name>/<version>)"
+            f"Id {secret_id[:80]!r} is not a Key Vault {what} id (https://<vault>/{collection}/<name>/<version>)"
         )
     vault_from_host: str | None = host.split(".", 1)[0]
     try:
@@ -281,11 +293,14 @@ def parse_event(payload: object, *, known_vaults: Mapping[str, str] | Collection
             raise _Malformed("the event has no data")
         data = _normalised_data(payload["data"])
 
+        expected_type = "Certificate" if kind in CERTIFICATE_EVENTS else "Secret"
         object_type = _text(data.get("objecttype"), "ObjectType")
-        if object_type is not None and object_type.lower() != "secret":
-            raise _Malformed(f"ObjectType is {object_type!r}, expected 'Secret' for a {kind.rsplit('.', 1)[-1]} event")
+        if object_type is not None and object_type.lower() != expected_type.lower():
+            event_name = kind.rsplit(".", 1)[-1]
+            raise _Malformed(f"ObjectType is {object_type!r}, expected {expected_type!r} for a {event_name} event")
         secret_id = _text(data.get("id"), "Id")
-        id_vault, id_name, id_version = _parse_secret_id(secret_id) if secret_id else (None, None, None)
+        collection = "certificates" if kind in CERTIFICATE_EVENTS else "secrets"
+        id_vault, id_name, id_version = _parse_secret_id(secret_id, collection) if secret_id else (None, None, None)
 
         vault = _agree(
             "vault",

@@ -81,7 +81,7 @@ async def test_the_local_clouds_own_event_is_understood(cloud: RotatorCloud, han
     "event_type",
     [
         "Microsoft.KeyVault.SecretNewVersionCreated",
-        "Microsoft.KeyVault.CertificateNearExpiry",
+        "Microsoft.KeyVault.CertificateNewVersionCreated",
         "Microsoft.Storage.BlobCreated",
     ],
 )

@@ -45,7 +45,13 @@ TENANT_WIDE_GRAPH_ROLES = {
     "19dbc75e-c2e2-444c-a770-ec69d8559fc7",  # Directory.ReadWrite.All
 }
 
-KEY_VAULT_EVENT_TYPES = ["Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired"]
+KEY_VAULT_EVENT_TYPES = [
+    "Microsoft.KeyVault.SecretNearExpiry",
+    "Microsoft.KeyVault.SecretExpired",
+    # Managed certificates (issue 15); the function drops them unless ROTATION_CERTIFICATES is on.
+    "Microsoft.KeyVault.CertificateNearExpiry",
+    "Microsoft.KeyVault.CertificateExpired",
+]
 EVENT_FUNCTION_ENDPOINT = "${functionApp.id}/functions/on_key_vault_event"
 
 # Every setting the app reads in Azure (keep in sync with rotation/settings.py and function_app.py;

@@ -228,7 +228,12 @@ def test_postdeploy_creates_exactly_the_event_subscriptions_and_provisions_nothi
             "properties": {"resourceId": ENDPOINT, "maxEventsPerBatch": 1, "preferredBatchSizeInKilobytes": 64},
         }
         assert body["filter"] == {
-            "includedEventTypes": ["Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired"]
+            "includedEventTypes": [
+                "Microsoft.KeyVault.SecretNearExpiry",
+                "Microsoft.KeyVault.SecretExpired",
+                "Microsoft.KeyVault.CertificateNearExpiry",
+                "Microsoft.KeyVault.CertificateExpired",
+            ]
         }
     assert ours["deadLetterWithResourceIdentity"] == {
         "identity": {"type": "UserAssigned", "userAssignedIdentity": EVENTGRID_IDENTITY},

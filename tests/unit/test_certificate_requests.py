@@ -9,6 +9,13 @@ from datetime import timedelta
 import pytest
 
 from rotation.domain.errors import BadRequestError
+from rotation.domain.events import (
+    CERTIFICATE_EXPIRED,
+    CERTIFICATE_NEAR_EXPIRY,
+    KeyVaultEvent,
+    MalformedEvent,
+    parse_event,
+)
 from rotation.domain.model import Action, ReconcileRequest, Tag, binding_tag
 from rotation.service.certificate_sweep import certificate_work_requests, scan_certificates
 from rotation.service.certificates import CertificateReconciler
@@ -90,3 +97,42 @@ async def test_the_sweep_finds_due_certificates_and_rotations_under_way_from_lis
     assert needs["under-way"] is not None and "not on the app yet" in needs["under-way"]
     requests = certificate_work_requests(statuses, clock.now(), source="sweep")
     assert {(r.secret, r.kind) for r in requests} == {("due", "certificate"), ("under-way", "certificate")}
+
+
+def _certificate_event(event_type: str, **data: object) -> dict[str, object]:
+    version = "ee059b2bb5bc48398a53b168c6cdcb10"
+    body: dict[str, object] = {
+        "Id": f"https://kv-unit.vault.azure.net/certificates/api-cert/{version}",
+        "VaultName": "kv-unit",
+        "ObjectType": "Certificate",
+        "ObjectName": "api-cert",
+        "Version": version,
+        "NBF": 1559081980,
+        "EXP": 1559082102,
+        **data,
+    }
+    return {
+        "id": "00eccf70-95a7-4e7c-8299-2eb17ee9ad64",
+        "topic": "/subscriptions/0/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-unit",
+        "subject": "api-cert",
+        "eventType": event_type,
+        "data": body,
+    }
+
+
+@pytest.mark.parametrize("event_type", [CERTIFICATE_NEAR_EXPIRY, CERTIFICATE_EXPIRED])
+def test_a_certificate_expiry_event_becomes_a_certificate_request(event_type: str) -> None:
+    parsed = parse_event(_certificate_event(event_type), known_vaults={"kv-unit": "https://kv-unit.vault.azure.net"})
+    assert isinstance(parsed, KeyVaultEvent) and parsed.about_certificate
+    request = parsed.to_request(NOW)
+    assert (request.vault, request.secret, request.kind) == ("kv-unit", "api-cert", "certificate")
+
+
+def test_a_certificate_event_must_name_a_certificate() -> None:
+    wrong = parse_event(_certificate_event(CERTIFICATE_NEAR_EXPIRY, ObjectType="Secret"))
+    assert isinstance(wrong, MalformedEvent) and "expected 'Certificate'" in wrong.message
+    secret_id = _certificate_event(
+        CERTIFICATE_NEAR_EXPIRY, Id="https://kv-unit.vault.azure.net/secrets/api-cert/ee059b2bb5bc48398a53b168c6cdcb10"
+    )
+    malformed = parse_event(secret_id)
+    assert isinstance(malformed, MalformedEvent) and "certificate id" in malformed.message

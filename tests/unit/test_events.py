@@ -187,7 +187,7 @@ def test_new_version_events_are_ignored_because_the_rotator_fires_them() -> None
 @pytest.mark.parametrize(
     "event_type",
     [
-        "Microsoft.KeyVault.CertificateNearExpiry",
+        "Microsoft.KeyVault.CertificateNewVersionCreated",
         "Microsoft.KeyVault.VaultAccessPolicyChanged",
         "Microsoft.EventGrid.SubscriptionValidationEvent",
         "Contoso.Custom",
