@@ -834,6 +834,30 @@ def test_rotation_events_topic_is_the_topic_endpoint_when_asked_and_empty_otherw
     optional_module_output(main["outputs"]["ROTATION_EVENTS_TOPIC_ID"]["value"], "eventsTopic", "id")
 
 
+def test_the_subscription_examples_name_real_outputs_and_event_types() -> None:
+    """README and docs/deploy.md subscribe with `azd env get-value <output>` and filter on event types:
+    the outputs must exist in main.bicep and the types must be ones the rotator publishes."""
+    try:
+        from rotation.adapters.eventgrid import TYPE_PREFIX
+        from rotation.observability import LIFECYCLE_EVENTS
+    except Exception as exc:  # another team's module; the topic checks above stand on their own
+        pytest.skip(f"the publisher is not importable: {exc}")
+    published = {TYPE_PREFIX + name for name in LIFECYCLE_EVENTS} | {TYPE_PREFIX + "NotBound"}
+    outputs = set(template(MAIN)["outputs"])
+    for doc in (ROOT / "README.md", ROOT / "docs" / "deploy.md"):
+        text = doc.read_text()
+        creates = re.findall(r"az eventgrid event-subscription create(?:[^\n]*\\\n)*[^\n]*", text)
+        assert creates, f"{doc.name} shows no subscription"
+        for command in creates:
+            assert "--event-delivery-schema cloudeventschemav1_0" in command, command
+            assert "--source-resource-id" in command, command
+            types = re.search(r"--included-event-types ((?:Rotator\.\w+ ?)+)", command)
+            assert types, command
+            assert set(types.group(1).split()) <= published, command
+        for name in re.findall(r"azd env get-value (\w+)", text):
+            assert name in outputs, f"{doc.name} reads {name}, which main.bicep does not output"
+
+
 # ---------------------------------------------------------------------------------------------- transport
 
 
