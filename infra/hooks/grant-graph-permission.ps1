@@ -31,7 +31,7 @@ if ($LASTEXITCODE -ne 0 -or -not $graph) { $graph = 'https://graph.microsoft.com
 $graph = "$graph".Trim().TrimEnd('/')
 $assignments = "$graph/v1.0/servicePrincipals/$principal/appRoleAssignments"
 
-function Write-AdminCommand([string] $roleId, [string] $switch, [string] $untilThen) {
+function Write-AdminCommand([string] $roleId, [string] $switchName, [string] $untilThen) {
     $text = @"
 An administrator who may grant app roles (Privileged Role Administrator or Global Administrator) runs, once:
 
@@ -41,7 +41,7 @@ An administrator who may grant app roles (Privileged Role Administrator or Globa
 
 or, from a clone of this repository (it retries while Entra replicates a new identity):
 
-  `$env:ROTATOR_PRINCIPAL_ID = '$principal'; `$env:$switch = 'true'; pwsh infra/hooks/grant-graph-permission.ps1
+  `$env:ROTATOR_PRINCIPAL_ID = '$principal'; `$env:$switchName = 'true'; pwsh infra/hooks/grant-graph-permission.ps1
 
 $untilThen
 "@
@@ -62,17 +62,17 @@ $graphSp = "$graphSp".Trim()
 # Set when Graph refuses a grant for lack of an Entra role: a second grant would be refused as well.
 $script:refused = $false
 
-# One app role, granted only when the environment variable $switch is 'true'. $untilThen says what a
+# One app role, granted only when the environment variable $switchName is 'true'. $untilThen says what a
 # missing grant costs; $notAsked, when set, replaces the administrator's commands while the switch is
 # off (for an optional permission). Returns 0 (held, granted or not asked), 2 (refused) or 1.
-function Grant-Role([string] $roleName, [string] $roleId, [string] $switch, [string] $untilThen, [string] $notAsked) {
-    if ([Environment]::GetEnvironmentVariable($switch) -ne 'true') {
+function Grant-Role([string] $roleName, [string] $roleId, [string] $switchName, [string] $untilThen, [string] $notAsked) {
+    if ([Environment]::GetEnvironmentVariable($switchName) -ne 'true') {
         if ($graphSp -and (Test-Granted $graphSp $roleId)) {
             Write-Host "Microsoft Graph: the rotator identity holds $roleName."
             return 0
         }
-        Write-Host "Microsoft Graph: $roleName is not granted by this deployment ($switch is not true)."
-        if ($notAsked) { Write-Host $notAsked } else { Write-AdminCommand $roleId $switch $untilThen }
+        Write-Host "Microsoft Graph: $roleName is not granted by this deployment ($switchName is not true)."
+        if ($notAsked) { Write-Host $notAsked } else { Write-AdminCommand $roleId $switchName $untilThen }
         return 0
     }
     if (-not $graphSp) {
@@ -80,8 +80,8 @@ function Grant-Role([string] $roleName, [string] $roleId, [string] $switch, [str
         return 1
     }
     if ($script:refused -and -not (Test-Granted $graphSp $roleId)) {
-        [Console]::Error.WriteLine("Microsoft Graph: $roleName is not asked for either (refused above).")
-        Write-AdminCommand $roleId $switch $untilThen
+        [Console]::Error.WriteLine("Microsoft Graph: $roleName is not tried either (the grant above was refused).")
+        Write-AdminCommand $roleId $switchName $untilThen
         return 2
     }
 
@@ -105,7 +105,7 @@ function Grant-Role([string] $roleName, [string] $roleId, [string] $switch, [str
             if ($output -match 'Authorization_RequestDenied|Insufficient privileges|Forbidden') {
                 $script:refused = $true
                 [Console]::Error.WriteLine("Microsoft Graph: you may not grant app roles in this tenant, so the rotator identity does not hold $roleName yet.")
-                Write-AdminCommand $roleId $switch $untilThen
+                Write-AdminCommand $roleId $switchName $untilThen
                 return 2
             }
             if ($output -match 'already exists') {
@@ -120,7 +120,7 @@ function Grant-Role([string] $roleName, [string] $roleId, [string] $switch, [str
         }
         [Console]::Error.WriteLine("error: could not grant $roleName to ${principal}:")
         [Console]::Error.WriteLine($output)
-        Write-AdminCommand $roleId $switch $untilThen
+        Write-AdminCommand $roleId $switchName $untilThen
         return 1
     }
     finally {

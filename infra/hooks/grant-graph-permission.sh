@@ -94,7 +94,7 @@ grant_role() { # ROLE_NAME ROLE_ID SWITCH UNTIL_THEN NOT_ASKED
     return 1
   fi
   if [ "$refused" = "true" ] && ! is_granted "$graph_sp" "$2"; then
-    echo "Microsoft Graph: $1 is not asked for either (refused above)." >&2
+    echo "Microsoft Graph: $1 is not tried either (the grant above was refused)." >&2
     print_admin_command "$2" "$3" "$4" >&2
     return 2
   fi

@@ -564,7 +564,7 @@ def test_graph_permission_is_application_readwrite_ownedby_granted_by_its_own_st
     # Off by default: only the exact value true of each role's switch asks for it (the hook tests run it).
     sh_code, ps_code = hook_code("grant-graph-permission.sh"), hook_code("grant-graph-permission.ps1")
     assert 'eval "asked=\\${$3:-false}"' in sh_code and '[ "$asked" != "true" ]' in sh_code
-    assert "[Environment]::GetEnvironmentVariable($switch) -ne 'true'" in ps_code
+    assert "[Environment]::GetEnvironmentVariable($switchName) -ne 'true'" in ps_code
     for switch, role in (("ROTATION_GRANT_GRAPH_PERMISSION", "owned"), ("ROTATION_GRANT_AUDIT_LOG", "audit")):
         assert re.search(rf'grant_role \S+ "\${role}_\w+_role_id" {switch}\b', sh_code), switch
         assert re.search(rf"Grant-Role '\S+' \${role}\w+RoleId '{switch}'", ps_code), switch

@@ -236,7 +236,7 @@ def test_a_deployer_refused_both_grants_asks_once_and_hands_both_commands_to_an_
         assert (
             f"ROTATOR_PRINCIPAL_ID={PRINCIPAL} {switch}=true sh infra/hooks/grant-graph-permission.sh" in alone.stderr
         )
-    assert "AuditLog.Read.All is not asked for either (refused above)" in alone.stderr
+    assert "AuditLog.Read.All is not tried either (the grant above was refused)" in alone.stderr
 
     hook = run_hook(fake, "postprovision.sh", env)
     assert hook.status == 0 and "the deployment goes on" in hook.stderr
