@@ -1,0 +1,968 @@
+"""Azure Key Vault certificates in the local cloud, issued by the `Self` issuer.
+
+Driven by the unmodified `azure-keyvault-certificates` clients: `begin_create_certificate` posts a
+policy to `/certificates/{name}/create` (202, the pending operation) and polls `/pending` until it
+is `completed`; then the certificate, its key (`/keys/{name}`, `managed: true`) and its secret
+(`/secrets/{name}`, the PKCS#12 or PEM with `kid` and `managed: true`) exist with one shared version
+id, as in Key Vault. Certificates, keys and secrets share one name space per vault.
+
+The X.509 certificate is real: an RSA key of the policy's size, self-signed with SHA-256, valid from
+issuance for `validity_months` calendar months, with the policy's subject, SANs, key usage and
+EKUs. An issuance completes at once, or `certificate_issuance_seconds` later (admin
+`PUT /vaults/{name}/certificate-issuance`), on the world's clock. Not modelled: other issuers than
+`Self` and `Unknown` (a CSR that waits for a merge), import, merge, backup/restore, contacts, issuers,
+and the policy's lifetime actions (Key Vault would auto-renew at 80 % of the lifetime by default;
+here nothing renews unless asked).
+
+Routing, authentication, RBAC and paging are `keyvault.py`'s; every operation runs under
+`world.lock`.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from localcloud.keyvault import (
+    _VERSION_RE,
+    INVALID_PROPERTY,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    NEAR_EXPIRY,
+    NOT_FOUND_TAIL,
+    ObjectRoute,
+    _Call,
+    _error,
+    _json,
+    _page,
+    _recovery_level,
+)
+from localcloud.keyvault_keys import ACTION_PREFIX, RSA_SIZES, add_key_version, b64url, key_id
+from localcloud.state import (
+    CertificateOperationRecord,
+    CertificateRecord,
+    CertificateVersionRecord,
+    DeletedCertificateRecord,
+    SecretRecord,
+    SecretVersionRecord,
+    VaultRecord,
+    World,
+    to_epoch,
+)
+
+PKCS12 = "application/x-pkcs12"
+PEM = "application/x-pem-file"
+CONTENT_TYPES = (PKCS12, PEM)
+SELF_ISSUER = "Self"
+UNKNOWN_ISSUER = "Unknown"
+DEFAULT_VALIDITY_MONTHS = 12
+# Key Vault's defaults for a policy that leaves them out (what `CertificatePolicy.get_default()` and
+# the portal's defaults show): server and client authentication, signature and key encipherment.
+DEFAULT_EKUS = ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]
+DEFAULT_KEY_USAGE = ["digitalSignature", "keyEncipherment"]
+DEFAULT_LIFETIME_ACTIONS = [{"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "AutoRenew"}}]
+
+EVENT_NEW_VERSION = "Microsoft.KeyVault.CertificateNewVersionCreated"
+EVENT_NEAR_EXPIRY = "Microsoft.KeyVault.CertificateNearExpiry"
+EVENT_EXPIRED = "Microsoft.KeyVault.CertificateExpired"
+
+_KEY_USAGE_FLAGS = {
+    "digitalSignature": "digital_signature",
+    "nonRepudiation": "content_commitment",
+    "keyEncipherment": "key_encipherment",
+    "dataEncipherment": "data_encipherment",
+    "keyAgreement": "key_agreement",
+    "keyCertSign": "key_cert_sign",
+    "cRLSign": "crl_sign",
+    "encipherOnly": "encipher_only",
+    "decipherOnly": "decipher_only",
+}
+_SUBJECT_ATTRIBUTES = {
+    "CN": NameOID.COMMON_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "S": NameOID.STATE_OR_PROVINCE_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "C": NameOID.COUNTRY_NAME,
+    "E": NameOID.EMAIL_ADDRESS,
+}
+
+
+# --- policy --------------------------------------------------------------------------------------
+def add_months(moment: datetime, months: int) -> datetime:
+    """`moment` plus calendar months, the day clamped to the target month's length."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def parse_subject(subject: str) -> x509.Name | None:
+    """An X.500 subject as Key Vault policies write it (`CN=app, O=Contoso`), or None if malformed."""
+    attributes = []
+    for part in (p.strip() for p in subject.split(",")):
+        key, sep, value = part.partition("=")
+        oid = _SUBJECT_ATTRIBUTES.get(key.strip().upper())
+        if not sep or oid is None or not value.strip():
+            return None
+        attributes.append(x509.NameAttribute(oid, value.strip()))
+    return x509.Name(attributes) if attributes else None
+
+
+def normalise_policy(raw: Any, previous: dict[str, Any] | None = None) -> dict[str, Any] | str:
+    """The stored policy (wire names, defaults filled in) of a create or update body, merged over
+    `previous` section by section as a PATCH of the policy does; or the BadParameter text."""
+    if not isinstance(raw, dict):
+        return INVALID_PROPERTY
+    base = previous or {}
+    key_props = {"exportable": True, "kty": "RSA", "key_size": 2048, "reuse_key": False, **base.get("key_props", {})}
+    secret_props = {"contentType": PKCS12, **base.get("secret_props", {})}
+    x509_props: dict[str, Any] = {
+        "ekus": list(DEFAULT_EKUS),
+        "key_usage": list(DEFAULT_KEY_USAGE),
+        "validity_months": DEFAULT_VALIDITY_MONTHS,
+        "basic_constraints": {"ca": False},
+        **base.get("x509_props", {}),
+    }
+    issuer = {**base.get("issuer", {"name": SELF_ISSUER})}
+    for section, target in (
+        ("key_props", key_props),
+        ("secret_props", secret_props),
+        ("x509_props", x509_props),
+        ("issuer", issuer),
+    ):
+        value = raw.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return INVALID_PROPERTY
+        target.update({k: v for k, v in value.items() if v is not None})
+    if key_props["kty"] not in ("RSA", "RSA-HSM"):
+        return f"The local cloud issues RSA certificates only, not kty '{key_props['kty']}'."
+    if key_props["key_size"] not in RSA_SIZES:
+        return f"Unsupported key size: {key_props['key_size']}. Supported: 2048, 3072, 4096."
+    if not isinstance(key_props["exportable"], bool) or not isinstance(key_props["reuse_key"], bool):
+        return INVALID_PROPERTY
+    if secret_props["contentType"] not in CONTENT_TYPES:
+        return f"Invalid content type '{secret_props['contentType']}'; use {PKCS12} or {PEM}."
+    months = x509_props["validity_months"]
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 1200:
+        return "The validity_months of the policy must be a whole number of months (1 to 1200)."
+    subject = x509_props.get("subject")
+    sans = x509_props.get("sans")
+    if subject is not None and (not isinstance(subject, str) or parse_subject(subject) is None):
+        return f"Invalid subject: '{subject}'."
+    if sans is not None and (
+        not isinstance(sans, dict)
+        or not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in sans.values())
+    ):
+        return INVALID_PROPERTY
+    usage = x509_props["key_usage"]
+    if not isinstance(usage, list) or not all(u in _KEY_USAGE_FLAGS for u in usage):
+        return INVALID_PROPERTY
+    ekus = x509_props["ekus"]
+    if not isinstance(ekus, list) or not all(isinstance(e, str) for e in ekus):
+        return INVALID_PROPERTY
+    name = issuer.get("name")
+    if not isinstance(name, str) or name.lower() not in (SELF_ISSUER.lower(), UNKNOWN_ISSUER.lower()):
+        # Unverified wording; the local cloud knows no certificate authority.
+        return f"Issuer '{name}' is not supported by the local cloud; use Self or Unknown."
+    issuer["name"] = SELF_ISSUER if name.lower() == SELF_ISSUER.lower() else UNKNOWN_ISSUER
+    actions = raw.get("lifetime_actions", base.get("lifetime_actions"))
+    if actions is None:
+        actions = DEFAULT_LIFETIME_ACTIONS if issuer["name"] == SELF_ISSUER else []
+    if not isinstance(actions, list):
+        return INVALID_PROPERTY
+    return {
+        "key_props": key_props,
+        "secret_props": secret_props,
+        "x509_props": x509_props,
+        "lifetime_actions": [dict(a) for a in actions],
+        "issuer": issuer,
+    }
+
+
+def _key_ops(usage: list[str]) -> list[str]:
+    """The key operations of a certificate's key, from its X.509 key usage."""
+    ops: list[str] = []
+    if {"digitalSignature", "nonRepudiation"} & set(usage):
+        ops += ["sign", "verify"]
+    if "keyEncipherment" in usage:
+        ops += ["wrapKey", "unwrapKey"]
+    if {"keyEncipherment", "dataEncipherment"} & set(usage):
+        ops += ["encrypt", "decrypt"]
+    return ops
+
+
+# --- X.509 -----------------------------------------------------------------------------------------
+def _subject_of(certificate: CertificateRecord) -> x509.Name:
+    subject = certificate.policy["x509_props"].get("subject")
+    parsed = parse_subject(subject) if subject else None  # the policy was checked: only a missing one is None
+    return parsed or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, certificate.name)])
+
+
+def _san(policy: dict[str, Any]) -> x509.SubjectAlternativeName | None:
+    sans = policy["x509_props"].get("sans") or {}
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in sans.get("dns_names", [])]
+    names += [x509.RFC822Name(e) for e in sans.get("emails", [])]
+    names += [
+        x509.OtherName(x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3"), _utf8_der(u)) for u in sans.get("upns", [])
+    ]
+    return x509.SubjectAlternativeName(names) if names else None
+
+
+def _utf8_der(text: str) -> bytes:
+    data = text.encode("utf-8")
+    if len(data) > 127:
+        raise ValueError("UPN too long")
+    return bytes([0x0C, len(data)]) + data
+
+
+def _csr(private_key: rsa.RSAPrivateKey, certificate: CertificateRecord) -> bytes:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_subject_of(certificate))
+    san = _san(certificate.policy)
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return builder.sign(private_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _issue(private_key: rsa.RSAPrivateKey, certificate: CertificateRecord, now: datetime) -> x509.Certificate:
+    """The self-signed certificate of the policy, valid from `now` for its validity months."""
+    policy = certificate.policy
+    props = policy["x509_props"]
+    not_before = now.astimezone(UTC).replace(microsecond=0)
+    not_after = add_months(not_before, props["validity_months"])
+    subject = _subject_of(certificate)
+    usage = {flag: name in props["key_usage"] for name, flag in _KEY_USAGE_FLAGS.items()}
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
+    )
+    if any(usage.values()):
+        builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
+    if props["ekus"]:
+        oids = [x509.ObjectIdentifier(e) for e in props["ekus"]]
+        builder = builder.add_extension(x509.ExtendedKeyUsage(oids), critical=False)
+    san = _san(policy)
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return builder.sign(private_key, hashes.SHA256())
+
+
+def _secret_value(private_key: rsa.RSAPrivateKey, cert: x509.Certificate, content_type: str, exportable: bool) -> str:
+    """The certificate's secret as Key Vault serves it: base64 PKCS#12 without a password, or PEM
+    (PKCS#8 key, then the certificate). A non-exportable key stays out: only the certificate."""
+    key = private_key if exportable else None
+    if content_type == PEM:
+        parts = []
+        if key is not None:
+            parts.append(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ).decode("ascii")
+            )
+        parts.append(cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+        return "".join(parts)
+    blob = pkcs12.serialize_key_and_certificates(None, key, cert, None, serialization.NoEncryption())
+    return base64.b64encode(blob).decode("ascii")
+
+
+# --- issuance --------------------------------------------------------------------------------------
+def _complete(world: World, vault: VaultRecord, certificate: CertificateRecord) -> None:
+    """Issue the pending certificate: one version id for the certificate, its key and its secret."""
+    operation = certificate.pending
+    assert operation is not None
+    now = world.clock.now()
+    policy = certificate.policy
+    cert = _issue(operation.private_key, certificate, now)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    version = uuid.uuid4().hex
+    not_before, expires = cert.not_valid_before_utc, cert.not_valid_after_utc
+    exportable = bool(policy["key_props"]["exportable"])
+    content_type = policy["secret_props"]["contentType"]
+    record = CertificateVersionRecord(
+        version=version,
+        der=der,
+        enabled=operation.enabled,
+        created=now,
+        updated=now,
+        not_before=not_before,
+        expires=expires,
+        tags=dict(operation.tags) if operation.tags is not None else None,
+        content_type=content_type,
+    )
+    certificate.versions.append(record)
+    add_key_version(
+        vault,
+        certificate.name,
+        operation.private_key,
+        version=version,
+        key_ops=_key_ops(policy["x509_props"]["key_usage"]),
+        now=now,
+        not_before=not_before,
+        expires=expires,
+        exportable=exportable,
+        managed=True,
+        enabled=operation.enabled,
+    )
+    secret = vault.secrets.get(certificate.name.lower())
+    if secret is None:
+        secret = SecretRecord(name=certificate.name)
+        vault.secrets[certificate.name.lower()] = secret
+    secret.versions.append(
+        SecretVersionRecord(
+            version=version,
+            value=_secret_value(operation.private_key, cert, content_type, exportable),
+            content_type=content_type,
+            tags=None,
+            enabled=operation.enabled,
+            created=now,
+            updated=now,
+            not_before=not_before,
+            expires=expires,
+            certificate_key_id=key_id(vault, certificate.name, version),
+        )
+    )
+    operation.status = "completed"
+    world.emit_event(_event(vault, certificate, record, EVENT_NEW_VERSION, now))
+
+
+def complete_due(world: World, vault: VaultRecord, certificate: CertificateRecord) -> None:
+    """Complete a `Self` issuance whose time has come (the caller holds `world.lock`)."""
+    operation = certificate.pending
+    if (
+        operation is not None
+        and operation.status == "inProgress"
+        and operation.issuer == SELF_ISSUER
+        and world.clock.now() >= operation.ready_at
+    ):
+        _complete(world, vault, certificate)
+
+
+def start_issuance(
+    world: World,
+    vault: VaultRecord,
+    name: str,
+    policy: dict[str, Any],
+    *,
+    enabled: bool = True,
+    tags: dict[str, str] | None = None,
+) -> CertificateRecord | str:
+    """Begin a new version of certificate `name` from `policy` (normalised), completing it at once when
+    the vault issues without delay; or the conflict text. The caller holds `world.lock`."""
+    key = name.lower()
+    if key in vault.deleted_certificates:
+        return (
+            f"Certificate {name} is currently in a deleted but recoverable state, and its name cannot be reused; "
+            "in this state, the certificate can only be recovered or purged."
+        )
+    certificate = vault.certificates.get(key)
+    if certificate is None and (key in vault.secrets or key in vault.keys or key in vault.deleted):
+        # Unverified wording: a secret or key of that name exists, and they share the name space.
+        return f"A secret or key named {name} exists already in this vault; a certificate cannot take its name."
+    if certificate is not None and certificate.pending is not None and certificate.pending.status == "inProgress":
+        return f"Certificate {name} has a pending operation; delete it or wait for it to complete."
+    now = world.clock.now()
+    if certificate is None:
+        certificate = CertificateRecord(name=name, policy=policy, policy_created=now, policy_updated=now)
+        vault.certificates[key] = certificate
+    else:
+        certificate.policy, certificate.policy_updated = policy, now
+    private_key: rsa.RSAPrivateKey | None = None
+    if policy["key_props"]["reuse_key"] and certificate.versions:
+        latest_key = vault.keys[key].latest
+        private_key = latest_key.private_key
+    if private_key is None:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=policy["key_props"]["key_size"])
+    certificate.pending = CertificateOperationRecord(
+        request_id=uuid.uuid4().hex,
+        issuer=policy["issuer"]["name"],
+        csr=_csr(private_key, certificate),
+        private_key=private_key,
+        created=now,
+        ready_at=now + timedelta(seconds=vault.certificate_issuance_seconds),
+        enabled=enabled,
+        tags=dict(tags) if tags is not None else None,
+    )
+    complete_due(world, vault, certificate)
+    return certificate
+
+
+# --- events ----------------------------------------------------------------------------------------
+def _event(
+    vault: VaultRecord,
+    certificate: CertificateRecord,
+    version: CertificateVersionRecord,
+    event_type: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """One event in the Event Grid schema, shaped like the secrets' (ObjectType `Certificate`)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": vault.resource_id(""),
+        "subject": certificate.name,
+        "eventType": event_type,
+        "eventTime": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {
+            "Id": _version_id(vault, certificate, version),
+            "VaultName": vault.name,
+            "ObjectType": "Certificate",
+            "ObjectName": certificate.name,
+            "Version": version.version,
+            "NBF": to_epoch(version.not_before),
+            "EXP": to_epoch(version.expires),
+        },
+        "dataVersion": "1",
+        "metadataVersion": "1",
+    }
+
+
+def emit_due_events(world: World) -> None:
+    """Complete due issuances, emit CertificateNearExpiry / CertificateExpired for the current version
+    as the clock passes them (like the secrets' events: once per version, 30 days before), and purge
+    deleted certificates whose retention is over. The caller holds `world.lock`."""
+    now = world.clock.now()
+    for vault in world.vaults.values():
+        for certificate in vault.certificates.values():
+            complete_due(world, vault, certificate)
+            current = certificate.latest
+            if current is None or not current.enabled:
+                continue
+            if not current.near_expiry_emitted and now + NEAR_EXPIRY >= current.expires:
+                current.near_expiry_emitted = True
+                world.emit_event(_event(vault, certificate, current, EVENT_NEAR_EXPIRY, now))
+            if not current.expired_emitted and now >= current.expires:
+                current.expired_emitted = True
+                world.emit_event(_event(vault, certificate, current, EVENT_EXPIRED, now))
+        for key in [k for k, d in vault.deleted_certificates.items() if d.scheduled_purge <= now]:
+            del vault.deleted_certificates[key]
+
+
+# --- wire shapes -----------------------------------------------------------------------------------
+def _certificate_id(vault: VaultRecord, certificate: CertificateRecord) -> str:
+    return f"{vault.url}/certificates/{certificate.name}"
+
+
+def _version_id(vault: VaultRecord, certificate: CertificateRecord, version: CertificateVersionRecord) -> str:
+    return f"{_certificate_id(vault, certificate)}/{version.version}"
+
+
+def _attributes(vault: VaultRecord, version: CertificateVersionRecord) -> dict[str, Any]:
+    return {
+        "enabled": version.enabled,
+        "nbf": to_epoch(version.not_before),
+        "exp": to_epoch(version.expires),
+        "created": to_epoch(version.created),
+        "updated": to_epoch(version.updated),
+        "recoveryLevel": _recovery_level(vault),
+        "recoverableDays": vault.recoverable_days,
+    }
+
+
+def policy_body(vault: VaultRecord, certificate: CertificateRecord) -> dict[str, Any]:
+    policy = certificate.policy
+    return {
+        "id": f"{_certificate_id(vault, certificate)}/policy",
+        "key_props": dict(policy["key_props"]),
+        "secret_props": dict(policy["secret_props"]),
+        "x509_props": {k: (list(v) if isinstance(v, list) else v) for k, v in policy["x509_props"].items()},
+        "lifetime_actions": [dict(a) for a in policy["lifetime_actions"]],
+        "issuer": dict(policy["issuer"]),
+        "attributes": {
+            "enabled": True,
+            "created": to_epoch(certificate.policy_created),
+            "updated": to_epoch(certificate.policy_updated),
+        },
+    }
+
+
+def _bundle(
+    vault: VaultRecord, certificate: CertificateRecord, version: CertificateVersionRecord, *, with_policy: bool
+) -> dict[str, Any]:
+    """A CertificateBundle: ids of the certificate and of the key and secret behind it, the SHA-1
+    thumbprint (`x5t`, base64url), the DER certificate (`cer`, base64), attributes from the X.509
+    validity, this version's tags and, for the latest, the policy."""
+    body: dict[str, Any] = {
+        "id": _version_id(vault, certificate, version),
+        "kid": key_id(vault, certificate.name, version.version),
+        "sid": f"{vault.url}/secrets/{certificate.name}/{version.version}",
+        "x5t": b64url(version.thumbprint),
+        "cer": base64.b64encode(version.der).decode("ascii"),
+        "contentType": version.content_type,
+        "attributes": _attributes(vault, version),
+    }
+    if version.tags is not None:
+        body["tags"] = dict(version.tags)
+    if with_policy:
+        body["policy"] = policy_body(vault, certificate)
+    return body
+
+
+def _item(
+    vault: VaultRecord, certificate: CertificateRecord, version: CertificateVersionRecord, *, versioned: bool
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": _version_id(vault, certificate, version) if versioned else _certificate_id(vault, certificate),
+        "x5t": b64url(version.thumbprint),
+        "attributes": _attributes(vault, version),
+    }
+    if version.tags is not None:
+        item["tags"] = dict(version.tags)
+    return item
+
+
+def _operation_body(vault: VaultRecord, certificate: CertificateRecord) -> dict[str, Any]:
+    operation = certificate.pending
+    assert operation is not None
+    body: dict[str, Any] = {
+        "id": f"{_certificate_id(vault, certificate)}/pending",
+        "issuer": {"name": operation.issuer},
+        "csr": base64.b64encode(operation.csr).decode("ascii"),
+        "cancellation_requested": operation.cancellation_requested,
+        "status": operation.status,
+        "status_details": None,
+        "target": _certificate_id(vault, certificate),
+        "request_id": operation.request_id,
+    }
+    if operation.status == "inProgress":
+        body["status_details"] = (
+            "Pending certificate created. Please Perform Merge to complete the request."
+            if operation.issuer == UNKNOWN_ISSUER
+            else "Pending certificate created. Certificate request is in progress. This may take some time "
+            "based on the issuer provider. Please check again later."
+        )
+    return body
+
+
+def _deleted_fields(vault: VaultRecord, deleted: DeletedCertificateRecord) -> dict[str, Any]:
+    return {
+        "recoveryId": f"{vault.url}/deletedcertificates/{deleted.certificate.name}",
+        "deletedDate": to_epoch(deleted.deleted),
+        "scheduledPurgeDate": to_epoch(deleted.scheduled_purge),
+    }
+
+
+# --- errors ----------------------------------------------------------------------------------------
+def _not_found(request: web.Request, name: str, version: str | None = None) -> web.Response:
+    label = f"{name}/{version}" if version else name
+    tail = NOT_FOUND_TAIL.replace("this secret", "this certificate")
+    return _error(request, 404, "CertificateNotFound", f"A certificate with (name/id) {label}{tail}")
+
+
+def _pending_not_found(request: web.Request, name: str) -> web.Response:
+    return _error(request, 404, "PendingCertificateNotFound", f"Pending certificate not found: {name}")
+
+
+def _deleted_not_found(request: web.Request, name: str) -> web.Response:
+    return _error(request, 404, "CertificateNotFound", f"Deleted Certificate not found: {name}")
+
+
+def _bad_parameter(request: web.Request, message: str) -> web.Response:
+    return _error(request, 400, "BadParameter", message)
+
+
+def _conflict(request: web.Request, message: str) -> web.Response:
+    inner = "ObjectIsDeletedButRecoverable" if "deleted but recoverable" in message else None
+    return _error(request, 409, "Conflict", message, inner)
+
+
+# --- operations (each runs under world.lock) -------------------------------------------------------
+def _live(call: _Call) -> CertificateRecord | None:
+    assert call.name is not None
+    certificate = call.vault.certificates.get(call.name.lower())
+    if certificate is not None:
+        complete_due(call.world, call.vault, certificate)
+    return certificate
+
+
+def _tags_and_enabled(body: dict[str, Any]) -> tuple[dict[str, str] | None, bool | None] | str:
+    tags = body.get("tags")
+    if tags is not None:
+        if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
+            return INVALID_PROPERTY
+        for key, value in tags.items():
+            if not (isinstance(value, str) and 0 < len(key) <= MAX_TAG_LENGTH and len(value) <= MAX_TAG_LENGTH):
+                return INVALID_PROPERTY
+    attributes = body.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        return INVALID_PROPERTY
+    enabled = attributes.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        return INVALID_PROPERTY
+    return tags, enabled
+
+
+def _create(call: _Call, body: dict[str, Any]) -> web.Response:
+    assert call.name is not None
+    vault, request = call.vault, call.request
+    existing = vault.certificates.get(call.name.lower())
+    policy = normalise_policy(body.get("policy") or {}, existing.policy if existing else None)
+    if isinstance(policy, str):
+        return _bad_parameter(request, policy)
+    if "subject" not in policy["x509_props"] and not (policy["x509_props"].get("sans") or {}):
+        # Key Vault needs a subject or a SAN to issue (unverified wording).
+        return _bad_parameter(request, "The certificate policy needs a subject or subject alternative names.")
+    parsed = _tags_and_enabled(body)
+    if isinstance(parsed, str):
+        return _bad_parameter(request, parsed)
+    tags, enabled = parsed
+    started = start_issuance(call.world, vault, call.name, policy, enabled=enabled is not False, tags=tags)
+    if isinstance(started, str):
+        return _conflict(request, started)
+    return _json(request, _operation_body(vault, started), status=202)
+
+
+def _get(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    if certificate is None:
+        return _not_found(call.request, call.name)
+    if not call.version:
+        latest = certificate.latest
+        if latest is None:
+            return _not_found(call.request, call.name)
+        return _json(call.request, _bundle(call.vault, certificate, latest, with_policy=True))
+    version = certificate.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+    if version is None:
+        return _not_found(call.request, call.name, call.version)
+    return _json(call.request, _bundle(call.vault, certificate, version, with_policy=False))
+
+
+def _update(call: _Call, body: dict[str, Any]) -> web.Response:
+    """Tags and `enabled` of one version (tags are per version, like secrets'); disabling a version
+    disables the key and secret versions behind it too. A policy in the body replaces the policy."""
+    assert call.name is not None
+    parsed = _tags_and_enabled(body)
+    if isinstance(parsed, str):
+        return _bad_parameter(call.request, parsed)
+    tags, enabled = parsed
+    certificate = _live(call)
+    if certificate is None or certificate.latest is None:
+        return _not_found(call.request, call.name)
+    version = certificate.latest
+    if call.version:
+        found = certificate.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+        if found is None:
+            return _not_found(call.request, call.name, call.version)
+        version = found
+    if body.get("policy") is not None:
+        policy = normalise_policy(body["policy"], certificate.policy)
+        if isinstance(policy, str):
+            return _bad_parameter(call.request, policy)
+        certificate.policy, certificate.policy_updated = policy, call.world.clock.now()
+    now = call.world.clock.now()
+    if "tags" in body:
+        version.tags = dict(tags) if tags is not None else None
+    if enabled is not None:
+        version.enabled = enabled
+        key = call.vault.keys.get(call.name.lower())
+        secret = call.vault.secrets.get(call.name.lower())
+        for record in (key.find(version.version) if key else None, secret.find(version.version) if secret else None):
+            if record is not None:
+                record.enabled, record.updated = enabled, now
+    version.updated = now
+    with_policy = not call.version or version is certificate.latest
+    return _json(call.request, _bundle(call.vault, certificate, version, with_policy=with_policy))
+
+
+def _get_policy(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    if certificate is None:
+        return _not_found(call.request, call.name)
+    return _json(call.request, policy_body(call.vault, certificate))
+
+
+def _update_policy(call: _Call, body: dict[str, Any]) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    if certificate is None:
+        return _not_found(call.request, call.name)
+    policy = normalise_policy(body, certificate.policy)
+    if isinstance(policy, str):
+        return _bad_parameter(call.request, policy)
+    certificate.policy, certificate.policy_updated = policy, call.world.clock.now()
+    return _json(call.request, policy_body(call.vault, certificate))
+
+
+def _get_pending(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    if certificate is None or certificate.pending is None:
+        return _pending_not_found(call.request, call.name)
+    return _json(call.request, _operation_body(call.vault, certificate))
+
+
+def _cancel_pending(call: _Call, body: dict[str, Any]) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    if certificate is None or certificate.pending is None:
+        return _pending_not_found(call.request, call.name)
+    if body.get("cancellation_requested") is True and certificate.pending.status == "inProgress":
+        certificate.pending.cancellation_requested = True
+        certificate.pending.status = "cancelled"
+    return _json(call.request, _operation_body(call.vault, certificate))
+
+
+def _delete_pending(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    if certificate is None or certificate.pending is None:
+        return _pending_not_found(call.request, call.name)
+    answer = _json(call.request, _operation_body(call.vault, certificate))
+    certificate.pending = None
+    if not certificate.versions:  # a certificate that was never issued goes with its operation
+        del call.vault.certificates[call.name.lower()]
+    return answer
+
+
+def _delete(call: _Call, body: None) -> web.Response:
+    """Soft delete: the certificate, with the secret and key behind it, moves to deletedcertificates."""
+    assert call.name is not None
+    vault, key = call.vault, call.name.lower()
+    certificate = _live(call)
+    if certificate is None or certificate.latest is None:
+        return _not_found(call.request, call.name)
+    now = call.world.clock.now()
+    deleted = DeletedCertificateRecord(
+        certificate=certificate,
+        secret=vault.secrets.pop(key, None),
+        key=vault.keys.pop(key, None),
+        deleted=now,
+        scheduled_purge=now + timedelta(days=vault.recoverable_days),
+    )
+    del vault.certificates[key]
+    vault.deleted_certificates[key] = deleted
+    return _json(call.request, _deleted_bundle(vault, deleted))
+
+
+def _deleted_bundle(vault: VaultRecord, deleted: DeletedCertificateRecord) -> dict[str, Any]:
+    latest = deleted.certificate.latest
+    assert latest is not None
+    return {**_deleted_fields(vault, deleted), **_bundle(vault, deleted.certificate, latest, with_policy=True)}
+
+
+def _get_deleted(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    deleted = call.vault.deleted_certificates.get(call.name.lower())
+    if deleted is None:
+        return _deleted_not_found(call.request, call.name)
+    return _json(call.request, _deleted_bundle(call.vault, deleted))
+
+
+def _recover(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    vault, key = call.vault, call.name.lower()
+    deleted = vault.deleted_certificates.pop(key, None)
+    if deleted is None:
+        return _deleted_not_found(call.request, call.name)
+    vault.certificates[key] = deleted.certificate
+    if deleted.secret is not None:
+        vault.secrets[key] = deleted.secret
+    if deleted.key is not None:
+        vault.keys[key] = deleted.key
+    latest = deleted.certificate.latest
+    assert latest is not None
+    return _json(call.request, _bundle(vault, deleted.certificate, latest, with_policy=True))
+
+
+def _purge(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    if call.vault.deleted_certificates.pop(call.name.lower(), None) is None:
+        return _deleted_not_found(call.request, call.name)
+    return web.Response(status=204, headers={"x-ms-request-id": str(uuid.uuid4())})
+
+
+def _list_certificates(call: _Call, body: None) -> web.Response:
+    vault = call.vault
+    entries = [
+        (key, _item(vault, c, c.latest, versioned=False))
+        for key, c in vault.certificates.items()
+        if c.latest is not None
+    ]
+    return _page(call, "/certificates", entries)
+
+
+def _list_versions(call: _Call, body: None) -> web.Response:
+    assert call.name is not None
+    certificate = _live(call)
+    entries: list[tuple[str, dict[str, Any]]] = []
+    if certificate is not None:
+        entries = [(v.version, _item(call.vault, certificate, v, versioned=True)) for v in certificate.versions]
+    return _page(call, f"/certificates/{call.name}/versions", entries)
+
+
+def _list_deleted(call: _Call, body: None) -> web.Response:
+    vault = call.vault
+    entries = [
+        (key, {**_deleted_fields(vault, d), **_item(vault, d.certificate, latest, versioned=False)})
+        for key, d in vault.deleted_certificates.items()
+        if (latest := d.certificate.latest) is not None
+    ]
+    return _page(call, "/deletedcertificates", entries)
+
+
+# --- routing -----------------------------------------------------------------------------------------
+def _route(
+    action: str,
+    operation: Callable[[_Call, Any], web.Response],
+    name: str | None = None,
+    version: str | None = None,
+    *,
+    reads_body: bool = False,
+) -> ObjectRoute:
+    scope = f"certificates/{name}" if name is not None else None
+    return ObjectRoute(action, f"{ACTION_PREFIX}{action}", scope, operation, name, version, reads_body)
+
+
+def resolve(method: str, segments: list[str]) -> ObjectRoute | None:
+    """The certificates operation of a request, or None when the path is not one of them.
+
+    Data actions: reads are `certificates/read`; the pending operation's cancel and delete are
+    `certificates/update/action` (an assumption: the docs name no separate action for them)."""
+    if segments[:1] not in (["certificates"], ["deletedcertificates"]):
+        return None
+    if len(segments) == 2 and segments[1] == "":
+        segments = segments[:1]
+    read, update = "certificates/read", "certificates/update/action"
+    match method, segments:
+        case "GET", ["certificates"]:
+            return _route(read, _list_certificates)
+        case "GET", ["deletedcertificates"]:
+            return _route(read, _list_deleted)
+        case "GET", ["deletedcertificates", name] | ["deletedcertificates", name, ""]:
+            return _route(read, _get_deleted, name)
+        case "POST", ["deletedcertificates", name, "recover"]:
+            return _route("certificates/recover/action", _recover, name)
+        case "DELETE", ["deletedcertificates", name] | ["deletedcertificates", name, ""]:
+            return _route("certificates/purge/action", _purge, name)
+        case "POST", ["certificates", name, "create"]:
+            return _route("certificates/create/action", _create, name, reads_body=True)
+        case "GET", ["certificates", name, "versions"]:
+            return _route(read, _list_versions, name)
+        case "GET", ["certificates", name, "policy"]:
+            return _route(read, _get_policy, name)
+        case (("PATCH" | "PUT"), ["certificates", name, "policy"]):
+            return _route(update, _update_policy, name, reads_body=True)
+        case "GET", ["certificates", name, "pending"]:
+            return _route(read, _get_pending, name)
+        case "PATCH", ["certificates", name, "pending"]:
+            return _route(update, _cancel_pending, name, reads_body=True)
+        case "DELETE", ["certificates", name, "pending"]:
+            return _route(update, _delete_pending, name)
+        case "GET", ["certificates", name] | ["certificates", name, ""]:
+            return _route(read, _get, name)
+        case "GET", ["certificates", name, version]:
+            return _route(read, _get, name, version)
+        case "PATCH", ["certificates", name] | ["certificates", name, ""]:
+            return _route(update, _update, name, reads_body=True)
+        case "PATCH", ["certificates", name, version]:
+            return _route(update, _update, name, version, reads_body=True)
+        case "DELETE", ["certificates", name] | ["certificates", name, ""]:
+            return _route("certificates/delete", _delete, name)
+    return None
+
+
+# --- for the admin API and the LocalCloud facade -------------------------------------------------
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """One version of a certificate as a test or the demo needs it: never the private key."""
+
+    name: str
+    version: str
+    thumbprint: str  # SHA-1 of the DER certificate, upper-case hex (Graph's customKeyIdentifier)
+    x5t: str  # the same, base64url (Key Vault's `x5t`)
+    not_before: datetime
+    expires: datetime
+    enabled: bool
+    tags: dict[str, str] | None
+    der: bytes
+
+    def to_admin(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "thumbprint": self.thumbprint,
+            "x5t": self.x5t,
+            "notBefore": to_epoch(self.not_before),
+            "expires": to_epoch(self.expires),
+            "enabled": self.enabled,
+            "tags": dict(self.tags) if self.tags is not None else None,
+            "cer": base64.b64encode(self.der).decode("ascii"),
+        }
+
+
+def describe(certificate: CertificateRecord, version: CertificateVersionRecord) -> IssuedCertificate:
+    return IssuedCertificate(
+        name=certificate.name,
+        version=version.version,
+        thumbprint=version.thumbprint.hex().upper(),
+        x5t=b64url(version.thumbprint),
+        not_before=version.not_before,
+        expires=version.expires,
+        enabled=version.enabled,
+        tags=dict(version.tags) if version.tags is not None else None,
+        der=version.der,
+    )
+
+
+def issue_now(
+    world: World,
+    vault: VaultRecord,
+    name: str,
+    *,
+    subject: str | None = None,
+    validity_months: int = DEFAULT_VALIDITY_MONTHS,
+    tags: dict[str, str] | None = None,
+    key_size: int = 2048,
+    content_type: str = PKCS12,
+    exportable: bool = True,
+) -> IssuedCertificate | str:
+    """Issue a new version at once (whatever the vault's issuance delay), from the existing policy
+    with these fields over it; or the error text. The caller holds `world.lock`."""
+    existing = vault.certificates.get(name.lower())
+    raw = {
+        "key_props": {"key_size": key_size, "exportable": exportable, "kty": "RSA"},
+        "secret_props": {"contentType": content_type},
+        "x509_props": {"subject": subject or f"CN={name}", "validity_months": validity_months},
+        "issuer": {"name": SELF_ISSUER},
+    }
+    policy = normalise_policy(raw, existing.policy if existing else None)
+    if isinstance(policy, str):
+        return policy
+    started = start_issuance(world, vault, name, policy, tags=tags)
+    if isinstance(started, str):
+        return started
+    if started.pending is not None and started.pending.status == "inProgress":
+        _complete(world, vault, started)
+    latest = started.latest
+    assert latest is not None
+    return describe(started, latest)
+
+
+def certificate_versions(vault: VaultRecord, name: str) -> list[IssuedCertificate] | None:
+    """Every issued version, oldest first; None when the vault has no such certificate."""
+    certificate = vault.certificates.get(name.lower())
+    if certificate is None:
+        return None
+    return [describe(certificate, v) for v in certificate.versions]
