@@ -199,7 +199,9 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
                 for t in world.tenants.values()
             ],
             "managedIdentities": [i.to_admin() for i in world.managed_identities.values()],
-            "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
+            "vaults": [
+                {**keyvault.vault_state(v), **keyvault_certificates.certificate_state(v)} for v in world.vaults.values()
+            ],
             "topics": [t.to_admin() for t in world.topics.values()],
             "faults": [f.to_admin() for f in world.faults if f.count > 0],
             **cloud.state_annotations,

@@ -45,6 +45,7 @@ from localcloud.keyvault import (
     ObjectRoute,
     _Call,
     _error,
+    _headers,
     _json,
     _page,
     _recovery_level,
@@ -790,7 +791,7 @@ def _purge(call: _Call, body: None) -> web.Response:
     assert call.name is not None
     if call.vault.deleted_certificates.pop(call.name.lower(), None) is None:
         return _deleted_not_found(call.request, call.name)
-    return web.Response(status=204, headers={"x-ms-request-id": str(uuid.uuid4())})
+    return web.Response(status=204, headers={**_headers(call.request), "x-ms-request-id": str(uuid.uuid4())})
 
 
 def _list_certificates(call: _Call, body: None) -> web.Response:
@@ -958,6 +959,40 @@ def issue_now(
     latest = started.latest
     assert latest is not None
     return describe(started, latest)
+
+
+def certificate_state(vault: VaultRecord) -> dict[str, Any]:
+    """What the admin `GET /state` adds to a vault: certificates (policy, versions, pending status)
+    and keys (versions, managed), metadata only: never a private key or a secret value."""
+
+    def versions(certificate: CertificateRecord) -> list[dict[str, Any]]:
+        return [{**describe(certificate, v).to_admin(), "contentType": v.content_type} for v in certificate.versions]
+
+    return {
+        "certificates": [
+            {
+                "name": c.name,
+                "policy": policy_body(vault, c),
+                "pending": c.pending.status if c.pending is not None else None,
+                "versions": versions(c),
+            }
+            for _, c in sorted(vault.certificates.items())
+        ],
+        "deletedCertificates": [
+            {"name": d.certificate.name, "deletedDate": to_epoch(d.deleted), "versions": versions(d.certificate)}
+            for _, d in sorted(vault.deleted_certificates.items())
+        ],
+        "keys": [
+            {
+                "name": k.name,
+                "versions": [
+                    {"version": v.version, "enabled": v.enabled, "managed": v.managed, "keyOps": list(v.key_ops)}
+                    for v in k.versions
+                ],
+            }
+            for _, k in sorted(vault.keys.items())
+        ],
+    }
 
 
 def certificate_versions(vault: VaultRecord, name: str) -> list[IssuedCertificate] | None:

@@ -507,3 +507,70 @@ def test_facade_and_admin_route(cloud: LocalCloud) -> None:
     assert "private" not in str(listed).lower()
     with pytest.raises(KeyError):
         cloud.certificate_versions(vault, "nothing")
+
+
+async def test_sdk_role_boundaries_for_sign_and_the_secret(cloud: LocalCloud) -> None:
+    vault, url = _vault(cloud)
+    issued = cloud.create_certificate(vault, "bounded")
+    digest = hashlib.sha256(b"x").digest()
+    key_id = f"{url}/keys/bounded/{issued.version}"
+    secrets_officer = _credential(cloud, _identity(cloud, vault, "Key Vault Secrets Officer"))
+    async with secrets_officer, CryptographyClient(key_id, secrets_officer, verify_challenge_resource=False) as crypto:
+        with pytest.raises(HttpResponseError) as refused:
+            await crypto.sign(SignatureAlgorithm.rs256, digest)
+        assert refused.value.status_code == 403 and "keys/sign/action" in str(refused.value)
+    crypto_user = _identity(cloud, vault, "Key Vault Crypto User")
+    async with _clients(cloud, url, crypto_user) as (_, _, secrets, _):
+        with pytest.raises(HttpResponseError) as refused:
+            await secrets.get_secret("bounded")
+        assert refused.value.status_code == 403 and "secrets/getSecret/action" in str(refused.value)
+
+
+def test_certificate_paths_answer_the_bearer_challenge(cloud: LocalCloud) -> None:
+    _, url = _vault(cloud)
+    for method, path in (("POST", "/certificates/x/create"), ("GET", "/keys/x/"), ("POST", "/keys/x//sign")):
+        response = requests.request(
+            method, f"{url}{path}", params={"api-version": API_VERSION}, verify=cloud.ca_bundle, timeout=10
+        )
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].endswith('resource="https://vault.azure.net"')
+
+
+def test_unknown_issuer_waits_for_a_merge_and_cancel(cloud: LocalCloud) -> None:
+    vault, url = _vault(cloud)
+    token = _token(cloud, _identity(cloud, vault, "Key Vault Certificates Officer"))
+    body = {"policy": {"x509_props": {"subject": "CN=csr"}, "issuer": {"name": "Unknown"}}}
+    operation = _raw(cloud, "POST", f"{url}/certificates/csr/create", token, body).json()
+    assert operation["status"] == "inProgress" and operation["issuer"] == {"name": "Unknown"}
+    assert "Perform Merge" in operation["status_details"]
+    x509.load_der_x509_csr(base64.b64decode(operation["csr"]))
+    cancelled = _raw(cloud, "PATCH", f"{url}/certificates/csr/pending", token, {"cancellation_requested": True})
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["cancellation_requested"] is True
+    assert _raw(cloud, "DELETE", f"{url}/certificates/csr/pending", token).status_code == 200
+    gone = _raw(cloud, "GET", f"{url}/certificates/csr/pending", token)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "PendingCertificateNotFound"
+
+
+async def test_private_key_and_secret_value_never_leave_through_admin_events_or_logs(cloud: LocalCloud) -> None:
+    vault, url = _vault(cloud)
+    admin = _identity(cloud, vault, "Key Vault Administrator")
+    async with _clients(cloud, url, admin) as (certificates, _, secrets, _):
+        await _create(certificates, "quiet", _policy(content_type=CertificateContentType.pem))
+        pem = (await secrets.get_secret("quiet")).value or ""
+    key_pem = pem.split("-----END PRIVATE KEY-----")[0]
+    key_body = "".join(key_pem.splitlines()[1:])
+    assert len(key_body) > 1000
+    private = serialization.load_pem_private_key(pem.encode(), None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    d = _b64url(private.private_numbers().d.to_bytes(384, "big").lstrip(b"\0"))
+    outputs = [
+        cloud.admin("GET", "/state"),
+        cloud.admin("GET", "/events?since=0"),
+        cloud.admin("GET", "/requests?since=0"),
+        cloud.admin("GET", f"/vaults/{vault}/certificates/quiet"),
+        cloud.admin("POST", f"/vaults/{vault}/certificates", {"name": "quiet2"}),
+    ]
+    text = str(outputs)
+    for needle in (key_body[:64], key_body[-64:], d[:64]):
+        assert needle not in text
+    assert "quiet" in text  # the outputs do describe the certificate
