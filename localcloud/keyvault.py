@@ -635,7 +635,8 @@ def _set(call: _Call, body: dict[str, Any]) -> web.Response:
     key = call.name.lower()
     if key in vault.certificates:
         return managed_by_key_vault(request, "set", "Secret")
-    if key in vault.deleted:
+    # A soft-deleted certificate keeps its secret's name too (it comes back on recovery).
+    if key in vault.deleted or key in vault.deleted_certificates:
         return _error(
             request,
             409,

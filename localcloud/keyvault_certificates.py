@@ -1,18 +1,19 @@
 """Azure Key Vault certificates in the local cloud, issued by the `Self` issuer.
 
 Driven by the unmodified `azure-keyvault-certificates` clients: `begin_create_certificate` posts a
-policy to `/certificates/{name}/create` (202, the pending operation) and polls `/pending` until it
-is `completed`; then the certificate, its key (`/keys/{name}`, `managed: true`) and its secret
-(`/secrets/{name}`, the PKCS#12 or PEM with `kid` and `managed: true`) exist with one shared version
-id, as in Key Vault. Certificates, keys and secrets share one name space per vault.
+policy to `/certificates/{name}/create` (202, the pending operation, always `inProgress` at first)
+and polls `/pending` until it is `completed`; then the certificate, its key (`/keys/{name}`,
+`managed: true`) and its secret (`/secrets/{name}`, the PKCS#12 or PEM with `kid` and
+`managed: true`) exist with one shared version id, as in Key Vault. Certificates, keys and secrets
+share one name space per vault.
 
 The X.509 certificate is real: an RSA key of the policy's size, self-signed with SHA-256, valid from
 issuance for `validity_months` calendar months, with the policy's subject, SANs, key usage and
-EKUs. An issuance completes at once, or `certificate_issuance_seconds` later (admin
-`PUT /vaults/{name}/certificate-issuance`), on the world's clock. Not modelled: other issuers than
-`Self` and `Unknown` (a CSR that waits for a merge), import, merge, backup/restore, contacts, issuers,
-and the policy's lifetime actions (Key Vault would auto-renew at 80 % of the lifetime by default;
-here nothing renews unless asked).
+EKUs. An issuance completes on the first read after its creation, or `certificate_issuance_seconds`
+later (admin `PUT /vaults/{name}/certificate-issuance`), on the world's clock. Not modelled: other
+issuers than `Self` and `Unknown` (a CSR that waits for a merge), import, merge, backup/restore,
+contacts, issuers, and the policy's lifetime actions (Key Vault would auto-renew at 80 % of the
+lifetime by default; here nothing renews unless asked).
 
 Routing, authentication, RBAC and paging are `keyvault.py`'s; every operation runs under
 `world.lock`.
@@ -369,8 +370,12 @@ def start_issuance(
     enabled: bool = True,
     tags: dict[str, str] | None = None,
 ) -> CertificateRecord | str:
-    """Begin a new version of certificate `name` from `policy` (normalised), completing it at once when
-    the vault issues without delay; or the conflict text. The caller holds `world.lock`."""
+    """Begin a new version of certificate `name` from `policy` (normalised); or the conflict text. The
+    caller holds `world.lock`.
+
+    The operation is `inProgress` when created, as the service answers it, even when the vault issues
+    without delay: the next read of the certificate completes it then. (The sync SDK's poller relies
+    on that: a first answer that is already `completed` leaves its result empty.)"""
     key = name.lower()
     if key in vault.deleted_certificates:
         return (
@@ -405,7 +410,6 @@ def start_issuance(
         enabled=enabled,
         tags=dict(tags) if tags is not None else None,
     )
-    complete_due(world, vault, certificate)
     return certificate
 
 

@@ -43,6 +43,7 @@ ACTION_PREFIX = "Microsoft.KeyVault/vaults/"
 RSA_SIZES = (2048, 3072, 4096)
 DEFAULT_KEY_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
 KNOWN_KEY_OPS = frozenset({*DEFAULT_KEY_OPS, "import", "export"})
+# By analogy with the secrets' published "Operation get is not allowed on a disabled secret." (unverified).
 DISABLED_KEY = "Operation {operation} is not allowed on a disabled key."
 
 # The JWA signature algorithms of RSA keys: hash, padding. PSS uses a salt as long as the digest,
@@ -202,6 +203,16 @@ def _create(call: _Call, body: dict[str, Any]) -> web.Response:
     vault, request = call.vault, call.request
     if call.name.lower() in vault.certificates:
         return managed_by_key_vault(request, "create", "Key")
+    if call.name.lower() in vault.deleted_certificates:
+        # The soft-deleted certificate's key keeps the name (unverified text, by analogy with secrets').
+        return _error(
+            request,
+            409,
+            "Conflict",
+            f"Key {call.name} is currently in a deleted but recoverable state, and its name cannot be reused; "
+            "in this state, the key can only be recovered or purged.",
+            "ObjectIsDeletedButRecoverable",
+        )
     kty = body.get("kty")
     if kty not in ("RSA", "RSA-HSM"):
         # Elliptic-curve and symmetric keys are not modelled by the local cloud (Key Vault has them).

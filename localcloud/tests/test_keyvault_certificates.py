@@ -241,7 +241,9 @@ def test_create_on_the_wire(cloud: LocalCloud) -> None:
     assert created.status_code == 202
     operation = created.json()
     assert operation["id"] == f"{url}/certificates/wire/pending"
-    assert operation["status"] == "completed" and operation["target"] == f"{url}/certificates/wire"
+    # Like the service, the first answer is in progress, even for an issuance without delay.
+    assert operation["status"] == "inProgress" and operation["target"] == f"{url}/certificates/wire"
+    assert _raw(cloud, "GET", f"{url}/certificates/wire/pending", token).json()["status"] == "completed"
     bundle = _raw(cloud, "GET", f"{url}/certificates/wire/", token).json()
     assert set(bundle) == {"id", "kid", "sid", "x5t", "cer", "contentType", "attributes", "tags", "policy"}
     der = base64.b64decode(bundle["cer"])
@@ -364,6 +366,9 @@ async def test_delete_recover_and_purge_take_the_secret_and_key_along(cloud: Loc
             await keys.get_key("gone")
         with pytest.raises(HttpResponseError) as conflict:
             await certificates.create_certificate("gone", _policy())
+        assert conflict.value.status_code == 409
+        with pytest.raises(HttpResponseError) as conflict:
+            await secrets.set_secret("gone", "a plain secret in a deleted certificate's name")
         assert conflict.value.status_code == 409
         recovered = await certificates.recover_deleted_certificate("gone", _polling_interval=0.05)
         assert recovered.name == "gone"
@@ -574,3 +579,27 @@ async def test_private_key_and_secret_value_never_leave_through_admin_events_or_
     for needle in (key_body[:64], key_body[-64:], d[:64]):
         assert needle not in text
     assert "quiet" in text  # the outputs do describe the certificate
+
+
+def test_the_sync_clients_too(cloud: LocalCloud) -> None:
+    from azure.identity import ClientSecretCredential as SyncCredential
+    from azure.keyvault.certificates import CertificateClient as SyncCertificateClient
+    from azure.keyvault.keys.crypto import CryptographyClient as SyncCryptographyClient
+
+    vault, url = _vault(cloud)
+    identity = _identity(cloud, vault, "Key Vault Certificates Officer", "Key Vault Crypto User")
+    credential = SyncCredential(
+        identity["tenantId"],
+        identity["appId"],
+        identity["clientSecret"],
+        authority=cloud.authority,
+        disable_instance_discovery=True,
+    )
+    with SyncCertificateClient(url, credential, verify_challenge_resource=False) as certificates:
+        poller = certificates.begin_create_certificate("sync", _policy(), _polling_interval=0.05)
+        created = poller.result()
+        assert isinstance(created, KeyVaultCertificate) and created.key_id
+    digest = hashlib.sha256(b"sync").digest()
+    with SyncCryptographyClient(created.key_id, credential, verify_challenge_resource=False) as crypto:
+        signed = crypto.sign(SignatureAlgorithm.ps256, digest)
+        assert crypto.verify(SignatureAlgorithm.ps256, digest, signed.signature).is_valid
