@@ -346,6 +346,8 @@ def _complete(world: World, vault: VaultRecord, certificate: CertificateRecord) 
         )
     )
     operation.status = "completed"
+    # Only the certificate's event: whether Key Vault also announces the new secret and key versions
+    # behind it (SecretNewVersionCreated, KeyNewVersionCreated) is not documented, so none is sent.
     world.emit_event(_event(vault, certificate, record, EVENT_NEW_VERSION, now))
 
 
@@ -973,6 +975,7 @@ def certificate_state(vault: VaultRecord) -> dict[str, Any]:
         return [{**describe(certificate, v).to_admin(), "contentType": v.content_type} for v in certificate.versions]
 
     return {
+        "certificateIssuanceSeconds": vault.certificate_issuance_seconds,
         "certificates": [
             {
                 "name": c.name,
