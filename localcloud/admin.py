@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from localcloud import keyvault, keyvault_certificates
+from localcloud import certificate_policy, keyvault, keyvault_certificates
 from localcloud.errors import admin_error
 from localcloud.keys import CLOUD
 from localcloud.state import (
@@ -826,10 +826,10 @@ async def post_certificate_version(cloud: LocalCloud, body: Any, query: dict[str
             vault,
             fields["name"],
             subject=fields.get("subject"),
-            validity_months=fields.get("validityMonths") or keyvault_certificates.DEFAULT_VALIDITY_MONTHS,
+            validity_months=fields.get("validityMonths") or certificate_policy.DEFAULT_VALIDITY_MONTHS,
             tags=tags,
             key_size=fields.get("keySize") or 2048,
-            content_type=fields.get("contentType") or keyvault_certificates.PKCS12,
+            content_type=fields.get("contentType") or certificate_policy.PKCS12,
             exportable=fields.get("exportable", True) is not False,
         )
     if isinstance(issued, str):

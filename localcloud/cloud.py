@@ -23,7 +23,17 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from localcloud import admin, arm, entra, eventgrid, graph, keyvault, keyvault_certificates, keyvault_keys
+from localcloud import (
+    admin,
+    arm,
+    certificate_policy,
+    entra,
+    eventgrid,
+    graph,
+    keyvault,
+    keyvault_certificates,
+    keyvault_keys,
+)
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, TOPIC_NAME, VAULT_NAME, WORLD
 from localcloud.keyvault_certificates import IssuedCertificate
@@ -521,7 +531,7 @@ class LocalCloud:
         validity_months: int = 12,
         tags: Mapping[str, str] | None = None,
         key_size: int = 2048,
-        content_type: str = keyvault_certificates.PKCS12,
+        content_type: str = certificate_policy.PKCS12,
         exportable: bool = True,
     ) -> IssuedCertificate:
         """Issue a new version of a self-signed certificate at once (`POST /vaults/{vault}/certificates`),
