@@ -34,7 +34,7 @@ from rotation.adapters.storage import (
 from rotation.adapters.token_probe import ClientCredentialsProbe
 from rotation.service.certificate_ports import CertificateVaultPort
 from rotation.service.certificates import CertificateReconciler
-from rotation.service.ports import GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
+from rotation.service.ports import Clock, GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
@@ -103,7 +103,9 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings | None = None, *, clock: Clock | None = None) -> AsyncIterator[Runtime]:
+    """The adapters and the reconciler for one invocation. ``clock`` is production's system clock
+    unless a caller that moves time (the demo, on the local cloud's clock) passes its own."""
     settings = settings or Settings.from_env()
     credential = rotator_credential()
     budget = float(settings.throttle_retry_seconds)
@@ -122,8 +124,10 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
             for name, url in settings.vaults.items()
         }
         assertions = ClientAssertionProbe(settings.authority_host, settings.graph_url)
-        certificates = CertificateReconciler(settings, directory, certificate_vaults, assertions, SystemClock())
-    reconciler = Reconciler(settings, directory, vaults, probe, SystemClock(), certificates=certificates)
+        certificates = CertificateReconciler(
+            settings, directory, certificate_vaults, assertions, clock or SystemClock()
+        )
+    reconciler = Reconciler(settings, directory, vaults, probe, clock or SystemClock(), certificates=certificates)
     runtime = Runtime(settings, credential, directory, vaults, probe, reconciler, certificate_vaults)
     try:
         yield runtime
