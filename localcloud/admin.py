@@ -275,6 +275,14 @@ def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_princip
 
 
 async def post_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _seed_certificate(cloud, body, params[0], on_service_principal=False)
+
+
+async def post_sp_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _seed_certificate(cloud, body, params[0], on_service_principal=True)
+
+
+def _seed_certificate(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
     """A certificate credential "a human uploaded earlier": the given certificate (base64 DER or PEM), or,
     without one, a fresh self-signed certificate with the given dates whose private key nobody keeps.
     Known to every replica already, unless `replicaDelaysSeconds` says when each learns it."""
@@ -306,7 +314,7 @@ async def post_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[s
         except ValueError as exc:
             raise AdminError(400, "'certificate' must be a certificate, base64 DER or PEM.") from exc
     with cloud.world.lock:
-        app = _application(cloud.world, params[0])
+        app = find_service_principal(cloud.world, key) if on_service_principal else _application(cloud.world, key)
         now = cloud.world.clock.now()
         if supplied is None:
             start = start or now
@@ -321,6 +329,7 @@ async def post_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[s
             end=end,
             # A credential made "by a human earlier" is known to every replica already.
             replica_delays_seconds=delays if delays is not None else [0.0] * cloud.world.config.replicas,
+            on_service_principal=on_service_principal,
         )
     return credential.to_admin()
 
@@ -904,6 +913,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
     ("POST", ("applications", "*", "federated-credentials")): post_federated_credential,
     ("POST", ("service-principals", "*", "passwords")): post_sp_password,
+    ("POST", ("service-principals", "*", "certificates")): post_sp_certificate,
     ("POST", ("service-principals", "*", "owners")): post_sp_owner,
     ("PUT", ("service-principals", "*", "tags")): put_sp_tags,
     ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,

@@ -55,12 +55,14 @@ def new_key_credential(
     start: datetime | None = None,
     end: datetime | None = None,
     replica_delays_seconds: Iterable[float] | None = None,
+    on_service_principal: bool = False,
 ) -> KeyCredential:
     """Add a certificate (DER or PEM) to `app` as a key credential (the caller holds the lock).
 
     The display name defaults to the certificate's subject and the dates to its validity, as Graph
     fills them. Each replica learns it within the propagation window, as it learns a new password;
-    `replica_delays_seconds` says exactly when instead (from now)."""
+    `replica_delays_seconds` says exactly when instead (from now). `on_service_principal`: the
+    certificate is the service principal's own, not the app registration's."""
     parsed = load_certificate(certificate)
     now = world.clock.now()
     if replica_delays_seconds is None:
@@ -75,7 +77,7 @@ def new_key_credential(
         certificate=parsed.public_bytes(serialization.Encoding.DER),
         replica_ready=ready,
     )
-    app.certificates.append(credential)
+    (app.sp_certificates if on_service_principal else app.certificates).append(credential)
     return credential
 
 

@@ -126,7 +126,8 @@ def _lifetime_refusal(jwt: SignedJwt) -> Refusal | None:
 def _key_outcome(world: World, app: Application, jwt: SignedJwt) -> KeyCredential | Refusal:
     now = world.clock.now()
     thumbprint = jwt.thumbprint_hex
-    credential = named_credential(jwt, app.certificates)
+    # Entra verifies with the certificates of the app registration and of its service principal.
+    credential = named_credential(jwt, [*app.certificates, *app.sp_certificates])
     if credential is not None and credential.replica_ready:
         # One replica answers each request; one that has not learned the certificate yet knows no such key.
         replica = world.random.randrange(len(credential.replica_ready))

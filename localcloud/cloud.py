@@ -486,16 +486,19 @@ class LocalCloud:
         *,
         display_name: str | None = None,
         replica_delays_seconds: list[float] | None = None,
+        service_principal: bool = False,
     ) -> str:
         """Add a certificate (DER or PEM bytes) to an app as a key credential "a human uploaded earlier"
-        (`POST /applications/{id}/certificates`); returns its keyId. Its dates are the certificate's;
-        every replica knows it unless `replica_delays_seconds` says when each learns it."""
+        (`POST /applications/{id}/certificates`; with `service_principal`, to its service principal:
+        `POST /service-principals/{id}/certificates`); returns its keyId. Its dates are the
+        certificate's; every replica knows it unless `replica_delays_seconds` says when each learns it."""
         body: dict[str, Any] = {"certificate": base64.b64encode(certificate_der).decode("ascii")}
         if display_name is not None:
             body["displayName"] = display_name
         if replica_delays_seconds is not None:
             body["replicaDelaysSeconds"] = list(replica_delays_seconds)
-        key_id: str = self.admin("POST", f"/applications/{application}/certificates", body)["keyId"]
+        collection = "service-principals" if service_principal else "applications"
+        key_id: str = self.admin("POST", f"/{collection}/{application}/certificates", body)["keyId"]
         return key_id
 
     def key_credentials(self, application: str) -> list[KeyCredential]:

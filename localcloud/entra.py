@@ -361,7 +361,11 @@ def _record_sign_in(
             key_created=credential.start,
             key_expires=credential.end,
             resource_id=resource_id,
-            credential_origin=("servicePrincipal" if any(p is credential for p in app.sp_passwords) else "application"),
+            credential_origin=(
+                "servicePrincipal"
+                if any(c is credential for c in [*app.sp_passwords, *app.sp_certificates])
+                else "application"
+            ),
         )
     )
 

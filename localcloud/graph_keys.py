@@ -1,7 +1,8 @@
 """Microsoft Graph v1.0: `addKey` and `removeKey` on applications, with proof of possession.
 
 What the Graph reference documents for both actions (`POST /applications/{id}/addKey`,
-`/removeKey`, and on the `applications(appId='…')` key):
+`/removeKey`, and on the `applications(appId='…')` key; the same on `servicePrincipals`, whose proof's
+`iss` is the service principal's id and whose OwnedBy writers are the service principal's owners):
 
 - the body of addKey: `keyCredential` {`type` `AsymmetricX509Cert`, `usage` `Verify`, `key` = the
   base64 DER certificate, `displayName`?}, `passwordCredential` (null for a certificate), `proof`;
@@ -46,8 +47,9 @@ from localcloud.graph import (
     _no_content,
     _throttle_write,
 )
+from localcloud.graph_directory import _find_service_principal
 from localcloud.keys import WORLD
-from localcloud.state import Application, IssuedToken, KeyCredential, World
+from localcloud.state import ROLE_RW_ALL, ROLE_RW_OWNED, Application, IssuedToken, KeyCredential, World
 
 #: The audience of a proof: the Azure AD Graph application's id, as the reference says.
 PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"
@@ -57,7 +59,12 @@ _INSUFFICIENT = "Insufficient privileges to complete the operation."
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    for base in (PREFIX + "/applications/{object_id}", PREFIX + "/applications(appId={app_key})"):
+    for base in (
+        PREFIX + "/applications/{object_id}",
+        PREFIX + "/applications(appId={app_key})",
+        PREFIX + "/servicePrincipals/{sp_id}",
+        PREFIX + "/servicePrincipals(appId={app_key})",
+    ):
         router.add_post(base + "/addKey", _handled(add_key))
         router.add_post(base + "/removeKey", _handled(remove_key))
 
@@ -114,25 +121,47 @@ def _key_request(body: Any) -> KeyRequest:
     return KeyRequest(der, display_name, _proof(body))
 
 
-def _may_roll_keys(token: IssuedToken, app: Application) -> bool:
-    """An app rolls its own keys without any permission; anyone else needs addPassword's rights."""
-    return token.subject_object_id.lower() == app.sp_object_id.lower() or _may_write(token, app)
+@dataclass(frozen=True)
+class KeyHolder:
+    """The object whose key credentials a request changes: an app registration, or its service principal."""
+
+    app: Application
+    credentials: list[KeyCredential]  # the live list
+    object_id: str  # what a proof's `iss` must name
+    on_service_principal: bool
 
 
-def verify_proof(world: World, app: Application, proof: str) -> KeyCredential:
-    """The currently valid certificate of `app` that signed a valid proof; GraphError 401 otherwise
-    (the caller holds the lock)."""
+def _key_holder(world: World, token: IssuedToken, request: web.Request) -> KeyHolder:
+    """The object the route names (404 outside the caller's tenant), if the caller may roll its keys
+    (403): itself without any permission; anyone else with addPassword's rights on that object."""
+    if request.path.startswith(PREFIX + "/servicePrincipals"):
+        app = _find_service_principal(world, token, request)
+        owns = token.subject_object_id.lower() in {o.lower() for o in app.sp_owners}
+        allowed = ROLE_RW_ALL in token.roles or (ROLE_RW_OWNED in token.roles and owns)
+        holder = KeyHolder(app, app.sp_certificates, app.sp_object_id, True)
+    else:
+        app = _find_application(world, token, request)
+        allowed = _may_write(token, app)
+        holder = KeyHolder(app, app.certificates, app.object_id, False)
+    if not (allowed or token.subject_object_id.lower() == app.sp_object_id.lower()):
+        raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
+    return holder
+
+
+def verify_proof(world: World, holder: KeyHolder, proof: str) -> KeyCredential:
+    """The currently valid certificate of the object that signed a valid proof; GraphError 401
+    otherwise (the caller holds the lock)."""
     try:
         jwt = certificates.parse_jwt(proof)
     except MalformedJwt as exc:
         raise _proof_refused() from exc
     now = world.clock.now()
-    valid = [k for k in app.certificates if k.start <= now < k.end]
+    valid = [k for k in holder.credentials if k.start <= now < k.end]
     signer = certificates.named_credential(jwt, valid)
     if signer is None or not certificates.signed_by(jwt, signer):
         raise _proof_refused()
     claims = jwt.claims
-    if claims.get("aud") != PROOF_AUDIENCE or str(claims.get("iss", "")).lower() != app.object_id.lower():
+    if claims.get("aud") != PROOF_AUDIENCE or str(claims.get("iss", "")).lower() != holder.object_id.lower():
         raise _proof_refused()
     not_before = certificates.numeric_date(claims.get("nbf"))
     expires = certificates.numeric_date(claims.get("exp"))
@@ -150,16 +179,18 @@ async def add_key(request: web.Request) -> web.StreamResponse:
     _throttle_write(world, token)
     requested = _key_request(await _json_body(request))
     with world.lock:
-        app = _find_application(world, token, request)
-        if not _may_roll_keys(token, app):
-            raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
-        verify_proof(world, app, requested.proof)
+        holder = _key_holder(world, token, request)
+        verify_proof(world, holder, requested.proof)
         parsed = certificates.load_certificate(requested.certificate)
         if parsed.not_valid_after_utc <= world.clock.now():
             # What the directory answers to a credential that ends in the past (as for passwords).
             raise _bad_request("Key credential end date is invalid.")
         credential = certificates.new_key_credential(
-            world, app, requested.certificate, display_name=requested.display_name
+            world,
+            holder.app,
+            requested.certificate,
+            display_name=requested.display_name,
+            on_service_principal=holder.on_service_principal,
         )
         body: dict[str, Any] = {"@odata.context": f"{METADATA}#microsoft.graph.keyCredential"}
         body.update(credential.to_graph())
@@ -174,13 +205,11 @@ async def remove_key(request: web.Request) -> web.StreamResponse:
     key_id = _key_id(body)
     proof = _proof(body)
     with world.lock:
-        app = _find_application(world, token, request)
-        if not _may_roll_keys(token, app):
-            raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
-        verify_proof(world, app, proof)
-        credential = next((k for k in app.certificates if k.key_id.lower() == key_id.lower()), None)
+        holder = _key_holder(world, token, request)
+        verify_proof(world, holder, proof)
+        credential = next((k for k in holder.credentials if k.key_id.lower() == key_id.lower()), None)
         if credential is None:
             # As removePassword (400; the real wording is unpublished).
             raise _bad_request(f"No key credential found with keyId '{key_id}'.")
-        app.certificates.remove(credential)
+        holder.credentials.remove(credential)
     return _no_content(request)

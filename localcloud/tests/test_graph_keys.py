@@ -22,6 +22,9 @@ from msgraph.generated.applications.item.add_key.add_key_post_request_body impor
 from msgraph.generated.applications.item.remove_key.remove_key_post_request_body import RemoveKeyPostRequestBody
 from msgraph.generated.models.key_credential import KeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.service_principals.item.add_key.add_key_post_request_body import (
+    AddKeyPostRequestBody as SpAddKeyPostRequestBody,
+)
 
 from localcloud.cloud import LocalCloud
 from localcloud.tests.test_certificate_sign_in import (
@@ -172,6 +175,9 @@ async def test_every_failing_proof_check_is_refused_and_changes_nothing(
         )
         assert_graph_error(removed, 401, "Authentication_MissingOrMalformed")
     assert len(cloud.key_credentials(app["id"])) == 2
+    # No proof reaches the admin state or the request log (a proof is a bearer credential for ten minutes).
+    logged = str(cloud.admin("GET", "/state")) + str(cloud.admin("GET", "/requests"))
+    assert not any(candidate in logged for candidate in proofs.values() if candidate != "not-a-jwt")
 
     # An app without a certificate cannot use the action at all (the reference says so).
     bare = make_app(cloud, "svc-proofs-bare")
@@ -241,3 +247,63 @@ async def test_malformed_key_credentials_are_400(cloud: LocalCloud, raw: httpx.A
         response = await raw.post(f"/applications/{app['id']}/addKey", json=body, headers=token)
         assert_graph_error(response, 400, "Request_BadRequest")
     assert len(cloud.key_credentials(app["id"])) == 1
+
+
+async def test_service_principal_keys_roll_with_the_service_principals_own_proof(
+    cloud: LocalCloud, raw: httpx.AsyncClient
+) -> None:
+    rotator = make_identity(cloud, RW_OWNED)
+    app = make_app(cloud, "svc-sp-keys")
+    sp_id = next(
+        a["servicePrincipalId"]
+        for t in cloud.admin("GET", "/state")["tenants"]
+        for a in t["applications"]
+        if a["id"] == app["id"]
+    )
+    current = make_certificate("sp-current")
+    cloud.add_key_credential(app["id"], current.der, service_principal=True)
+    # Owning the app registration is not owning its service principal.
+    cloud.admin("POST", f"/applications/{app['id']}/owners", {"objectId": rotator.object_id})
+    token = bearer(await token_for(cloud, rotator))
+    denied = await raw.post(
+        f"/servicePrincipals/{sp_id}/addKey",
+        json=add_key_body(make_certificate(), proof(current, sp_id)),
+        headers=token,
+    )
+    assert_graph_error(denied, 403, "Authorization_RequestDenied")
+    cloud.add_service_principal_owner(sp_id, rotator.object_id)
+    # The proof's issuer is the service principal's id, not the application's.
+    wrong_issuer = await raw.post(
+        f"/servicePrincipals/{sp_id}/addKey",
+        json=add_key_body(make_certificate(), proof(current, app["id"])),
+        headers=token,
+    )
+    assert_graph_error(wrong_issuer, 401, "Authentication_MissingOrMalformed")
+
+    new = make_certificate("sp-next")
+    async with graph_client(cloud, rotator) as client:
+        added = await client.service_principals.by_service_principal_id(sp_id).add_key.post(
+            SpAddKeyPostRequestBody(
+                key_credential=KeyCredential(type="AsymmetricX509Cert", usage="Verify", key=new.der),
+                proof=proof(current, sp_id),
+            )
+        )
+        assert added is not None and added.key_id is not None
+        sp = await client.service_principals.by_service_principal_id(sp_id).get()
+    assert sp is not None and len(sp.key_credentials or []) == 2
+    assert cloud.key_credentials(app["id"]) == []  # the app registration's own list is apart
+
+    signed_in = await post_assertion(cloud, app["appId"], sign(new, assertion_claims(cloud, app["appId"])))
+    assert signed_in.status_code == 200, signed_in.text
+    [record] = cloud.sign_ins(app["appId"])
+    assert (record.key_id, record.key_type, record.credential_origin) == (
+        str(added.key_id),
+        "certificate",
+        "servicePrincipal",
+    )
+    removed = await raw.post(
+        f"/servicePrincipals/{sp_id}/removeKey",
+        json={"keyId": str(added.key_id), "proof": proof(current, sp_id)},
+        headers=token,
+    )
+    assert removed.status_code == 204
