@@ -16,8 +16,10 @@ Microsoft.Identity.Web maps, and real error texts users published):
 - 7000274 (401): the certificate is found but the signature (RS256 or PS256) does not verify with it.
 
 Assertion times are checked on real time, as the client that made it reads real time (like token
-lifetimes); the certificate's validity on the app follows the cloud's movable clock. A `jti` is not
-checked for reuse: MSAL reuses one assertion for its whole lifetime.
+lifetimes); the certificate's validity on the app follows the cloud's movable clock. No maximum
+lifetime is imposed: the certificate-credentials reference says Entra sets no limit on `exp` (clients
+should keep it within 5-10 minutes of `nbf`). A `jti` is not checked for reuse: MSAL reuses one
+assertion for its whole lifetime.
 """
 
 from __future__ import annotations
