@@ -8,6 +8,7 @@ ten minutes, so it goes into the request body and nowhere else.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from dataclasses import replace
@@ -31,10 +32,20 @@ from rotation.domain.model import Sensitive
 KEY_APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "keyCredentials", "tags"]
 
 
+def custom_key_thumbprint(raw: bytes | None) -> str | None:
+    """The thumbprint in Graph's ``customKeyIdentifier``. For a certificate the portal, the Azure CLI and
+    Graph write the thumbprint's upper-case hex TEXT there, an ``Edm.Binary``, so msgraph-sdk hands the
+    base64 decoding of that text back (30 bytes): encoding them again gives the text. Twenty bytes are
+    the thumbprint itself (a client that stored the raw digest)."""
+    if raw is None:
+        return None
+    return normal_thumbprint(raw) or normal_thumbprint(base64.b64encode(raw).decode("ascii"))
+
+
 def _thumbprint(item: GraphKeyCredential) -> str | None:
     """Graph's ``customKeyIdentifier`` (the SHA-1 thumbprint for a certificate); else the thumbprint
     of ``key``, which Graph returns on a ``$select`` read of one application."""
-    found = normal_thumbprint(item.custom_key_identifier)
+    found = custom_key_thumbprint(item.custom_key_identifier)
     if found is None and item.key:
         found = hashlib.sha1(item.key, usedforsecurity=False).hexdigest().upper()
     return found

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from rotation.adapters.graph_keys import custom_key_thumbprint
 from rotation.domain import policy
 from rotation.domain.assertions import (
     PROOF_AUDIENCE,
@@ -98,3 +99,11 @@ def test_a_propagating_code_keeps_validation_going_where_the_catalogue_would_sto
     going = patient.after(refused, 1.0)
     assert going.verdict is policy.Verdict.CONTINUE and not going.last_transient
     assert going.after(ProbeResult(ok=True), 2.0).verdict is policy.Verdict.PASSED
+
+
+def test_graphs_custom_key_identifier_reads_as_the_thumbprint_whichever_way_it_was_stored() -> None:
+    thumbprint = "52ED9B5038A47B9E2E2190715CC238359D4F8F73"
+    as_msgraph_reads_the_hex_text = base64.b64decode(thumbprint)
+    assert custom_key_thumbprint(as_msgraph_reads_the_hex_text) == thumbprint
+    assert custom_key_thumbprint(bytes.fromhex(thumbprint)) == thumbprint
+    assert custom_key_thumbprint(None) is None and custom_key_thumbprint(b"\x00" * 7) is None

@@ -1,0 +1,286 @@
+"""Managed certificates end to end (issue 15): the real azure-keyvault-certificates, azure-keyvault-keys
+(CryptographyClient.sign), msgraph-sdk (addKey/removeKey) and azure-identity (ClientAssertionCredential)
+against the local cloud, which checks every proof and assertion's signature, audience and lifetime.
+
+The rotator's identity gets "Key Vault Certificates Officer" and "Key Vault Crypto User" on the vault for
+these tests (what ``rotationCertificates=true`` grants in Azure) and loses them afterwards, so the shared
+cloud keeps the secrets-only grant the other tests expect. Every test ends with nothing signed (a proof,
+an assertion, a signature) in the logs or the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pytest
+
+from emulator.rotator_profile import RotatorCloud
+from localcloud.keyvault_certificates import IssuedCertificate
+from rotation.domain.assertions import client_assertion
+from rotation.domain.model import Action, Outcome, ReconcileRequest, vault_host
+from rotation.runtime import open_runtime
+from rotation.settings import Settings
+from tests.integration.reconcile_helpers import (
+    add_fault,
+    capture_logs,
+    clear_faults,
+    make_settings,
+    mark,
+    matching,
+    requests_since,
+    writes,
+)
+from tests.integration.seed import bind_async, create_owned_app, unique
+
+VAULT = "kv-local"
+CERTIFICATE_ROLES = ("Key Vault Certificates Officer", "Key Vault Crypto User")
+HEX32 = "[0-9a-f]{32}"
+DUE = {"ValidityPeriodDays": "400", "RotateBeforeDays": "365"}
+
+
+@pytest.fixture(autouse=True)
+def _logs(caplog: pytest.LogCaptureFixture) -> None:
+    capture_logs(caplog)
+
+
+@pytest.fixture
+def certificate_roles(cloud: RotatorCloud) -> Iterator[None]:
+    assert cloud.rotator is not None
+    grants = [{"objectId": cloud.rotator.sp_object_id, "vault": VAULT, "role": role} for role in CERTIFICATE_ROLES]
+    for grant in grants:
+        cloud.admin("POST", "/role-assignments", grant)
+    yield
+    for grant in grants:
+        cloud.admin("DELETE", "/role-assignments", grant)
+
+
+@dataclass
+class Managed:
+    """A managed certificate: its first version's certificate on a bound app, next to a human's."""
+
+    cloud: RotatorCloud
+    name: str
+    app_id: str
+    object_id: str
+    first: IssuedCertificate
+    first_key: str
+    human_key: str
+
+    def keys(self) -> dict[str, Any]:
+        return {k.key_id: k for k in self.cloud.key_credentials(self.app_id)}
+
+    def versions(self) -> list[IssuedCertificate]:
+        return self.cloud.certificate_versions(VAULT, self.name)
+
+    def latest(self) -> IssuedCertificate:
+        return self.versions()[-1]
+
+
+async def manage(cloud: RotatorCloud, *, tags: dict[str, str] | None = None) -> Managed:
+    app = create_owned_app(cloud, unique("svc"))
+    name = unique("cert")
+    first = cloud.create_certificate(
+        VAULT, name, validity_months=12, tags={"ProviderAddress": app["appId"], **(tags or {})}
+    )
+    first_key = cloud.add_key_credential(app["appId"], first.der, display_name=f"CN={name} (added by a person)")
+    human = cloud.create_certificate(VAULT, unique("human"), validity_months=12)
+    human_key = cloud.add_key_credential(app["appId"], human.der, display_name="CI (a human's)")
+    await bind_async(cloud, app["appId"], VAULT, name)
+    return Managed(cloud, name, app["appId"], app["id"], first, first_key, human_key)
+
+
+def settings_for(**overrides: Any) -> Settings:
+    base = {**os.environ, "ROTATION_CERTIFICATES": "true", "ROTATION_RETIREMENT_EVIDENCE": "off"}
+    return make_settings(base, **overrides)
+
+
+async def reconcile(
+    settings: Settings, managed: Managed, mode: Literal["normal", "forced", "emergency"] = "normal"
+) -> Outcome:
+    async with open_runtime(settings) as runtime:
+        request = ReconcileRequest.new(
+            VAULT, managed.name, now=datetime.now(UTC), reason="integration test", mode=mode, kind="certificate"
+        )
+        return await runtime.reconciler.reconcile(request)
+
+
+async def signs_in(settings: Settings, managed: Managed, version: IssuedCertificate) -> bool:
+    """Whether a client assertion signed in Key Vault by ``version``'s key gets a token now."""
+    async with open_runtime(settings) as runtime:
+        vault = runtime.certificate_vaults[VAULT]
+        flow = runtime.reconciler.certificates
+        assert flow is not None
+        probe = flow.probe
+        tenant = settings.tenant_id or ""
+        draft = client_assertion(managed.app_id, probe.token_endpoint(tenant), version.der, datetime.now(UTC))
+        signature = await vault.sign(managed.name, version.version, draft.digest)
+        result = await probe.probe_assertion(tenant, managed.app_id, draft.signed(signature))
+        return result.ok
+
+
+def assert_nothing_signed_leaked(outcome: Outcome, caplog: pytest.LogCaptureFixture) -> None:
+    text = caplog.text + str(outcome.to_dict())
+    for record in caplog.records:
+        text += str(getattr(record, "args", ""))
+    assert "eyJ" not in text, "a JWT (proof or assertion) reached a log line or the outcome"
+
+
+# --- the happy paths ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_a_forced_rotation_adds_proves_and_keeps_the_old_key_for_the_grace_period(
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    managed = await manage(cloud)
+    settings = settings_for(grace_hours=24, validation_successes=2)
+
+    outcome = await reconcile(settings, managed, "forced")
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.ok and outcome.action is Action.ROTATED, outcome.to_dict()
+    new = managed.latest()
+    assert new.version == outcome.vault_version != managed.first.version
+    keys = managed.keys()
+    assert set(keys) == {managed.first_key, managed.human_key, outcome.created_key_id}
+    added = keys[outcome.created_key_id]
+    rotation_id = new.tags["RotationId"]
+    assert added.display_name == f"rotator:{vault_host(cloud.vault_url(VAULT))}/{managed.name}:{rotation_id}"
+    assert new.tags["CredentialId"] == outcome.created_key_id and new.tags["RotationState"] == "active"
+    assert new.tags["RetireCredentialId"] == managed.first_key and "RetireAfter" in new.tags
+    assert new.tags["ProviderAddress"] == managed.app_id
+    assert outcome.validation_attempts >= 2
+    assert await signs_in(settings, managed, new) and await signs_in(settings, managed, managed.first)
+    # Converged: the next run has nothing to do and writes nothing.
+    since = mark(cloud)
+    again = await reconcile(settings, managed)
+    assert again.ok and again.action is Action.NONE, again.to_dict()
+    assert writes(requests_since(cloud, since)) == []
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_an_emergency_removes_the_old_key_with_a_proof_signed_by_the_new_one(
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    managed = await manage(cloud)
+    settings = settings_for(grace_hours=24)
+
+    outcome = await reconcile(settings, managed, "emergency")
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.ok and outcome.retired_key_ids == (managed.first_key,), outcome.to_dict()
+    assert set(managed.keys()) == {managed.human_key, outcome.created_key_id}
+    first = next(v for v in managed.versions() if v.version == managed.first.version)
+    assert not first.enabled  # nothing signs in with it any more
+    assert "Emergency" not in managed.latest().tags and "RetireCredentialId" not in managed.latest().tags
+    assert await signs_in(settings, managed, managed.latest())
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_a_certificate_not_on_the_app_is_left_alone_with_the_command_a_person_runs_once(
+    cloud: RotatorCloud,
+) -> None:
+    app = create_owned_app(cloud, unique("svc"))
+    name = unique("cert")
+    cloud.create_certificate(VAULT, name, validity_months=12, tags={"ProviderAddress": app["appId"]})
+    await bind_async(cloud, app["appId"], VAULT, name)
+    since = mark(cloud)
+    settings = settings_for()
+
+    async with open_runtime(settings) as runtime:
+        request = ReconcileRequest.new(VAULT, name, now=datetime.now(UTC), mode="forced", kind="certificate")
+        outcome = await runtime.reconciler.reconcile(request)
+
+    assert outcome.error_code == "NoUsableCertificate", outcome.to_dict()
+    assert f"az ad app credential reset --id {app['appId']} --cert {name} --keyvault" in (outcome.error_message or "")
+    assert writes(requests_since(cloud, since)) == []
+
+
+async def test_without_the_certificate_roles_the_rotator_says_which_role_to_grant(cloud: RotatorCloud) -> None:
+    managed = await manage(cloud)
+    outcome = await reconcile(settings_for(), managed, "forced")
+    assert outcome.error_code == "PermissionDenied", outcome.to_dict()
+    assert "Key Vault Certificates Officer" in (outcome.error_message or "")
+
+
+# --- a crash at each call -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    service: str
+    method: str
+    path: str  # "{name}" is the certificate's name
+    drop: bool = False
+
+    def fault(self, name: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"method": self.method, "path_regex": self.path.replace("{name}", name), "count": 1000}
+        if self.drop:
+            spec["drop"] = True
+        else:
+            spec["status"] = 500
+        return spec
+
+
+CRASH_POINTS = {
+    "create-version": CrashPoint("keyvault", "POST", r"^/certificates/{name}/create$", drop=True),
+    "list-versions": CrashPoint("keyvault", "GET", r"^/certificates/{name}/versions$"),
+    "sign": CrashPoint("keyvault", "POST", rf"^/keys/{{name}}/{HEX32}/sign$"),
+    "addKey": CrashPoint("graph", "POST", r"/addKey$", drop=True),
+    "tags-write": CrashPoint("keyvault", "PATCH", rf"^/certificates/{{name}}/{HEX32}$"),
+    "token-request": CrashPoint("entra", "POST", r"/oauth2/v2.0/token$"),
+    "removeKey": CrashPoint("graph", "POST", r"/removeKey$", drop=True),
+}
+
+
+@pytest.mark.usefixtures("certificate_roles")
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_rotation_that_dies_at_any_call_converges_and_never_leaves_the_app_without_a_working_key(
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture, point: str
+) -> None:
+    # Due now: a 365-day window on a one-year certificate (the rotator's own next version is not: its
+    # window shrinks to a third of its lifetime, as for a password whose lifetime a policy clamped).
+    managed = await manage(cloud, tags=DUE)
+    settings = settings_for(
+        throttle_retry_seconds=1, orphan_margin_minutes=0, validation_deadline_seconds=5, grace_hours=0
+    )
+    crash = CRASH_POINTS[point]
+    add_fault(cloud, crash.service, **crash.fault(managed.name))
+    since = mark(cloud)
+
+    failed = await reconcile(settings, managed)
+
+    assert_nothing_signed_leaked(failed, caplog)
+    assert not failed.ok, failed.to_dict()
+    hit = matching(requests_since(cloud, since), crash.service, crash.method)
+    assert any(r["status"] in (0, 500) for r in hit), "the fault never fired"
+    clear_faults(cloud)
+    # Half-done or not, some version in the vault still signs in: the app never lacks a working key.
+    usable = [
+        v
+        for v in managed.versions()
+        if v.enabled and any(k.thumbprint == v.thumbprint for k in managed.keys().values())
+    ]
+    assert usable and any([await signs_in(settings, managed, v) for v in usable])
+
+    outcome = await reconcile(settings, managed)
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.ok, outcome.to_dict()
+    latest = managed.latest()
+    assert latest.tags.get("RotationState") == "active" and "RetireCredentialId" not in latest.tags
+    keys = managed.keys()
+    assert {k.thumbprint for k in keys.values()} >= {latest.thumbprint}
+    assert managed.human_key in keys and managed.first_key not in keys  # grace 0: the old key went
+    assert len(keys) == 2, {k: v.display_name for k, v in keys.items()}  # no orphan left behind
+    assert await signs_in(settings, managed, latest)
+    since = mark(cloud)
+    again = await reconcile(settings, managed)
+    assert again.ok and again.action is Action.NONE, again.to_dict()
+    assert writes(requests_since(cloud, since)) == []
+    logging.getLogger(__name__).debug("converged after a crash at %s", point)
