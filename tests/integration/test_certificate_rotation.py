@@ -94,6 +94,10 @@ async def manage(cloud: RotatorCloud, *, tags: dict[str, str] | None = None) -> 
     return Managed(cloud, name, app["appId"], app["id"], first, first_key, human_key)
 
 
+def tags(version: IssuedCertificate) -> dict[str, str]:
+    return dict(version.tags or {})
+
+
 def settings_for(**overrides: Any) -> Settings:
     base = {**os.environ, "ROTATION_CERTIFICATES": "true", "ROTATION_RETIREMENT_EVIDENCE": "off"}
     return make_settings(base, **overrides)
@@ -147,13 +151,14 @@ async def test_a_forced_rotation_adds_proves_and_keeps_the_old_key_for_the_grace
     new = managed.latest()
     assert new.version == outcome.vault_version != managed.first.version
     keys = managed.keys()
+    assert outcome.created_key_id is not None
     assert set(keys) == {managed.first_key, managed.human_key, outcome.created_key_id}
     added = keys[outcome.created_key_id]
-    rotation_id = new.tags["RotationId"]
+    rotation_id = tags(new)["RotationId"]
     assert added.display_name == f"rotator:{vault_host(cloud.vault_url(VAULT))}/{managed.name}:{rotation_id}"
-    assert new.tags["CredentialId"] == outcome.created_key_id and new.tags["RotationState"] == "active"
-    assert new.tags["RetireCredentialId"] == managed.first_key and "RetireAfter" in new.tags
-    assert new.tags["ProviderAddress"] == managed.app_id
+    assert tags(new)["CredentialId"] == outcome.created_key_id and tags(new)["RotationState"] == "active"
+    assert tags(new)["RetireCredentialId"] == managed.first_key and "RetireAfter" in tags(new)
+    assert tags(new)["ProviderAddress"] == managed.app_id
     assert outcome.validation_attempts >= 2
     assert await signs_in(settings, managed, new) and await signs_in(settings, managed, managed.first)
     # Converged: the next run has nothing to do and writes nothing.
@@ -177,7 +182,7 @@ async def test_an_emergency_removes_the_old_key_with_a_proof_signed_by_the_new_o
     assert set(managed.keys()) == {managed.human_key, outcome.created_key_id}
     first = next(v for v in managed.versions() if v.version == managed.first.version)
     assert not first.enabled  # nothing signs in with it any more
-    assert "Emergency" not in managed.latest().tags and "RetireCredentialId" not in managed.latest().tags
+    assert "Emergency" not in tags(managed.latest()) and "RetireCredentialId" not in tags(managed.latest())
     assert await signs_in(settings, managed, managed.latest())
 
 
@@ -273,7 +278,7 @@ async def test_a_rotation_that_dies_at_any_call_converges_and_never_leaves_the_a
     assert_nothing_signed_leaked(outcome, caplog)
     assert outcome.ok, outcome.to_dict()
     latest = managed.latest()
-    assert latest.tags.get("RotationState") == "active" and "RetireCredentialId" not in latest.tags
+    assert tags(latest).get("RotationState") == "active" and "RetireCredentialId" not in tags(latest)
     keys = managed.keys()
     assert {k.thumbprint for k in keys.values()} >= {latest.thumbprint}
     assert managed.human_key in keys and managed.first_key not in keys  # grace 0: the old key went
