@@ -25,7 +25,7 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from rotation.adapters.graph import GraphDirectory, _application
 from rotation.domain.certificates import KEY_TYPE, KEY_USAGE, KeyApplication, KeyCredential, normal_thumbprint
-from rotation.domain.errors import GraphError
+from rotation.domain.errors import GraphError, ProofRefusedError
 from rotation.domain.model import Sensitive
 
 #: The app's id, binding tags and key credentials: what a certificate rotation reads, in one request.
@@ -65,6 +65,13 @@ def _key_application(app: GraphApplication) -> KeyApplication:
     return KeyApplication(_application(app), tuple(_key_credential(k) for k in app.key_credentials or []))
 
 
+def _raise_if_proof_refused(exc: ODataError, what: str) -> None:
+    """A 401 on addKey/removeKey is the proof, not the rotator's token (which Graph took for the read
+    before): say so instead of "grant a Graph token"; anything else goes to the shared mapping."""
+    if exc.response_status_code == 401:
+        raise ProofRefusedError(what) from exc
+
+
 class GraphKeys(GraphDirectory):
     """`GraphDirectory` plus the `KeyDirectory` port."""
 
@@ -94,8 +101,14 @@ class GraphKeys(GraphDirectory):
             proof=proof.reveal(),
         )
 
+        what = f"add a certificate to application {app_id or object_id}"
+
         async def call() -> KeyCredential:
-            created = await self._client.applications.by_application_id(object_id).add_key.post(body)
+            try:
+                created = await self._client.applications.by_application_id(object_id).add_key.post(body)
+            except ODataError as exc:
+                _raise_if_proof_refused(exc, what)
+                raise
             if created is None or created.key_id is None:
                 raise GraphError("Graph addKey answered without the new key credential.")
             credential = _key_credential(created)
@@ -108,10 +121,11 @@ class GraphKeys(GraphDirectory):
 
         # Not idempotent: a retry after a lost answer is refused as a duplicate certificate, and the
         # next run finds the key on the app by its thumbprint and records it.
-        return await self._call(call, f"add a certificate to application {app_id or object_id}", app_id=app_id)
+        return await self._call(call, what, app_id=app_id)
 
     async def remove_key(self, object_id: str, key_id: str, proof: Sensitive, *, app_id: str = "") -> bool:
         body = RemoveKeyPostRequestBody(key_id=uuid.UUID(key_id), proof=proof.reveal())
+        what = f"remove certificate {key_id} of application {app_id or object_id}"
 
         async def call() -> bool:
             try:
@@ -119,10 +133,10 @@ class GraphKeys(GraphDirectory):
             except ODataError as exc:
                 if exc.response_status_code in (400, 404) and not await self._still_has_key(object_id, key_id):
                     return False
+                _raise_if_proof_refused(exc, what)
                 raise
             return True
 
-        what = f"remove certificate {key_id} of application {app_id or object_id}"
         return await self._call(call, what, app_id=app_id)
 
     async def _still_has_key(self, object_id: str, key_id: str) -> bool:

@@ -10,7 +10,7 @@ sign with it. Nothing here holds a private key, and a certificate's public DER i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from rotation.domain.model import Application, Binding, PasswordCredential, SecretVersion, ensure_utc
@@ -44,10 +44,12 @@ class KeyCredential(PasswordCredential):
 
     thumbprint: str | None = None
 
-    def is_valid(self, now: datetime) -> bool:
-        """Whether Entra accepts an assertion signed with this key at ``now`` (started, not expired)."""
+    def is_valid(self, now: datetime, *, skew: timedelta = timedelta(0)) -> bool:
+        """Whether Entra accepts an assertion signed with this key at ``now`` (started, not expired);
+        ``skew``: how far ahead of ``now`` a start may be (a certificate Key Vault issued a moment ago,
+        dated by Key Vault's clock)."""
         at = ensure_utc(now)
-        started = self.start is None or self.start <= at
+        started = self.start is None or self.start <= at + skew
         return started and not self.is_expired(at)
 
 

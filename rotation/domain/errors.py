@@ -558,6 +558,24 @@ class NoUsableCertificateError(RotationError):
         return data
 
 
+class ProofRefusedError(RotationError):
+    """Graph refused an addKey/removeKey proof of possession (401 ``Authentication_MissingOrMalformed``):
+    its signature, audience, issuer or lifetime did not check out, e.g. a clock far off Entra's."""
+
+    default_code = "ProofRefused"
+    retryable = False
+    http_status = 502
+    why = "Graph refused the signed proof; the same proof would be refused again, the sweep tries a fresh one"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"Microsoft Graph refused the proof of possession to {what} (HTTP 401: its signature, audience, "
+            "issuer or lifetime did not check out); nothing was changed.",
+            "Check that the rotator's clock is right and that the signing certificate is still valid on the app; "
+            "the next run signs a fresh proof.",
+        )
+
+
 class CertificateNotFoundError(RotationError):
     """The certificate named in a request does not exist in the vault."""
 

@@ -76,7 +76,11 @@ from rotation.settings import SecretPolicy, Settings
 #: found" (AADSTS700027), for a few seconds after addKey, like 7000215 for a new password.
 PROPAGATING_CODES = frozenset({700027})
 
-__all__ = ["PROPAGATING_CODES", "CertificateReconciler", "CertificateRun", "Seen", "vault_name_of"]
+#: How far the rotator's clock may be behind Key Vault's and Entra's (which accept tokens 5 minutes
+#: early): a certificate issued a moment ago may start "in the future" here and still sign.
+CLOCK_SKEW = timedelta(minutes=5)
+
+__all__ = ["CLOCK_SKEW", "PROPAGATING_CODES", "CertificateReconciler", "CertificateRun", "Seen", "vault_name_of"]
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,8 @@ def signer(run: CertificateRun, seen: Seen, *, exclude: str | None = None) -> Ce
     candidates = [seen.latest, *sorted(seen.versions, key=_created, reverse=True)]
     for version in candidates:
         key = seen.app.by_thumbprint(version.thumbprint)
-        if version.version is None or not version.usable_at(now) or key is None or not key.is_valid(now):
+        usable_key = key is not None and key.is_valid(now, skew=CLOCK_SKEW)
+        if version.version is None or not version.usable_at(now) or key is None or not usable_key:
             continue
         if exclude is not None and key.key_id.lower() == exclude.lower():
             continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,6 +24,8 @@ from localcloud.keyvault_certificates import IssuedCertificate
 from rotation.domain.assertions import client_assertion
 from rotation.domain.model import Action, Outcome, ReconcileRequest, vault_host
 from rotation.runtime import open_runtime
+from rotation.service.certificate_sweep import scan_certificates
+from rotation.service.sweep import scan
 from rotation.settings import Settings
 from tests.integration.reconcile_helpers import (
     add_fault,
@@ -33,6 +35,7 @@ from tests.integration.reconcile_helpers import (
     mark,
     matching,
     requests_since,
+    start_private_cloud,
     writes,
 )
 from tests.integration.seed import bind_async, create_owned_app, unique
@@ -289,3 +292,35 @@ async def test_a_rotation_that_dies_at_any_call_converges_and_never_leaves_the_a
     assert again.ok and again.action is Action.NONE, again.to_dict()
     assert writes(requests_since(cloud, since)) == []
     logging.getLogger(__name__).debug("converged after a crash at %s", point)
+
+
+async def test_a_proof_graph_refuses_is_said_as_such_and_the_old_key_stays(
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rotator whose clock is far behind Entra's signs with a certificate that Entra already takes
+    for expired: 401, reported as a refused proof (not as a missing Graph permission); nothing removed."""
+    cloud = start_private_cloud(private_cloud, monkeypatch, vaults=(VAULT,))
+    assert cloud.rotator is not None
+    for role in CERTIFICATE_ROLES:
+        cloud.admin("POST", "/role-assignments", {"objectId": cloud.rotator.sp_object_id, "vault": VAULT, "role": role})
+    managed = await manage(cloud)
+    cloud.advance_clock(400 * 86400, emit_events=False)  # past the one-year certificates' end
+
+    outcome = await reconcile(settings_for(), managed, "forced")
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.error_code == "ProofRefused" and not outcome.retryable, outcome.to_dict()
+    assert {managed.first_key, managed.human_key} <= set(managed.keys())
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_the_sweep_lists_the_certificate_and_leaves_its_secret_to_it(cloud: RotatorCloud) -> None:
+    managed = await manage(cloud, tags=DUE)
+    settings = settings_for()
+    now = datetime.now(UTC)
+    async with open_runtime(settings) as runtime:
+        secrets = await scan(settings, runtime.vaults, now, only=VAULT)
+        certificates = await scan_certificates(settings, runtime.certificate_vaults, now, only=VAULT)
+    assert managed.name not in {s.name for s in secrets}  # Key Vault's own secret of the certificate
+    found = [s for s in certificates if s.name == managed.name]
+    assert found and found[0].needs_work and "rotation due" in found[0].needs_work

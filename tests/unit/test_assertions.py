@@ -24,7 +24,7 @@ from rotation.domain.assertions import (
     x5t,
     x5t_s256,
 )
-from rotation.domain.certificates import normal_thumbprint
+from rotation.domain.certificates import KeyCredential, normal_thumbprint
 from rotation.domain.model import ProbeResult, Sensitive
 from tests.certificate_fakes import self_signed
 
@@ -107,3 +107,10 @@ def test_graphs_custom_key_identifier_reads_as_the_thumbprint_whichever_way_it_w
     assert custom_key_thumbprint(as_msgraph_reads_the_hex_text) == thumbprint
     assert custom_key_thumbprint(bytes.fromhex(thumbprint)) == thumbprint
     assert custom_key_thumbprint(None) is None and custom_key_thumbprint(b"\x00" * 7) is None
+
+
+def test_a_key_issued_by_a_clock_slightly_ahead_still_counts_as_valid_within_the_skew() -> None:
+    key = KeyCredential("k", start=NOW + timedelta(minutes=2), end=NOW + timedelta(days=30))
+    assert not key.is_valid(NOW)
+    assert key.is_valid(NOW, skew=timedelta(minutes=5))
+    assert not KeyCredential("k", start=NOW - timedelta(days=40), end=NOW - timedelta(days=1)).is_valid(NOW)
