@@ -36,8 +36,10 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
         settings = invocation_settings("on_key_vault_event", new_operation_id())
         parsed = parse_event(payload, known_vaults=settings.vaults)
         if isinstance(parsed, KeyVaultEvent) and parsed.about_certificate and not settings.certificates:
-            parsed = Ignored("certificate rotation is off (ROTATION_CERTIFICATES)", parsed.type, parsed.event_id)
-        if isinstance(parsed, KeyVaultEvent):
+            # A managed vault's certificate, but certificates are off here: expected, not a warning.
+            reason = "certificate rotation is off (ROTATION_CERTIFICATES)"
+            log_event("EventIgnored", eventId=parsed.event_id, eventType=parsed.type, reason=reason)
+        elif isinstance(parsed, KeyVaultEvent):
             request = parsed.to_request(config.clock())
             requests.set(request.to_json())
             log_enqueued(request, source="event", **event_facts(parsed))

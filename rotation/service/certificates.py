@@ -138,10 +138,12 @@ class CertificateRun:
         return self.settings.vault_host(self.request.vault)
 
     def dims(self) -> dict[str, Any]:
+        # ``secret`` like the secret flow's lines (alerts and lifecycle subscribers read it), and ``kind``.
         return {
             "operationId": self.request.operation_id,
             "vault": self.request.vault,
-            "certificate": self.request.secret,
+            "secret": self.request.secret,
+            "kind": "certificate",
             "mode": self.request.mode,
         }
 
