@@ -16,7 +16,7 @@ from tests.functions.harness import Collector, events_named, request_mark, reque
 
 def certificate_event(cloud: RotatorCloud, name: str, event_type: str) -> func.EventGridEvent:
     version = uuid.uuid4().hex
-    data = {
+    data: dict[str, object] = {
         "Id": f"{cloud.vault_url('kv-local')}/certificates/{name}/{version}",
         "VaultName": "kv-local",
         "ObjectType": "Certificate",
