@@ -9,12 +9,13 @@ Vault for RS256 over a SHA-256 digest. Failures are translated once, here, like 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
-from azure.keyvault.certificates import CertificateProperties, KeyVaultCertificate
+from azure.keyvault.certificates import CertificateOperation, CertificateProperties, KeyVaultCertificate
 from azure.keyvault.certificates.aio import CertificateClient
 from azure.keyvault.keys.crypto import SignatureAlgorithm
 from azure.keyvault.keys.crypto.aio import CryptographyClient
@@ -39,6 +40,8 @@ CRYPTO_USER = "the 'Key Vault Crypto User' role on vault '{vault}' (scope: the v
 #: How often the create poller asks whether the new version is issued. A Self-issued certificate
 #: is ready in seconds; azure-keyvault-certificates' default is 5 s.
 CREATE_POLL_SECONDS = 1
+#: How long a create waits for an operation already pending on the certificate.
+PENDING_WAIT_SECONDS = 60
 
 
 class KeyVaultCertificates:
@@ -110,9 +113,16 @@ class KeyVaultCertificates:
 
         async def call() -> CertificateVersion:
             policy = await self._client.get_certificate_policy(certificate)
-            created = await self._client.create_certificate(
-                certificate, policy, tags=dict(tags), _polling_interval=CREATE_POLL_SECONDS
-            )
+            try:
+                created: KeyVaultCertificate | CertificateOperation = await self._client.create_certificate(
+                    certificate, policy, tags=dict(tags), _polling_interval=CREATE_POLL_SECONDS
+                )
+            except HttpResponseError as exc:
+                if exc.status_code != 409 or "pending" not in str(exc.message or "").lower():
+                    raise
+                # A create already under way: this call's own, retried after its answer was lost (the
+                # caller compares the RotationId it finds), or someone else's. Wait for it, never a second.
+                created = await self._finish_pending(certificate)
             if not isinstance(created, KeyVaultCertificate):
                 raise KeyVaultError(
                     f"Key Vault did not issue the new version of certificate '{certificate}' "
@@ -121,9 +131,23 @@ class KeyVaultCertificates:
                 )
             return self._certificate(created)
 
-        # Not retried as a whole after a lost answer: a second create would make a second version.
-        # A version created but unanswered carries this rotation's RotationId, and the next run adds its key.
+        # Retried after a lost answer: Key Vault then refuses a second create while the first is pending
+        # (409), and the call waits for that one instead. A version created after the caller gave up
+        # carries this rotation's RotationId, and the next run adds its key.
         return await self._call(call, f"create a version of certificate '{certificate}'", CERTIFICATES_OFFICER)
+
+    async def _finish_pending(self, certificate: str) -> KeyVaultCertificate | CertificateOperation:
+        """Wait (at most :data:`PENDING_WAIT_SECONDS`) for the pending operation; its certificate."""
+        waited = 0.0
+        while True:
+            operation = await self._client.get_certificate_operation(certificate)
+            if operation.status != "inProgress" or waited >= PENDING_WAIT_SECONDS:
+                break
+            await asyncio.sleep(CREATE_POLL_SECONDS)
+            waited += CREATE_POLL_SECONDS
+        if operation.status != "completed":
+            return operation
+        return await self._client.get_certificate(certificate)
 
     async def update_certificate(
         self, certificate: str, version: str, *, tags: Mapping[str, str] | None = None, enabled: bool | None = None

@@ -62,6 +62,7 @@ from rotation.domain.model import (
     ReconcileRequest,
     RotationState,
     Sensitive,
+    Tag,
     new_rotation_id,
     rotator_display_name,
 )
@@ -655,6 +656,9 @@ async def rotate(run: CertificateRun, seen: Seen) -> Seen:
     run.report.did(Action.ROTATED)
     run.report.state = state
     run.event("CertificateVersionCreated", vaultVersion=created.version, thumbprint=created.thumbprint)
+    if created.tags.get(Tag.RotationId) != rotation_id:
+        # The create waited for someone else's pending version: theirs to finish; the next run looks.
+        raise SupersededError(run.request.vault, run.name, seen.latest.version, created.version)
     seen = replace(seen, latest=created, versions=(created, *seen.versions), state=state)
     seen = await add_pending_key(run, seen)
     seen, _ = await finish_validation(run, seen)

@@ -324,3 +324,29 @@ async def test_the_sweep_lists_the_certificate_and_leaves_its_secret_to_it(cloud
     assert managed.name not in {s.name for s in secrets}  # Key Vault's own secret of the certificate
     found = [s for s in certificates if s.name == managed.name]
     assert found and found[0].needs_work and "rotation due" in found[0].needs_work
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_a_create_retried_while_its_first_attempt_is_pending_waits_for_it_instead_of_a_second_version(
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Key Vault takes a moment to issue; the poller's first status read fails, so the create is retried,
+    Key Vault answers 409 (a pending operation), and the retry waits for the first one: one new version."""
+    managed = await manage(cloud)
+    cloud.set_certificate_issuance_delay(VAULT, 2)
+    try:
+        add_fault(
+            cloud, "keyvault", status=500, count=1, method="GET", path_regex=rf"^/certificates/{managed.name}/pending$"
+        )
+        since = mark(cloud)
+        outcome = await reconcile(settings_for(throttle_retry_seconds=30), managed, "forced")
+        creates = [r["status"] for r in matching(requests_since(cloud, since), "keyvault", "POST", "/create")]
+    finally:
+        cloud.set_certificate_issuance_delay(VAULT, 0)
+        clear_faults(cloud)
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.ok and outcome.action is Action.ROTATED, outcome.to_dict()
+    assert creates == [202, 409], creates  # the retry found the first create pending
+    assert len(managed.versions()) == 2  # the first and exactly one new one
+    assert tags(managed.latest())["CredentialId"] == outcome.created_key_id
