@@ -497,7 +497,12 @@ async def retire(run: CertificateRun, seen: Seen) -> Seen:
         return seen
     await ensure_latest(run, seen)
     old = seen.app.key(key_id)
-    if old is not None and not may_remove(run, seen, old):
+    current = {k.lower() for k in (seen.state.credential_id, seen.latest_key.key_id if seen.latest_key else None) if k}
+    if key_id.lower() in current:
+        # Never the key consumers sign in with now, whatever a tag says.
+        run.report.warn(f"refused to retire key {key_id}: it is the current version's key")
+        run.event("RetirementRefused", keyId=key_id, level=logging.WARNING)
+    elif old is not None and not may_remove(run, seen, old):
         run.report.warn(
             f"refused to retire key {key_id}: the rotator did not add it for {run.host}/{run.name}, the binding "
             "does not name it and it is no version of this certificate (a forged RetireCredentialId?)"

@@ -328,3 +328,14 @@ async def test_no_signed_jwt_reaches_a_log_line_or_the_outcome(mode: Mode, caplo
     for jwt in signed:
         signature = jwt.rsplit(".", 1)[1]
         assert signature not in text and jwt not in text
+
+
+async def test_a_forged_retire_tag_naming_the_current_key_never_removes_it() -> None:
+    w = world()
+    await w.reconcile()  # adopted: CredentialId = the current version's key
+    w.vault.latest(CERT).tags.update(
+        {Tag.CredentialId: w.human_key, Tag.RetireCredentialId: w.old_key, Tag.RetireAfter: "2025-01-01T00:00:00Z"}
+    )
+    outcome = await w.reconcile()
+    assert outcome.ok and w.old_key in w.key_ids() and "removeKey" not in w.ops()
+    assert any("current version's key" in warning for warning in outcome.warnings)
