@@ -505,6 +505,19 @@ def check_value_length(seen: Observed, shape: ValueShape | None) -> Check:
     evidence = f"{length} characters, hint '{shape.hint}'"
     if shape.current_format:
         evidence += ", Entra's current format ('8Q~' at positions 4-6)"
+    if shape.current_format and length < CURRENT_LENGTH:
+        # Every value in this format is exactly CURRENT_LENGTH long: a shorter one cannot sign in,
+        # whatever else is right, so this is a failure (the lead cause when the rest matches).
+        return Check(
+            "value.length",
+            title,
+            Status.FAIL,
+            evidence + f": truncated, {CURRENT_LENGTH - length} character(s) missing",
+            f"Values in Entra's current format are exactly {CURRENT_LENGTH} characters long; this one has "
+            f"{length}, so it was cut short when copied (a terminal line, a form field, a template), and Entra "
+            "refuses it (AADSTS7000215).",
+            "Copy the whole value again (or add a new secret, or run a rotation, and store its value).",
+        )
     if length < policy.MIN_SECRET_LENGTH:
         return Check(
             "value.length",
@@ -522,7 +535,7 @@ def check_value_length(seen: Observed, shape: ValueShape | None) -> Check:
             Status.WARN,
             evidence,
             f"Values in Entra's current format are {CURRENT_LENGTH} characters long; this one has "
-            f"{length}, so part of it was probably lost or added when copied.",
+            f"{length}, so something was probably added when copied.",
             "Copy the whole value again (or add a new secret and store its value).",
         )
     if length > MAX_SECRET_LENGTH:
