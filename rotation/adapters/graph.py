@@ -61,6 +61,7 @@ from rotation.domain.errors import (
     PermissionDeniedError,
     PolicyBlockedError,
 )
+from rotation.domain.key_credentials import KeyCredential, thumbprint_from_identifier
 from rotation.domain.listing import ApplicationOwner, CertificateCredential, ListedApplication
 from rotation.domain.model import (
     Application,
@@ -136,6 +137,17 @@ def _application(app: GraphApplication) -> Application:
         password_credentials=tuple(_credential(p) for p in app.password_credentials or []),
         key_credentials_count=len(app.key_credentials or []),
         tags=tuple(str(t) for t in app.tags or []),
+        key_credentials=tuple(_key_credential(k) for k in app.key_credentials or []),
+    )
+
+
+def _key_credential(item: GraphKeyCredential) -> KeyCredential:
+    return KeyCredential(
+        key_id=str(item.key_id),
+        display_name=item.display_name,
+        thumbprint=thumbprint_from_identifier(item.custom_key_identifier),
+        start=item.start_date_time,
+        end=item.end_date_time,
     )
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from rotation import redact
 from rotation.domain import strict_json
 from rotation.domain.errors import BadRequestError, RotationError
+from rotation.domain.key_credentials import KeyCredential
 
 # --------------------------------------------------------------------------------------------------
 # Names and identifiers
@@ -412,10 +413,13 @@ class Application:
     key_credentials_count: int = 0
     #: The application's ``tags`` (only its owners and directory admins can write them).
     tags: tuple[str, ...] = ()
+    #: Its certificates (thumbprint and dates, never key material), for the diagnosis to compare.
+    key_credentials: tuple[KeyCredential, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "key_credentials", tuple(self.key_credentials))
 
     @property
     def bindings(self) -> tuple[Binding, ...]:
