@@ -181,6 +181,16 @@ _ENTRIES: Final = (
         "never change the assertion after signing, and replace a certificate that expired.",
     ),
     AadstsCode(
+        1000502,
+        "The certificate used to sign the client assertion is outside its validity window",
+        (
+            "the app's credential for that certificate has expired (its endDateTime passed) or has not started",
+            "the certificate was renewed in the vault, but the app still lists the old one's dates",
+        ),
+        "Upload the renewed certificate to the app (Certificates & secrets, or a managed Key Vault certificate's "
+        "rotation) and sign with it; remove the expired credential.",
+    ),
+    AadstsCode(
         700024,
         "Client assertion is not within its valid time range",
         (

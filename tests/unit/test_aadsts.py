@@ -13,7 +13,7 @@ from rotation.domain.aadsts import CATALOGUE, classify, explain, lookup, parse_c
 
 REQUIRED = [7000215, 7000222, 700016, 900023, 90002, 50012, 700027, 7000218]
 #: The codes of certificate (client assertion) sign-ins, issue 15.
-CERTIFICATE_CODES = [700027, 7000274, 700024, 700021, 700023, 50027, 50048, 70002]
+CERTIFICATE_CODES = [700027, 7000274, 1000502, 700024, 700021, 700023, 50027, 50048, 70002]
 
 SYNC_MESSAGE = (
     "Authentication failed: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent "

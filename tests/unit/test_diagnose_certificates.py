@@ -210,7 +210,7 @@ def test_the_certificate_on_the_app_has_expired(pair: tuple[rsa.RSAPrivateKey, x
         checks["app.certificates"][0] is Status.FAIL and "all 1 certificate(s) expired" in checks["app.certificates"][1]
     )
     assert checks["certificate.validity"][0] is Status.FAIL
-    assert "the key used is expired" in checks["certificate.validity"][2]
+    assert "AADSTS1000502" in checks["certificate.validity"][2]
 
 
 def test_the_stored_certificate_itself_has_expired() -> None:

@@ -8,7 +8,7 @@ as a secret) signs a client assertion whose header names the certificate by thum
   ("The certificate with identifier used to sign the client assertion is not registered on
   application. [Reason - The key was not found.]"), the usual cause being a certificate renewed on
   one side only;
-- the certificate on the app (or the stored one) expired: refused too;
+- the app's credential for it is outside its validity window (expired, not started): AADSTS1000502;
 - the assertion's ``nbf``/``exp`` come from the signing machine's clock: a skewed clock gives AADSTS700024.
 
 The reverse case, a secret stored for an app that has only certificates (AADSTS7000215), is
@@ -89,8 +89,8 @@ def check_app_certificates(seen: Observed, certificate: StoredCertificate) -> Ch
             title,
             Status.FAIL,
             f"all {len(keys)} certificate(s) expired: {listing}",
-            "Entra accepts no assertion signed with an expired certificate credential (AADSTS700027, 'the key "
-            "used is expired').",
+            "Entra accepts no assertion signed with a certificate whose credential on the app is outside its "
+            "validity window (AADSTS1000502).",
             "Renew the certificate and upload the new one to the app (a managed Key Vault certificate: "
             "python -m rotation rotate VAULT NAME).",
         )
@@ -164,8 +164,8 @@ def check_certificate_validity(seen: Observed, certificate: StoredCertificate, r
             title,
             Status.FAIL,
             f"the app's credential {label}",
-            "The app's credential for this certificate has expired: Entra answers AADSTS700027 ('the key used is "
-            "expired') although the certificate in the vault may still be valid.",
+            "The app's credential for this certificate has expired: Entra answers AADSTS1000502 (outside its "
+            "validity window), although the certificate in the vault may still be valid.",
             "Upload the certificate again with a later end date (or a renewed certificate), and remove the expired "
             "credential.",
         )
@@ -175,7 +175,7 @@ def check_certificate_validity(seen: Observed, certificate: StoredCertificate, r
             title,
             Status.FAIL,
             f"the app's credential {found.key_id} starts only at {format_utc(found.start) if found.start else '?'}",
-            "Entra refuses assertions with this certificate until then.",
+            "Entra refuses assertions with this certificate until then (AADSTS1000502).",
             "Wait for the start date, or upload the certificate with a start of now.",
         )
     if found.start is not None and now - found.start < PROPAGATION_WINDOW:
