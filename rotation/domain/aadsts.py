@@ -171,14 +171,16 @@ _ENTRIES: Final = (
     ),
     AadstsCode(
         7000274,
-        "Client assertion signature could not be verified with the app's certificate",
+        "Client assertion contains an invalid signature",
         (
             "the assertion names a certificate the app has, but its signature does not verify with that "
-            "certificate's key: signed with another private key, or changed after signing",
-            "the certificate the assertion names is outside its validity period",
+            "certificate's key ('The provided signature value did not match the expected signature value'): "
+            "signed with another private key than the certificate's",
+            "the assertion was changed after it was signed (a header or claim rewritten), or signed with an "
+            "algorithm other than the header's alg (RS256, PS256)",
         ),
-        "Sign with the private key that belongs to the certificate named in the header (x5t / x5t#S256), "
-        "never change the assertion after signing, and replace a certificate that expired.",
+        "Sign with the private key that belongs to the certificate named in the header (x5t / x5t#S256), and "
+        "never change the assertion after signing; azure-identity's CertificateCredential does both.",
     ),
     AadstsCode(
         1000502,
