@@ -66,8 +66,8 @@ def check_consumer_credential(seen: Observed) -> Check:
             TITLE,
             "the sign-in report is not readable by the rotator (it needs AuditLog.Read.All and an Entra ID "
             "P1/P2 tenant), so which credential consumers use is unknown; not a failure",
-            "Grant the rotator's identity the Graph permission AuditLog.Read.All (docs/deploy.md, Retirement on "
-            "evidence) to see it here.",
+            "Grant the rotator's identity the Graph permission AuditLog.Read.All to see it here (azd up with "
+            "ROTATION_GRANT_AUDIT_LOG=true; docs/deploy.md, Retirement on evidence).",
         )
     covered = f"{REPORT_AGE}: it shows nothing after about {format_utc(seen.now - REPORT_LAG)}"
     stored = _stored_key_id(seen)
