@@ -263,3 +263,12 @@ def test_no_output_carries_the_private_key_or_the_certificate(pair: tuple[rsa.RS
     document = diagnosis_json(judge(observed(pem, keys=(key_credential(certificate),))))
     assert document["certificate"]["thumbprint"] == thumbprint(certificate)
     assert document["certificate"]["hasPrivateKey"] is True and document["value"] is None
+
+
+def test_a_certificate_without_its_private_key_cannot_sign(pair: tuple[rsa.RSAPrivateKey, x509.Certificate]) -> None:
+    _, certificate = pair
+    public_only = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    seen = observed(public_only, keys=(key_credential(certificate),))
+    status, evidence, cause = by_id(seen)["certificate.key"]
+    assert status is Status.FAIL and "holds no private key" in evidence and "cannot sign" in cause
+    assert by_id(observed(pem_of(*pair), keys=(key_credential(certificate),)))["certificate.key"][0] is Status.PASS

@@ -131,6 +131,24 @@ def check_certificate_match(seen: Observed, certificate: StoredCertificate) -> C
     )
 
 
+def check_private_key(certificate: StoredCertificate) -> Check:
+    """A consumer signs its assertion with the private key: a certificate alone signs nothing."""
+    title = "The stored certificate comes with its private key"
+    if certificate.has_private_key:
+        return Check("certificate.key", title, Status.PASS, f"{certificate.format} with the private key")
+    return Check(
+        "certificate.key",
+        title,
+        Status.FAIL,
+        f"{_stored(certificate)} holds no private key",
+        "A consumer reading this secret has only the public certificate and cannot sign a client assertion "
+        "(a non-exportable Key Vault certificate's key stays in the vault: it signs with the Key Vault key, not "
+        "with this secret).",
+        "Store the certificate with its private key (PFX or PEM with the key), or have the consumer sign through "
+        "Key Vault (the key behind the certificate, CryptographyClient.sign).",
+    )
+
+
 def check_certificate_validity(seen: Observed, certificate: StoredCertificate, rotate_before_days: int) -> Check:
     """The stored certificate and its credential on the app are both valid now."""
     title = "That certificate is valid now (in the vault and on the app)"
@@ -235,6 +253,7 @@ def certificate_checks(seen: Observed, certificate: StoredCertificate, rotate_be
     return (
         check_app_certificates(seen, certificate),
         check_certificate_match(seen, certificate),
+        check_private_key(certificate),
         check_certificate_validity(seen, certificate, rotate_before_days),
         check_assertion_clock(seen),
     )
