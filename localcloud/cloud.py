@@ -11,6 +11,7 @@ a topic owns `{topic}.{region}-1.eventgrid.azure.net`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import os
@@ -37,7 +38,7 @@ from localcloud import (
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, TOPIC_NAME, VAULT_NAME, WORLD
 from localcloud.keyvault_certificates import IssuedCertificate
-from localcloud.state import PasswordCredential, SecretVersionRecord, SignInRecord, World
+from localcloud.state import KeyCredential, PasswordCredential, SecretVersionRecord, SignInRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
@@ -489,6 +490,77 @@ class LocalCloud:
         with self.world.lock:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
+
+    def add_key_credential(
+        self,
+        application: str,
+        certificate_der: bytes,
+        *,
+        display_name: str | None = None,
+        replica_delays_seconds: list[float] | None = None,
+        service_principal: bool = False,
+    ) -> str:
+        """Add a certificate (DER or PEM bytes) to an app as a key credential "a human uploaded earlier"
+        (`POST /applications/{id}/certificates`; with `service_principal`, to its service principal:
+        `POST /service-principals/{id}/certificates`); returns its keyId. Its dates are the
+        certificate's; every replica knows it unless `replica_delays_seconds` says when each learns it."""
+        body: dict[str, Any] = {"certificate": base64.b64encode(certificate_der).decode("ascii")}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if replica_delays_seconds is not None:
+            body["replicaDelaysSeconds"] = list(replica_delays_seconds)
+        collection = "service-principals" if service_principal else "applications"
+        key_id: str = self.admin("POST", f"/{collection}/{application}/certificates", body)["keyId"]
+        return key_id
+
+    def key_credentials(self, application: str) -> list[KeyCredential]:
+        """Copies of an app's key credentials (certificates: public DER only), by object id or appId."""
+        with self.world.lock:
+            app = admin.find_application(self.world, application)
+            return [dataclasses.replace(k, replica_ready=list(k.replica_ready)) for k in app.certificates]
+
+    def sp_passwords(self, application: str) -> list[PasswordCredential]:
+        """Copies of the password credentials on an app's service principal (by the service principal's
+        object id, the app's object id or appId); digests, not values."""
+        with self.world.lock:
+            app = admin.find_service_principal(self.world, application)
+            return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.sp_passwords]
+
+    def add_sp_password(
+        self, application: str, *, display_name: str | None = None, replica_delays_seconds: list[float] | None = None
+    ) -> dict[str, Any]:
+        """A password on the service principal "a human created earlier" (`POST /service-principals/{id}/
+        passwords`), with its `secretText`; already propagated unless `replica_delays_seconds` says when."""
+        body: dict[str, Any] = {}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if replica_delays_seconds is not None:
+            body["replicaDelaysSeconds"] = list(replica_delays_seconds)
+        result: dict[str, Any] = self.admin("POST", f"/service-principals/{application}/passwords", body)
+        return result
+
+    def add_service_principal_owner(self, application: str, owner_object_id: str) -> None:
+        """Make `owner_object_id` an owner of the app's service principal (`POST /service-principals/{id}/owners`)."""
+        self.admin("POST", f"/service-principals/{application}/owners", {"objectId": owner_object_id})
+
+    def set_service_principal_tags(self, application: str, tags: list[str]) -> list[str]:
+        """Set the `tags` of an app's service principal outside Graph (`PUT /service-principals/{id}/tags`)."""
+        result: list[str] = self.admin("PUT", f"/service-principals/{application}/tags", {"tags": tags})["tags"]
+        return result
+
+    def service_principal_tags(self, application: str) -> list[str]:
+        with self.world.lock:
+            return list(admin.find_service_principal(self.world, application).sp_tags)
+
+    def add_federated_credential(
+        self, application: str, name: str, issuer: str, subject: str, *, audiences: list[str] | None = None
+    ) -> dict[str, Any]:
+        """A federated identity credential on the app (`POST /applications/{id}/federated-credentials`)."""
+        body: dict[str, Any] = {"name": name, "issuer": issuer, "subject": subject}
+        if audiences is not None:
+            body["audiences"] = list(audiences)
+        result: dict[str, Any] = self.admin("POST", f"/applications/{application}/federated-credentials", body)
+        return result
 
     def sign_ins(self, application: str | None = None) -> list[SignInRecord]:
         """The sign-in log as it happened (no reporting delay), oldest first: every client-credentials
