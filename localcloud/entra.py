@@ -2,7 +2,8 @@
 App Service managed-identity endpoint, which issues tokens for the managed identity a request names.
 
 Decisions follow the order Entra applies them: the tenant (900023 malformed, 90002 unknown), the
-client (700016), then the secret (7000215 no match, 7000222 expired), and only then the resource the
+client (700016), then the secret (7000215 no match, 7000222 expired) or the client assertion (see
+`client_assertions`: 50027, 700021, 700023, 700024, 700027, 7000274), and only then the resource the
 scope names (1002012 no `/.default`, 500011 a resource the tenant does not know): a wrong secret is
 7000215 whatever the scope, which is what a troubleshooting guide relies on when it tests a secret with
 `az login --service-principal` (a Resource Manager scope). A new secret is checked against one random
@@ -23,12 +24,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from localcloud import client_assertions
 from localcloud.errors import entra_error, identity_error
 from localcloud.keys import CALLER, WORLD
 from localcloud.state import (
     DOMAIN_RE,
     GUID_RE,
     Application,
+    KeyCredential,
     PasswordCredential,
     ResourceService,
     SignInRecord,
@@ -181,19 +184,53 @@ def _password_state(world: World, app: Application, secret: str) -> tuple[str, P
     now = world.clock.now()
     digest = secret_digest(secret)
     matched: PasswordCredential | None = None
-    for credential in app.passwords:
+    # Entra accepts a password of the service principal as it accepts the application's.
+    candidates = [*app.passwords, *app.sp_passwords]
+    for credential in candidates:
         if hmac.compare_digest(credential.digest, digest):
             matched = credential
             break
     if matched is None:
-        active = [p for p in app.passwords if p.end > now]
-        return ("expired" if app.passwords and not active else "wrong"), None
+        active = [p for p in candidates if p.end > now]
+        return ("expired" if candidates and not active else "wrong"), None
     if matched.end <= now:
         return "expired", matched
     if matched.start > now:
         return "wrong", matched
     replica = world.random.randrange(len(matched.replica_ready))
     return ("valid" if matched.replica_ready[replica] <= now else "propagating"), matched
+
+
+def _secret_refusal(world: World, app: Application, client_secret: str) -> PasswordCredential | web.Response:
+    """The password a client secret matches on a replica that knows it, or Entra's refusal."""
+    if not client_secret:
+        return entra_error(
+            401,
+            "invalid_client",
+            7000216,
+            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        )
+    state, credential = _password_state(world, app, client_secret)
+    if state == "expired":
+        return entra_error(
+            401,
+            "invalid_client",
+            7000222,
+            f"The provided client secret keys for app "
+            f"'{app.app_id}' are expired. Visit the Azure portal to create new keys for your app: "
+            "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
+            "security: https://aka.ms/certCreds.",
+        )
+    if state != "valid" or credential is None:
+        return entra_error(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being "
+            "sent in the request is the client secret value, not the client secret ID, for a secret "
+            f"added to app '{app.app_id}'.",
+        )
+    return credential
 
 
 async def token(request: web.Request) -> web.Response:
@@ -241,34 +278,27 @@ async def token(request: web.Request) -> web.Response:
                 "administrator of the tenant or consented to by any user in the tenant. You may have sent "
                 "your authentication request to the wrong tenant.",
             )
-        if not client_secret:
-            return entra_error(
-                401,
-                "invalid_client",
-                7000216,
-                "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        # The client is authenticated before the scope is looked at: by a client assertion (a JWT
+        # signed with one of its certificates) or by a secret.
+        credential: PasswordCredential | KeyCredential
+        if "client_assertion" in form or "client_assertion_type" in form:
+            outcome = client_assertions.authenticate(
+                world,
+                app,
+                tenant,
+                str(form.get("client_assertion", "")),
+                str(form.get("client_assertion_type", "")),
+                client_id=client_id,
+                origin=_base(request),
             )
-        # The client is authenticated before the scope is looked at.
-        state, credential = _password_state(world, app, client_secret)
-        if state == "expired":
-            return entra_error(
-                401,
-                "invalid_client",
-                7000222,
-                f"The provided client secret keys for app "
-                f"'{app.app_id}' are expired. Visit the Azure portal to create new keys for your app: "
-                "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
-                "security: https://aka.ms/certCreds.",
-            )
-        if state != "valid":
-            return entra_error(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being "
-                "sent in the request is the client secret value, not the client secret ID, for a secret "
-                f"added to app '{app.app_id}'.",
-            )
+            if isinstance(outcome, client_assertions.Refusal):
+                return entra_error(outcome.status, outcome.error, outcome.code, outcome.message)
+            credential = outcome
+        else:
+            refused = _secret_refusal(world, app, client_secret)
+            if isinstance(refused, web.Response):
+                return refused
+            credential = refused
         if not scope.strip():
             return entra_error(
                 400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'."
@@ -288,7 +318,6 @@ async def token(request: web.Request) -> web.Response:
             return entra_error(400, "invalid_resource", 500011, _unknown_resource(named, tenant.tenant_id))
         access_token, lifetime = world.issue_token(app, resource, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request))
         request_id = str(uuid.uuid4())
-        assert credential is not None  # a valid state always names the credential it matched
         _record_sign_in(world, app, credential, resource, request_id)
     body = {
         "token_type": "Bearer",
@@ -309,7 +338,11 @@ async def token(request: web.Request) -> web.Response:
 
 
 def _record_sign_in(
-    world: World, app: Application, credential: PasswordCredential, resource: TokenResource, request_id: str
+    world: World,
+    app: Application,
+    credential: PasswordCredential | KeyCredential,
+    resource: TokenResource,
+    request_id: str,
 ) -> None:
     """Log a successful client-credentials sign-in (the caller holds the lock). Only issued tokens
     count: a refused secret is a failed sign-in, which the credential activity report leaves out.
@@ -324,10 +357,15 @@ def _record_sign_in(
             app_object_id=app.object_id,
             sp_object_id=app.sp_object_id,
             key_id=credential.key_id,
-            key_type="clientSecret",
+            key_type="clientSecret" if isinstance(credential, PasswordCredential) else "certificate",
             key_created=credential.start,
             key_expires=credential.end,
             resource_id=resource_id,
+            credential_origin=(
+                "servicePrincipal"
+                if any(c is credential for c in [*app.sp_passwords, *app.sp_certificates])
+                else "application"
+            ),
         )
     )
 

@@ -64,6 +64,52 @@ VAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "Key Vault Reader": frozenset({"read"}),
 }
 
+# Certificates and keys (issue 15). Their permissions are named by the data action after
+# `Microsoft.KeyVault/vaults/`, as the built-in role definitions list them ("Azure built-in roles",
+# Security): Certificates Officer holds `certificates/*` (and no secrets or keys action, so it cannot
+# read the secret or key behind a certificate), Crypto Officer `keys/*`, Crypto User reads keys and
+# signs/verifies/encrypts with them but never creates or deletes, Reader holds `vaults/*/read`,
+# Administrator `vaults/*`; Certificate User reads certificates with their secret and public key.
+CERTIFICATE_PERMISSIONS = frozenset(
+    f"certificates/{action}"
+    for action in (
+        "read",
+        "create/action",
+        "update/action",
+        "import/action",
+        "delete",
+        "recover/action",
+        "purge/action",
+        "backup/action",
+        "restore/action",
+    )
+)
+KEY_USE_PERMISSIONS = frozenset(
+    f"keys/{action}"
+    for action in (
+        "read",
+        "update/action",
+        "backup/action",
+        "encrypt/action",
+        "decrypt/action",
+        "wrap/action",
+        "unwrap/action",
+        "sign/action",
+        "verify/action",
+    )
+)
+KEY_PERMISSIONS = KEY_USE_PERMISSIONS | frozenset(
+    f"keys/{action}"
+    for action in ("create/action", "import/action", "delete", "recover/action", "purge/action", "restore/action")
+)
+OBJECT_READ_PERMISSIONS = frozenset({"certificates/read", "keys/read"})
+VAULT_ROLE_PERMISSIONS["Key Vault Administrator"] |= CERTIFICATE_PERMISSIONS | KEY_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Reader"] |= OBJECT_READ_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Certificates Officer"] = CERTIFICATE_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Crypto Officer"] = KEY_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Crypto User"] = KEY_USE_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Certificate User"] = frozenset({"read", "get"}) | OBJECT_READ_PERMISSIONS
+
 PERSONAL_AUDIENCES = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
 SIGN_IN_AUDIENCES = frozenset({"AzureADMyOrg", "AzureADMultipleOrgs", *PERSONAL_AUDIENCES})
 
@@ -158,16 +204,34 @@ class PasswordCredential:
 
 @dataclass
 class KeyCredential:
-    """A certificate credential; only its metadata is modelled (no key material)."""
+    """A certificate credential (`AsymmetricX509Cert`, usage `Verify`): the DER certificate Entra
+    verifies client assertions and proofs with, and when each replica learns it.
+
+    Graph shows the certificate's SHA-1 thumbprint (upper-case hex, as the portal and `addKey` set
+    it) as `customKeyIdentifier`, and never the `key` on reads. `certificate` is empty only for
+    records made before key material was modelled; such a credential verifies nothing."""
 
     key_id: str
     display_name: str | None
     start: datetime
     end: datetime
+    certificate: bytes = b""
+    # When each Entra replica starts accepting assertions signed with it (as for passwords).
+    replica_ready: list[datetime] = field(default_factory=list)
+
+    @property
+    def thumbprint(self) -> str:
+        """SHA-1 of the DER certificate, upper-case hex (what `x5t` names, base64url-encoded)."""
+        return hashlib.sha1(self.certificate).hexdigest().upper() if self.certificate else ""  # noqa: S324
+
+    @property
+    def thumbprint_sha256(self) -> str:
+        """SHA-256 of the DER certificate, upper-case hex (what `x5t#S256` names)."""
+        return hashlib.sha256(self.certificate).hexdigest().upper() if self.certificate else ""
 
     def to_graph(self) -> dict[str, Any]:
         return {
-            "customKeyIdentifier": None,
+            "customKeyIdentifier": self.thumbprint or None,
             "displayName": self.display_name,
             "endDateTime": graph_time(self.end),
             "key": None,
@@ -175,6 +239,33 @@ class KeyCredential:
             "startDateTime": graph_time(self.start),
             "type": "AsymmetricX509Cert",
             "usage": "Verify",
+        }
+
+    def to_admin(self) -> dict[str, Any]:
+        body = self.to_graph()
+        body["replicaReady"] = [graph_time(t) for t in self.replica_ready]
+        return body
+
+
+@dataclass
+class FederatedCredential:
+    """A federated identity credential of an app registration (workload identity federation)."""
+
+    credential_id: str
+    name: str
+    issuer: str
+    subject: str
+    audiences: list[str] = field(default_factory=lambda: ["api://AzureADTokenExchange"])
+    description: str | None = None
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "id": self.credential_id,
+            "name": self.name,
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "audiences": list(self.audiences),
+            "description": self.description,
         }
 
 
@@ -206,6 +297,14 @@ class Application:
     # The owners of its service principal (object ids): a directory relation of its own, apart from
     # the app registration's `owners`.
     sp_owners: set[str] = field(default_factory=set)
+    # Passwords on the service principal itself (Graph `servicePrincipals/{id}/addPassword`): Entra
+    # accepts them for client credentials like the application's, but they live on another object.
+    sp_passwords: list[PasswordCredential] = field(default_factory=list)
+    # The service principal's own `tags` (its owners and admins write them), apart from the app's.
+    sp_tags: list[str] = field(default_factory=list)
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    # Certificates on the service principal itself (`servicePrincipals/{id}/addKey`).
+    sp_certificates: list[KeyCredential] = field(default_factory=list)
 
     def names_resource(self, resource: str) -> bool:
         """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
@@ -242,7 +341,11 @@ class Application:
             "servicePrincipalOwners": sorted(self.sp_owners),
             "graphAppRoles": sorted(self.graph_roles),
             "passwordCredentials": [p.to_admin() for p in self.passwords],
-            "keyCredentials": [k.to_graph() for k in self.certificates],
+            "keyCredentials": [k.to_admin() for k in self.certificates],
+            "servicePrincipalPasswordCredentials": [p.to_admin() for p in self.sp_passwords],
+            "servicePrincipalTags": list(self.sp_tags),
+            "servicePrincipalKeyCredentials": [k.to_admin() for k in self.sp_certificates],
+            "federatedIdentityCredentials": [f.to_graph() for f in self.federated_credentials],
             "policy": self.policy.to_admin() if self.policy else None,
             "identifierUris": list(self.identifier_uris),
             "appRoles": [r.to_admin() for r in self.app_roles],
@@ -337,6 +440,9 @@ class SecretVersionRecord:
     expires: datetime | None
     near_expiry_emitted: bool = False
     expired_emitted: bool = False
+    # The key of the certificate this version backs (`kid`), None for a secret set directly. Such a
+    # version is managed by Key Vault: it cannot be set, updated or deleted through /secrets.
+    certificate_key_id: str | None = None
 
 
 @dataclass
@@ -372,6 +478,13 @@ class VaultRecord:
     deleted: dict[str, DeletedSecretRecord] = field(default_factory=dict)
     # object id -> roles on this vault
     role_assignments: dict[str, set[str]] = field(default_factory=dict)
+    # Certificates and the keys behind them (by lower-case name; a certificate `x` also owns the
+    # secret `x` and the key `x`, one name space as in Key Vault).
+    certificates: dict[str, CertificateRecord] = field(default_factory=dict)
+    deleted_certificates: dict[str, DeletedCertificateRecord] = field(default_factory=dict)
+    keys: dict[str, KeyRecord] = field(default_factory=dict)
+    # How long a `Self` certificate issuance stays pending (world clock); 0 completes it at once.
+    certificate_issuance_seconds: float = 0.0
 
     def permissions_of(self, object_id: str) -> frozenset[str]:
         allowed: set[str] = set()
@@ -384,6 +497,104 @@ class VaultRecord:
             f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/"
             f"Microsoft.KeyVault/vaults/{self.name}"
         )
+
+
+# --- Key Vault keys and certificates (issue 15) ----------------------------------------------------
+@dataclass
+class KeyVersionRecord:
+    """One version of a Key Vault key. The private half never leaves the cloud through /keys; a
+    certificate's exportable key also lives, as Key Vault has it, in the certificate's secret."""
+
+    version: str
+    private_key: rsa.RSAPrivateKey
+    key_ops: list[str]
+    enabled: bool
+    created: datetime
+    updated: datetime
+    not_before: datetime | None
+    expires: datetime | None
+    tags: dict[str, str] | None
+    exportable: bool = False
+    managed: bool = False  # backs a certificate
+
+
+@dataclass
+class KeyRecord:
+    name: str
+    versions: list[KeyVersionRecord] = field(default_factory=list)  # oldest first
+
+    @property
+    def latest(self) -> KeyVersionRecord:
+        return self.versions[-1]
+
+    def find(self, version: str) -> KeyVersionRecord | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+@dataclass
+class CertificateVersionRecord:
+    """One issued certificate; its key and secret versions carry the same version id."""
+
+    version: str
+    der: bytes
+    enabled: bool
+    created: datetime
+    updated: datetime
+    not_before: datetime
+    expires: datetime
+    tags: dict[str, str] | None
+    content_type: str
+    near_expiry_emitted: bool = False
+    expired_emitted: bool = False
+
+    @property
+    def thumbprint(self) -> bytes:
+        """SHA-1 of the DER certificate: Key Vault's `x5t` (and Entra's keyCredential thumbprint)."""
+        return hashlib.sha1(self.der, usedforsecurity=False).digest()
+
+
+@dataclass
+class CertificateOperationRecord:
+    """The pending operation of a certificate (`/certificates/{name}/pending`)."""
+
+    request_id: str
+    issuer: str
+    csr: bytes
+    private_key: rsa.RSAPrivateKey
+    created: datetime
+    ready_at: datetime  # when a `Self` issuance completes (the world's clock)
+    enabled: bool
+    tags: dict[str, str] | None
+    status: str = "inProgress"  # inProgress, completed, cancelled
+    cancellation_requested: bool = False
+
+
+@dataclass
+class CertificateRecord:
+    name: str
+    policy: dict[str, Any]  # the wire policy without id and attributes
+    policy_created: datetime
+    policy_updated: datetime
+    versions: list[CertificateVersionRecord] = field(default_factory=list)  # oldest first
+    pending: CertificateOperationRecord | None = None
+
+    @property
+    def latest(self) -> CertificateVersionRecord | None:
+        return self.versions[-1] if self.versions else None
+
+    def find(self, version: str) -> CertificateVersionRecord | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+@dataclass
+class DeletedCertificateRecord:
+    """A soft-deleted certificate with the secret and key behind it (they go and come back with it)."""
+
+    certificate: CertificateRecord
+    secret: SecretRecord | None
+    key: KeyRecord | None
+    deleted: datetime
+    scheduled_purge: datetime
 
 
 @dataclass(frozen=True)
@@ -406,6 +617,8 @@ class SignInRecord:
     key_created: datetime
     key_expires: datetime
     resource_id: str  # the accessed resource's appId (Graph's, Key Vault's, an API's)
+    # Which object holds the credential: the app registration, or its service principal.
+    credential_origin: Literal["application", "servicePrincipal"] = "application"
 
     def to_admin(self) -> dict[str, Any]:
         return {
@@ -416,6 +629,7 @@ class SignInRecord:
             "keyId": self.key_id,
             "keyType": self.key_type,
             "resourceId": self.resource_id,
+            "credentialOrigin": self.credential_origin,
         }
 
 
@@ -735,7 +949,10 @@ class World:
         display_name: str | None,
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        on_service_principal: bool = False,
     ) -> tuple[PasswordCredential, str]:
+        """A new password on the app registration, or (`on_service_principal`) on its service principal."""
         now = self.clock.now()
         start = start or now
         end = end or start + timedelta(days=730)  # Graph's default: two years
@@ -752,9 +969,15 @@ class World:
             digest=secret_digest(value),
             replica_ready=ready,
         )
-        app.passwords.append(credential)
+        (app.sp_passwords if on_service_principal else app.passwords).append(credential)
         self.issued_secrets.append(value)
         return credential, value
+
+    def replica_schedule(self) -> list[datetime]:
+        """When each replica learns a credential added now, within the propagation window."""
+        now = self.clock.now()
+        window = max(0.0, self.config.propagation_seconds)
+        return [now + timedelta(seconds=self.random.uniform(0, window)) for _ in range(self.config.replicas)]
 
     def find_managed_identity(
         self, *, client_id: str | None = None, object_id: str | None = None
