@@ -284,11 +284,29 @@ def test_inventory_reads_lists_only(capsys: pytest.CaptureFixture[str], scenario
     requests = cloud.admin("GET", f"/requests?since={since}")["requests"]
     assert {r["method"] for r in requests} == {"GET"}
     graph = [r for r in requests if r["service"] == "graph"]
-    assert graph and all(r["path"].startswith("/v1.0/applications?") for r in graph)
-    assert all("$select=" in r["path"] for r in graph)
+    kinds = [_graph_read(r["path"]) for r in graph]
+    # A + S + N + R: one page of the 9 apps, one of service principals, one federated-credential read
+    # per app, one page of the tenant's sign-in report (not one per app).
+    assert sorted(kinds) == sorted(["applications", "servicePrincipals", "report"] + ["federated"] * 9), kinds
+    assert all(
+        "$select=" in r["path"] for r in graph if _graph_read(r["path"]) in ("applications", "servicePrincipals")
+    )
     vault_reads = [r for r in requests if r["service"] == "keyvault" and r["status"] == 200]
     assert all(re.match(r"^/secrets\?", r["path"]) for r in vault_reads), "no value read, only lists"
     assert len(vault_reads) == 3  # kv-local: 2 pages, kv-second: 1
+
+
+def _graph_read(path: str) -> str:
+    """Which of the inventory's Graph reads a request path is."""
+    if path.startswith("/v1.0/applications?"):
+        return "applications"
+    if path.startswith("/v1.0/servicePrincipals?"):
+        return "servicePrincipals"
+    if re.match(r"^/v1\.0/applications/[0-9a-f-]{36}/federatedIdentityCredentials$", path):
+        return "federated"
+    if path.startswith("/beta/reports/appCredentialSignInActivities"):
+        return "report"
+    return path
 
 
 def test_graph_listing_follows_next_links(scenario: Scenario) -> None:

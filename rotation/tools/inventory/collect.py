@@ -1,23 +1,31 @@
 """Collection: the inventory's only I/O, all of it reads, and cheap.
 
 Graph ``GET /applications`` paged through ``@odata.nextLink`` (what is listed is Graph's decision:
-owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``) and, per vault
-in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest versions,
-never a value).
+owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``), Graph
+``GET /servicePrincipals`` paged the same way (passwords that live on a service principal) and, per
+vault in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest
+versions, never a value).
+
+The inventory itself (``details=True``) also reads what the expiry notices have no use for: each
+app's federated identity credentials (one request per app: Graph documents ``$expand`` of them on a
+single app only) and the sign-in activity report once for the whole tenant (one listing, paged,
+instead of one request per app). An inventory over N apps with A app pages, S service-principal
+pages and R report pages makes ``A + S + N + R`` Graph requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from rotation.domain.errors import RotationError
-from rotation.domain.listing import ListedApplication
+from rotation.domain.listing import ListedApplication, ListedServicePrincipal
 from rotation.domain.model import SecretVersion
-from rotation.tools.inventory.classify import classify, within_days
+from rotation.domain.sign_in_report import SignInReport
+from rotation.tools.inventory.classify import apps_without_password, classify, within_days
 from rotation.tools.inventory.model import Inventory, InventoryRow
 
 if TYPE_CHECKING:
@@ -49,11 +57,60 @@ class Sources:
     applications: list[ListedApplication]
     secrets: list[SecretVersion]
     warnings: tuple[str, ...]
+    service_principals: list[ListedServicePrincipal] = field(default_factory=list)
+    #: The sign-in report, when it was asked for (``details=True``).
+    sign_ins: SignInReport | None = None
 
 
-async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100) -> Sources:
-    """Read every app (``page_size`` per Graph request) and every configured vault (vaults in
-    parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time). ``step`` is called once per source read."""
+async def _service_principals(
+    runtime: Runtime, page_size: int, step: ProgressStep | None
+) -> tuple[list[ListedServicePrincipal], str | None]:
+    try:
+        listed = await runtime.directory.list_service_principals(page_size=page_size)
+    except RotationError as error:
+        # Their passwords go unseen, which the report says; the app registrations' are still worth a report.
+        return [], f"service principals could not be listed ({error.code}): {error.message}"
+    if step is not None:
+        step(f"{len(listed)} service principals with passwords")
+    return listed, None
+
+
+async def _with_federated(
+    runtime: Runtime, apps: list[ListedApplication], gate: asyncio.Semaphore
+) -> tuple[list[ListedApplication], str | None]:
+    """Each app with its federated credentials (one request per app, ``gate`` at a time)."""
+    unread = 0
+
+    async def one(listed: ListedApplication) -> ListedApplication:
+        nonlocal unread
+        async with gate:
+            try:
+                found = await runtime.directory.list_federated_credentials(listed.application.object_id)
+            except RotationError:
+                found = None
+        if found is None:
+            unread += 1
+            return listed
+        return replace(listed, federated=found)
+
+    read = list(await asyncio.gather(*(one(listed) for listed in apps)))
+    problem = f"federated credentials of {unread} application(s) could not be read" if unread else None
+    return read, problem
+
+
+async def _sign_in_report(runtime: Runtime) -> SignInReport:
+    try:
+        return await runtime.directory.sign_in_report()
+    except RotationError as error:
+        return SignInReport.refused(f"the report could not be read ({error.code})")
+
+
+async def read_sources(
+    runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100, details: bool = False
+) -> Sources:
+    """Read every app and service principal (``page_size`` per Graph request) and every configured
+    vault (vaults in parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time). ``details`` adds
+    each app's federated credentials and the sign-in report. ``step`` is called once per source read."""
     gate = asyncio.Semaphore(max(1, runtime.settings.sweep_concurrency))
 
     async def applications() -> list[ListedApplication]:
@@ -62,15 +119,32 @@ async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, pa
             step(f"{len(listed)} applications")
         return listed
 
+    async def report() -> SignInReport | None:
+        return await _sign_in_report(runtime) if details else None
+
     vault_listings = asyncio.gather(*(_list_vault(name, runtime, gate, step) for name in sorted(runtime.vaults)))
     # Wait for every read before raising, so no listing is still running when the caller closes the clients.
-    apps, listings = await asyncio.gather(applications(), vault_listings, return_exceptions=True)
+    apps, principals, listings, sign_ins = await asyncio.gather(
+        applications(), _service_principals(runtime, page_size, step), vault_listings, report(), return_exceptions=True
+    )
     if isinstance(apps, BaseException):
         raise apps
+    if isinstance(principals, BaseException):
+        raise principals
     if isinstance(listings, BaseException):
         raise listings
+    if isinstance(sign_ins, BaseException):
+        raise sign_ins
+    problems = [problem for _, problem in listings if problem]
+    service_principals, sp_problem = principals
+    if sp_problem:
+        problems.append(sp_problem)
+    if details:
+        apps, federated_problem = await _with_federated(runtime, apps, gate)
+        if federated_problem:
+            problems.append(federated_problem)
     secrets = [version for listing, _ in listings for version in listing]
-    return Sources(apps, secrets, tuple(problem for _, problem in listings if problem))
+    return Sources(apps, secrets, tuple(problems), service_principals, sign_ins)
 
 
 def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
@@ -78,7 +152,15 @@ def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[
     settings = runtime.settings
     margin = timedelta(seconds=settings.orphan_margin_seconds)
     hosts = {name.lower(): settings.vault_host(name) for name in settings.vaults}
-    return classify(sources.applications, sources.secrets, now, orphan_margin=margin, vault_hosts=hosts)
+    return classify(
+        sources.applications,
+        sources.secrets,
+        now,
+        orphan_margin=margin,
+        vault_hosts=hosts,
+        service_principals=sources.service_principals,
+        sign_ins=sources.sign_ins,
+    )
 
 
 async def collect(
@@ -88,10 +170,13 @@ async def collect(
     now: datetime | None = None,
     step: ProgressStep | None = None,
 ) -> Inventory:
-    """Read every app and every configured vault (:func:`read_sources`) and classify."""
-    sources = await read_sources(runtime, step=step)
+    """Read every app, service principal and configured vault, each app's federated credentials and
+    the sign-in report (:func:`read_sources`), and classify."""
+    sources = await read_sources(runtime, step=step, details=True)
     moment = now or datetime.now(UTC)
-    rows = within_days(classify_sources(runtime, sources, moment), days, moment)
+    every_row = classify_sources(runtime, sources, moment)
+    rows = within_days(every_row, days, moment)
+    report = sources.sign_ins
     return Inventory(
         generated=moment,
         rows=tuple(rows),
@@ -99,4 +184,8 @@ async def collect(
         vault_secrets=len(sources.secrets),
         days=days,
         warnings=sources.warnings,
+        sign_ins_unavailable=report.unavailable if report is not None else "not read",
+        # Judged on every row, not only those within --days: an app is left without a password either way.
+        apps_without_password=apps_without_password(every_row),
+        service_principals=len(sources.service_principals),
     )
