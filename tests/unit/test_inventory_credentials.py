@@ -255,6 +255,9 @@ def test_the_table_has_the_column_and_says_the_reason_once() -> None:
     assert "never" in federated and "federated" in federated
     sp_line = next(line for line in text.splitlines() if KEY_A in line)
     assert " sp " in sp_line and "unknown" in sp_line
+    # Each header stands over its own cells.
+    on, last = header.index(" On ") + 1, header.index("Last sign-in")
+    assert sp_line[on : on + 2] == "sp" and sp_line[last : last + 7] == "unknown"
 
 
 def test_the_table_says_the_reports_age_once_when_readable() -> None:

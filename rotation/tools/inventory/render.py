@@ -111,7 +111,8 @@ def render_table(inventory: Inventory) -> str:
         "vault",
         "secret",
     )
-    headers = [label for key, label in _COLUMNS if key in shown]
+    labels = dict(_COLUMNS)
+    headers = [labels[key] for key in shown]  # in the order of the cells, not of the CSV columns
     rows = []
     for row in inventory.rows:
         data = row_fields(row, now)
