@@ -7,6 +7,7 @@ input the same way. Bad input gets a 400 with a message and changes nothing.
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import re
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from localcloud import keyvault
+from localcloud import certificates, keyvault
 from localcloud.errors import admin_error
 from localcloud.keys import CLOUD
 from localcloud.state import (
@@ -33,7 +34,6 @@ from localcloud.state import (
     AppRole,
     Fault,
     FederatedCredential,
-    KeyCredential,
     ManagedIdentityRecord,
     Tenant,
     TopicRecord,
@@ -275,15 +275,63 @@ def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_princip
 
 
 async def post_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
-    fields = _object(body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str})
+    return _seed_certificate(cloud, body, params[0], on_service_principal=False)
+
+
+async def post_sp_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _seed_certificate(cloud, body, params[0], on_service_principal=True)
+
+
+def _seed_certificate(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
+    """A certificate credential "a human uploaded earlier": the given certificate (base64 DER or PEM), or,
+    without one, a fresh self-signed certificate with the given dates whose private key nobody keeps.
+    Known to every replica already, unless `replicaDelaysSeconds` says when each learns it."""
+    fields = _object(
+        body,
+        {},
+        {
+            "displayName": str,
+            "startDateTime": str,
+            "endDateTime": str,
+            "certificate": str,
+            "replicaDelaysSeconds": list,
+        },
+    )
+    start = _time(fields.get("startDateTime"), "startDateTime")
+    end = _time(fields.get("endDateTime"), "endDateTime")
+    if start and end and end <= start:
+        raise AdminError(400, "'endDateTime' must be after 'startDateTime'.")
+    delays = fields.get("replicaDelaysSeconds")
+    if delays is not None and (
+        not delays or not all(isinstance(d, int | float) and not isinstance(d, bool) for d in delays)
+    ):
+        raise AdminError(400, "'replicaDelaysSeconds' must be a non-empty list of numbers (one per replica).")
+    supplied = fields.get("certificate")
+    if supplied is not None:
+        try:
+            raw = supplied.encode() if supplied.lstrip().startswith("-----BEGIN") else base64.b64decode(supplied)
+            der = certificates.certificate_der(raw)
+        except ValueError as exc:
+            raise AdminError(400, "'certificate' must be a certificate, base64 DER or PEM.") from exc
     with cloud.world.lock:
-        app = _application(cloud.world, params[0])
+        app = find_service_principal(cloud.world, key) if on_service_principal else _application(cloud.world, key)
         now = cloud.world.clock.now()
-        start = _time(fields.get("startDateTime"), "startDateTime") or now
-        end = _time(fields.get("endDateTime"), "endDateTime") or start + timedelta(days=365)
-        certificate = KeyCredential(new_guid(), fields.get("displayName"), start, end)
-        app.certificates.append(certificate)
-    return certificate.to_graph()
+        if supplied is None:
+            start = start or now
+            end = end or start + timedelta(days=365)
+            der = certificates.self_signed_certificate(fields.get("displayName") or "local-cloud", start, end)
+        credential = certificates.new_key_credential(
+            cloud.world,
+            app,
+            der,
+            display_name=fields.get("displayName"),
+            start=start,
+            end=end,
+            # A credential made "by a human earlier" is known to every replica already.
+            replica_delays_seconds=delays if delays is not None else [0.0] * cloud.world.config.replicas,
+            on_service_principal=on_service_principal,
+        )
+    return credential.to_admin()
 
 
 async def post_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -865,6 +913,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
     ("POST", ("applications", "*", "federated-credentials")): post_federated_credential,
     ("POST", ("service-principals", "*", "passwords")): post_sp_password,
+    ("POST", ("service-principals", "*", "certificates")): post_sp_certificate,
     ("POST", ("service-principals", "*", "owners")): post_sp_owner,
     ("PUT", ("service-principals", "*", "tags")): put_sp_tags,
     ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,

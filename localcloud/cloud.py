@@ -11,6 +11,7 @@ a topic owns `{topic}.{region}-1.eventgrid.azure.net`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import os
@@ -26,7 +27,7 @@ from aiohttp import web
 from localcloud import admin, arm, entra, eventgrid, graph, keyvault
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, TOPIC_NAME, VAULT_NAME, WORLD
-from localcloud.state import PasswordCredential, SecretVersionRecord, SignInRecord, World
+from localcloud.state import KeyCredential, PasswordCredential, SecretVersionRecord, SignInRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
@@ -477,6 +478,34 @@ class LocalCloud:
         with self.world.lock:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
+
+    def add_key_credential(
+        self,
+        application: str,
+        certificate_der: bytes,
+        *,
+        display_name: str | None = None,
+        replica_delays_seconds: list[float] | None = None,
+        service_principal: bool = False,
+    ) -> str:
+        """Add a certificate (DER or PEM bytes) to an app as a key credential "a human uploaded earlier"
+        (`POST /applications/{id}/certificates`; with `service_principal`, to its service principal:
+        `POST /service-principals/{id}/certificates`); returns its keyId. Its dates are the
+        certificate's; every replica knows it unless `replica_delays_seconds` says when each learns it."""
+        body: dict[str, Any] = {"certificate": base64.b64encode(certificate_der).decode("ascii")}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if replica_delays_seconds is not None:
+            body["replicaDelaysSeconds"] = list(replica_delays_seconds)
+        collection = "service-principals" if service_principal else "applications"
+        key_id: str = self.admin("POST", f"/{collection}/{application}/certificates", body)["keyId"]
+        return key_id
+
+    def key_credentials(self, application: str) -> list[KeyCredential]:
+        """Copies of an app's key credentials (certificates: public DER only), by object id or appId."""
+        with self.world.lock:
+            app = admin.find_application(self.world, application)
+            return [dataclasses.replace(k, replica_ready=list(k.replica_ready)) for k in app.certificates]
 
     def sp_passwords(self, application: str) -> list[PasswordCredential]:
         """Copies of the password credentials on an app's service principal (by the service principal's

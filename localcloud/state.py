@@ -257,6 +257,8 @@ class Application:
     # The service principal's own `tags` (its owners and admins write them), apart from the app's.
     sp_tags: list[str] = field(default_factory=list)
     federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    # Certificates on the service principal itself (`servicePrincipals/{id}/addKey`).
+    sp_certificates: list[KeyCredential] = field(default_factory=list)
 
     def names_resource(self, resource: str) -> bool:
         """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
@@ -296,6 +298,7 @@ class Application:
             "keyCredentials": [k.to_admin() for k in self.certificates],
             "servicePrincipalPasswordCredentials": [p.to_admin() for p in self.sp_passwords],
             "servicePrincipalTags": list(self.sp_tags),
+            "servicePrincipalKeyCredentials": [k.to_admin() for k in self.sp_certificates],
             "federatedIdentityCredentials": [f.to_graph() for f in self.federated_credentials],
             "policy": self.policy.to_admin() if self.policy else None,
             "identifierUris": list(self.identifier_uris),
