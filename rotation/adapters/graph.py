@@ -101,8 +101,8 @@ SIGN_IN_REPORT = "/beta/reports/appCredentialSignInActivities"
 SIGN_IN_REPORT_PAGES = 10
 #: The report pages the inventory follows for the whole tenant (100 rows a page by default).
 SIGN_IN_REPORT_TENANT_PAGES = 2000
-#: A service principal as the inventory lists it: its own passwords and tags (an SP password's binding).
-SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "tags"]
+#: A service principal as the inventory lists it: its own credentials and tags (an SP password's binding).
+SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "keyCredentials", "tags"]
 
 
 def graph_scope(graph_url: str) -> str:
@@ -173,7 +173,8 @@ def _listed_service_principal(sp: GraphServicePrincipal) -> ListedServicePrincip
             display_name=sp.display_name,
             password_credentials=tuple(_credential(p) for p in sp.password_credentials or []),
             tags=tuple(str(t) for t in sp.tags or []),
-        )
+        ),
+        certificates=tuple(_certificate(k) for k in sp.key_credentials or []),
     )
 
 
@@ -414,8 +415,8 @@ class GraphDirectory:
         return tuple(owners)
 
     async def list_service_principals(self, *, page_size: int = 100) -> list[ListedServicePrincipal]:
-        """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,tags``, following
-        ``@odata.nextLink``: only those holding passwords of their own are kept (most hold none)."""
+        """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,keyCredentials,tags``,
+        following ``@odata.nextLink``: only those holding credentials of their own are kept (most hold none)."""
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
             select=SERVICE_PRINCIPAL_FIELDS, top=page_size
         )
@@ -435,7 +436,11 @@ class GraphDirectory:
             page = await self._call(reader(next_link), "list service principals")
             if page is None:
                 break
-            listed.extend(_listed_service_principal(sp) for sp in page.value or [] if sp.password_credentials)
+            listed.extend(
+                _listed_service_principal(sp)
+                for sp in page.value or []
+                if sp.password_credentials or sp.key_credentials
+            )
             next_link = page.odata_next_link
             if not next_link:
                 break

@@ -40,11 +40,13 @@ class FederatedCredential:
 
 @dataclass(frozen=True)
 class ListedServicePrincipal:
-    """A service principal with its own passwords (``servicePrincipals/{id}/addPassword``), as the
-    inventory lists it. ``principal`` reuses `Application`'s shape: ``object_id`` is the *service
+    """A service principal with credentials of its own (``servicePrincipals/{id}/addPassword``,
+    ``addKey``), as the inventory lists it. ``principal`` reuses `Application`'s shape: ``object_id`` is the *service
     principal's* object id, ``tags`` its own tags (where an SP password's binding lives)."""
 
     principal: Application
+    #: Its own certificates (``keyCredentials`` of the service principal, not of the app).
+    certificates: tuple[CertificateCredential, ...] = ()
 
 
 @dataclass(frozen=True)

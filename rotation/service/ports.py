@@ -209,8 +209,8 @@ class ApplicationCatalog(Protocol):
     # The inventory's extra reads (issues 13 and 15): credentials beyond the app's passwords and
     # certificates, and what the sign-in report says of each.
     async def list_service_principals(self, *, page_size: int = 100) -> list[ListedServicePrincipal]:
-        """Every service principal that holds passwords of its own (``GET /servicePrincipals``,
-        paged; the others are dropped as they are read)."""
+        """Every service principal that holds passwords or certificates of its own
+        (``GET /servicePrincipals``, paged; the others are dropped as they are read)."""
         ...
 
     async def list_federated_credentials(self, object_id: str) -> tuple[FederatedCredential, ...] | None:

@@ -299,6 +299,11 @@ async def test_service_principal_passwords_and_certificates_get_their_notices_to
         f"/applications/{app['id']}/certificates",
         {"displayName": "signing cert", "endDateTime": graph_time(day + timedelta(days=7, hours=-1))},
     )
+    sp_certificate = own_cloud.admin(
+        "POST",
+        f"/service-principals/{app['id']}/certificates",
+        {"displayName": "SP cert", "endDateTime": graph_time(day + timedelta(days=30, hours=-2))},
+    )
     mark = request_mark(own_cloud)
 
     await run_timer(handlers)
@@ -307,7 +312,9 @@ async def test_service_principal_passwords_and_certificates_get_their_notices_to
     assert {k: (n["window"], n["kind"], n["credentialObject"]) for k, n in found.items()} == {
         on_sp["keyId"]: (14, "password", "servicePrincipal"),
         certificate["keyId"]: (7, "certificate", "application"),
+        sp_certificate["keyId"]: (30, "certificate", "servicePrincipal"),
     }
+    assert found[certificate["keyId"]]["thumbprint"] == certificate["customKeyIdentifier"]
     assert far["keyId"] not in found
     sp_notice = found[on_sp["keyId"]]
     assert sp_notice["appName"] == "Ledger export" and sp_notice["owners"] == own_cloud.rotator.display_name
@@ -318,5 +325,5 @@ async def test_service_principal_passwords_and_certificates_get_their_notices_to
     # The timer runs again the same day and the next: no new window, no new notice.
     calendar.now += timedelta(days=1)
     await run_timer(handlers)
-    assert len(notices(logs)) == 2
+    assert len(notices(logs)) == 3
     assert_nothing_contains([logs.text], issued_secrets(own_cloud))

@@ -45,6 +45,7 @@ class Scenario:
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (vault, secret)
     values: list[str] = field(default_factory=list)
     stored: dict[str, str] = field(default_factory=dict)  # role -> the value its secret holds
+    thumbprints: dict[str, str] = field(default_factory=dict)  # role -> the certificate's, as Graph shows it
 
     def value_of(self, role: str) -> str:
         return self.stored[role]
@@ -176,6 +177,14 @@ def seed_scenario(cloud: RotatorCloud) -> Scenario:
         },
         end_of(sp_password),
     )
+    # A certificate on the same service principal (its own keyCredentials, not the app's).
+    sp_certificate = cloud.admin(
+        "POST",
+        f"/service-principals/{ledger['id']}/certificates",
+        {"displayName": "CN=ledger-sp", "endDateTime": iso(datetime.now(UTC) + timedelta(days=250))},
+    )
+    scenario.keys["sp-certificate"] = sp_certificate["keyId"]
+    scenario.thumbprints["sp-certificate"] = sp_certificate["customKeyIdentifier"]
     # Apps with no password left: one trusts a GitHub workflow instead, one signs in with a certificate.
     pipeline = _app(scenario, "federated", "Deploy pipeline")
     federated = cloud.admin(
@@ -185,11 +194,13 @@ def seed_scenario(cloud: RotatorCloud) -> Scenario:
     )
     scenario.keys["federated"] = federated["id"]
     signer = _app(scenario, "certificate-only", "Reports signer")
-    scenario.keys["certificate-only"] = cloud.admin(
+    signer_certificate = cloud.admin(
         "POST",
         f"/applications/{signer['id']}/certificates",
         {"displayName": "CN=signer", "endDateTime": iso(datetime.now(UTC) + timedelta(days=120))},
-    )["keyId"]
+    )
+    scenario.keys["certificate-only"] = signer_certificate["keyId"]
+    scenario.thumbprints["certificate-only"] = signer_certificate["customKeyIdentifier"]
 
     # Sign-ins the report shows: the billing webhook's consumer, and one still on Payments' retiring value.
     sign_in(cloud, scenario.apps["billing"]["appId"], scenario.value_of("billing"))
@@ -293,6 +304,11 @@ def test_every_kind_of_credential_is_listed(capsys: pytest.CaptureFixture[str], 
 
     certificate = rows[keys["certificate-only"]]
     assert certificate["kind"] == "certificate" and certificate["end"] and certificate["noPasswordLeft"]
+    thumbprint = scenario.thumbprints["certificate-only"]
+    assert re.fullmatch(r"[0-9A-F]{40}", thumbprint) and certificate["thumbprint"] == thumbprint
+    on_sp_certificate = rows[keys["sp-certificate"]]
+    assert (on_sp_certificate["kind"], on_sp_certificate["credentialObject"]) == ("certificate", "servicePrincipal")
+    assert on_sp_certificate["thumbprint"] == scenario.thumbprints["sp-certificate"]
     without = {a["appName"] for a in data["appsWithoutPassword"]}
     assert without == {"Deploy pipeline", "Reports signer"}, "every other app holds a live password"
 

@@ -296,3 +296,14 @@ def test_no_format_shows_a_secret_value_pasted_into_a_credential() -> None:
     inventory = Inventory(generated=NOW, rows=tuple(rows), applications=1, vault_secrets=len(secrets))
     for fmt in ("table", "json", "csv", "html"):
         assert SECRET_VALUE not in render(inventory, fmt), fmt
+
+
+def test_a_certificate_on_the_service_principal_says_so() -> None:
+    apps, principals, secrets = _sources()
+    sp = ListedServicePrincipal(
+        principals[0].principal,
+        certificates=(CertificateCredential(KEY_CERT, "CN=sp", NOW, NOW + 90 * DAY, THUMBPRINT),),
+    )
+    rows = {r.key_id: r for r in classify(apps[:1], secrets, NOW, service_principals=[sp])}
+    row = rows[KEY_CERT]
+    assert (row.kind, row.credential_object, row.thumbprint) == ("certificate", "servicePrincipal", THUMBPRINT)

@@ -124,10 +124,13 @@ def _password_row(
     return base
 
 
-def _certificate_row(app: Application, certificate: CertificateCredential) -> InventoryRow:
+def _certificate_row(
+    app: Application, certificate: CertificateCredential, credential_object: CredentialObject = "application"
+) -> InventoryRow:
     return replace(
         _unmanaged_row(app, "certificate", certificate),
         thumbprint=certificate.thumbprint,
+        credential_object=credential_object,
         note="certificates are not rotated by the rotator",
     )
 
@@ -214,6 +217,7 @@ def classify(
             _password_row(principal, c, references, now, orphan_margin, vault_hosts, "servicePrincipal")
             for c in principal.password_credentials
         )
+        rows.extend(_certificate_row(principal, c, "servicePrincipal") for c in sp.certificates)
     rows.extend(_dangling_rows(apps, references, service_principals))
     visible = {listed.application.app_id.lower() for listed in apps}
     visible |= {sp.principal.app_id.lower() for sp in service_principals}
