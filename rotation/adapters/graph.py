@@ -101,6 +101,8 @@ SIGN_IN_REPORT = "/beta/reports/appCredentialSignInActivities"
 SIGN_IN_REPORT_PAGES = 10
 #: The report pages the inventory follows for the whole tenant (100 rows a page by default).
 SIGN_IN_REPORT_TENANT_PAGES = 2000
+#: The relation the inventory expands on the app listing (at most 20 per app, 100 apps a page).
+FEDERATED_RELATION = "federatedIdentityCredentials"
 #: A service principal as the inventory lists it: its own credentials and tags (an SP password's binding).
 SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "keyCredentials", "tags"]
 
@@ -182,6 +184,7 @@ def _listed_application(app: GraphApplication) -> ListedApplication:
     return ListedApplication(
         application=_application(app),
         certificates=tuple(_certificate(k) for k in app.key_credentials or []),
+        federated=tuple(federated_credential(f) for f in app.federated_identity_credentials or []),
     )
 
 
@@ -322,16 +325,21 @@ class GraphDirectory:
 
     # --- the `ApplicationCatalog` port: reads for `inventory` and `diagnose` ----------------------
     async def list_applications(
-        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
+        self,
+        *,
+        page_size: int = 100,
+        on_page: Callable[[int], None] | None = None,
+        expand_federated: bool = False,
     ) -> list[ListedApplication]:
         """Every application the rotator can read, following `@odata.nextLink` page by page.
 
         What "every" means is Graph's decision: the apps the rotator owns with
         `Application.ReadWrite.OwnedBy`, all of the tenant's with `Application.Read.All`. `$select`
         keeps each page to the fields the inventory shows; `on_page` is told each page's size.
+        `expand_federated` adds `$expand=federatedIdentityCredentials` (Graph then pages by 100).
         """
         query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-            select=APPLICATION_FIELDS, top=page_size
+            select=APPLICATION_FIELDS, top=page_size, expand=[FEDERATED_RELATION] if expand_federated else None
         )
         config = RequestConfiguration(query_parameters=query)
 

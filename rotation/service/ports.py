@@ -188,11 +188,16 @@ class ApplicationCatalog(Protocol):
     """Microsoft Graph reads beyond one app by appId (`GraphDirectory`)."""
 
     async def list_applications(
-        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
+        self,
+        *,
+        page_size: int = 100,
+        on_page: Callable[[int], None] | None = None,
+        expand_federated: bool = False,
     ) -> list[ListedApplication]:
         """Every application the rotator can read (what "every" means is Graph's decision: the owned
         ones with ``Application.ReadWrite.OwnedBy``), following ``@odata.nextLink``; ``on_page`` is
-        told each page's size."""
+        told each page's size. ``expand_federated`` reads each app's federated identity credentials
+        in the same pages (``$expand``; Graph then pages by 100)."""
         ...
 
     async def find_application_by_object_id(self, object_id: str) -> Application | None:
@@ -215,7 +220,8 @@ class ApplicationCatalog(Protocol):
 
     async def list_federated_credentials(self, object_id: str) -> tuple[FederatedCredential, ...] | None:
         """The federated identity credentials of the app with this *object* id (one request: an
-        app holds at most 20); ``None`` when Graph will not show them (403, or the app is gone)."""
+        app holds at most 20); ``None`` when Graph will not show them (403, or the app is gone).
+        The inventory's fallback when Graph refuses ``$expand`` on the listing."""
         ...
 
     async def sign_in_report(self) -> SignInReport:

@@ -400,15 +400,36 @@ def test_inventory_reads_lists_only(capsys: pytest.CaptureFixture[str], scenario
     assert {r["method"] for r in requests} == {"GET"}
     graph = [r for r in requests if r["service"] == "graph"]
     kinds = [_graph_read(r["path"]) for r in graph]
-    # A + S + N + R: one page of the 12 apps, one of service principals, one federated-credential read
-    # per app, one page of the tenant's sign-in report (not one per app).
-    assert sorted(kinds) == sorted(["applications", "servicePrincipals", "report"] + ["federated"] * 12), kinds
+    # ceil(N/100) + S + R: one page of the 12 apps with their federated credentials expanded, one of
+    # service principals, one of the tenant's sign-in report (not one per app).
+    assert sorted(kinds) == ["applications", "report", "servicePrincipals"], kinds
+    assert "$expand=federatedIdentityCredentials" in next(
+        r["path"] for r in graph if _graph_read(r["path"]) == "applications"
+    )
     assert all(
         "$select=" in r["path"] for r in graph if _graph_read(r["path"]) in ("applications", "servicePrincipals")
     )
     vault_reads = [r for r in requests if r["service"] == "keyvault" and r["status"] == 200]
     assert all(re.match(r"^/secrets\?", r["path"]) for r in vault_reads), "no value read, only lists"
     assert len(vault_reads) == 3  # kv-local: 2 pages, kv-second: 1
+
+
+def test_federated_credentials_are_read_per_app_when_graph_refuses_the_expansion(
+    capsys: pytest.CaptureFixture[str], scenario: Scenario
+) -> None:
+    cloud = scenario.cloud
+    refusal = {"status": 400, "code": "Request_UnsupportedQuery", "count": 1, "pathRegex": r"^/v1\.0/applications$"}
+    cloud.admin("POST", "/faults", {"service": "graph", **refusal})
+    since = cloud.admin("GET", "/requests?since=0")["next"]
+
+    data = inventory_json(capsys, scenario)
+
+    assert by_key(data)[scenario.keys["federated"]]["subject"] == GITHUB_SUBJECT
+    assert any("Graph refused $expand" in w for w in data["warnings"]), data["warnings"]
+    graph = [r for r in cloud.admin("GET", f"/requests?since={since}")["requests"] if r["service"] == "graph"]
+    kinds = sorted(_graph_read(r["path"]) for r in graph)
+    # The refused listing, the plain one, then ceil(N/100) + N + S + R.
+    assert kinds == sorted(["applications"] * 2 + ["federated"] * 12 + ["report", "servicePrincipals"]), kinds
 
 
 def _graph_read(path: str) -> str:

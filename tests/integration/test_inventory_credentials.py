@@ -145,3 +145,34 @@ def test_an_unreadable_report_is_said_once_and_every_sign_in_is_unknown(
     assert table.count(reason) == 1, "the reason is said once per inventory, not per row"
     page = _inventory(capsys, own_cloud, "--format", "html")
     assert page.count(reason) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Request counts
+
+
+def test_an_inventory_over_n_apps_makes_ceil_n_over_100_app_requests_and_no_per_app_read(
+    own_cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Federated credentials come expanded in the app listing, whose pages Graph then caps at 100:
+    101 apps and the rotator's own API make two pages, plus one service-principal page and one
+    report read; nothing per app."""
+    pipeline = own_cloud.admin("POST", "/applications", {"displayName": "Pipeline 000"})
+    own_cloud.admin(
+        "POST",
+        f"/applications/{pipeline['id']}/federated-credentials",
+        {"name": "main", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:o/r:ref:main"},
+    )
+    for number in range(1, 101):
+        own_cloud.admin("POST", "/applications", {"displayName": f"Pipeline {number:03d}"})
+    since = _mark(own_cloud)
+
+    data = json.loads(_inventory(capsys, own_cloud, "--format", "json"))
+
+    assert data["applications"] == 102
+    (federated,) = [r for r in data["credentials"] if r["kind"] == "federated"]
+    assert federated["subject"] == "repo:o/r:ref:main" and federated["noPasswordLeft"]
+    paths = [r["path"] for r in _graph_requests(own_cloud, since)]
+    listings = [p for p in paths if p.startswith("/v1.0/applications?")]
+    assert len(listings) == 2 and all("$expand=federatedIdentityCredentials" in p for p in listings)
+    assert len(paths) == 2 + 1 + 1, paths  # ceil(102/100) + S + R

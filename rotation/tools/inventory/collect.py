@@ -7,10 +7,13 @@ vault in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags 
 versions, never a value).
 
 The inventory itself (``details=True``) also reads what the expiry notices have no use for: each
-app's federated identity credentials (one request per app: Graph documents ``$expand`` of them on a
-single app only) and the sign-in activity report once for the whole tenant (one listing, paged,
-instead of one request per app). An inventory over N apps with A app pages, S service-principal
-pages and R report pages makes ``A + S + N + R`` Graph requests.
+app's federated identity credentials, in the same listing (``$expand=federatedIdentityCredentials``,
+which makes Graph page apps by 100 instead of 999), and the sign-in activity report once for the
+whole tenant (one listing, paged, instead of one request per app). An inventory over N apps makes
+``ceil(N/100) + S + R`` Graph requests (S service-principal pages of 999, R report pages). Should Graph
+refuse the expansion (its reference once said federated credentials come from the per-app route
+only), the inventory lists without it and reads them per app: ``ceil(N/100) + N + S + R``, said as a
+warning.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from rotation.domain.errors import RotationError
-from rotation.domain.listing import ListedApplication, ListedServicePrincipal
+from rotation.domain.errors import GraphError, RotationError
+from rotation.domain.listing import APPLICATION_PAGE_MAX, ListedApplication, ListedServicePrincipal
 from rotation.domain.model import SecretVersion
 from rotation.domain.sign_in_report import SignInReport
 from rotation.tools.inventory.classify import apps_without_password, classify, within_days
@@ -63,10 +66,12 @@ class Sources:
 
 
 async def _service_principals(
-    runtime: Runtime, page_size: int, step: ProgressStep | None
+    runtime: Runtime, step: ProgressStep | None
 ) -> tuple[list[ListedServicePrincipal], str | None]:
     try:
-        listed = await runtime.directory.list_service_principals(page_size=page_size)
+        # Graph's largest page: a tenant has many more service principals (Microsoft's own among
+        # them) than app registrations, and nothing here is expanded.
+        listed = await runtime.directory.list_service_principals(page_size=APPLICATION_PAGE_MAX)
     except RotationError as error:
         # Their passwords go unseen, which the report says; the app registrations' are still worth a report.
         return [], f"service principals could not be listed ({error.code}): {error.message}"
@@ -78,7 +83,8 @@ async def _service_principals(
 async def _with_federated(
     runtime: Runtime, apps: list[ListedApplication], gate: asyncio.Semaphore
 ) -> tuple[list[ListedApplication], str | None]:
-    """Each app with its federated credentials (one request per app, ``gate`` at a time)."""
+    """Each app with its federated credentials read on its own (one request per app, ``gate`` at a
+    time): the fallback when Graph refuses ``$expand`` on the listing."""
     unread = 0
 
     async def one(listed: ListedApplication) -> ListedApplication:
@@ -113,8 +119,20 @@ async def read_sources(
     each app's federated credentials and the sign-in report. ``step`` is called once per source read."""
     gate = asyncio.Semaphore(max(1, runtime.settings.sweep_concurrency))
 
+    expanded = details
+    refused_expansion: list[str] = []
+
     async def applications() -> list[ListedApplication]:
-        listed = await runtime.directory.list_applications(page_size=page_size)
+        nonlocal expanded
+        try:
+            listed = await runtime.directory.list_applications(page_size=page_size, expand_federated=details)
+        except GraphError as error:
+            if not details:
+                raise
+            # Graph would not expand federated credentials on the listing: list plainly, read them per app.
+            expanded = False
+            refused_expansion.append(f"federated credentials read per app: Graph refused $expand ({error.code})")
+            listed = await runtime.directory.list_applications(page_size=page_size)
         if step is not None:
             step(f"{len(listed)} applications")
         return listed
@@ -125,7 +143,7 @@ async def read_sources(
     vault_listings = asyncio.gather(*(_list_vault(name, runtime, gate, step) for name in sorted(runtime.vaults)))
     # Wait for every read before raising, so no listing is still running when the caller closes the clients.
     apps, principals, listings, sign_ins = await asyncio.gather(
-        applications(), _service_principals(runtime, page_size, step), vault_listings, report(), return_exceptions=True
+        applications(), _service_principals(runtime, step), vault_listings, report(), return_exceptions=True
     )
     if isinstance(apps, BaseException):
         raise apps
@@ -139,7 +157,8 @@ async def read_sources(
     service_principals, sp_problem = principals
     if sp_problem:
         problems.append(sp_problem)
-    if details:
+    problems.extend(refused_expansion)
+    if details and not expanded:
         apps, federated_problem = await _with_federated(runtime, apps, gate)
         if federated_problem:
             problems.append(federated_problem)
