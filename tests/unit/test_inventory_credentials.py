@@ -307,3 +307,59 @@ def test_a_certificate_on_the_service_principal_says_so() -> None:
     rows = {r.key_id: r for r in classify(apps[:1], secrets, NOW, service_principals=[sp])}
     row = rows[KEY_CERT]
     assert (row.kind, row.credential_object, row.thumbprint) == ("certificate", "servicePrincipal", THUMBPRINT)
+
+
+# --------------------------------------------------------------------------------------------------
+# Collection: every source read is one progress step, whatever fails
+
+
+class _Settings:
+    sweep_concurrency = 2
+
+
+class _Catalog:
+    """The reads `read_sources` makes, answering from memory; the service principals are refused."""
+
+    def __init__(self) -> None:
+        self.expanded: list[bool] = []
+
+    async def list_applications(
+        self, *, page_size: int = 100, expand_federated: bool = False
+    ) -> list[ListedApplication]:
+        self.expanded.append(expand_federated)
+        return _sources()[0]
+
+    async def list_service_principals(self, *, page_size: int = 100) -> list[ListedServicePrincipal]:
+        from rotation.domain.errors import PermissionDeniedError
+
+        raise PermissionDeniedError("Microsoft Graph", "Application.Read.All", action="list service principals")
+
+    async def sign_in_report(self) -> SignInReport:
+        return SignInReport.refused(NO_AUDIT_LOG)
+
+
+class _Vault:
+    async def list_secrets(self) -> list[SecretVersion]:
+        return _sources()[2]
+
+
+class _Runtime:
+    def __init__(self) -> None:
+        self.settings = _Settings()
+        self.directory = _Catalog()
+        self.vaults = {"kv": _Vault(), "kv2": _Vault()}
+
+
+async def test_every_source_read_is_one_progress_step() -> None:
+    from typing import cast
+
+    from rotation.runtime import Runtime
+    from rotation.tools.inventory.collect import read_sources, source_count
+
+    runtime = _Runtime()
+    steps: list[str] = []
+    sources = await read_sources(cast(Runtime, runtime), step=steps.append, details=True)
+    assert len(steps) == source_count(2, details=True) == 5, steps
+    assert runtime.directory.expanded == [True], "federated credentials come with the listing"
+    assert sources.sign_ins is not None and sources.sign_ins.unavailable == NO_AUDIT_LOG
+    assert any("service principals could not be listed" in w for w in sources.warnings)

@@ -74,9 +74,11 @@ async def _service_principals(
         listed = await runtime.directory.list_service_principals(page_size=APPLICATION_PAGE_MAX)
     except RotationError as error:
         # Their passwords go unseen, which the report says; the app registrations' are still worth a report.
+        if step is not None:
+            step("service principals not listed")
         return [], f"service principals could not be listed ({error.code}): {error.message}"
     if step is not None:
-        step(f"{len(listed)} service principals with passwords")
+        step(f"{len(listed)} service principals with credentials")
     return listed, None
 
 
@@ -116,7 +118,8 @@ async def read_sources(
 ) -> Sources:
     """Read every app and service principal (``page_size`` per Graph request) and every configured
     vault (vaults in parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time). ``details`` adds
-    each app's federated credentials and the sign-in report. ``step`` is called once per source read."""
+    each app's federated credentials and the sign-in report. ``step`` is called once per source read
+    (:func:`source_count` of them)."""
     gate = asyncio.Semaphore(max(1, runtime.settings.sweep_concurrency))
 
     expanded = details
@@ -138,7 +141,12 @@ async def read_sources(
         return listed
 
     async def report() -> SignInReport | None:
-        return await _sign_in_report(runtime) if details else None
+        if not details:
+            return None
+        read = await _sign_in_report(runtime)
+        if step is not None:
+            step("sign-in report" if read.readable else f"sign-in report unavailable ({read.unavailable})")
+        return read
 
     vault_listings = asyncio.gather(*(_list_vault(name, runtime, gate, step) for name in sorted(runtime.vaults)))
     # Wait for every read before raising, so no listing is still running when the caller closes the clients.
@@ -164,6 +172,12 @@ async def read_sources(
             problems.append(federated_problem)
     secrets = [version for listing, _ in listings for version in listing]
     return Sources(apps, secrets, tuple(problems), service_principals, sign_ins)
+
+
+def source_count(vaults: int, *, details: bool) -> int:
+    """How many times :func:`read_sources` calls ``step``: apps, service principals, each vault, and
+    the sign-in report with ``details``."""
+    return 2 + vaults + (1 if details else 0)
 
 
 def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
