@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from localcloud import certificates, keyvault
+from localcloud import certificate_policy, certificates, keyvault, keyvault_certificates
 from localcloud.errors import admin_error
 from localcloud.keys import CLOUD
 from localcloud.state import (
@@ -37,6 +37,7 @@ from localcloud.state import (
     ManagedIdentityRecord,
     Tenant,
     TopicRecord,
+    VaultRecord,
     World,
     graph_time,
     new_guid,
@@ -207,7 +208,9 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
                 for t in world.tenants.values()
             ],
             "managedIdentities": [i.to_admin() for i in world.managed_identities.values()],
-            "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
+            "vaults": [
+                {**keyvault.vault_state(v), **keyvault_certificates.certificate_state(v)} for v in world.vaults.values()
+            ],
             "topics": [t.to_admin() for t in world.topics.values()],
             "faults": [f.to_admin() for f in world.faults if f.count > 0],
             **cloud.state_annotations,
@@ -801,6 +804,7 @@ async def post_clock(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         # With emitEvents false the due events wait for the cloud's own ticker (within a second).
         if fields.get("emitEvents", True):
             keyvault.emit_due_events(cloud.world)
+            keyvault_certificates.emit_due_events(cloud.world)
     return {"now": graph_time(now)}
 
 
@@ -819,6 +823,7 @@ async def get_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
     with cloud.world.lock:
         if emit_due == "true":
             keyvault.emit_due_events(cloud.world)
+            keyvault_certificates.emit_due_events(cloud.world)
         return {"events": list(cloud.world.events[since:]), "next": len(cloud.world.events)}
 
 
@@ -898,6 +903,67 @@ async def get_topic_events(cloud: LocalCloud, body: Any, query: dict[str, list[s
         return {"events": copy.deepcopy(topic.events[since:]), "next": len(topic.events)}
 
 
+# --- Key Vault certificates ------------------------------------------------------------------------
+def _vault(world: World, name: str) -> VaultRecord:
+    vault = world.vault(name)
+    if vault is None:
+        raise AdminError(404, f"No vault {name}.")
+    return vault
+
+
+async def post_certificate_version(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Issue a new version of a self-signed certificate at once, as `begin_create_certificate` would
+    from the certificate's policy with these fields over it."""
+    fields = _object(
+        body,
+        {"name": str},
+        {
+            "subject": str,
+            "validityMonths": int,
+            "tags": dict,
+            "keySize": int,
+            "contentType": str,
+            "exportable": bool,
+        },
+    )
+    tags = fields.get("tags")
+    if tags is not None and not all(isinstance(v, str) for v in tags.values()):
+        raise AdminError(400, "'tags' must map names to strings.")
+    with cloud.world.lock:
+        vault = _vault(cloud.world, params[0])
+        issued = keyvault_certificates.issue_now(
+            cloud.world,
+            vault,
+            fields["name"],
+            subject=fields.get("subject"),
+            validity_months=fields.get("validityMonths") or certificate_policy.DEFAULT_VALIDITY_MONTHS,
+            tags=tags,
+            key_size=fields.get("keySize") or 2048,
+            content_type=fields.get("contentType") or certificate_policy.PKCS12,
+            exportable=fields.get("exportable", True) is not False,
+        )
+    if isinstance(issued, str):
+        raise AdminError(400, issued)
+    return issued.to_admin()
+
+
+async def get_certificate_versions(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    with cloud.world.lock:
+        versions = keyvault_certificates.certificate_versions(_vault(cloud.world, params[0]), params[1])
+    if versions is None:
+        raise AdminError(404, f"No certificate {params[1]} in {params[0]}.")
+    return {"versions": [v.to_admin() for v in versions]}
+
+
+async def put_certificate_issuance(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"delaySeconds": (int, float)}, {})
+    if not 0 <= fields["delaySeconds"] <= 3600:
+        raise AdminError(400, "'delaySeconds' must be between 0 and 3600.")
+    with cloud.world.lock:
+        _vault(cloud.world, params[0]).certificate_issuance_seconds = float(fields["delaySeconds"])
+    return {"delaySeconds": float(fields["delaySeconds"])}
+
+
 _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("state",)): get_state,
     ("POST", ("tenants",)): post_tenant,
@@ -941,4 +1007,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("requests",)): get_requests,
     ("GET", ("events",)): get_events,
     ("GET", ("issued-secrets",)): get_issued_secrets,
+    ("POST", ("vaults", "*", "certificates")): post_certificate_version,
+    ("GET", ("vaults", "*", "certificates", "*")): get_certificate_versions,
+    ("PUT", ("vaults", "*", "certificate-issuance")): put_certificate_issuance,
 }

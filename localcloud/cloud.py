@@ -24,9 +24,20 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from localcloud import admin, arm, entra, eventgrid, graph, keyvault
+from localcloud import (
+    admin,
+    arm,
+    certificate_policy,
+    entra,
+    eventgrid,
+    graph,
+    keyvault,
+    keyvault_certificates,
+    keyvault_keys,
+)
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, TOPIC_NAME, VAULT_NAME, WORLD
+from localcloud.keyvault_certificates import IssuedCertificate
 from localcloud.state import KeyCredential, PasswordCredential, SecretVersionRecord, SignInRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
@@ -235,6 +246,7 @@ class LocalCloud:
             await asyncio.sleep(0.5)
             with self.world.lock:
                 keyvault.emit_due_events(self.world)
+                keyvault_certificates.emit_due_events(self.world)
 
     def stop(self) -> None:
         if self._loop is None:
@@ -352,7 +364,7 @@ class LocalCloud:
         app[WORLD] = self.world
         app[VAULT_NAME] = record.name
         app[AUTHORITY] = self.authority
-        keyvault.setup(app)
+        keyvault.setup(app, objects=(keyvault_certificates.resolve, keyvault_keys.resolve))
         port = await self._serve(app, 0)
         with self.world.lock:
             record.port = port
@@ -580,6 +592,51 @@ class LocalCloud:
             if secret is None:
                 raise KeyError(f"no secret {name} in {vault}")
             return [dataclasses.replace(v, tags=dict(v.tags) if v.tags is not None else None) for v in secret.versions]
+
+    # --- Key Vault certificates ------------------------------------------------------------------
+    def create_certificate(
+        self,
+        vault: str,
+        name: str,
+        *,
+        subject: str | None = None,
+        validity_months: int = 12,
+        tags: Mapping[str, str] | None = None,
+        key_size: int = 2048,
+        content_type: str = certificate_policy.PKCS12,
+        exportable: bool = True,
+    ) -> IssuedCertificate:
+        """Issue a new version of a self-signed certificate at once (`POST /vaults/{vault}/certificates`),
+        from its existing policy with these fields over it (`subject` defaults to `CN={name}`); its
+        key and secret get the same version. Returns the version with its thumbprint and validity."""
+        body: dict[str, Any] = {
+            "name": name,
+            "validityMonths": validity_months,
+            "keySize": key_size,
+            "contentType": content_type,
+            "exportable": exportable,
+        }
+        if subject is not None:
+            body["subject"] = subject
+        if tags is not None:
+            body["tags"] = dict(tags)
+        self.admin("POST", f"/vaults/{vault}/certificates", body)
+        return self.certificate_versions(vault, name)[-1]
+
+    def certificate_versions(self, vault: str, name: str) -> list[IssuedCertificate]:
+        """Every issued version of a certificate, oldest first (`GET /vaults/{vault}/certificates/{name}`)."""
+        with self.world.lock:
+            record = self.world.vault(vault)
+            if record is None:
+                raise KeyError(f"no vault {vault}")
+            versions = keyvault_certificates.certificate_versions(record, name)
+            if versions is None:
+                raise KeyError(f"no certificate {name} in {vault}")
+            return versions
+
+    def set_certificate_issuance_delay(self, vault: str, seconds: float) -> None:
+        """How long a `Self` issuance stays pending in `vault` (`PUT /vaults/{vault}/certificate-issuance`)."""
+        self.admin("PUT", f"/vaults/{vault}/certificate-issuance", {"delaySeconds": seconds})
 
     def edit(self, change: Callable[[World], T]) -> T:
         """Run `change(world)` under the world's lock: the escape hatch for states that neither the wire
