@@ -116,10 +116,10 @@ async def _sign_in_report(runtime: Runtime) -> SignInReport:
 async def read_sources(
     runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100, details: bool = False
 ) -> Sources:
-    """Read every app and service principal (``page_size`` per Graph request) and every configured
-    vault (vaults in parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time). ``details`` adds
-    each app's federated credentials and the sign-in report. ``step`` is called once per source read
-    (:func:`source_count` of them)."""
+    """Read every app (``page_size`` per Graph request), every service principal (999 a request) and
+    every configured vault (vaults in parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time).
+    ``details`` adds each app's federated credentials (expanded in the listing) and the sign-in
+    report. ``step`` is called once per source read (:func:`source_count` of them)."""
     gate = asyncio.Semaphore(max(1, runtime.settings.sweep_concurrency))
 
     expanded = details
