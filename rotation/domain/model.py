@@ -26,7 +26,10 @@ from urllib.parse import urlsplit
 from rotation import redact
 from rotation.domain import strict_json
 from rotation.domain.errors import BadRequestError, RotationError
-from rotation.domain.key_credentials import KeyCredential
+
+if TYPE_CHECKING:
+    # listing.py imports this module; only an annotation names it (a dataclass never resolves it).
+    from rotation.domain.listing import CertificateCredential
 
 # --------------------------------------------------------------------------------------------------
 # Names and identifiers
@@ -414,7 +417,7 @@ class Application:
     #: The application's ``tags`` (only its owners and directory admins can write them).
     tags: tuple[str, ...] = ()
     #: Its certificates (thumbprint and dates, never key material), for the diagnosis to compare.
-    key_credentials: tuple[KeyCredential, ...] = ()
+    key_credentials: tuple[CertificateCredential, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from rotation.domain.key_credentials import KeyCredential, thumbprint_from_identifier
+from rotation.domain.listing import CertificateCredential
 from rotation.domain.model import Application, PasswordCredential, SecretVersion, Sensitive
 from rotation.settings import Settings
 from rotation.tools.diagnose import AppLookup, Observed, Status, TenantLookup, diagnosis_json, judge, render_text
@@ -69,8 +69,8 @@ def thumbprint(certificate: x509.Certificate) -> str:
 
 def key_credential(
     certificate: x509.Certificate, *, end_days: float = 200, start_days_ago: float = 10
-) -> KeyCredential:
-    return KeyCredential(
+) -> CertificateCredential:
+    return CertificateCredential(
         key_id="cccccccc-0000-0000-0000-000000000001",
         display_name="CN=orders-api",
         thumbprint=thumbprint(certificate),
@@ -82,7 +82,7 @@ def key_credential(
 def observed(
     value: str,
     *,
-    keys: tuple[KeyCredential, ...] = (),
+    keys: tuple[CertificateCredential, ...] = (),
     passwords: tuple[PasswordCredential, ...] = (),
     content_type: str | None = None,
     skew: timedelta = timedelta(0),
@@ -137,15 +137,6 @@ def test_a_pem_and_a_key_vault_pfx_are_read_as_the_same_certificate(
 def test_a_client_secret_is_no_certificate() -> None:
     assert stored_certificate(Sensitive("Xy28Q~" + "a" * 34)) is None
     assert stored_certificate(Sensitive("not base64 at all " * 40)) is None
-
-
-def test_graphs_custom_key_identifier_is_the_hex_thumbprint() -> None:
-    """Graph sends the 40 hex characters as an Edm.Binary; msgraph-sdk hands them over base64-decoded."""
-    hex_thumbprint = "52ED9B5038A47B9E2E2190715CC238359D4F8F73"
-    assert thumbprint_from_identifier(base64.b64decode(hex_thumbprint)) == hex_thumbprint
-    assert thumbprint_from_identifier(bytes.fromhex(hex_thumbprint)) == hex_thumbprint  # raw SHA-1 bytes
-    assert thumbprint_from_identifier(b"custom") is None
-    assert thumbprint_from_identifier(None) is None
 
 
 # --------------------------------------------------------------------------------------------------

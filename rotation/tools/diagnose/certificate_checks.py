@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from rotation.domain import aadsts
-from rotation.domain.key_credentials import KeyCredential
+from rotation.domain.listing import CertificateCredential
 from rotation.domain.model import format_utc
 from rotation.tools.diagnose.certificate_value import StoredCertificate
 from rotation.tools.diagnose.credentials import PROPAGATION_WINDOW
@@ -41,7 +41,15 @@ _UPLOAD = (
 )
 
 
-def _label(credential: KeyCredential, now: datetime) -> str:
+def _expired(credential: CertificateCredential, now: datetime) -> bool:
+    return credential.end is not None and credential.end <= now
+
+
+def _started(credential: CertificateCredential, now: datetime) -> bool:
+    return credential.start is None or credential.start <= now
+
+
+def _label(credential: CertificateCredential, now: datetime) -> str:
     name = f" '{credential.display_name}'" if credential.display_name else ""
     return f"{credential.key_id}{name} thumbprint {credential.thumbprint or '?'} {in_days(credential.end, now)}"
 
@@ -50,7 +58,7 @@ def _stored(certificate: StoredCertificate) -> str:
     return f"the stored {certificate.format} certificate (thumbprint {certificate.thumbprint}, {certificate.subject})"
 
 
-def matched_key_credential(seen: Observed, certificate: StoredCertificate) -> KeyCredential | None:
+def matched_key_credential(seen: Observed, certificate: StoredCertificate) -> CertificateCredential | None:
     """The app's certificate with the stored certificate's thumbprint."""
     if seen.app is None:
         return None
@@ -83,7 +91,7 @@ def check_app_certificates(seen: Observed, certificate: StoredCertificate) -> Ch
             + (f" ({entry.docs_url})" if entry else ""),
         )
     listing = "; ".join(_label(k, now) for k in keys)
-    if all(k.is_expired(now) for k in keys):
+    if all(_expired(k, now) for k in keys):
         return Check(
             "app.certificates",
             title,
@@ -176,7 +184,7 @@ def check_certificate_validity(seen: Observed, certificate: StoredCertificate, r
     if found is None:
         return skip("certificate.validity", title, "the certificate is not on the app (or the app was not read)")
     label = _label(found, now)
-    if found.is_expired(now):
+    if _expired(found, now):
         return Check(
             "certificate.validity",
             title,
@@ -187,7 +195,7 @@ def check_certificate_validity(seen: Observed, certificate: StoredCertificate, r
             "Upload the certificate again with a later end date (or a renewed certificate), and remove the expired "
             "credential.",
         )
-    if not found.has_started(now):
+    if not _started(found, now):
         return Check(
             "certificate.validity",
             title,
