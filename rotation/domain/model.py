@@ -414,10 +414,10 @@ class Application:
     sign_in_audience: str | None = None
     password_credentials: tuple[PasswordCredential, ...] = ()
     key_credentials_count: int = 0
-    #: The application's ``tags`` (only its owners and directory admins can write them).
-    tags: tuple[str, ...] = ()
     #: Its certificates (thumbprint and dates, never key material), for the diagnosis to compare.
     key_credentials: tuple[CertificateCredential, ...] = ()
+    #: The application's ``tags`` (only its owners and directory admins can write them).
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))

@@ -65,13 +65,13 @@ class Observed:
     app_lookup: AppLookup = AppLookup.NOT_TRIED
     app: Application | None = None
     app_problem: str | None = None
-    probe_requested: bool = False
-    probe: ProbeResult | None = None
     # Graph's credential sign-in report for the app (issue 13): keyId -> last sign-in (day-granular,
     # at least a day late); ``None`` with ``sign_ins_read`` when Graph will not show it.
     sign_ins_read: bool = False
     sign_ins: dict[str, datetime | None] | None = None
     sign_ins_problem: str | None = None
+    probe_requested: bool = False
+    probe: ProbeResult | None = None
 
     @property
     def tags(self) -> dict[str, str]:
