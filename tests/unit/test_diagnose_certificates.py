@@ -263,3 +263,25 @@ def test_a_certificate_without_its_private_key_cannot_sign(pair: tuple[rsa.RSAPr
     status, evidence, cause = by_id(seen)["certificate.key"]
     assert status is Status.FAIL and "holds no private key" in evidence and "cannot sign" in cause
     assert by_id(observed(pem_of(*pair), keys=(key_credential(certificate),)))["certificate.key"][0] is Status.PASS
+
+
+def test_consumers_on_the_old_certificate_are_named_by_thumbprint(
+    pair: tuple[rsa.RSAPrivateKey, x509.Certificate],
+) -> None:
+    """The sign-in report lists certificates by keyId too: a vault renewed to a new certificate while
+    consumers still sign in with the old one is the rotated-but-not-updated cause for certificates."""
+    key, certificate = pair
+    _, old = make_certificate()
+    current = key_credential(certificate)
+    previous = replace(key_credential(old), key_id="cccccccc-0000-0000-0000-000000000002", display_name="old")
+    seen = observed(pem_of(key, certificate), keys=(current, previous))
+    seen.sign_ins_read, seen.sign_ins = True, {previous.key_id: NOW - timedelta(days=2), current.key_id: None}
+    found = next(c for c in judge(seen).checks if c.id == "usage.consumers")
+    assert found.status is Status.WARN
+    assert (
+        f"the stored value is credential {current.key_id} 'CN=orders-api' (certificate {thumbprint(certificate)})"
+        in (found.evidence)
+    )
+    assert (
+        f"consumers sign in with credential {previous.key_id} 'old' (certificate {thumbprint(old)})" in found.evidence
+    )

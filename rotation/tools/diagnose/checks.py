@@ -827,7 +827,7 @@ def judge(seen: Observed) -> Diagnosis:
         check_orphans(seen),
         check_pinned_versions(seen),
         # Which credential consumers really use (the sign-in report): a warning at most, never the cause.
-        check_consumer_credential(seen),
+        check_consumer_credential(seen, certificate),
         check_probe(seen) if certificate is None else _certificate_probe(seen),
     )
     # Positional in the order of `Diagnosis`'s fields: what was diagnosed, and where its ids came from.

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from rotation.domain.model import Tag, format_utc
+from rotation.tools.diagnose.certificate_checks import matched_key_credential
+from rotation.tools.diagnose.certificate_value import StoredCertificate
 from rotation.tools.diagnose.credentials import matched_credential
 from rotation.tools.diagnose.facts import Observed
 from rotation.tools.diagnose.results import Check, Status
@@ -35,9 +37,12 @@ def _day(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d}" if moment else "never (not in the report)"
 
 
-def _stored_key_id(seen: Observed) -> str | None:
-    """The keyId of the credential whose value is stored: the CredentialId tag, else the one
-    credential whose hint matches."""
+def _stored_key_id(seen: Observed, certificate: StoredCertificate | None) -> str | None:
+    """The keyId of the credential whose value is stored: for a certificate the app's certificate
+    with its thumbprint; for a secret the CredentialId tag, else the one credential whose hint matches."""
+    if certificate is not None:
+        key = matched_key_credential(seen, certificate)
+        return key.key_id.lower() if key else None
     tagged = seen.tags.get(Tag.CredentialId, "").strip()
     if tagged:
         return tagged.lower()
@@ -47,14 +52,20 @@ def _stored_key_id(seen: Observed) -> str | None:
 
 def _label(seen: Observed, key_id: str) -> str:
     credential = seen.app.credential(key_id) if seen.app else None
-    if credential is None:
-        return f"{key_id} (no longer on the app)"
-    name = f" '{credential.display_name}'" if credential.display_name else ""
-    return f"{credential.key_id}{name} (hint {credential.hint or '?'})"
+    if credential is not None:
+        name = f" '{credential.display_name}'" if credential.display_name else ""
+        return f"{credential.key_id}{name} (hint {credential.hint or '?'})"
+    keys = seen.app.key_credentials if seen.app else ()
+    key = next((k for k in keys if k.key_id.lower() == key_id.lower()), None)
+    if key is not None:
+        name = f" '{key.display_name}'" if key.display_name else ""
+        return f"{key.key_id}{name} (certificate {key.thumbprint or '?'})"
+    return f"{key_id} (no longer on the app)"
 
 
-def check_consumer_credential(seen: Observed) -> Check:
-    """Compare the stored credential's last sign-in with the app's other credentials'."""
+def check_consumer_credential(seen: Observed, certificate: StoredCertificate | None = None) -> Check:
+    """Compare the stored credential's last sign-in with the app's other credentials' (secrets and
+    certificates alike: the report lists both by keyId)."""
     if seen.app is None:
         return skip(CHECK_ID, TITLE, "the app was not read")
     if seen.sign_ins_problem is not None:
@@ -70,7 +81,7 @@ def check_consumer_credential(seen: Observed) -> Check:
             "ROTATION_GRANT_AUDIT_LOG=true; docs/deploy.md, Retirement on evidence).",
         )
     covered = f"{REPORT_AGE}: it shows nothing after about {format_utc(seen.now - REPORT_LAG)}"
-    stored = _stored_key_id(seen)
+    stored = _stored_key_id(seen, certificate)
     used = {key: last for key, last in report.items() if last is not None}
     if stored is None:
         if not used:
