@@ -102,6 +102,9 @@ def _key_request(body: Any) -> KeyRequest:
         raise _bad_request("Invalid value specified for property 'passwordCredential'.")
     if credential.get("type") != "AsymmetricX509Cert":
         raise _invalid_key_property("type")
+    if credential.get("usage") == "Sign":
+        # A signing key (SAML token signing) is not a credential an app signs in with.
+        raise _invalid_key_property("usage")
     if credential.get("usage") != "Verify":
         # Real text: microsoftgraph/msgraph-sdk-java#1823.
         raise _bad_request(

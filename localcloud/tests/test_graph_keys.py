@@ -239,6 +239,7 @@ async def test_malformed_key_credentials_are_400(cloud: LocalCloud, raw: httpx.A
     for body in (
         add_key_body(new, good, type="Symmetric"),
         add_key_body(new, good, usage="Encrypt"),
+        add_key_body(new, good, usage="Sign"),
         add_key_body(new, good, key=base64.b64encode(b"not a certificate").decode()),
         {"keyCredential": None, "proof": good},
         {**add_key_body(new, good), "proof": None},

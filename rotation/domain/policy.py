@@ -324,9 +324,6 @@ class ValidationProgress:
     last_transient: bool = False
     verdict: Verdict = Verdict.CONTINUE
     reason: str = ""
-    #: Codes that mean "not propagated yet" for the credential being proven, beyond the catalogue's
-    #: own (a certificate just added answers AADSTS700027, key not found, until it has propagated).
-    propagating: frozenset[int] = frozenset()
 
     @property
     def finished(self) -> bool:
@@ -352,8 +349,7 @@ class ValidationProgress:
             last_transient=result.transient or aadsts.classify(result.code) == "transient",
         )
         # The probe's own "transient" judgement (network, 5xx) wins over the code: keep trying.
-        waiting_helps = aadsts.waiting_may_help(result.code) or result.code in self.propagating
-        if result.code is not None and not result.transient and not waiting_helps:
+        if result.code is not None and not result.transient and not aadsts.waiting_may_help(result.code):
             explanation = aadsts.explain(result.code)
             detail = explanation.summary() if explanation else f"AADSTS{result.code}"
             reason = f"sign-in failed with a code waiting cannot fix: {detail}"

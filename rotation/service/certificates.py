@@ -73,15 +73,11 @@ from rotation.service.ports import Clock, HeldLock
 from rotation.service.run import Report
 from rotation.settings import SecretPolicy, Settings
 
-#: What Entra answers a client assertion signed by a certificate it has not replicated yet: "key not
-#: found" (AADSTS700027), for a few seconds after addKey, like 7000215 for a new password.
-PROPAGATING_CODES = frozenset({700027})
-
 #: How far the rotator's clock may be behind Key Vault's and Entra's (which accept tokens 5 minutes
 #: early): a certificate issued a moment ago may start "in the future" here and still sign.
 CLOCK_SKEW = timedelta(minutes=5)
 
-__all__ = ["CLOCK_SKEW", "PROPAGATING_CODES", "CertificateReconciler", "CertificateRun", "Seen", "vault_name_of"]
+__all__ = ["CLOCK_SKEW", "CertificateReconciler", "CertificateRun", "Seen", "vault_name_of"]
 
 
 @dataclass(frozen=True)
@@ -428,13 +424,13 @@ async def finish_validation(run: CertificateRun, seen: Seen) -> tuple[Seen, bool
 async def prove(run: CertificateRun, seen: Seen) -> policy.ValidationProgress:
     """Client-assertion sign-ins, each with a fresh assertion (its own ``jti``) that Key Vault signs
     with the new version's key, until the consecutive-success rule passes or fails (the pace and the
-    deadline of password validation: :meth:`ValidationProgress.next_delay`)."""
+    deadline of password validation: :meth:`ValidationProgress.next_delay`; the catalogue takes AADSTS700027,
+    "key not found", for propagation, like 7000215 for a new password)."""
     latest = seen.latest
     assert latest.cer is not None and latest.version is not None
     progress = policy.ValidationProgress(
         needed=run.settings.validation_successes,
         deadline_seconds=float(run.settings.validation_deadline_seconds),
-        propagating=PROPAGATING_CODES,
     )
     audience = run.probe.token_endpoint(seen.tenant_id)
     started = run.timer()

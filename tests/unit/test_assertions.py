@@ -91,12 +91,9 @@ def test_thumbprints_are_normalised_from_hex_or_bytes() -> None:
     assert normal_thumbprint(b"short") is None and normal_thumbprint("xyz") is None
 
 
-def test_a_propagating_code_keeps_validation_going_where_the_catalogue_would_stop_it() -> None:
-    refused = ProbeResult(ok=False, code=700027)
-    plain = policy.ValidationProgress(needed=1, deadline_seconds=60).after(refused, 1.0)
-    assert plain.verdict is policy.Verdict.FAILED
-    patient = policy.ValidationProgress(needed=1, deadline_seconds=60, propagating=frozenset({700027}))
-    going = patient.after(refused, 1.0)
+def test_a_certificate_not_propagated_yet_keeps_validation_going_until_it_signs_in() -> None:
+    """AADSTS700027 (key not found) is what Entra answers for seconds after addKey: waited out."""
+    going = policy.ValidationProgress(needed=1, deadline_seconds=60).after(ProbeResult(ok=False, code=700027), 1.0)
     assert going.verdict is policy.Verdict.CONTINUE and not going.last_transient
     assert going.after(ProbeResult(ok=True), 2.0).verdict is policy.Verdict.PASSED
 
