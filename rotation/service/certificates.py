@@ -69,7 +69,7 @@ from rotation.domain.model import (
 from rotation.domain.state import ManagedSecret, credential_issued
 from rotation.observability import event
 from rotation.service.certificate_ports import AssertionProbe, CertificateVault, KeyDirectory
-from rotation.service.ports import Clock, HeldLock
+from rotation.service.ports import Clock, HeldLock, SystemClock
 from rotation.service.run import Report
 from rotation.settings import SecretPolicy, Settings
 
@@ -125,6 +125,9 @@ class CertificateRun:
     dry_run: bool = False
     held: HeldLock | None = None
     report: Report = field(default_factory=Report)
+    #: The clock of the JWTs' ``nbf``/``exp``: Graph and Entra check them against real time, even where
+    #: ``clock`` (what is due, what is valid) is a simulation's (the demo's days in seconds).
+    token_clock: Clock = field(default_factory=SystemClock)
 
     @property
     def name(self) -> str:
@@ -181,6 +184,8 @@ class CertificateReconciler:
     clock: Clock
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     timer: Callable[[], float] = time.monotonic
+    #: See `CertificateRun.token_clock`; unit tests pass their fake clock.
+    token_clock: Clock = field(default_factory=SystemClock)
 
     async def reconcile(
         self, request: ReconcileRequest, *, dry_run: bool = False, held: HeldLock | None = None
@@ -191,7 +196,17 @@ class CertificateReconciler:
             error = UnknownVaultError(request.vault, self.vaults)
             return Outcome(request.operation_id, request.vault, request.secret, Action.SKIPPED).with_error(error)
         run = CertificateRun(
-            request, vault, self.directory, self.probe, self.settings, self.clock, self.sleep, self.timer, dry_run, held
+            request,
+            vault,
+            self.directory,
+            self.probe,
+            self.settings,
+            self.clock,
+            self.sleep,
+            self.timer,
+            dry_run,
+            held,
+            token_clock=self.token_clock,
         )
         started = self.timer()
         run.event("CertificateReconcileStarted", reason=request.reason or None, dryRun=dry_run)
@@ -284,7 +299,7 @@ def _created(version: CertificateVersion) -> float:
 async def signed_proof(run: CertificateRun, seen: Seen, by: CertificateVersion) -> Sensitive:
     """A proof of possession for the app, signed in Key Vault by the key behind ``by``."""
     assert by.thumbprint is not None and by.version is not None
-    proof = possession_proof(seen.app.object_id, by.thumbprint, run.clock.now())
+    proof = possession_proof(seen.app.object_id, by.thumbprint, run.token_clock.now())
     signature = await run.vault.sign(run.name, by.version, proof.digest)
     return proof.signed(signature)
 
@@ -436,7 +451,7 @@ async def prove(run: CertificateRun, seen: Seen) -> policy.ValidationProgress:
     started = run.timer()
     while True:
         run.check_lock()
-        draft = client_assertion(seen.state.app_id, audience, latest.cer, run.clock.now())
+        draft = client_assertion(seen.state.app_id, audience, latest.cer, run.token_clock.now())
         signature = await run.vault.sign(run.name, latest.version, draft.digest)
         left = progress.deadline_seconds - (run.timer() - started)
         result = await run.probe.probe_assertion(

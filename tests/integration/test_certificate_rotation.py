@@ -28,6 +28,7 @@ from rotation.service.certificate_sweep import scan_certificates
 from rotation.service.sweep import scan
 from rotation.settings import Settings
 from tests.integration.reconcile_helpers import (
+    CloudClock,
     add_fault,
     capture_logs,
     clear_faults,
@@ -107,9 +108,13 @@ def settings_for(**overrides: Any) -> Settings:
 
 
 async def reconcile(
-    settings: Settings, managed: Managed, mode: Literal["normal", "forced", "emergency"] = "normal"
+    settings: Settings,
+    managed: Managed,
+    mode: Literal["normal", "forced", "emergency"] = "normal",
+    *,
+    clock: CloudClock | None = None,
 ) -> Outcome:
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, clock=clock) as runtime:
         request = ReconcileRequest.new(
             VAULT, managed.name, now=datetime.now(UTC), reason="integration test", mode=mode, kind="certificate"
         )
@@ -350,3 +355,21 @@ async def test_a_create_retried_while_its_first_attempt_is_pending_waits_for_it_
     assert creates == [202, 409], creates  # the retry found the first create pending
     assert len(managed.versions()) == 2  # the first and exactly one new one
     assert tags(managed.latest())["CredentialId"] == outcome.created_key_id
+
+
+async def test_on_a_cloud_whose_clock_moved_days_ahead_the_jwts_still_carry_real_time(
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's situation: the rotator decides on the cloud's clock (days pass in seconds), while
+    Graph and Entra check a proof's and an assertion's lifetime against real time."""
+    cloud = start_private_cloud(private_cloud, monkeypatch, vaults=(VAULT,))
+    assert cloud.rotator is not None
+    for role in CERTIFICATE_ROLES:
+        cloud.admin("POST", "/role-assignments", {"objectId": cloud.rotator.sp_object_id, "vault": VAULT, "role": role})
+    managed = await manage(cloud)
+    cloud.advance_clock(10 * 86400, emit_events=False)
+
+    outcome = await reconcile(settings_for(), managed, "emergency", clock=CloudClock(cloud))
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.ok and outcome.retired_key_ids == (managed.first_key,), outcome.to_dict()

@@ -63,6 +63,7 @@ class World:
             self.clock,
             self.clock.sleep,
             self.clock.monotonic,
+            token_clock=self.clock,  # the fakes check JWT times against the same clock
         )
         request = ReconcileRequest.new(VAULT, CERT, now=self.clock.now(), reason="unit test", mode=mode)
         return await reconciler.reconcile(request, dry_run=dry_run, held=self.held)
