@@ -9,7 +9,11 @@ function objects of `function_app.py` driven with real `azure.functions` trigger
 4. Days pass (on the local cloud's clock, which the rotator reads too): a consumer that cached the
    old payments-api value still signs in with it, so the sign-in report holds its retirement; once
    the consumer moves to the new value and the report shows a quiet period, it is retired.
-5. Every managed secret's latest value is proven with a token request, and the printed output is
+5. A managed Key Vault certificate: an operator rolls it over HTTP by name; the rotator creates the
+   next version from its policy, adds it with Graph addKey (the proof signed in Key Vault by the
+   current version's key), proves it with client assertions signed in Key Vault by the new key, and
+   the payments service signs in with the certificate it reads from Key Vault. No private key leaves it.
+6. Every managed secret's latest value is proven with a token request, and the printed output is
    checked against every secret value the local cloud issued: none may appear.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import logging
@@ -31,7 +36,7 @@ from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError
-from azure.identity import ClientSecretCredential
+from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
@@ -60,7 +65,10 @@ DEMO_SETTINGS = {
     "ROTATION_VALIDATION_SUCCESSES": "3",
     "ROTATION_VALIDATION_DEADLINE_SECONDS": "60",
     "FUNCTIONS_WORKER_RUNTIME": "python",
+    "ROTATION_CERTIFICATES": "true",
 }
+CERTIFICATE = "payments-signing"
+CERTIFICATE_ROLES = ("Key Vault Certificates Officer", "Key Vault Crypto User")
 
 
 class Story:
@@ -116,6 +124,10 @@ class Narrator(logging.Handler):
         "VersionDisabled": "Key Vault: disabled version {vaultVersion}, whose value no longer signs in",
         "EventIgnored": "ignored: the rotator's own writes fire this type; it is never a trigger",
         "ReconcileCompleted": "{vault}/{secret}: nothing to do - the secret is already in its desired state",
+        "CertificateVersionCreated": "Key Vault: new certificate version {vaultVersion} from the certificate's own "
+        "policy (thumbprint {thumbprint})",
+        "KeyAdded": "Graph addKey -> new certificate {keyId}, the proof signed in Key Vault by version {signedBy}",
+        "CertificateActivated": "state 'active'; the old certificate retires after {retireAfter}",
         "WorkerCompleted": "worker done: {vault}/{secret} {action} in {seconds}s",
     }
 
@@ -139,6 +151,11 @@ class Narrator(logging.Handler):
         if name == "ReconcileCompleted" and self.held:
             line = "{vault}/{secret}: the old credential stays; the sweep looks again next hour"
         self.held = name == "RetirementHeld"
+        if name == "ValidationPassed" and facts.get("kind") == "certificate":
+            line = (
+                "proven: {attempts} client-assertion sign-in(s), each assertion signed in Key Vault by the new "
+                "key, until enough succeeded in a row (propagation waited out)"
+            )
         if name == "SecretActivated" and not facts.get("retireCredentialId"):
             line = "state 'active'; nothing left to retire"
         if line is None:
@@ -202,6 +219,9 @@ def seed(cloud: RotatorCloud, story: Story) -> Scene:
     # The price of retirement on evidence: the rotator may read the sign-in report (granted before
     # its first token: a token carries the roles its identity had when it was issued).
     cloud.admin("POST", f"/applications/{cloud.rotator.app_id}/graph-app-roles", {"role": "AuditLog.Read.All"})
+    # Managed certificates (ROTATION_CERTIFICATES): what rotationCertificates=true assigns on each vault.
+    for role in CERTIFICATE_ROLES:
+        cloud.admin("POST", "/role-assignments", {"objectId": cloud.rotator.sp_object_id, "vault": VAULT, "role": role})
     now = cloud.now()
     apps: dict[str, dict[str, Any]] = {}
     for display in ("payments-api", "reports-worker"):
@@ -393,6 +413,72 @@ async def chapter_emergency(cloud: RotatorCloud, handlers: dict[str, Any], story
     await drain_queue(handlers, story)
 
 
+async def chapter_certificate(cloud: RotatorCloud, handlers: dict[str, Any], story: Story, scene: Scene) -> bool:
+    story.chapter("5. A certificate whose private key never leaves Key Vault")
+    payments = next(s for s in scene.seeded if s.name == "payments-api")
+    first = cloud.create_certificate(VAULT, CERTIFICATE, validity_months=12, tags={"ProviderAddress": payments.app_id})
+    cloud.add_key_credential(payments.app_id, first.der, display_name="payments signing (added by Dana)")
+    binding = f"rotator-binding:{vault_host(cloud.vault_url(VAULT))}/{CERTIFICATE}"
+    cloud.set_application_tags(payments.app_id, [*cloud.application_tags(payments.app_id), binding])
+    story.step(f"Dana created {VAULT}/{CERTIFICATE} (Self issuer, 12 months, ProviderAddress=payments-api), put it")
+    story.say(
+        f"    on the app once (az ad app credential reset --cert {CERTIFICATE} --keyvault ... --append) and bound it"
+    )
+    on_call = await asyncio.to_thread(cloud.api_client, "release tooling", OPERATOR_ROLE)
+    token = await asyncio.to_thread(cloud.api_token, on_call)
+    story.step(f"operator: POST /api/secrets/{VAULT}/{CERTIFICATE}/rotate (a planned roll, by the certificate's name)")
+    request = func.HttpRequest(
+        "POST",
+        f"https://func-rotator.example.net/api/secrets/{VAULT}/{CERTIFICATE}/rotate",
+        headers={"content-type": "application/json", "x-functions-key": "demo", "Authorization": f"Bearer {token}"},
+        route_params={"vault": VAULT, "name": CERTIFICATE},
+        body=json.dumps({"reason": "planned certificate roll", "emergency": False}).encode(),
+    )
+    out = Out()
+    response = await handlers["rotate_secret"](request, out)
+    story.step(f"HTTP {response.status_code} {json.loads(response.get_body())}")
+    await enqueue(out.messages())
+    await drain_queue(handlers, story)
+    versions = cloud.certificate_versions(VAULT, CERTIFICATE)
+    on_app = {k.thumbprint for k in cloud.key_credentials(payments.app_id)}
+    both = {first.thumbprint, versions[-1].thumbprint} <= on_app
+    story.step(
+        f"payments-api holds both certificates for the grace period: {first.thumbprint[:8]}... (old) and "
+        f"{versions[-1].thumbprint[:8]}... (new): {'yes' if both else 'NO'}"
+    )
+    outcome = await asyncio.to_thread(consumer_signs_in_with_certificate, cloud, scene.operator, payments.app_id)
+    story.step(f"the payments service reads {CERTIFICATE} from Key Vault and signs in with it: {outcome}")
+    return len(versions) == 2 and both and outcome == "signed in"
+
+
+def consumer_signs_in_with_certificate(cloud: LocalCloud, operator: dict[str, str], app_id: str) -> str:
+    """What a consumer of the certificate does: read its latest version (the PKCS#12 behind it) from Key
+    Vault and sign in with azure-identity's CertificateCredential; the outcome only."""
+
+    async def pfx() -> bytes:
+        async with (
+            AsyncClientSecretCredential(
+                cloud.tenant_id, operator["appId"], operator["secret"], authority=cloud.authority
+            ) as credential,
+            SecretClient(cloud.vault_url(VAULT), credential, verify_challenge_resource=False) as client,
+        ):
+            return base64.b64decode((await client.get_secret(CERTIFICATE)).value or "")
+
+    credential = CertificateCredential(
+        cloud.tenant_id,
+        app_id,
+        certificate_data=asyncio.run(pfx()),
+        authority=cloud.authority,
+        disable_instance_discovery=True,
+    )
+    try:
+        credential.get_token("https://graph.microsoft.com/.default")
+        return "signed in"
+    except ClientAuthenticationError as error:
+        code = next((w for w in str(error).replace(":", " ").split() if w.startswith("AADSTS")), "refused")
+        return f"refused ({code})"
+
+
 def consumer_signs_in(cloud: LocalCloud, app_id: str, value: str) -> str:
     """One client-credentials sign-in, as the payments service makes it; the outcome without the value."""
     credential = ClientSecretCredential(
@@ -450,7 +536,7 @@ async def chapter_sweep_quietly(handlers: dict[str, Any], story: Story) -> None:
 
 # --- the proof -----------------------------------------------------------------------------------
 def prove(cloud: LocalCloud, operator: dict[str, str], seeded: list[Seeded], ledger: Ledger, story: Story) -> bool:
-    story.chapter("5. Proof: every managed secret's latest value signs in")
+    story.chapter("6. Proof: every managed secret's latest value signs in")
 
     async def latest() -> dict[str, Any]:
         async with (
@@ -557,6 +643,7 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
                 broken = next(s for s in scene.seeded if s.name == "reports-batch")
                 asyncio.run(chapter_emergency(cloud, handlers, story, broken))
                 asyncio.run(chapter_evidence(cloud, handlers, story, scene))
+                certificate_rotated = asyncio.run(chapter_certificate(cloud, handlers, story, scene))
             finally:
                 rotation_log.removeHandler(narrator)
                 rotation_log.propagate = True
@@ -565,4 +652,4 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
     finally:
         storage.__exit__(None, None, None)
     story.say(f"Done in {time.monotonic() - story.started:.0f} s.")
-    return 0 if proven and clean else 1
+    return 0 if proven and clean and certificate_rotated else 1

@@ -28,6 +28,13 @@ def test_the_demo_runs_end_to_end() -> None:
     assert "signed in on" in evidence[held:] and "something still uses it" in evidence[held:]
     assert evidence.index("Graph removePassword -> retired credential") > held
     assert "the old value now: refused (AADSTS7000215)" in evidence
+    # A managed certificate, rolled over HTTP by name: addKey with a proof signed in Key Vault, proven
+    # with client assertions, and the consumer signs in with the certificate it reads from Key Vault.
+    certificate = out[out.index("== 5. A certificate") : out.index("== 6.")]
+    assert "HTTP 202" in certificate and "new certificate version" in certificate
+    assert "Graph addKey -> new certificate" in certificate and "client-assertion sign-in(s)" in certificate
+    assert "holds both certificates for the grace period" in certificate and ": yes" in certificate
+    assert "reads payments-signing from Key Vault and signs in with it: signed in" in certificate
     rows = [line.split() for line in out.splitlines() if line.startswith(("payments-api ", "reports-"))]
     assert len(rows) == 3 and all(row[-2:] == ["signs", "in"] for row in rows)  # every latest value gets a token
     assert "FAILS" not in out
