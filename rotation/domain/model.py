@@ -116,11 +116,12 @@ def from_epoch(seconds: float) -> datetime:
 class Tag:
     """Tag names on a managed secret's latest version.
 
-    The first five are set by the operator (``ProviderAddress``, ``CredentialId`` and
+    The first five and ``CredentialObject`` are set by the operator (``ProviderAddress``, ``CredentialId`` and
     ``ValidityPeriodDays`` match Microsoft's rotation sample); the rest are the rotator's state.
     Key Vault allows 15 tags per object, so the set is kept small: 14 at most (``Backoff``,
     ``Emergency`` and ``RetirementHeld`` only while a rotation keeps failing, an emergency is under way
-    or the sign-in report holds a retirement), leaving room for the owner's own tags. There is no
+    or the sign-in report holds a retirement, and never the last two together; ``CredentialObject``
+    only for a service principal's password), leaving room for the owner's own tags. There is no
     "last rotated" tag: the version's ``created`` time says that.
     """
 
@@ -141,8 +142,18 @@ class Tag:
     Emergency: Final = "Emergency"
     #: Why the old credential stays after its grace period (the sign-in report shows it in use).
     RetirementHeld: Final = "RetirementHeld"
+    #: Which object holds the password: ``application`` (absent: the app registration) or
+    #: ``servicePrincipal`` (the app's service principal in the tenant). Set by the operator.
+    CredentialObject: Final = "CredentialObject"
 
-    OPERATOR: Final = (ProviderAddress, TenantId, ValidityPeriodDays, RotateBeforeDays, GracePeriodHours)
+    OPERATOR: Final = (
+        ProviderAddress,
+        TenantId,
+        ValidityPeriodDays,
+        RotateBeforeDays,
+        GracePeriodHours,
+        CredentialObject,
+    )
     ROTATOR: Final = (
         CredentialId,
         RotationId,
@@ -154,6 +165,11 @@ class Tag:
         Emergency,
         RetirementHeld,
     )
+    #: Never on one version together: an emergency retires without waiting for evidence, so a hold
+    #: means nothing during one (``ManagedSecret.to_tags`` drops ``RetirementHeld`` then). It keeps
+    #: the most tags the rotator's scheme puts on a secret at once at ``MOST_AT_ONCE``.
+    EXCLUSIVE: Final = (Emergency, RetirementHeld)
+    MOST_AT_ONCE: Final = 14
 
 
 #: Key Vault's limits on tags per object and on one tag value's length: "up to 15 tags, each of which
@@ -329,6 +345,32 @@ def parse_binding(tag: str) -> Binding | None:
     return Binding(match["host"], match["secret"], match["key"])
 
 
+# --------------------------------------------------------------------------------------------------
+# Which directory object holds a managed secret's password
+
+#: ``application``: the app registration (its owners bind it in the application's ``tags``);
+#: ``servicePrincipal``: the app's service principal in the tenant, whose owners (not the app's)
+#: control its credentials, so its binding lives in the service principal's ``tags``.
+CredentialObject = Literal["application", "servicePrincipal"]
+CREDENTIAL_OBJECTS: Final[tuple[CredentialObject, ...]] = get_args(CredentialObject)
+APPLICATION: Final[CredentialObject] = "application"
+SERVICE_PRINCIPAL: Final[CredentialObject] = "servicePrincipal"
+
+
+def parse_credential_object(text: str | None) -> CredentialObject | None:
+    """The object a ``CredentialObject`` tag names (absent or empty: the application), ``None`` for
+    any other value (case-insensitive: tags are typed by people)."""
+    if text is None or not text.strip():
+        return APPLICATION
+    wanted = text.strip().lower()
+    return next((kind for kind in CREDENTIAL_OBJECTS if kind.lower() == wanted), None)
+
+
+def credential_object_label(kind: CredentialObject) -> str:
+    """How messages name the object: "the app registration" or "the service principal"."""
+    return "the service principal" if kind == SERVICE_PRINCIPAL else "the app registration"
+
+
 def new_rotation_id(now: datetime) -> str:
     """A rotation id that sorts by time and is unique enough: ``20250131T120000Z-1a2b3c4d``."""
     return f"{ensure_utc(now):%Y%m%dT%H%M%SZ}-{_secrets.token_hex(4)}"
@@ -402,7 +444,11 @@ _PERSONAL_AUDIENCES: Final = frozenset({"AzureADandPersonalMicrosoftAccount", "P
 
 @dataclass(frozen=True)
 class Application:
-    """An app registration, with just what rotation needs."""
+    """An app registration, with just what rotation needs; or, with ``credential_object`` set to
+    ``servicePrincipal``, the app's service principal: then ``object_id``, ``display_name``, the
+    password credentials and the tags (its bindings) are the service principal's own, ``app_id`` is
+    still the app's, and ``addPassword``/``removePassword`` go to ``/servicePrincipals/{object_id}``.
+    """
 
     object_id: str
     app_id: str
@@ -412,6 +458,8 @@ class Application:
     key_credentials_count: int = 0
     #: The application's ``tags`` (only its owners and directory admins can write them).
     tags: tuple[str, ...] = ()
+    #: The object these credentials and tags are read from (see the class docstring).
+    credential_object: CredentialObject = "application"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))

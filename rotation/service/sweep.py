@@ -152,6 +152,10 @@ def marked_if_deleted(status: SecretStatus, live: Mapping[str, frozenset[str]] |
     credential its app no longer has; unchanged when the app is not readable or nothing is wrong."""
     if live is None or not status.credential_id or not status.app_id or not status.enabled or status.problem:
         return status
+    if status.credential_object != "application":
+        # The listing holds the app registrations' passwords only; a service principal's deleted
+        # credential is found by the reconcile's own read of the service principal (observe).
+        return status
     keys = live.get(status.app_id.lower())
     if keys is None or status.credential_id.lower() in keys or status.state == "validating":
         return status
