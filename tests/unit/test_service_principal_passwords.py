@@ -17,6 +17,7 @@ from datetime import timedelta
 import pytest
 
 from rotation.domain.errors import BindingDeniedError
+from rotation.domain.listing import ListedApplication
 from rotation.domain.model import (
     SERVICE_PRINCIPAL,
     Action,
@@ -33,6 +34,13 @@ from rotation.domain.policy import assess
 from rotation.service.adoption import AdoptionRequest, adopt_secret
 from rotation.service.binding import bindings_of, not_bound_note
 from rotation.service.sweep import marked_if_deleted
+from rotation.tools.diagnose.checks import judge
+from rotation.tools.diagnose.facts import AppLookup
+from rotation.tools.diagnose.facts import Observed as DiagnoseFacts
+from rotation.tools.diagnose.results import Status
+from rotation.tools.inventory.classify import classify
+from rotation.tools.inventory.model import Standing
+from rotation.tools.inventory.render import row_fields as render_fields
 from tests.fakes import new_secret_value
 
 from .samples import NOW
@@ -272,3 +280,52 @@ async def test_adopt_refused_on_the_service_principal_writes_nothing() -> None:
     assert refused.value.code == "BindingDenied"
     assert "service principal" in str(refused.value) and "az ad sp update" in str(refused.value)
     assert w.writes == [] and w.tags() == {}
+
+
+# ------------------------------------------------------------------------------------------ diagnose
+
+
+async def test_diagnose_says_the_password_lives_on_the_service_principal_and_checks_its_binding() -> None:
+    w = make_world()
+    seed_sp(w, bind_sp=True)
+    version = w.vault.latest(SECRET)
+    seen = DiagnoseFacts(settings=w.settings, vault=VAULT, secret=SECRET, now=NOW, version=version)
+    seen.app_id, seen.credential_object = w.app_id, SP
+    seen.app = await w.directory.get_application(w.app_id, on=SP)
+    seen.app_lookup = AppLookup.FOUND
+
+    checks = {c.id: c for c in judge(seen).checks}
+
+    assert "lives on the service principal" in checks["app.exists"].evidence
+    assert checks["binding"].status is Status.PASS and "the service principal's tags" in checks["binding"].evidence
+
+    w.directory.set_tags(w.app_id, [], on=SP)
+    w.directory.set_tags(w.app_id, [binding_tag(HOST, SECRET)])  # the app's binding does not count
+    seen.app = await w.directory.get_application(w.app_id, on=SP)
+    binding = {c.id: c for c in judge(seen).checks}["binding"]
+    assert binding.status is Status.WARN and "service principal" in binding.evidence
+    assert binding.remedy.endswith("--service-principal")
+
+
+# ----------------------------------------------------------------------------------------- inventory
+
+
+async def test_the_inventory_lists_a_managed_service_principal_password_as_managed_not_dangling() -> None:
+    w = make_world()
+    seed_sp(w)
+    app = ListedApplication(await w.directory.get_application(w.app_id))
+    sp = ListedApplication(await w.directory.get_application(w.app_id, on=SP))
+    secrets = [w.vault.latest(SECRET)]
+
+    rows = classify([app, sp], secrets, NOW, vault_hosts={VAULT: HOST})
+
+    managed = [r for r in rows if r.key_id == w.key_id]
+    assert [(r.standing, r.credential_object, r.vault, r.secret) for r in managed] == [
+        (Standing.MANAGED, SP, VAULT, SECRET)
+    ]
+    assert managed[0].note.startswith("on the service principal") and "not bound" not in managed[0].note
+    assert render_fields(managed[0], NOW)["credentialObject"] == SP
+    assert {r.credential_object for r in rows if r.key_id == w.human_key_id} == {"application"}
+    assert not [r for r in rows if r.standing is Standing.DANGLING]
+    # Without the service principal's read, its password would be taken for one deleted in Entra.
+    assert [r.standing for r in classify([app], secrets, NOW) if r.key_id == w.key_id] == [Standing.DANGLING]

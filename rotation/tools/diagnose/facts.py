@@ -12,7 +12,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from rotation.domain.listing import DeletedSecretInfo
-from rotation.domain.model import Application, ProbeResult, SecretVersion, Sensitive, is_valid_tenant_id
+from rotation.domain.model import (
+    APPLICATION,
+    Application,
+    CredentialObject,
+    ProbeResult,
+    SecretVersion,
+    Sensitive,
+    is_valid_tenant_id,
+)
 
 if TYPE_CHECKING:
     from rotation.settings import Settings
@@ -63,6 +71,9 @@ class Observed:
     app_problem: str | None = None
     probe_requested: bool = False
     probe: ProbeResult | None = None
+    #: Where the secret's password lives (its ``CredentialObject`` tag): with ``servicePrincipal``,
+    #: ``app`` is the app's service principal as read, its passwords and tags (its binding) included.
+    credential_object: CredentialObject = APPLICATION
 
     @property
     def tags(self) -> dict[str, str]:

@@ -26,7 +26,7 @@ from rotation.domain.errors import (
     SecretDisabledError,
     UnknownVaultError,
 )
-from rotation.domain.model import Tag, is_guid, is_valid_secret_name
+from rotation.domain.model import APPLICATION, Tag, is_guid, is_valid_secret_name, parse_credential_object
 from rotation.service.ports import GraphPort, VaultPort
 from rotation.tools.common import shorten
 from rotation.tools.diagnose.facts import AppLookup, Observed, TenantLookup
@@ -120,7 +120,7 @@ async def _read_app(seen: Observed, directory: GraphPort) -> None:
         seen.app_lookup = AppLookup.OTHER_TENANT
         return
     try:
-        seen.app = await directory.get_application(seen.app_id)
+        seen.app = await directory.get_application(seen.app_id, on=seen.credential_object)
         seen.app_lookup = AppLookup.FOUND
     except ApplicationNotFoundError:
         seen.app_lookup = AppLookup.NOT_FOUND
@@ -168,6 +168,9 @@ async def gather(
         (tags.get(Tag.TenantId), "TenantId tag"),
         (runtime.settings.tenant_id, "ROTATION_TENANT_ID"),
     )
+    # A service principal's password is judged against the service principal's passwords and tags
+    # (an unusable CredentialObject is the tag check's to report; the app is read then).
+    seen.credential_object = parse_credential_object(tags.get(Tag.CredentialObject)) or APPLICATION
     if seen.tenant_usable:
         assert seen.tenant_id is not None
         seen.tenant = await lookup_tenant(runtime.settings.authority_host, seen.tenant_id)

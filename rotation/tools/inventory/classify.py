@@ -4,7 +4,8 @@ Each password credential of each listed app is ``managed`` (a vault secret's ``C
 names it), ``retiring`` (a ``RetireCredentialId`` tag names it), ``orphaned`` (the rotator created it,
 ``rotator:{vault}/{secret}:*``, but no tag names it) or ``unmanaged``; every certificate is
 ``unmanaged``. A vault secret whose ``CredentialId`` names a credential no app has any more is
-``dangling``: its value no longer signs in.
+``dangling``: its value no longer signs in. A service principal read for a ``CredentialObject=servicePrincipal``
+secret is classified like an app; its rows say they live on the service principal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from rotation.domain.errors import bind_command
 from rotation.domain.listing import CertificateCredential, ListedApplication
 from rotation.domain.model import Application, PasswordCredential, SecretVersion, Tag
 from rotation.tools.inventory.model import InventoryRow, Kind, Standing
+
+#: The note of every row of a service principal's password.
+SP_NOTE = "on the service principal"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def _unmanaged_row(
         credential_name=credential.display_name,
         start=credential.start,
         end=credential.end,
+        credential_object=app.credential_object,
     )
 
 
@@ -94,7 +99,9 @@ def _password_row(
         host = (vault_hosts or {}).get(chosen.vault.lower())
         if host is not None and app.binding_for(host, chosen.secret) is None:
             # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
-            notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id)}")
+            on_sp = app.credential_object == "servicePrincipal"
+            command = bind_command(chosen.vault, chosen.secret, app.app_id, service_principal=on_sp)
+            notes.append(f"not bound: {command}")
         return replace(
             base,
             standing=Standing.MANAGED if current else Standing.RETIRING,
@@ -113,7 +120,10 @@ def _password_row(
 
 def _dangling_rows(apps: Sequence[ListedApplication], references: Mapping[str, list[_Reference]]) -> list[InventoryRow]:
     known = {c.key_id.lower() for listed in apps for c in listed.application.password_credentials}
-    names = {listed.application.app_id.lower(): listed.application.display_name for listed in apps}
+    # The app registration's name first (a service principal, listed after its app, carries its own).
+    names: dict[str, str | None] = {}
+    for listed in apps:
+        names.setdefault(listed.application.app_id.lower(), listed.application.display_name)
     rows: list[InventoryRow] = []
     for key_id, named in sorted(references.items()):
         if key_id in known:
@@ -157,9 +167,13 @@ def classify(
     rows: list[InventoryRow] = []
     for listed in apps:
         app = listed.application
-        rows.extend(
+        passwords = [
             _password_row(listed, c, references, now, orphan_margin, vault_hosts) for c in app.password_credentials
-        )
+        ]
+        if app.credential_object == "servicePrincipal":
+            # Said in the note too, so that the table, the CSV and the HTML show it, not only the JSON.
+            passwords = [replace(r, note="; ".join(n for n in (SP_NOTE, r.note) if n)) for r in passwords]
+        rows.extend(passwords)
         rows.extend(
             replace(_unmanaged_row(app, "certificate", certificate), note="certificates are not rotated by the rotator")
             for certificate in listed.certificates

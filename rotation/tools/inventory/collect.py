@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rotation.domain.errors import RotationError
 from rotation.domain.listing import ListedApplication
-from rotation.domain.model import SecretVersion
+from rotation.domain.model import SERVICE_PRINCIPAL, SecretVersion, Tag, parse_credential_object
 from rotation.tools.inventory.classify import classify, within_days
 from rotation.tools.inventory.model import Inventory, InventoryRow
 
@@ -44,11 +44,44 @@ async def _list_vault(
 @dataclass(frozen=True)
 class Sources:
     """What the inventory is made of: every readable app, every configured vault's secrets (latest
-    attributes and tags, never a value), and what could not be read."""
+    attributes and tags, never a value), and what could not be read; plus the service principals
+    whose passwords managed secrets hold (``CredentialObject=servicePrincipal``), kept apart from
+    ``applications`` because their object ids are no app's."""
 
     applications: list[ListedApplication]
     secrets: list[SecretVersion]
     warnings: tuple[str, ...]
+    service_principals: tuple[ListedApplication, ...] = ()
+
+
+async def _read_service_principals(
+    runtime: Runtime, secrets: list[SecretVersion], gate: asyncio.Semaphore
+) -> tuple[tuple[ListedApplication, ...], tuple[str, ...]]:
+    """The service principal of each app a secret names with ``CredentialObject=servicePrincipal``: one
+    read each (the application listing holds no service principal's passwords)."""
+    app_ids = sorted(
+        {
+            v.tags[Tag.ProviderAddress].strip().lower()
+            for v in secrets
+            if Tag.ProviderAddress in v.tags
+            and parse_credential_object(v.tags.get(Tag.CredentialObject)) == SERVICE_PRINCIPAL
+        }
+    )
+
+    async def one(app_id: str) -> ListedApplication | str:
+        async with gate:
+            try:
+                return ListedApplication(
+                    application=await runtime.directory.get_application(app_id, on=SERVICE_PRINCIPAL)
+                )
+            except RotationError as error:
+                return f"the service principal of app {app_id} could not be read ({error.code}): {error.message}"
+
+    found = await asyncio.gather(*(one(app_id) for app_id in app_ids))
+    return (
+        tuple(f for f in found if isinstance(f, ListedApplication)),
+        tuple(f for f in found if isinstance(f, str)),
+    )
 
 
 async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100) -> Sources:
@@ -70,7 +103,9 @@ async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, pa
     if isinstance(listings, BaseException):
         raise listings
     secrets = [version for listing, _ in listings for version in listing]
-    return Sources(apps, secrets, tuple(problem for _, problem in listings if problem))
+    principals, unreadable = await _read_service_principals(runtime, secrets, gate)
+    problems = (*(problem for _, problem in listings if problem), *unreadable)
+    return Sources(apps, secrets, problems, principals)
 
 
 def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
@@ -78,7 +113,8 @@ def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[
     settings = runtime.settings
     margin = timedelta(seconds=settings.orphan_margin_seconds)
     hosts = {name.lower(): settings.vault_host(name) for name in settings.vaults}
-    return classify(sources.applications, sources.secrets, now, orphan_margin=margin, vault_hosts=hosts)
+    apps = [*sources.applications, *sources.service_principals]
+    return classify(apps, sources.secrets, now, orphan_margin=margin, vault_hosts=hosts)
 
 
 async def collect(

@@ -58,6 +58,8 @@ class InventoryRow:
     vault: str | None = None
     secret: str | None = None
     note: str = ""
+    #: On which object the credential lives: ``application`` or ``servicePrincipal``.
+    credential_object: str = "application"
 
     def days_left(self, now: datetime) -> float | None:
         return None if self.end is None else (self.end - now).total_seconds() / 86400

@@ -39,6 +39,7 @@ def row_fields(row: InventoryRow, now: datetime) -> dict[str, Any]:
         "vault": row.vault,
         "secret": row.secret,
         "note": row.note,
+        "credentialObject": row.credential_object,
     }
 
 
