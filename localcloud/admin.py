@@ -32,6 +32,7 @@ from localcloud.state import (
     AppManagementPolicy,
     AppRole,
     Fault,
+    FederatedCredential,
     KeyCredential,
     ManagedIdentityRecord,
     Tenant,
@@ -148,6 +149,14 @@ def find_application(world: World, object_id: str) -> Application:
 _application = find_application
 
 
+def find_service_principal(world: World, key: str) -> Application:
+    """The record of a service principal by its object id, its app's object id or appId; 404 if none."""
+    for app in world.all_applications():
+        if key.lower() in (app.sp_object_id, app.object_id, app.app_id):
+            return app
+    raise AdminError(404, f"No service principal with object id, application object id or appId {key}.")
+
+
 def _since(query: dict[str, list[str]]) -> int:
     raw = query.get("since", ["0"])[0]
     if not raw.isdigit():
@@ -231,6 +240,11 @@ async def post_application(cloud: LocalCloud, body: Any, query: dict[str, list[s
 
 
 async def post_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _seed_password(cloud, body, params[0], on_service_principal=False)
+
+
+def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
+    """A password "a human created earlier" on an app registration or on its service principal."""
     fields = _object(
         body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str, "replicaDelaysSeconds": list}
     )
@@ -244,8 +258,10 @@ async def post_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]
     ):
         raise AdminError(400, "'replicaDelaysSeconds' must be a non-empty list of numbers (one per replica).")
     with cloud.world.lock:
-        app = _application(cloud.world, params[0])
-        credential, value = cloud.world.add_password(app, fields.get("displayName"), start, end)
+        app = find_service_principal(cloud.world, key) if on_service_principal else _application(cloud.world, key)
+        credential, value = cloud.world.add_password(
+            app, fields.get("displayName"), start, end, on_service_principal=on_service_principal
+        )
         now = cloud.world.clock.now()
         if delays is not None:
             # When each replica learns it, from now: propagation made visible on purpose.
@@ -406,6 +422,52 @@ async def put_tags(cloud: LocalCloud, body: Any, query: dict[str, list[str]], pa
         app = _application(cloud.world, params[0])
         app.tags = list(fields["tags"])
     return {"id": app.object_id, "tags": list(app.tags)}
+
+
+async def post_sp_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _seed_password(cloud, body, params[0], on_service_principal=True)
+
+
+async def post_sp_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Make an object an owner of the service principal (its own relation, apart from the app's owners)."""
+    fields = _object(body, {"objectId": str}, {})
+    if not GUID_RE.match(fields["objectId"]):
+        raise AdminError(400, "'objectId' must be a GUID (a service principal's object id).")
+    with cloud.world.lock:
+        app = find_service_principal(cloud.world, params[0])
+        app.sp_owners.add(fields["objectId"].lower())
+    return {"id": app.sp_object_id, "owners": sorted(app.sp_owners)}
+
+
+async def put_sp_tags(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Set a service principal's `tags` outside Graph (what its owners did earlier)."""
+    fields = _object(body, {"tags": list}, {})
+    if not all(isinstance(t, str) for t in fields["tags"]):
+        raise AdminError(400, "'tags' must be a list of strings.")
+    with cloud.world.lock:
+        app = find_service_principal(cloud.world, params[0])
+        app.sp_tags = list(fields["tags"])
+    return {"id": app.sp_object_id, "tags": list(app.sp_tags)}
+
+
+async def post_federated_credential(
+    cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]
+) -> Any:
+    fields = _object(body, {"name": str, "issuer": str, "subject": str}, {"audiences": list, "description": str})
+    audiences = fields.get("audiences") or ["api://AzureADTokenExchange"]
+    if not all(isinstance(a, str) and a for a in audiences):
+        raise AdminError(400, "'audiences' must be a list of non-empty strings.")
+    if not all(fields[k].strip() for k in ("name", "issuer", "subject")):
+        raise AdminError(400, "'name', 'issuer' and 'subject' must not be empty.")
+    with cloud.world.lock:
+        app = _application(cloud.world, params[0])
+        if any(f.name.lower() == fields["name"].lower() for f in app.federated_credentials):
+            raise AdminError(409, f"Application {app.object_id} has a federated credential named {fields['name']}.")
+        credential = FederatedCredential(
+            new_guid(), fields["name"], fields["issuer"], fields["subject"], list(audiences), fields.get("description")
+        )
+        app.federated_credentials.append(credential)
+    return credential.to_graph()
 
 
 async def delete_application(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -801,6 +863,10 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("PUT", ("applications", "*", "tags")): put_tags,
     ("DELETE", ("applications", "*", "owners", "*")): delete_owner,
     ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
+    ("POST", ("applications", "*", "federated-credentials")): post_federated_credential,
+    ("POST", ("service-principals", "*", "passwords")): post_sp_password,
+    ("POST", ("service-principals", "*", "owners")): post_sp_owner,
+    ("PUT", ("service-principals", "*", "tags")): put_sp_tags,
     ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,
     ("PUT", ("applications", "*", "api")): put_api,
     ("POST", ("applications", "*", "app-role-assignments")): post_app_role_assignment,

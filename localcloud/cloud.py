@@ -478,6 +478,49 @@ class LocalCloud:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
 
+    def sp_passwords(self, application: str) -> list[PasswordCredential]:
+        """Copies of the password credentials on an app's service principal (by the service principal's
+        object id, the app's object id or appId); digests, not values."""
+        with self.world.lock:
+            app = admin.find_service_principal(self.world, application)
+            return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.sp_passwords]
+
+    def add_sp_password(
+        self, application: str, *, display_name: str | None = None, replica_delays_seconds: list[float] | None = None
+    ) -> dict[str, Any]:
+        """A password on the service principal "a human created earlier" (`POST /service-principals/{id}/
+        passwords`), with its `secretText`; already propagated unless `replica_delays_seconds` says when."""
+        body: dict[str, Any] = {}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if replica_delays_seconds is not None:
+            body["replicaDelaysSeconds"] = list(replica_delays_seconds)
+        result: dict[str, Any] = self.admin("POST", f"/service-principals/{application}/passwords", body)
+        return result
+
+    def add_service_principal_owner(self, application: str, owner_object_id: str) -> None:
+        """Make `owner_object_id` an owner of the app's service principal (`POST /service-principals/{id}/owners`)."""
+        self.admin("POST", f"/service-principals/{application}/owners", {"objectId": owner_object_id})
+
+    def set_service_principal_tags(self, application: str, tags: list[str]) -> list[str]:
+        """Set the `tags` of an app's service principal outside Graph (`PUT /service-principals/{id}/tags`)."""
+        result: list[str] = self.admin("PUT", f"/service-principals/{application}/tags", {"tags": tags})["tags"]
+        return result
+
+    def service_principal_tags(self, application: str) -> list[str]:
+        with self.world.lock:
+            return list(admin.find_service_principal(self.world, application).sp_tags)
+
+    def add_federated_credential(
+        self, application: str, name: str, issuer: str, subject: str, *, audiences: list[str] | None = None
+    ) -> dict[str, Any]:
+        """A federated identity credential on the app (`POST /applications/{id}/federated-credentials`)."""
+        body: dict[str, Any] = {"name": name, "issuer": issuer, "subject": subject}
+        if audiences is not None:
+            body["audiences"] = list(audiences)
+        result: dict[str, Any] = self.admin("POST", f"/applications/{application}/federated-credentials", body)
+        return result
+
     def sign_ins(self, application: str | None = None) -> list[SignInRecord]:
         """The sign-in log as it happened (no reporting delay), oldest first: every client-credentials
         token issued, with the keyId of the credential used; `application` (appId) narrows it."""

@@ -29,6 +29,7 @@ from localcloud.state import (
     DOMAIN_RE,
     GUID_RE,
     Application,
+    KeyCredential,
     PasswordCredential,
     ResourceService,
     SignInRecord,
@@ -181,13 +182,15 @@ def _password_state(world: World, app: Application, secret: str) -> tuple[str, P
     now = world.clock.now()
     digest = secret_digest(secret)
     matched: PasswordCredential | None = None
-    for credential in app.passwords:
+    # Entra accepts a password of the service principal as it accepts the application's.
+    candidates = [*app.passwords, *app.sp_passwords]
+    for credential in candidates:
         if hmac.compare_digest(credential.digest, digest):
             matched = credential
             break
     if matched is None:
-        active = [p for p in app.passwords if p.end > now]
-        return ("expired" if app.passwords and not active else "wrong"), None
+        active = [p for p in candidates if p.end > now]
+        return ("expired" if candidates and not active else "wrong"), None
     if matched.end <= now:
         return "expired", matched
     if matched.start > now:
@@ -309,7 +312,11 @@ async def token(request: web.Request) -> web.Response:
 
 
 def _record_sign_in(
-    world: World, app: Application, credential: PasswordCredential, resource: TokenResource, request_id: str
+    world: World,
+    app: Application,
+    credential: PasswordCredential | KeyCredential,
+    resource: TokenResource,
+    request_id: str,
 ) -> None:
     """Log a successful client-credentials sign-in (the caller holds the lock). Only issued tokens
     count: a refused secret is a failed sign-in, which the credential activity report leaves out.
@@ -324,10 +331,11 @@ def _record_sign_in(
             app_object_id=app.object_id,
             sp_object_id=app.sp_object_id,
             key_id=credential.key_id,
-            key_type="clientSecret",
+            key_type="clientSecret" if isinstance(credential, PasswordCredential) else "certificate",
             key_created=credential.start,
             key_expires=credential.end,
             resource_id=resource_id,
+            credential_origin=("servicePrincipal" if any(p is credential for p in app.sp_passwords) else "application"),
         )
     )
 

@@ -725,7 +725,11 @@ def _add_years(moment: datetime, years: int) -> datetime:
         return moment.replace(year=moment.year + years, day=28)
 
 
-def _check_new_password(world: World, app: Application, start: datetime, end: datetime) -> None:
+def _check_new_password(
+    world: World, app: Application, start: datetime, end: datetime, existing: list[PasswordCredential] | None = None
+) -> None:
+    """`existing`: the passwords of the object that gets the new one (default: the app registration's)."""
+    existing = app.passwords if existing is None else existing
     if end <= start or end <= world.clock.now():
         # What the directory answered to a password that ends before it starts or in the past
         # (hashicorp/terraform-provider-azuread#201, 2020).
@@ -733,12 +737,12 @@ def _check_new_password(world: World, app: Application, start: datetime, end: da
     policy = world.effective_policy(app)
     if policy is not None:
         _check_policy(app, policy, start, end)
-    if app.sign_in_audience in PERSONAL_AUDIENCES and len(app.passwords) >= PERSONAL_PASSWORD_LIMIT:
+    if app.sign_in_audience in PERSONAL_AUDIENCES and len(existing) >= PERSONAL_PASSWORD_LIMIT:
         # Real body: Azure/azure-cli#12946 (2022).
         raise GraphError(
             400,
             "TooManyAppPasswords",
-            f"Not allowed to add {len(app.passwords) + 1} passwords. You can only add a maximum of "
+            f"Not allowed to add {len(existing) + 1} passwords. You can only add a maximum of "
             f"{PERSONAL_PASSWORD_LIMIT} passwords.",
             details=[{"target": "passwordCredentials", "code": "TooManyAppPasswords"}],
         )

@@ -148,6 +148,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_get(base + "/owners", _handled(list_owners))
         router.add_post(base + "/owners/$ref", _handled(add_owner))
         router.add_delete(base + "/owners/{owner_id}/$ref", _handled(remove_owner))
+    # Credentials and tags of service principals, key credentials and federated credentials of apps.
+    from localcloud import graph_credentials
+
+    graph_credentials.add_routes(router)
 
 
 # --- service principals ----------------------------------------------------------------------------
@@ -194,7 +198,7 @@ def service_principal_body(world: World, app: Application) -> dict[str, Any]:
         "servicePrincipalNames": [app.app_id, *app.identifier_uris],
         "servicePrincipalType": "ManagedIdentity" if managed else "Application",
         "signInAudience": "AzureADMyOrg" if managed else app.sign_in_audience,
-        "tags": [],
+        "tags": list(app.sp_tags),
         "tokenEncryptionKeyId": None,
         "samlSingleSignOnSettings": None,
         "addIns": [],
@@ -219,7 +223,7 @@ def service_principal_body(world: World, app: Application) -> dict[str, Any]:
         },
         "keyCredentials": [],
         "oauth2PermissionScopes": [],
-        "passwordCredentials": [],
+        "passwordCredentials": [p.to_graph() for p in app.sp_passwords],
         "resourceSpecificApplicationPermissions": [],
         "verifiedPublisher": {"displayName": None, "verifiedPublisherId": None, "addedDateTime": None},
     }

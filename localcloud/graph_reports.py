@@ -16,8 +16,9 @@ report documents, and so what is served here:
 Choices where the docs say nothing, stated so that no client relies on more: a credential appears once
 it has a reported sign-in (a never-used one has no row), and it stays after it is removed from the app;
 `keyType` uses the resource's enum (`clientSecret`; one docs example says `secret`); `keyUsage` is
-`sign` for a credential the app signs in with; `credentialOrigin` is `application` (the local cloud
-keeps passwords on app registrations only); `resourceId` names the resource of the last sign-in.
+`sign` for a password and `verify` for a certificate (its key credential's usage); `credentialOrigin` is
+`application` or `servicePrincipal`, the object that holds the credential; `resourceId` names the
+resource of the last sign-in.
 `$orderby`, which the docs also list, is not served (400). `appDisplayName` is not a documented
 property of this resource and is not invented.
 """
@@ -75,8 +76,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_route("*", BETA + "/{tail:.*}", graph._handled(graph.unknown_route))
 
 
-def activity_id(key_id: str) -> str:
-    return base64.b64encode(f"{key_id}|{CREDENTIAL_ORIGIN}".encode()).decode("ascii")
+def activity_id(key_id: str, origin: str = CREDENTIAL_ORIGIN) -> str:
+    return base64.b64encode(f"{key_id}|{origin}".encode()).decode("ascii")
 
 
 def _day(moment: datetime) -> datetime:
@@ -95,20 +96,23 @@ def reported_activities(world: World, tenant_id: str) -> list[dict[str, Any]]:
         current = latest.get(record.key_id)
         if current is None or record.time >= current.time:
             latest[record.key_id] = record
-    return [_row(record) for record in sorted(latest.values(), key=lambda r: activity_id(r.key_id))]
+    return [
+        _row(record) for record in sorted(latest.values(), key=lambda r: activity_id(r.key_id, r.credential_origin))
+    ]
 
 
 def _row(record: SignInRecord) -> dict[str, Any]:
     return {
-        "id": activity_id(record.key_id),
+        "id": activity_id(record.key_id, record.credential_origin),
         "appId": record.app_id,
         "appObjectId": record.app_object_id,
         "createdDateTime": graph_time(record.key_created),
-        "credentialOrigin": CREDENTIAL_ORIGIN,
+        "credentialOrigin": record.credential_origin,
         "expirationDateTime": graph_time(record.key_expires),
         "keyId": record.key_id,
         "keyType": record.key_type,
-        "keyUsage": "sign",
+        # A password signs; a certificate's key credential has usage `Verify` (Entra verifies with it).
+        "keyUsage": "verify" if record.key_type == "certificate" else "sign",
         "resourceId": record.resource_id,
         "servicePrincipalObjectId": record.sp_object_id,
         "signInActivity": {

@@ -158,16 +158,34 @@ class PasswordCredential:
 
 @dataclass
 class KeyCredential:
-    """A certificate credential; only its metadata is modelled (no key material)."""
+    """A certificate credential (`AsymmetricX509Cert`, usage `Verify`): the DER certificate Entra
+    verifies client assertions and proofs with, and when each replica learns it.
+
+    Graph shows the certificate's SHA-1 thumbprint (upper-case hex, as the portal and `addKey` set
+    it) as `customKeyIdentifier`, and never the `key` on reads. `certificate` is empty only for
+    records made before key material was modelled; such a credential verifies nothing."""
 
     key_id: str
     display_name: str | None
     start: datetime
     end: datetime
+    certificate: bytes = b""
+    # When each Entra replica starts accepting assertions signed with it (as for passwords).
+    replica_ready: list[datetime] = field(default_factory=list)
+
+    @property
+    def thumbprint(self) -> str:
+        """SHA-1 of the DER certificate, upper-case hex (what `x5t` names, base64url-encoded)."""
+        return hashlib.sha1(self.certificate).hexdigest().upper() if self.certificate else ""  # noqa: S324
+
+    @property
+    def thumbprint_sha256(self) -> str:
+        """SHA-256 of the DER certificate, upper-case hex (what `x5t#S256` names)."""
+        return hashlib.sha256(self.certificate).hexdigest().upper() if self.certificate else ""
 
     def to_graph(self) -> dict[str, Any]:
         return {
-            "customKeyIdentifier": None,
+            "customKeyIdentifier": self.thumbprint or None,
             "displayName": self.display_name,
             "endDateTime": graph_time(self.end),
             "key": None,
@@ -175,6 +193,33 @@ class KeyCredential:
             "startDateTime": graph_time(self.start),
             "type": "AsymmetricX509Cert",
             "usage": "Verify",
+        }
+
+    def to_admin(self) -> dict[str, Any]:
+        body = self.to_graph()
+        body["replicaReady"] = [graph_time(t) for t in self.replica_ready]
+        return body
+
+
+@dataclass
+class FederatedCredential:
+    """A federated identity credential of an app registration (workload identity federation)."""
+
+    credential_id: str
+    name: str
+    issuer: str
+    subject: str
+    audiences: list[str] = field(default_factory=lambda: ["api://AzureADTokenExchange"])
+    description: str | None = None
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "id": self.credential_id,
+            "name": self.name,
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "audiences": list(self.audiences),
+            "description": self.description,
         }
 
 
@@ -206,6 +251,12 @@ class Application:
     # The owners of its service principal (object ids): a directory relation of its own, apart from
     # the app registration's `owners`.
     sp_owners: set[str] = field(default_factory=set)
+    # Passwords on the service principal itself (Graph `servicePrincipals/{id}/addPassword`): Entra
+    # accepts them for client credentials like the application's, but they live on another object.
+    sp_passwords: list[PasswordCredential] = field(default_factory=list)
+    # The service principal's own `tags` (its owners and admins write them), apart from the app's.
+    sp_tags: list[str] = field(default_factory=list)
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
 
     def names_resource(self, resource: str) -> bool:
         """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
@@ -242,7 +293,10 @@ class Application:
             "servicePrincipalOwners": sorted(self.sp_owners),
             "graphAppRoles": sorted(self.graph_roles),
             "passwordCredentials": [p.to_admin() for p in self.passwords],
-            "keyCredentials": [k.to_graph() for k in self.certificates],
+            "keyCredentials": [k.to_admin() for k in self.certificates],
+            "servicePrincipalPasswordCredentials": [p.to_admin() for p in self.sp_passwords],
+            "servicePrincipalTags": list(self.sp_tags),
+            "federatedIdentityCredentials": [f.to_graph() for f in self.federated_credentials],
             "policy": self.policy.to_admin() if self.policy else None,
             "identifierUris": list(self.identifier_uris),
             "appRoles": [r.to_admin() for r in self.app_roles],
@@ -406,6 +460,8 @@ class SignInRecord:
     key_created: datetime
     key_expires: datetime
     resource_id: str  # the accessed resource's appId (Graph's, Key Vault's, an API's)
+    # Which object holds the credential: the app registration, or its service principal.
+    credential_origin: Literal["application", "servicePrincipal"] = "application"
 
     def to_admin(self) -> dict[str, Any]:
         return {
@@ -416,6 +472,7 @@ class SignInRecord:
             "keyId": self.key_id,
             "keyType": self.key_type,
             "resourceId": self.resource_id,
+            "credentialOrigin": self.credential_origin,
         }
 
 
@@ -735,7 +792,10 @@ class World:
         display_name: str | None,
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        on_service_principal: bool = False,
     ) -> tuple[PasswordCredential, str]:
+        """A new password on the app registration, or (`on_service_principal`) on its service principal."""
         now = self.clock.now()
         start = start or now
         end = end or start + timedelta(days=730)  # Graph's default: two years
@@ -752,9 +812,15 @@ class World:
             digest=secret_digest(value),
             replica_ready=ready,
         )
-        app.passwords.append(credential)
+        (app.sp_passwords if on_service_principal else app.passwords).append(credential)
         self.issued_secrets.append(value)
         return credential, value
+
+    def replica_schedule(self) -> list[datetime]:
+        """When each replica learns a credential added now, within the propagation window."""
+        now = self.clock.now()
+        window = max(0.0, self.config.propagation_seconds)
+        return [now + timedelta(seconds=self.random.uniform(0, window)) for _ in range(self.config.replicas)]
 
     def find_managed_identity(
         self, *, client_id: str | None = None, object_id: str | None = None

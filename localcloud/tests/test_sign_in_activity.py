@@ -138,7 +138,17 @@ def test_every_successful_sign_in_is_logged_with_the_credential_used(quick: Loca
     assert {r.key_type for r in records} == {"clientSecret"}
     logged = quick.admin("GET", f"/sign-ins?appId={app['appId']}")
     assert [s["keyId"] for s in logged["signIns"]] == [first["keyId"], second["keyId"]]
-    assert set(logged["signIns"][0]) == {"requestId", "time", "tenantId", "appId", "keyId", "keyType", "resourceId"}
+    assert set(logged["signIns"][0]) == {
+        "requestId",
+        "time",
+        "tenantId",
+        "appId",
+        "keyId",
+        "keyType",
+        "resourceId",
+        "credentialOrigin",
+    }
+    assert logged["signIns"][0]["credentialOrigin"] == "application"
 
 
 def test_sign_ins_follow_the_world_clock(quick: LocalCloud) -> None:
