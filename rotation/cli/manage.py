@@ -257,9 +257,11 @@ def _status_row(status: SecretStatus, now: datetime) -> list[str]:
         after = format_utc(status.retire_after)[:16] if status.retire_after else "now"
         retiring = f"{status.retire_credential_id[:8]}… after {after}"
     rotated = format_utc(status.updated)[:10] if status.updated and status.rotation_id else "-"
+    # Where the credential lives, when not on the app registration.
+    on_sp = " (service principal)" if status.credential_object == "servicePrincipal" else ""
     return [
         f"{status.vault}/{status.name}",
-        status.app_id or "?",
+        (status.app_id or "?") + on_sp,
         status.state or ("tags?" if status.problem else "-"),
         expires,
         rotated,

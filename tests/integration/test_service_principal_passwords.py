@@ -307,6 +307,9 @@ def test_adopt_service_principal_then_status_diagnose_and_inventory_say_where_it
     mine = next(s for s in json.loads(out)["secrets"] if s["secret"] == name)
     assert mine["credentialObject"] == SP and mine["bound"] is True, mine
 
+    status, out, err = run_cli(capsys, "status", "kv-local")
+    assert status == 0 and f"{seeded.app_id} (service principal)" in out, out
+
     status, out, err = run_cli(capsys, "diagnose", "kv-local", name, "--json")
     checks = {c["id"]: c for c in json.loads(out)["checks"]}
     assert "lives on the service principal" in checks["app.exists"]["evidence"], checks["app.exists"]
