@@ -6,7 +6,10 @@ function objects of `function_app.py` driven with real `azure.functions` trigger
 2. The hourly timer sweep finds nothing left to do, from one list call.
 3. A secret holds the Secret ID instead of the value; `diagnose` says so, and an operator's HTTP
    emergency roll replaces it.
-4. Every managed secret's latest value is proven with a token request, and the printed output is
+4. Days pass (on the local cloud's clock, which the rotator reads too): a consumer that cached the
+   old payments-api value still signs in with it, so the sign-in report holds its retirement; once
+   the consumer moves to the new value and the report shows a quiet period, it is retired.
+5. Every managed secret's latest value is proven with a token request, and the printed output is
    checked against every secret value the local cloud issued: none may appear.
 """
 
@@ -20,14 +23,14 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, redirect_stdout, suppress
+from contextlib import AbstractAsyncContextManager, contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError
 from azure.identity import ClientSecretCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 from azure.identity.aio import ManagedIdentityCredential
@@ -36,12 +39,15 @@ from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from emulator.rotator_profile import OPERATOR_ROLE, RotatorCloud
+from functions.config import EdgeConfig
 from localcloud.azurite import AzuriteMissing, running_azurite
 from localcloud.cloud import LocalCloud
 from localcloud.tls import LocalTLS
 from rotation.adapters.graph import GraphDirectory
 from rotation.domain.model import vault_host
+from rotation.runtime import Runtime, open_runtime
 from rotation.service.adoption import bind_secret
+from rotation.settings import Settings
 
 VAULT = "kv-local"
 # Azurite comes from the repository's npm packages (`npm ci`); AZURITE_BIN overrides it.
@@ -101,10 +107,11 @@ class Narrator(logging.Handler):
         "LockAcquired": "worker took the blob lease rotation-locks/{lockKey}",
         "RotationStarted": "rotation {rotationId} starts: {reason}",
         "CredentialCreated": "Graph addPassword -> new credential {keyId} (hint {hint}), valid until {end}",
-        "SecretStored": "Key Vault: new version {vaultVersion} holds the value, state 'validating'",
+        "SecretStored": "Key Vault: new version {vaultVersion} holds the proven value (state '{state}')",
         "ValidationPassed": "proven: {attempts} sign-in attempt(s) with the value read back from Key Vault, "
         "until enough succeeded in a row (propagation waited out)",
         "CredentialRetired": "Graph removePassword -> retired credential {keyId}",
+        "RetirementHeld": "retirement held: {reason}",
         "SecretActivated": "state 'active'; old credential {retireCredentialId} retires after {retireAfter}",
         "VersionDisabled": "Key Vault: disabled version {vaultVersion}, whose value no longer signs in",
         "EventIgnored": "ignored: the rotator's own writes fire this type; it is never a trigger",
@@ -116,6 +123,7 @@ class Narrator(logging.Handler):
         super().__init__(logging.INFO)
         self.story = story
         self.ledger = ledger
+        self.held = False  # the last event was RetirementHeld
 
     def emit(self, record: logging.LogRecord) -> None:
         name, _, facts_text = record.getMessage().partition(" ")
@@ -128,6 +136,9 @@ class Narrator(logging.Handler):
         if name == "CredentialRetired":
             self.ledger.retired.setdefault(facts.get("secret", ""), []).append(facts.get("keyId", ""))
         line = self.LINES.get(name)
+        if name == "ReconcileCompleted" and self.held:
+            line = "{vault}/{secret}: the old credential stays; the sweep looks again next hour"
+        self.held = name == "RetirementHeld"
         if name == "SecretActivated" and not facts.get("retireCredentialId"):
             line = "state 'active'; nothing left to retire"
         if line is None:
@@ -168,9 +179,30 @@ def _iso(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def seed(cloud: RotatorCloud, story: Story) -> tuple[list[Seeded], dict[str, str]]:
+class CloudClock:
+    """The local cloud's movable clock, as the rotator's `Clock`."""
+
+    def __init__(self, cloud: LocalCloud) -> None:
+        self._cloud = cloud
+
+    def now(self) -> datetime:
+        return self._cloud.now()
+
+
+@dataclass
+class Scene:
+    seeded: list[Seeded]
+    operator: dict[str, str]
+    #: The value a payments service cached before the rotation (it only ever travels to Entra).
+    cached_payments_value: str = field(repr=False)
+
+
+def seed(cloud: RotatorCloud, story: Story) -> Scene:
     """Two apps owned by the rotator, their human-made secrets, and an operator who stores them."""
-    now = datetime.now(UTC)
+    # The price of retirement on evidence: the rotator may read the sign-in report (granted before
+    # its first token: a token carries the roles its identity had when it was issued).
+    cloud.admin("POST", f"/applications/{cloud.rotator.app_id}/graph-app-roles", {"role": "AuditLog.Read.All"})
+    now = cloud.now()
     apps: dict[str, dict[str, Any]] = {}
     for display in ("payments-api", "reports-worker"):
         app = cloud.admin("POST", "/applications", {"displayName": display})
@@ -179,7 +211,8 @@ def seed(cloud: RotatorCloud, story: Story) -> tuple[list[Seeded], dict[str, str
     payments = cloud.admin(
         "POST",
         f"/applications/{apps['payments-api']['id']}/passwords",
-        {"displayName": "set up by Dana, January", "endDateTime": _iso(now + timedelta(days=5))},
+        # Dana set the vault's expiry well before the credential's own, so the rotator starts early.
+        {"displayName": "set up by Dana, January", "endDateTime": _iso(now + timedelta(days=20))},
     )
     reports = cloud.admin(
         "POST",
@@ -245,9 +278,10 @@ def seed(cloud: RotatorCloud, story: Story) -> tuple[list[Seeded], dict[str, str
     for tag in bindings:
         story.say(f"  {tag}")
     story.say("Entra propagates a new secret to each of 3 replicas within 4 seconds, so validation must wait.")
+    story.say("The rotator may read the sign-in report (AuditLog.Read.All): old credentials retire on evidence.")
     for item in seeded:
         story.say(f"  {VAULT}/{item.name:<16} app {item.app_name:<15} ({item.app_id})  {item.note}")
-    return seeded, {"appId": operator["appId"], "secret": operator["clientSecret"]}
+    return Scene(seeded, {"appId": operator["appId"], "secret": operator["clientSecret"]}, payments["secretText"])
 
 
 # --- the function app, driven like the host would ------------------------------------------------
@@ -359,9 +393,64 @@ async def chapter_emergency(cloud: RotatorCloud, handlers: dict[str, Any], story
     await drain_queue(handlers, story)
 
 
+def consumer_signs_in(cloud: LocalCloud, app_id: str, value: str) -> str:
+    """One client-credentials sign-in, as the payments service makes it; the outcome without the value."""
+    credential = ClientSecretCredential(
+        cloud.tenant_id, app_id, value, authority=cloud.authority, disable_instance_discovery=True
+    )
+    try:
+        credential.get_token("https://graph.microsoft.com/.default")
+        return "signed in"
+    except ClientAuthenticationError as error:
+        code = next((w for w in str(error).replace(":", " ").split() if w.startswith("AADSTS")), "refused")
+        return f"refused ({code})"
+
+
+async def latest_value(cloud: LocalCloud, operator: dict[str, str], name: str) -> str:
+    async with (
+        AsyncClientSecretCredential(
+            cloud.tenant_id, operator["appId"], operator["secret"], authority=cloud.authority
+        ) as credential,
+        SecretClient(cloud.vault_url(VAULT), credential, verify_challenge_resource=False) as client,
+    ):
+        return (await client.get_secret(name)).value or ""
+
+
+async def chapter_evidence(cloud: RotatorCloud, handlers: dict[str, Any], story: Story, scene: Scene) -> None:
+    story.chapter("4. Retirement on evidence: a consumer that did not move")
+    payments = next(s for s in scene.seeded if s.name == "payments-api")
+
+    async def days_later(days: int, what: str) -> None:
+        cloud.advance_clock(days * 86400, emit_events=False)
+        story.step(f"{days} days later ({cloud.now():%Y-%m-%d}): {what}")
+
+    await days_later(2, "the payments service still uses the value it cached before the rotation")
+    outcome = await asyncio.to_thread(consumer_signs_in, cloud, payments.app_id, scene.cached_payments_value)
+    story.step(f"  payments service, old value: {outcome}")
+    await days_later(4, "the grace period (24 h) is long over; the hourly sweep runs")
+    await chapter_sweep_quietly(handlers, story)
+
+    new_value = await latest_value(cloud, scene.operator, payments.name)
+    outcome = await asyncio.to_thread(consumer_signs_in, cloud, payments.app_id, new_value)
+    story.step(f"the payments service restarts and reads the latest version from Key Vault: {outcome}")
+    await days_later(6, "the report shows no sign-in with the old credential for 72 h; the sweep runs")
+    await chapter_sweep_quietly(handlers, story)
+    outcome = await asyncio.to_thread(consumer_signs_in, cloud, payments.app_id, scene.cached_payments_value)
+    story.step(f"  the old value now: {outcome}")
+
+
+async def chapter_sweep_quietly(handlers: dict[str, Any], story: Story) -> None:
+    out = Out()
+    await handlers["sweep"](func.timer.TimerRequest(past_due=False), out)
+    messages = out.messages()
+    story.step(f"  sweep enqueued {len(messages)} request(s)")
+    await enqueue(messages)
+    await drain_queue(handlers, story)
+
+
 # --- the proof -----------------------------------------------------------------------------------
 def prove(cloud: LocalCloud, operator: dict[str, str], seeded: list[Seeded], ledger: Ledger, story: Story) -> bool:
-    story.chapter("4. Proof: every managed secret's latest value signs in")
+    story.chapter("5. Proof: every managed secret's latest value signs in")
 
     async def latest() -> dict[str, Any]:
         async with (
@@ -443,12 +532,18 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
             os.environ.update(DEMO_SETTINGS)
             story.say(f"Storage: Azurite blob {azurite.blob_endpoint}, queue {azurite.queue_endpoint}")
             cloud.admin("PUT", "/config", {"propagationSeconds": args.propagation_seconds, "replicas": 3})
-            seeded, operator = seed(cloud, story)
+            scene = seed(cloud, story)
             import function_app
 
-            handlers: dict[str, Any] = {
-                str(f.get_function_name()): f.get_user_function() for f in function_app.app.get_functions()
-            }
+            # The real function objects, on the local cloud's clock: days pass in seconds, and the
+            # rotator must see the same days as Entra and its sign-in report.
+            clock = CloudClock(cloud)
+
+            def runtime(settings: Settings) -> AbstractAsyncContextManager[Runtime]:
+                return open_runtime(settings, clock=clock)
+
+            app = function_app.create_app(EdgeConfig(clock=clock.now, runtime=runtime))
+            handlers: dict[str, Any] = {str(f.get_function_name()): f.get_user_function() for f in app.get_functions()}
             narrator = Narrator(story, ledger)
             rotation_log = logging.getLogger("rotation")
             rotation_log.addHandler(narrator)
@@ -459,12 +554,13 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
             try:
                 asyncio.run(chapter_event(cloud, handlers, story))
                 asyncio.run(chapter_sweep(handlers, story))
-                broken = next(s for s in seeded if s.name == "reports-batch")
+                broken = next(s for s in scene.seeded if s.name == "reports-batch")
                 asyncio.run(chapter_emergency(cloud, handlers, story, broken))
+                asyncio.run(chapter_evidence(cloud, handlers, story, scene))
             finally:
                 rotation_log.removeHandler(narrator)
                 rotation_log.propagate = True
-            proven = prove(cloud, operator, seeded, ledger, story)
+            proven = prove(cloud, scene.operator, scene.seeded, ledger, story)
             clean = leak_check(cloud, story)
     finally:
         storage.__exit__(None, None, None)

@@ -65,6 +65,9 @@ param expirySchedule string = '0 0 6 * * *'
 @minLength(1)
 param expiryWindowsDays string = '30,14,7,1,0'
 
+@description('Create the Event Grid topic for lifecycle events (CloudEvents 1.0, Entra-only publishing) and point ROTATION_EVENTS_TOPIC at it. False: no topic, nothing is published.')
+param rotationEventsTopic bool = true
+
 @description('ROTATION_OPERATOR_ROLE: app role an operator needs for the HTTP rotate endpoint.')
 param operatorRole string = 'Rotation.Operator'
 
@@ -84,6 +87,8 @@ var deadLetterContainerName = 'eventgrid-deadletter'
 // must fail loudly (Key Vault allows one system topic per vault) instead of taking over the first
 // one's topic and subscription by name.
 var eventSubscriptionName = 'rotator-secret-expiry-${resourceToken}'
+// The lifecycle events topic (its endpoint host is <name>.<region>-1.eventgrid.azure.net, so it is unique per region).
+var eventsTopicName = 'evgt-rotator-events-${resourceToken}'
 
 // The vaults the rotator manages: the ones created here plus the ones passed in.
 var vaultsToCreate = (empty(createVaultNames) && empty(existingVaults)) ? [
@@ -171,6 +176,19 @@ module operatorApi 'modules/operator-api.bicep' = if (empty(operatorApiClientId)
   }
 }
 
+// Lifecycle events for subscribers: the topic the rotator publishes to, and its EventGrid Data Sender role.
+module eventsTopic 'modules/events-topic.bicep' = if (rotationEventsTopic) {
+  name: 'events-topic'
+  scope: rg
+  params: {
+    name: eventsTopicName
+    location: location
+    tags: tags
+    rotatorPrincipalId: identities.outputs.rotatorPrincipalId
+    eventGridIdentityId: identities.outputs.eventGridId
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -199,6 +217,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     operatorApiClientId: empty(operatorApiClientId) ? (operatorApi.?outputs.clientId ?? '') : operatorApiClientId
     operatorApiAudience: empty(operatorApiClientId) ? (operatorApi.?outputs.audience ?? '') : ''
+    eventsTopic: rotationEventsTopic ? (eventsTopic.?outputs.endpoint ?? '') : ''
   }
 }
 
@@ -253,3 +272,8 @@ output ROTATION_EVENT_ENDPOINT_ID string = '${functionApp.outputs.id}/functions/
 output ROTATION_EVENTGRID_IDENTITY_ID string = identities.outputs.eventGridId
 output ROTATION_DEAD_LETTER_STORAGE_ID string = storage.outputs.id
 output ROTATION_DEAD_LETTER_CONTAINER string = storage.outputs.deadLetterContainerName
+// The lifecycle events topic (empty when rotationEventsTopic is false): subscribers pass its id as
+// --source-resource-id; the endpoint is what ROTATION_EVENTS_TOPIC holds.
+output ROTATION_EVENTS_TOPIC string = rotationEventsTopic ? (eventsTopic.?outputs.endpoint ?? '') : ''
+output ROTATION_EVENTS_TOPIC_NAME string = rotationEventsTopic ? (eventsTopic.?outputs.name ?? '') : ''
+output ROTATION_EVENTS_TOPIC_ID string = rotationEventsTopic ? (eventsTopic.?outputs.id ?? '') : ''

@@ -30,7 +30,7 @@ from rotation.adapters.storage import (
     storage_configured,
 )
 from rotation.adapters.token_probe import ClientCredentialsProbe
-from rotation.service.ports import GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
+from rotation.service.ports import Clock, GraphPort, ReleasableLock, RequestQueue, SystemClock, TokenProbe, VaultPort
 from rotation.service.reconciler import Reconciler
 from rotation.settings import Settings
 
@@ -95,7 +95,9 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings | None = None, *, clock: Clock | None = None) -> AsyncIterator[Runtime]:
+    """The adapters and the reconciler for one invocation. ``clock`` is production's system clock
+    unless a caller that moves time (the demo, on the local cloud's clock) passes its own."""
     settings = settings or Settings.from_env()
     credential = rotator_credential()
     budget = float(settings.throttle_retry_seconds)
@@ -105,7 +107,7 @@ async def open_runtime(settings: Settings | None = None) -> AsyncIterator[Runtim
         for name, url in settings.vaults.items()
     }
     probe = ClientCredentialsProbe(settings.authority_host, settings.graph_url)
-    reconciler = Reconciler(settings, directory, vaults, probe, SystemClock())
+    reconciler = Reconciler(settings, directory, vaults, probe, clock or SystemClock())
     runtime = Runtime(settings, credential, directory, vaults, probe, reconciler)
     try:
         yield runtime

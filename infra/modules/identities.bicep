@@ -1,8 +1,10 @@
 // Two user-assigned identities, so each gets only its own permissions:
 // - the rotator (the function app): storage data roles, Key Vault Secrets Officer per vault,
-//   Monitoring Metrics Publisher, and Microsoft Graph Application.ReadWrite.OwnedBy (granted by its
-//   own step, infra/hooks/grant-graph-permission.*, not by this deployment);
-// - Event Grid's dead-letter writer: Blob Data Contributor on the dead-letter container only.
+//   Monitoring Metrics Publisher, EventGrid Data Sender on the lifecycle events topic, and Microsoft
+//   Graph Application.ReadWrite.OwnedBy (granted by its own step, infra/hooks/grant-graph-permission.*,
+//   not by this deployment; the sign-in evidence permission too, only when asked);
+// - Event Grid's dead-letter writer: Blob Data Contributor on the dead-letter container only (the
+//   vaults' system topics and the lifecycle events topic carry it).
 
 @description('Name token shared by the resources.')
 param resourceToken string

@@ -21,6 +21,13 @@ def test_the_demo_runs_end_to_end() -> None:
     assert "sweep enqueued 0 request(s)" in out  # the timer sweep found it done
     assert "Most likely cause: the value is the Secret ID" in out  # diagnose named the mistake
     assert "HTTP 202" in out  # the emergency roll was accepted over HTTP
+    # Retirement on evidence: held while the cached old value still signs in, released after it stops.
+    evidence = out[out.index("== 4. Retirement on evidence") : out.index("== 5.")]
+    assert "payments service, old value: signed in" in evidence
+    held = evidence.index("retirement held: credential")
+    assert "signed in on" in evidence[held:] and "something still uses it" in evidence[held:]
+    assert evidence.index("Graph removePassword -> retired credential") > held
+    assert "the old value now: refused (AADSTS7000215)" in evidence
     rows = [line.split() for line in out.splitlines() if line.startswith(("payments-api ", "reports-"))]
     assert len(rows) == 3 and all(row[-2:] == ["signs", "in"] for row in rows)  # every latest value gets a token
     assert "FAILS" not in out

@@ -34,10 +34,15 @@ STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+EVENTGRID_DATA_SENDER = "d5a91429-5739-47e2-a06b-3470a27159e7"
 
 # Microsoft Graph: its application id and app role ids (Microsoft Graph permissions reference).
 MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 APPLICATION_READWRITE_OWNEDBY = "18a4783c-866b-4cc7-a460-3d5e5662c884"
+# Read-only, and only when the deployer asks (ROTATION_GRANT_AUDIT_LOG): the sign-in activity report
+# that retirement on evidence reads. The one *.All permission the hooks may name.
+AUDIT_LOG_READ_ALL = "b0afded3-3588-46d8-8b3d-9842eff778da"
+OPT_IN_GRAPH_PERMISSIONS = {"AuditLog.Read.All"}
 TENANT_WIDE_GRAPH_ROLES = {
     "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9",  # Application.ReadWrite.All
     "19dbc75e-c2e2-444c-a770-ec69d8559fc7",  # Directory.ReadWrite.All
@@ -556,9 +561,15 @@ def test_graph_permission_is_application_readwrite_ownedby_granted_by_its_own_st
         assert "ROTATOR_PRINCIPAL_ID" in text and "/v1.0/servicePrincipals/" in text, script
         assert "appRoleAssignments" in text, script
         assert ("Start-Sleep" if script.endswith(".ps1") else 'sleep "$delay"') in text, f"{script} must retry"
-    # Off by default: only the exact value true asks for it.
-    assert '"${ROTATION_GRANT_GRAPH_PERMISSION:-false}" != "true"' in (HOOKS / "grant-graph-permission.sh").read_text()
-    assert "$env:ROTATION_GRANT_GRAPH_PERMISSION -ne 'true'" in (HOOKS / "grant-graph-permission.ps1").read_text()
+    # Off by default: only the exact value true of each role's switch asks for it (the hook tests run it).
+    sh_code, ps_code = hook_code("grant-graph-permission.sh"), hook_code("grant-graph-permission.ps1")
+    assert 'eval "asked=\\${$3:-false}"' in sh_code and '[ "$asked" != "true" ]' in sh_code
+    assert "[Environment]::GetEnvironmentVariable($switchName) -ne 'true'" in ps_code
+    for switch, role in (("ROTATION_GRANT_GRAPH_PERMISSION", "owned"), ("ROTATION_GRANT_AUDIT_LOG", "audit")):
+        assert re.search(rf'grant_role \S+ "\${role}_\w+_role_id" {switch}\b', sh_code), switch
+        assert re.search(rf"Grant-Role '\S+' \${role}\w+RoleId '{switch}'", ps_code), switch
+    for code in (sh_code, ps_code):
+        assert AUDIT_LOG_READ_ALL in code
     # Placement: after provisioning (the identity exists), and never able to stop the code deploying.
     assert hook_scripts("postprovision") == ("infra/hooks/postprovision.sh", "infra/hooks/postprovision.ps1")
     assert 'sh "$here/grant-graph-permission.sh" || grant=$?' in (HOOKS / "postprovision.sh").read_text()
@@ -619,12 +630,14 @@ def test_the_rotator_api_registers_operator_and_reader_roles_and_requires_assign
 
 
 def test_no_tenant_wide_graph_permission_anywhere() -> None:
+    """No *.All permission, except the read-only AuditLog.Read.All, and that only in the grant hooks
+    (behind ROTATION_GRANT_AUDIT_LOG, off by default: test_hooks.py runs it)."""
     files = [p for p in INFRA.rglob("*") if p.is_file()] + [ROOT / "azure.yaml"]
     for path in files:
         text = path.read_text()
-        assert not re.search(r"\b[A-Za-z]+\.[A-Za-z]+\.All\b", text), (
-            f"{path.relative_to(ROOT)} names a *.All permission"
-        )
+        named = set(re.findall(r"\b[A-Za-z]+\.[A-Za-z]+\.All\b", text))
+        allowed = OPT_IN_GRAPH_PERMISSIONS if path.stem == "grant-graph-permission" else set()
+        assert named <= allowed, f"{path.relative_to(ROOT)} names *.All permissions {sorted(named - allowed)}"
         for role in TENANT_WIDE_GRAPH_ROLES:
             assert role not in text.lower(), f"{path.relative_to(ROOT)} holds tenant-wide app role {role}"
 
@@ -729,6 +742,7 @@ def test_hooks_read_only_what_the_deployment_or_the_deployer_sets() -> None:
         "AZURE_ENV_NAME",  # azd's own
         "AZURE_SUBSCRIPTION_ID",
         "ROTATION_GRANT_GRAPH_PERMISSION",  # the deployer's (docs/deploy.md)
+        "ROTATION_GRANT_AUDIT_LOG",
         "ROTATION_EXISTING_VAULTS",
         "ROTATION_RECOVER_VAULT_NAMES",  # written by the preprovision hook, read by main.parameters.json
     }
@@ -737,6 +751,111 @@ def test_hooks_read_only_what_the_deployment_or_the_deployer_sets() -> None:
             continue
         names = set(re.findall(r"\b(?:AZURE|ROTATION|ROTATOR|FUNCTION)_[A-Z0-9_]+\b", hook_code(path.name)))
         assert not names - known, f"infra/hooks/{path.name} names {sorted(names - known)}, which nothing sets"
+
+
+# ---------------------------------------------------------------------------------------------- lifecycle events
+
+
+def events_topic() -> Resource:
+    topics = resources("Microsoft.EventGrid/topics")
+    assert len(topics) == 1, f"expected one custom topic, found {[t.where for t in topics]}"
+    return topics[0]
+
+
+def optional_module_output(value: Any, module: str, output: str) -> None:
+    """``condition ? (module.?outputs.<output> ?? '') : ''`` with condition rotationEventsTopic."""
+    conditional = value["operator"]
+    assert conditional["type"] == "conditional", json.dumps(value)
+    operands = conditional["operands"]
+    assert operands["condition"] == "rotationEventsTopic" and operands["false_value"] == ""
+    chain = json.dumps(operands["true_value"])
+    assert f'"operand_1": "{module}"' in chain and f'"operand_1": "{output}"' in chain, chain
+
+
+def test_lifecycle_events_topic_takes_cloudevents_from_entra_identities_only() -> None:
+    """The publisher (rotation/adapters/eventgrid.py) sends CloudEvents 1.0 with the managed
+    identity's token: the topic accepts that schema only, and no access key or SAS at all."""
+    topic = events_topic()
+    props = topic.body["properties"]
+    assert props["inputSchema"] == "CloudEventSchemaV1_0"
+    assert props["disableLocalAuth"] is True, "local auth (keys, SAS) must be off: Entra-authenticated publishers only"
+    assert "inputSchemaMapping" not in props
+    assert props["minimumTlsVersionAllowed"] == "1.2"
+    # Like the function app and the vaults: public endpoint, no VNet (docs/deploy.md).
+    assert props["publicNetworkAccess"] == "Enabled"
+    # It carries the Event Grid identity, which may write only dead letters, never the rotator's.
+    assert topic.body["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": {"'${eventGridIdentityId}'": {}},
+    }
+    module = unwrap(template(MAIN)["modules"]["eventsTopic"]["config"])
+    assert dotted(module["params"]["eventGridIdentityId"]) == "identities.outputs.eventGridId"
+
+
+def test_the_rotator_may_send_to_the_topic_and_nothing_more() -> None:
+    senders = [a for a in resources("Microsoft.Authorization/roleAssignments") if role_id(a) == EVENTGRID_DATA_SENDER]
+    assert len(senders) == 1, [s.where for s in senders]
+    (sender,) = senders
+    topic = events_topic()
+    assert sender.path == topic.path and sender.body["scope"] == topic.symbol, "scoped to the topic, not the group"
+    assert resource_types(sender.path)[sender.body["scope"]] == "Microsoft.EventGrid/topics"
+    assert sender.body["properties"]["principalId"] == "rotatorPrincipalId"
+    assert sender.body["properties"]["principalType"] == "ServicePrincipal"
+    module = unwrap(template(MAIN)["modules"]["eventsTopic"]["config"])
+    assert dotted(module["params"]["rotatorPrincipalId"]) == "identities.outputs.rotatorPrincipalId"
+    # No other Event Grid role for anyone (Contributor would let it read subscriptions and change the topic).
+    eventgrid_roles = {role_id(a) for a in resources("Microsoft.Authorization/roleAssignments")} & {
+        "1e241071-0855-49ea-94dc-649edcd759de",  # EventGrid Contributor
+        "428e0ff0-5e57-4d9c-a221-2c70d0e0a443",  # EventGrid EventSubscription Contributor
+    }
+    assert not eventgrid_roles
+
+
+def test_rotation_events_topic_is_the_topic_endpoint_when_asked_and_empty_otherwise() -> None:
+    main = template(MAIN)
+    parameter = main["parameters"]["rotationEventsTopic"]
+    assert parameter["type"] == "bool" and parameter["default"] is True
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["rotationEventsTopic"]["value"] == "${ROTATION_CREATE_EVENTS_TOPIC=true}"
+    module = main["modules"]["eventsTopic"]
+    assert module["detail"]["path"] == f"modules/{events_topic().path.name}"
+    assert module["config"]["condition"] == "rotationEventsTopic", "created only when the parameter asks"
+    outputs = template(events_topic().path)["outputs"]
+    assert dotted(outputs["endpoint"]["value"]) == f"{events_topic().symbol}.properties.endpoint"
+    # The function app's ROTATION_EVENTS_TOPIC is that endpoint.
+    passed = unwrap(main["modules"]["functionApp"]["config"])["params"]["eventsTopic"]
+    optional_module_output(passed, "eventsTopic", "endpoint")
+    _, settings = app_settings()
+    assert settings["ROTATION_EVENTS_TOPIC"] == "eventsTopic"
+    assert template(function_app().path)["parameters"]["eventsTopic"]["default"] == ""
+    # And main.bicep hands it to subscribers: endpoint, name and the id for --source-resource-id.
+    for name, output in (("ROTATION_EVENTS_TOPIC", "endpoint"), ("ROTATION_EVENTS_TOPIC_NAME", "name")):
+        optional_module_output(main["outputs"][name]["value"], "eventsTopic", output)
+    optional_module_output(main["outputs"]["ROTATION_EVENTS_TOPIC_ID"]["value"], "eventsTopic", "id")
+
+
+def test_the_subscription_examples_name_real_outputs_and_event_types() -> None:
+    """README and docs/deploy.md subscribe with `azd env get-value <output>` and filter on event types:
+    the outputs must exist in main.bicep and the types must be ones the rotator publishes."""
+    try:
+        from rotation.adapters.eventgrid import TYPE_PREFIX
+        from rotation.observability import LIFECYCLE_EVENTS
+    except Exception as exc:  # another team's module; the topic checks above stand on their own
+        pytest.skip(f"the publisher is not importable: {exc}")
+    published = {TYPE_PREFIX + name for name in LIFECYCLE_EVENTS} | {TYPE_PREFIX + "NotBound"}
+    outputs = set(template(MAIN)["outputs"])
+    for doc in (ROOT / "README.md", ROOT / "docs" / "deploy.md"):
+        text = doc.read_text()
+        creates = re.findall(r"az eventgrid event-subscription create(?:[^\n]*\\\n)*[^\n]*", text)
+        assert creates, f"{doc.name} shows no subscription"
+        for command in creates:
+            assert "--event-delivery-schema cloudeventschemav1_0" in command, command
+            assert "--source-resource-id" in command, command
+            types = re.search(r"--included-event-types ((?:Rotator\.\w+ ?)+)", command)
+            assert types, command
+            assert set(types.group(1).split()) <= published, command
+        for name in re.findall(r"azd env get-value (\w+)", text):
+            assert name in outputs, f"{doc.name} reads {name}, which main.bicep does not output"
 
 
 # ---------------------------------------------------------------------------------------------- transport

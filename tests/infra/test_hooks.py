@@ -26,6 +26,7 @@ HOOKS = ROOT / "infra" / "hooks"
 PRINCIPAL = "11111111-2222-3333-4444-555555555555"
 GRAPH_SP = "99999999-8888-7777-6666-555555555555"
 OWNED_BY = "18a4783c-866b-4cc7-a460-3d5e5662c884"
+AUDIT_LOG = "b0afded3-3588-46d8-8b3d-9842eff778da"  # AuditLog.Read.All, the sign-in evidence
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000aaaa"
 TOKEN = "abc123def456g"
 ENDPOINT = (
@@ -147,6 +148,98 @@ def test_a_deployer_without_the_entra_role_gets_the_command_and_the_deployment_g
     hook = run_hook(fake, "postprovision.sh", env)
     assert hook.status == 0, "a missing grant must not stop `azd up` before the code deploys"
     assert "the deployment goes on" in hook.stderr
+
+
+# ----------------------------------------------------------------------------- the sign-in evidence grant
+
+
+def held(fake: FakeCli, role: str, *, granted: bool) -> None:
+    """Whether the identity holds ``role``: answers the hook's check for that role only."""
+    fake.answer("--method GET", f"appRoleId=='{role}'", stdout="1\n" if granted else "0\n")
+
+
+def test_the_audit_log_grant_is_off_by_default_and_says_what_auto_does_without_it(fake: FakeCli) -> None:
+    graph_answers(fake)
+    ran = run_hook(fake, "grant-graph-permission.sh", {"ROTATOR_PRINCIPAL_ID": PRINCIPAL})
+    assert ran.status == 0, ran.stderr
+    assert posts(fake) == []
+    assert "AuditLog.Read.All is not granted by this deployment (ROTATION_GRANT_AUDIT_LOG is not true)" in ran.stdout
+    assert "the grace period only, without sign-in evidence" in ran.stdout
+    assert (
+        f"ROTATOR_PRINCIPAL_ID={PRINCIPAL} ROTATION_GRANT_AUDIT_LOG=true sh infra/hooks/grant-graph-permission.sh"
+        in (ran.stdout)
+    )
+
+    # Asking for the Graph permission asks for that one only.
+    ran = run_hook(
+        fake,
+        "grant-graph-permission.sh",
+        {"ROTATOR_PRINCIPAL_ID": PRINCIPAL, "ROTATION_GRANT_GRAPH_PERMISSION": "true"},
+    )
+    assert ran.status == 0, ran.stderr
+    assert [json.loads(c["body"])["appRoleId"] for c in posts(fake)] == [OWNED_BY]
+    assert "AuditLog.Read.All is not granted by this deployment" in ran.stdout
+
+
+def test_the_audit_log_grant_under_its_switch_retries_like_the_graph_grant(fake: FakeCli) -> None:
+    held(fake, OWNED_BY, granted=True)
+    graph_answers(fake)
+    fake.answer("--method POST", stderr="Bad Request(Request_ResourceNotFound)", exit=1, times=2)
+
+    ran = run_hook(
+        fake,
+        "grant-graph-permission.sh",
+        {"ROTATOR_PRINCIPAL_ID": PRINCIPAL, "ROTATION_GRANT_AUDIT_LOG": "true"},
+    )
+
+    assert ran.status == 0, ran.stderr
+    assert "holds Application.ReadWrite.OwnedBy" in ran.stdout
+    assert f"granted AuditLog.Read.All to the rotator identity ({PRINCIPAL})" in ran.stdout
+    sent = posts(fake)
+    assert len(sent) == 3 and fake.commands("sleep") == ["15", "30"]
+    assert json.loads(sent[-1]["body"]) == {"principalId": PRINCIPAL, "resourceId": GRAPH_SP, "appRoleId": AUDIT_LOG}
+    assert all(f"/v1.0/servicePrincipals/{PRINCIPAL}/appRoleAssignments" in " ".join(c["args"]) for c in sent)
+
+
+def test_an_existing_audit_log_grant_is_reported_and_kept(fake: FakeCli) -> None:
+    held(fake, AUDIT_LOG, granted=True)
+    graph_answers(fake, granted=True)
+    for asked in ("true", "false"):
+        ran = run_hook(
+            fake,
+            "grant-graph-permission.sh",
+            {"ROTATOR_PRINCIPAL_ID": PRINCIPAL, "ROTATION_GRANT_AUDIT_LOG": asked},
+        )
+        assert ran.status == 0 and "the rotator identity holds AuditLog.Read.All" in ran.stdout, ran.stderr
+    assert posts(fake) == []
+
+
+def test_a_deployer_refused_both_grants_asks_once_and_hands_both_commands_to_an_administrator(fake: FakeCli) -> None:
+    graph_answers(fake)
+    denied = 'Forbidden({"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges."}})'
+    fake.answer("--method POST", stderr=denied, exit=1)
+    fake.answer("resource show", stdout="true\n")
+    env = {
+        "ROTATOR_PRINCIPAL_ID": PRINCIPAL,
+        "ROTATION_GRANT_GRAPH_PERMISSION": "true",
+        "ROTATION_GRANT_AUDIT_LOG": "true",
+        "ROTATION_VAULT_IDS": vault_id("rg-rot", "kv-a"),
+    }
+
+    alone = run_hook(fake, "grant-graph-permission.sh", env)
+
+    assert alone.status == 2
+    assert len(posts(fake)) == 1, "the second grant is not asked for after a refusal"
+    assert fake.commands("sleep") == []
+    for role, switch in ((OWNED_BY, "ROTATION_GRANT_GRAPH_PERMISSION"), (AUDIT_LOG, "ROTATION_GRANT_AUDIT_LOG")):
+        assert f'\\"appRoleId\\": \\"{role}\\"' in alone.stderr, role
+        assert (
+            f"ROTATOR_PRINCIPAL_ID={PRINCIPAL} {switch}=true sh infra/hooks/grant-graph-permission.sh" in alone.stderr
+        )
+    assert "AuditLog.Read.All is not tried either (the grant above was refused)" in alone.stderr
+
+    hook = run_hook(fake, "postprovision.sh", env)
+    assert hook.status == 0 and "the deployment goes on" in hook.stderr
 
 
 # ----------------------------------------------------------------------------- RBAC check
