@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,9 +26,11 @@ from rotation.cli import main
 from rotation.domain.model import SERVICE_PRINCIPAL, Action, CredentialObject, vault_host
 from rotation.service.adoption import bind_secret
 from tests.integration.reconcile_helpers import (
+    CloudClock,
     Seeded,
     add_fault,
     add_human_password,
+    advance_clock,
     assert_converged,
     assert_no_secret_leaked,
     assert_signs_in,
@@ -40,13 +43,16 @@ from tests.integration.reconcile_helpers import (
     passwords,
     reconcile,
     requests_since,
+    sign_in,
     sp_passwords,
+    start_private_cloud,
     writes,
 )
 from tests.integration.seed import create_owned_app, unique, write_secret
 from tests.integration.test_reconciler_faults import CRASH_POINTS
 
 SP = SERVICE_PRINCIPAL
+DAY = timedelta(days=1)
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +79,7 @@ async def seed_sp(
     cloud: RotatorCloud,
     *,
     expires_in_days: float = 10,
+    credential_end_in_days: float | None = None,
     bound_on: CredentialObject | None = SP,
     credential_object: str | None = SP,
     rotator_owns_sp: bool = True,
@@ -85,10 +92,11 @@ async def seed_sp(
         cloud.add_service_principal_owner(app["id"], cloud.rotator.sp_object_id)
     now = datetime.now(UTC).replace(microsecond=0)
     end = now + timedelta(days=expires_in_days)
+    credential_end = now + timedelta(days=credential_end_in_days) if credential_end_in_days else end
     password = cloud.admin(
         "POST",
         f"/service-principals/{app['id']}/passwords",
-        {"displayName": "made by a human (on the SP)", "endDateTime": _graph_time(end)},
+        {"displayName": "made by a human (on the SP)", "endDateTime": _graph_time(credential_end)},
     )
     other = cloud.admin("POST", f"/service-principals/{app['id']}/passwords", {"displayName": "CI (a human's)"})
     apps_own = add_human_password(cloud, app["id"], display_name="the app registration's own")
@@ -201,6 +209,35 @@ async def test_a_service_principal_rotation_that_dies_at_any_call_converges(
     again = await reconcile(settings, seeded)
     assert again.ok and again.action is Action.NONE, again.to_dict()
     assert writes(requests_since(cloud, since)) == []
+
+
+async def test_a_consumer_still_using_the_old_service_principal_password_holds_its_retirement(
+    private_cloud: Callable[..., RotatorCloud], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sign-in report's rows for a service principal's password (credentialOrigin servicePrincipal)
+    hold its retirement exactly as an app's password's rows do."""
+    cloud = start_private_cloud(private_cloud, monkeypatch)
+    cloud.admin("POST", f"/applications/{cloud.rotator.app_id}/graph-app-roles", {"role": "AuditLog.Read.All"})
+    clock = CloudClock(cloud)
+    settings = make_settings(cloud.env, grace_hours=24)
+    seeded, _ = await seed_sp(cloud, expires_in_days=10, credential_end_in_days=60)
+    rotated = await reconcile(settings, seeded, clock=clock)
+    assert rotated.ok and rotated.action is Action.ROTATED, rotated.to_dict()
+
+    advance_clock(cloud, 2 * DAY)
+    await asyncio.to_thread(sign_in, cloud, seeded.app_id, seeded.value)  # a cached old value, still used
+    advance_clock(cloud, 4 * DAY)
+    held = await reconcile(settings, seeded, clock=clock)
+
+    assert held.ok and held.retired_key_ids == (), held.to_dict()
+    assert seeded.key_id.lower() in sp_passwords(cloud, seeded.object_id)
+    assert "signed in on" in latest(cloud, seeded.vault, seeded.name).tags["RetirementHeld"]
+
+    advance_clock(cloud, 5 * DAY)
+    done = await reconcile(settings, seeded, clock=clock)
+    assert done.ok and done.retired_key_ids == (seeded.key_id,), done.to_dict()
+    assert seeded.key_id.lower() not in sp_passwords(cloud, seeded.object_id)
+    assert_no_secret_leaked(cloud, done, caplog)
 
 
 # --- the binding lives on the object that holds the password ---------------------------------------------

@@ -329,3 +329,30 @@ async def test_the_inventory_lists_a_managed_service_principal_password_as_manag
     assert not [r for r in rows if r.standing is Standing.DANGLING]
     # Without the service principal's read, its password would be taken for one deleted in Entra.
     assert [r.standing for r in classify([app], secrets, NOW) if r.key_id == w.key_id] == [Standing.DANGLING]
+
+
+# ------------------------------------------------------------------------------ emergency, back-off
+
+
+async def test_an_emergency_retires_the_leaked_service_principal_password_at_once() -> None:
+    w = make_world()  # grace 24 h: only the emergency makes it immediate
+    seed_sp(w, expires_in=80 * DAY)
+
+    outcome = await w.reconcile("emergency")
+
+    assert outcome.ok and outcome.retired_key_ids == (w.key_id,), outcome.to_dict()
+    assert w.key_id not in w.directory.key_ids(w.app_id, on=SP)
+    assert Tag.Emergency not in w.tags() and Tag.RetireCredentialId not in w.tags()
+
+
+async def test_a_service_principal_password_that_never_signs_in_is_removed_and_backs_off() -> None:
+    w = make_world()
+    seed_sp(w)
+    w.probe.refuse(7000215, times=10_000)
+    before = w.directory.key_ids(w.app_id, on=SP)
+
+    outcome = await w.reconcile()
+
+    assert outcome.error_code == "ValidationFailed", outcome.to_dict()
+    assert w.directory.key_ids(w.app_id, on=SP) == before  # the unproven credential is gone again
+    assert w.tags()[Tag.Backoff].startswith("1/") and w.vault.value(SECRET) == w.value
