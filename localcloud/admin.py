@@ -7,6 +7,7 @@ input the same way. Bad input gets a 400 with a message and changes nothing.
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import re
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from localcloud import keyvault
+from localcloud import certificate_policy, certificates, keyvault, keyvault_certificates
 from localcloud.errors import admin_error
 from localcloud.keys import CLOUD
 from localcloud.state import (
@@ -33,10 +34,10 @@ from localcloud.state import (
     AppRole,
     Fault,
     FederatedCredential,
-    KeyCredential,
     ManagedIdentityRecord,
     Tenant,
     TopicRecord,
+    VaultRecord,
     World,
     graph_time,
     new_guid,
@@ -207,7 +208,9 @@ async def get_state(cloud: LocalCloud, body: Any, query: dict[str, list[str]], p
                 for t in world.tenants.values()
             ],
             "managedIdentities": [i.to_admin() for i in world.managed_identities.values()],
-            "vaults": [keyvault.vault_state(v) for v in world.vaults.values()],
+            "vaults": [
+                {**keyvault.vault_state(v), **keyvault_certificates.certificate_state(v)} for v in world.vaults.values()
+            ],
             "topics": [t.to_admin() for t in world.topics.values()],
             "faults": [f.to_admin() for f in world.faults if f.count > 0],
             **cloud.state_annotations,
@@ -275,15 +278,63 @@ def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_princip
 
 
 async def post_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
-    fields = _object(body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str})
+    return _seed_certificate(cloud, body, params[0], on_service_principal=False)
+
+
+async def post_sp_certificate(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _seed_certificate(cloud, body, params[0], on_service_principal=True)
+
+
+def _seed_certificate(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
+    """A certificate credential "a human uploaded earlier": the given certificate (base64 DER or PEM), or,
+    without one, a fresh self-signed certificate with the given dates whose private key nobody keeps.
+    Known to every replica already, unless `replicaDelaysSeconds` says when each learns it."""
+    fields = _object(
+        body,
+        {},
+        {
+            "displayName": str,
+            "startDateTime": str,
+            "endDateTime": str,
+            "certificate": str,
+            "replicaDelaysSeconds": list,
+        },
+    )
+    start = _time(fields.get("startDateTime"), "startDateTime")
+    end = _time(fields.get("endDateTime"), "endDateTime")
+    if start and end and end <= start:
+        raise AdminError(400, "'endDateTime' must be after 'startDateTime'.")
+    delays = fields.get("replicaDelaysSeconds")
+    if delays is not None and (
+        not delays or not all(isinstance(d, int | float) and not isinstance(d, bool) for d in delays)
+    ):
+        raise AdminError(400, "'replicaDelaysSeconds' must be a non-empty list of numbers (one per replica).")
+    supplied = fields.get("certificate")
+    if supplied is not None:
+        try:
+            raw = supplied.encode() if supplied.lstrip().startswith("-----BEGIN") else base64.b64decode(supplied)
+            der = certificates.certificate_der(raw)
+        except ValueError as exc:
+            raise AdminError(400, "'certificate' must be a certificate, base64 DER or PEM.") from exc
     with cloud.world.lock:
-        app = _application(cloud.world, params[0])
+        app = find_service_principal(cloud.world, key) if on_service_principal else _application(cloud.world, key)
         now = cloud.world.clock.now()
-        start = _time(fields.get("startDateTime"), "startDateTime") or now
-        end = _time(fields.get("endDateTime"), "endDateTime") or start + timedelta(days=365)
-        certificate = KeyCredential(new_guid(), fields.get("displayName"), start, end)
-        app.certificates.append(certificate)
-    return certificate.to_graph()
+        if supplied is None:
+            start = start or now
+            end = end or start + timedelta(days=365)
+            der = certificates.self_signed_certificate(fields.get("displayName") or "local-cloud", start, end)
+        credential = certificates.new_key_credential(
+            cloud.world,
+            app,
+            der,
+            display_name=fields.get("displayName"),
+            start=start,
+            end=end,
+            # A credential made "by a human earlier" is known to every replica already.
+            replica_delays_seconds=delays if delays is not None else [0.0] * cloud.world.config.replicas,
+            on_service_principal=on_service_principal,
+        )
+    return credential.to_admin()
 
 
 async def post_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -753,6 +804,7 @@ async def post_clock(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
         # With emitEvents false the due events wait for the cloud's own ticker (within a second).
         if fields.get("emitEvents", True):
             keyvault.emit_due_events(cloud.world)
+            keyvault_certificates.emit_due_events(cloud.world)
     return {"now": graph_time(now)}
 
 
@@ -771,6 +823,7 @@ async def get_events(cloud: LocalCloud, body: Any, query: dict[str, list[str]], 
     with cloud.world.lock:
         if emit_due == "true":
             keyvault.emit_due_events(cloud.world)
+            keyvault_certificates.emit_due_events(cloud.world)
         return {"events": list(cloud.world.events[since:]), "next": len(cloud.world.events)}
 
 
@@ -850,6 +903,67 @@ async def get_topic_events(cloud: LocalCloud, body: Any, query: dict[str, list[s
         return {"events": copy.deepcopy(topic.events[since:]), "next": len(topic.events)}
 
 
+# --- Key Vault certificates ------------------------------------------------------------------------
+def _vault(world: World, name: str) -> VaultRecord:
+    vault = world.vault(name)
+    if vault is None:
+        raise AdminError(404, f"No vault {name}.")
+    return vault
+
+
+async def post_certificate_version(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    """Issue a new version of a self-signed certificate at once, as `begin_create_certificate` would
+    from the certificate's policy with these fields over it."""
+    fields = _object(
+        body,
+        {"name": str},
+        {
+            "subject": str,
+            "validityMonths": int,
+            "tags": dict,
+            "keySize": int,
+            "contentType": str,
+            "exportable": bool,
+        },
+    )
+    tags = fields.get("tags")
+    if tags is not None and not all(isinstance(v, str) for v in tags.values()):
+        raise AdminError(400, "'tags' must map names to strings.")
+    with cloud.world.lock:
+        vault = _vault(cloud.world, params[0])
+        issued = keyvault_certificates.issue_now(
+            cloud.world,
+            vault,
+            fields["name"],
+            subject=fields.get("subject"),
+            validity_months=fields.get("validityMonths") or certificate_policy.DEFAULT_VALIDITY_MONTHS,
+            tags=tags,
+            key_size=fields.get("keySize") or 2048,
+            content_type=fields.get("contentType") or certificate_policy.PKCS12,
+            exportable=fields.get("exportable", True) is not False,
+        )
+    if isinstance(issued, str):
+        raise AdminError(400, issued)
+    return issued.to_admin()
+
+
+async def get_certificate_versions(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    with cloud.world.lock:
+        versions = keyvault_certificates.certificate_versions(_vault(cloud.world, params[0]), params[1])
+    if versions is None:
+        raise AdminError(404, f"No certificate {params[1]} in {params[0]}.")
+    return {"versions": [v.to_admin() for v in versions]}
+
+
+async def put_certificate_issuance(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    fields = _object(body, {"delaySeconds": (int, float)}, {})
+    if not 0 <= fields["delaySeconds"] <= 3600:
+        raise AdminError(400, "'delaySeconds' must be between 0 and 3600.")
+    with cloud.world.lock:
+        _vault(cloud.world, params[0]).certificate_issuance_seconds = float(fields["delaySeconds"])
+    return {"delaySeconds": float(fields["delaySeconds"])}
+
+
 _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("state",)): get_state,
     ("POST", ("tenants",)): post_tenant,
@@ -865,6 +979,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("DELETE", ("applications", "*", "passwords", "*")): delete_password,
     ("POST", ("applications", "*", "federated-credentials")): post_federated_credential,
     ("POST", ("service-principals", "*", "passwords")): post_sp_password,
+    ("POST", ("service-principals", "*", "certificates")): post_sp_certificate,
     ("POST", ("service-principals", "*", "owners")): post_sp_owner,
     ("PUT", ("service-principals", "*", "tags")): put_sp_tags,
     ("POST", ("applications", "*", "graph-app-roles")): post_graph_app_role,
@@ -892,4 +1007,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Operation] = {
     ("GET", ("requests",)): get_requests,
     ("GET", ("events",)): get_events,
     ("GET", ("issued-secrets",)): get_issued_secrets,
+    ("POST", ("vaults", "*", "certificates")): post_certificate_version,
+    ("GET", ("vaults", "*", "certificates", "*")): get_certificate_versions,
+    ("PUT", ("vaults", "*", "certificate-issuance")): put_certificate_issuance,
 }

@@ -11,6 +11,7 @@ a topic owns `{topic}.{region}-1.eventgrid.azure.net`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import os
@@ -23,10 +24,21 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from localcloud import admin, arm, entra, eventgrid, graph, keyvault
+from localcloud import (
+    admin,
+    arm,
+    certificate_policy,
+    entra,
+    eventgrid,
+    graph,
+    keyvault,
+    keyvault_certificates,
+    keyvault_keys,
+)
 from localcloud.errors import fault_response
 from localcloud.keys import AUTHORITY, CALLER, CLOUD, TOPIC_NAME, VAULT_NAME, WORLD
-from localcloud.state import PasswordCredential, SecretVersionRecord, SignInRecord, World
+from localcloud.keyvault_certificates import IssuedCertificate
+from localcloud.state import KeyCredential, PasswordCredential, SecretVersionRecord, SignInRecord, World
 from localcloud.tls import LocalTLS, create_local_tls
 
 T = TypeVar("T")
@@ -234,6 +246,7 @@ class LocalCloud:
             await asyncio.sleep(0.5)
             with self.world.lock:
                 keyvault.emit_due_events(self.world)
+                keyvault_certificates.emit_due_events(self.world)
 
     def stop(self) -> None:
         if self._loop is None:
@@ -351,7 +364,7 @@ class LocalCloud:
         app[WORLD] = self.world
         app[VAULT_NAME] = record.name
         app[AUTHORITY] = self.authority
-        keyvault.setup(app)
+        keyvault.setup(app, objects=(keyvault_certificates.resolve, keyvault_keys.resolve))
         port = await self._serve(app, 0)
         with self.world.lock:
             record.port = port
@@ -478,6 +491,34 @@ class LocalCloud:
             app = admin.find_application(self.world, application)
             return [dataclasses.replace(p, replica_ready=list(p.replica_ready)) for p in app.passwords]
 
+    def add_key_credential(
+        self,
+        application: str,
+        certificate_der: bytes,
+        *,
+        display_name: str | None = None,
+        replica_delays_seconds: list[float] | None = None,
+        service_principal: bool = False,
+    ) -> str:
+        """Add a certificate (DER or PEM bytes) to an app as a key credential "a human uploaded earlier"
+        (`POST /applications/{id}/certificates`; with `service_principal`, to its service principal:
+        `POST /service-principals/{id}/certificates`); returns its keyId. Its dates are the
+        certificate's; every replica knows it unless `replica_delays_seconds` says when each learns it."""
+        body: dict[str, Any] = {"certificate": base64.b64encode(certificate_der).decode("ascii")}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if replica_delays_seconds is not None:
+            body["replicaDelaysSeconds"] = list(replica_delays_seconds)
+        collection = "service-principals" if service_principal else "applications"
+        key_id: str = self.admin("POST", f"/{collection}/{application}/certificates", body)["keyId"]
+        return key_id
+
+    def key_credentials(self, application: str) -> list[KeyCredential]:
+        """Copies of an app's key credentials (certificates: public DER only), by object id or appId."""
+        with self.world.lock:
+            app = admin.find_application(self.world, application)
+            return [dataclasses.replace(k, replica_ready=list(k.replica_ready)) for k in app.certificates]
+
     def sp_passwords(self, application: str) -> list[PasswordCredential]:
         """Copies of the password credentials on an app's service principal (by the service principal's
         object id, the app's object id or appId); digests, not values."""
@@ -551,6 +592,51 @@ class LocalCloud:
             if secret is None:
                 raise KeyError(f"no secret {name} in {vault}")
             return [dataclasses.replace(v, tags=dict(v.tags) if v.tags is not None else None) for v in secret.versions]
+
+    # --- Key Vault certificates ------------------------------------------------------------------
+    def create_certificate(
+        self,
+        vault: str,
+        name: str,
+        *,
+        subject: str | None = None,
+        validity_months: int = 12,
+        tags: Mapping[str, str] | None = None,
+        key_size: int = 2048,
+        content_type: str = certificate_policy.PKCS12,
+        exportable: bool = True,
+    ) -> IssuedCertificate:
+        """Issue a new version of a self-signed certificate at once (`POST /vaults/{vault}/certificates`),
+        from its existing policy with these fields over it (`subject` defaults to `CN={name}`); its
+        key and secret get the same version. Returns the version with its thumbprint and validity."""
+        body: dict[str, Any] = {
+            "name": name,
+            "validityMonths": validity_months,
+            "keySize": key_size,
+            "contentType": content_type,
+            "exportable": exportable,
+        }
+        if subject is not None:
+            body["subject"] = subject
+        if tags is not None:
+            body["tags"] = dict(tags)
+        self.admin("POST", f"/vaults/{vault}/certificates", body)
+        return self.certificate_versions(vault, name)[-1]
+
+    def certificate_versions(self, vault: str, name: str) -> list[IssuedCertificate]:
+        """Every issued version of a certificate, oldest first (`GET /vaults/{vault}/certificates/{name}`)."""
+        with self.world.lock:
+            record = self.world.vault(vault)
+            if record is None:
+                raise KeyError(f"no vault {vault}")
+            versions = keyvault_certificates.certificate_versions(record, name)
+            if versions is None:
+                raise KeyError(f"no certificate {name} in {vault}")
+            return versions
+
+    def set_certificate_issuance_delay(self, vault: str, seconds: float) -> None:
+        """How long a `Self` issuance stays pending in `vault` (`PUT /vaults/{vault}/certificate-issuance`)."""
+        self.admin("PUT", f"/vaults/{vault}/certificate-issuance", {"delaySeconds": seconds})
 
     def edit(self, change: Callable[[World], T]) -> T:
         """Run `change(world)` under the world's lock: the escape hatch for states that neither the wire

@@ -2,7 +2,8 @@
 App Service managed-identity endpoint, which issues tokens for the managed identity a request names.
 
 Decisions follow the order Entra applies them: the tenant (900023 malformed, 90002 unknown), the
-client (700016), then the secret (7000215 no match, 7000222 expired), and only then the resource the
+client (700016), then the secret (7000215 no match, 7000222 expired) or the client assertion (see
+`client_assertions`: 50027, 700021, 700023, 700024, 700027, 7000274), and only then the resource the
 scope names (1002012 no `/.default`, 500011 a resource the tenant does not know): a wrong secret is
 7000215 whatever the scope, which is what a troubleshooting guide relies on when it tests a secret with
 `az login --service-principal` (a Resource Manager scope). A new secret is checked against one random
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from localcloud import client_assertions
 from localcloud.errors import entra_error, identity_error
 from localcloud.keys import CALLER, WORLD
 from localcloud.state import (
@@ -199,6 +201,38 @@ def _password_state(world: World, app: Application, secret: str) -> tuple[str, P
     return ("valid" if matched.replica_ready[replica] <= now else "propagating"), matched
 
 
+def _secret_refusal(world: World, app: Application, client_secret: str) -> PasswordCredential | web.Response:
+    """The password a client secret matches on a replica that knows it, or Entra's refusal."""
+    if not client_secret:
+        return entra_error(
+            401,
+            "invalid_client",
+            7000216,
+            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        )
+    state, credential = _password_state(world, app, client_secret)
+    if state == "expired":
+        return entra_error(
+            401,
+            "invalid_client",
+            7000222,
+            f"The provided client secret keys for app "
+            f"'{app.app_id}' are expired. Visit the Azure portal to create new keys for your app: "
+            "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
+            "security: https://aka.ms/certCreds.",
+        )
+    if state != "valid" or credential is None:
+        return entra_error(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being "
+            "sent in the request is the client secret value, not the client secret ID, for a secret "
+            f"added to app '{app.app_id}'.",
+        )
+    return credential
+
+
 async def token(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     form = await request.post()
@@ -244,34 +278,27 @@ async def token(request: web.Request) -> web.Response:
                 "administrator of the tenant or consented to by any user in the tenant. You may have sent "
                 "your authentication request to the wrong tenant.",
             )
-        if not client_secret:
-            return entra_error(
-                401,
-                "invalid_client",
-                7000216,
-                "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        # The client is authenticated before the scope is looked at: by a client assertion (a JWT
+        # signed with one of its certificates) or by a secret.
+        credential: PasswordCredential | KeyCredential
+        if "client_assertion" in form or "client_assertion_type" in form:
+            outcome = client_assertions.authenticate(
+                world,
+                app,
+                tenant,
+                str(form.get("client_assertion", "")),
+                str(form.get("client_assertion_type", "")),
+                client_id=client_id,
+                origin=_base(request),
             )
-        # The client is authenticated before the scope is looked at.
-        state, credential = _password_state(world, app, client_secret)
-        if state == "expired":
-            return entra_error(
-                401,
-                "invalid_client",
-                7000222,
-                f"The provided client secret keys for app "
-                f"'{app.app_id}' are expired. Visit the Azure portal to create new keys for your app: "
-                "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
-                "security: https://aka.ms/certCreds.",
-            )
-        if state != "valid":
-            return entra_error(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being "
-                "sent in the request is the client secret value, not the client secret ID, for a secret "
-                f"added to app '{app.app_id}'.",
-            )
+            if isinstance(outcome, client_assertions.Refusal):
+                return entra_error(outcome.status, outcome.error, outcome.code, outcome.message)
+            credential = outcome
+        else:
+            refused = _secret_refusal(world, app, client_secret)
+            if isinstance(refused, web.Response):
+                return refused
+            credential = refused
         if not scope.strip():
             return entra_error(
                 400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'."
@@ -291,7 +318,6 @@ async def token(request: web.Request) -> web.Response:
             return entra_error(400, "invalid_resource", 500011, _unknown_resource(named, tenant.tenant_id))
         access_token, lifetime = world.issue_token(app, resource, TOKEN_LIFETIME_SECONDS, issuer_base=_base(request))
         request_id = str(uuid.uuid4())
-        assert credential is not None  # a valid state always names the credential it matched
         _record_sign_in(world, app, credential, resource, request_id)
     body = {
         "token_type": "Bearer",
@@ -335,7 +361,11 @@ def _record_sign_in(
             key_created=credential.start,
             key_expires=credential.end,
             resource_id=resource_id,
-            credential_origin=("servicePrincipal" if any(p is credential for p in app.sp_passwords) else "application"),
+            credential_origin=(
+                "servicePrincipal"
+                if any(c is credential for c in [*app.sp_passwords, *app.sp_certificates])
+                else "application"
+            ),
         )
     )
 

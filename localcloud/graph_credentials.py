@@ -58,6 +58,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_patch(base, _handled(update_service_principal))
     for base in (PREFIX + "/applications/{object_id}", PREFIX + "/applications(appId={app_key})"):
         router.add_get(base + "/federatedIdentityCredentials", _handled(list_federated_credentials))
+    from localcloud import graph_keys
+
+    graph_keys.add_routes(router)
 
 
 def _owns_service_principal(token: IssuedToken, app: Application) -> bool:

@@ -221,7 +221,7 @@ def service_principal_body(world: World, app: Application) -> dict[str, Any]:
             "supportUrl": None,
             "termsOfServiceUrl": None,
         },
-        "keyCredentials": [],
+        "keyCredentials": [k.to_graph() for k in app.sp_certificates],
         "oauth2PermissionScopes": [],
         "passwordCredentials": [p.to_graph() for p in app.sp_passwords],
         "resourceSpecificApplicationPermissions": [],

@@ -243,12 +243,17 @@ def _bundle(
     body["attributes"] = _attributes(vault, version)
     if version.tags is not None:
         body["tags"] = dict(version.tags)
+    if version.certificate_key_id is not None:
+        # The secret behind a certificate names its key and says Key Vault manages it.
+        body["kid"] = version.certificate_key_id
+        body["managed"] = True
     return body
 
 
 def _item(vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord, *, versioned: bool) -> dict[str, Any]:
     """A list item: never a value; `/secrets` items carry the unversioned id of the secret."""
     item = _bundle(vault, secret, version, with_value=False)
+    item.pop("kid", None)  # a SecretItem says `managed`, but names no key
     if not versioned:
         item["id"] = _secret_id(vault, secret)
     return item
@@ -320,6 +325,14 @@ def _not_found(request: web.Request, name: str, version: str | None = None) -> w
     return _error(request, 404, "SecretNotFound", f"A secret with (name/id) {label}{NOT_FOUND_TAIL}")
 
 
+def managed_by_key_vault(request: web.Request, operation: str, kind: Literal["Secret", "Key"]) -> web.Response:
+    """A write to the secret or key behind a certificate. The text and inner code of "set" are the
+    service's (a published 403 of SetSecret on a certificate's secret); the same answer for update
+    and delete, and `KeyManagedByKeyVault` for keys, are assumptions by analogy."""
+    message = f'Operation "{operation}" is not allowed as this object\'s lifetime is managed by Key Vault.'
+    return _error(request, 403, "Forbidden", message, f"{kind}ManagedByKeyVault")
+
+
 def _deleted_not_found(request: web.Request, name: str) -> web.Response:
     return _error(request, 404, "SecretNotFound", f"Deleted Secret not found: {name}")
 
@@ -375,15 +388,24 @@ def _forbidden(
     request: web.Request, vault: VaultRecord, token: IssuedToken, action: str, secret_name: str | None
 ) -> web.Response:
     """The RBAC refusal, with the text the real service writes (Resource in lower case)."""
+    scope = f"secrets/{secret_name}" if secret_name is not None else None
+    return forbidden_action(request, vault, token, f"{_ACTION_PREFIX}{action}", scope)
+
+
+def forbidden_action(
+    request: web.Request, vault: VaultRecord, token: IssuedToken, action: str, scope: str | None
+) -> web.Response:
+    """The RBAC refusal for any data action (`Microsoft.KeyVault/vaults/...`) on the vault or on one
+    object below it (`scope`, e.g. `certificates/name`)."""
     resource = vault.resource_id(token.tenant_id).lower()
-    if secret_name is not None:
-        resource = f"{resource}/secrets/{secret_name.lower()}"
+    if scope is not None:
+        resource = f"{resource}/{scope.lower()}"
     message = (
         "Caller is not authorized to perform action on resource.\r\n"
         "If role assignments, deny assignments or role definitions were changed recently, please observe "
         "propagation time.\r\n"
         f"Caller: appid={token.app_id};oid={token.subject_object_id};iss={_issuer(token.tenant_id)}\r\n"
-        f"Action: '{_ACTION_PREFIX}{action}'\r\n"
+        f"Action: '{action}'\r\n"
         f"Resource: '{resource}'\r\n"
         "Assignment: (not found)\r\n"
         "DenyAssignmentId: null\r\n"
@@ -451,10 +473,49 @@ def _resolve(method: str, segments: list[str]) -> tuple[_Route, str | None, str 
     return None
 
 
-def setup(app: web.Application) -> None:
+@dataclass(frozen=True)
+class ObjectRoute:
+    """A request on another object kind of the vault (certificates, keys): the permission it needs
+    (see `VAULT_ROLE_PERMISSIONS`), its full RBAC data action, the object it is scoped to (`None`:
+    the vault), and the operation, which runs under `world.lock` like the secrets' own."""
+
+    permission: str
+    action: str
+    scope: str | None
+    operation: Callable[[_Call, Any], web.Response]
+    name: str | None
+    version: str | None
+    reads_body: bool
+
+
+#: Maps method and path segments to an ObjectRoute, or None when the path is not that kind's.
+ObjectResolver = Callable[[str, list[str]], "ObjectRoute | None"]
+OBJECT_RESOLVERS: web.AppKey[tuple[ObjectResolver, ...]] = web.AppKey("object_resolvers", tuple)
+
+
+def setup(app: web.Application, objects: tuple[ObjectResolver, ...] = ()) -> None:
     """Serve the vault named `app[VAULT_NAME]`; every path goes through one handler so that the bearer
-    challenge comes first, exactly as on the real service."""
+    challenge comes first, exactly as on the real service. `objects` route the other object kinds."""
+    app[OBJECT_RESOLVERS] = objects
     app.router.add_route("*", "/{tail:.*}", _handle)
+
+
+async def _handle_object(request: web.Request, world: World, token: IssuedToken, route: ObjectRoute) -> web.Response:
+    if route.name is not None and not SECRET_NAME_RE.match(route.name):
+        return _bad_parameter(request, f"The request URI contains an invalid name: {route.name}")
+    body: Any = None
+    if route.reads_body:
+        parsed = _read_json(await request.read())
+        if isinstance(parsed, str):
+            return _bad_parameter(request, parsed)
+        body = parsed
+    with world.lock:
+        vault = world.vault(request.app[VAULT_NAME])
+        if vault is None:
+            return _error(request, 404, "VaultNotFound", "The vault was not found.")
+        if route.permission not in vault.permissions_of(token.subject_object_id.lower()):
+            return forbidden_action(request, vault, token, route.action, route.scope)
+        return route.operation(_Call(request, world, vault, token, route.name, route.version), body)
 
 
 async def _handle(request: web.Request) -> web.Response:
@@ -475,8 +536,13 @@ async def _handle(request: web.Request) -> web.Response:
             f"The specified version ({api_version}) is not recognized. Consider using the latest supported "
             f"version ({API_VERSIONS[0]}).",
         )
-    resolved = _resolve(request.method, request.path.split("/")[1:])
+    segments = request.path.split("/")[1:]
+    resolved = _resolve(request.method, segments)
     if resolved is None:
+        for resolver in request.app.get(OBJECT_RESOLVERS, ()):
+            object_route = resolver(request.method, segments)
+            if object_route is not None:
+                return await _handle_object(request, world, token, object_route)
         return _error(request, 404, "NotFound", "The requested resource was not found.")
     route, name, version = resolved
     if name is not None and not SECRET_NAME_RE.match(name):
@@ -567,7 +633,10 @@ def _set(call: _Call, body: dict[str, Any]) -> web.Response:
         return _bad_parameter(request, parsed)
     attributes, content_type, tags = parsed
     key = call.name.lower()
-    if key in vault.deleted:
+    if key in vault.certificates:
+        return managed_by_key_vault(request, "set", "Secret")
+    # A soft-deleted certificate keeps its secret's name too (it comes back on recovery).
+    if key in vault.deleted or key in vault.deleted_certificates:
         return _error(
             request,
             409,
@@ -641,6 +710,8 @@ def _update(call: _Call, body: dict[str, Any]) -> web.Response:
     if isinstance(found, web.Response):
         return found
     secret, version = found
+    if version.certificate_key_id is not None:
+        return managed_by_key_vault(call.request, "update", "Secret")
     if attributes.enabled is not None:
         version.enabled = attributes.enabled
     if attributes.has_not_before:
@@ -663,6 +734,8 @@ def _delete(call: _Call, body: None) -> web.Response:
     secret = vault.secrets.get(key)
     if secret is None:
         return _not_found(call.request, call.name)
+    if key in vault.certificates:
+        return managed_by_key_vault(call.request, "delete", "Secret")
     now = call.world.clock.now()
     # Real deletion completes a few seconds later (the SDK polls for it); here it is immediate.
     deleted = DeletedSecretRecord(

@@ -64,6 +64,52 @@ VAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "Key Vault Reader": frozenset({"read"}),
 }
 
+# Certificates and keys (issue 15). Their permissions are named by the data action after
+# `Microsoft.KeyVault/vaults/`, as the built-in role definitions list them ("Azure built-in roles",
+# Security): Certificates Officer holds `certificates/*` (and no secrets or keys action, so it cannot
+# read the secret or key behind a certificate), Crypto Officer `keys/*`, Crypto User reads keys and
+# signs/verifies/encrypts with them but never creates or deletes, Reader holds `vaults/*/read`,
+# Administrator `vaults/*`; Certificate User reads certificates with their secret and public key.
+CERTIFICATE_PERMISSIONS = frozenset(
+    f"certificates/{action}"
+    for action in (
+        "read",
+        "create/action",
+        "update/action",
+        "import/action",
+        "delete",
+        "recover/action",
+        "purge/action",
+        "backup/action",
+        "restore/action",
+    )
+)
+KEY_USE_PERMISSIONS = frozenset(
+    f"keys/{action}"
+    for action in (
+        "read",
+        "update/action",
+        "backup/action",
+        "encrypt/action",
+        "decrypt/action",
+        "wrap/action",
+        "unwrap/action",
+        "sign/action",
+        "verify/action",
+    )
+)
+KEY_PERMISSIONS = KEY_USE_PERMISSIONS | frozenset(
+    f"keys/{action}"
+    for action in ("create/action", "import/action", "delete", "recover/action", "purge/action", "restore/action")
+)
+OBJECT_READ_PERMISSIONS = frozenset({"certificates/read", "keys/read"})
+VAULT_ROLE_PERMISSIONS["Key Vault Administrator"] |= CERTIFICATE_PERMISSIONS | KEY_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Reader"] |= OBJECT_READ_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Certificates Officer"] = CERTIFICATE_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Crypto Officer"] = KEY_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Crypto User"] = KEY_USE_PERMISSIONS
+VAULT_ROLE_PERMISSIONS["Key Vault Certificate User"] = frozenset({"read", "get"}) | OBJECT_READ_PERMISSIONS
+
 PERSONAL_AUDIENCES = frozenset({"AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"})
 SIGN_IN_AUDIENCES = frozenset({"AzureADMyOrg", "AzureADMultipleOrgs", *PERSONAL_AUDIENCES})
 
@@ -257,6 +303,8 @@ class Application:
     # The service principal's own `tags` (its owners and admins write them), apart from the app's.
     sp_tags: list[str] = field(default_factory=list)
     federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    # Certificates on the service principal itself (`servicePrincipals/{id}/addKey`).
+    sp_certificates: list[KeyCredential] = field(default_factory=list)
 
     def names_resource(self, resource: str) -> bool:
         """Whether a client naming `resource` (`{resource}/.default`) means this app's API."""
@@ -296,6 +344,7 @@ class Application:
             "keyCredentials": [k.to_admin() for k in self.certificates],
             "servicePrincipalPasswordCredentials": [p.to_admin() for p in self.sp_passwords],
             "servicePrincipalTags": list(self.sp_tags),
+            "servicePrincipalKeyCredentials": [k.to_admin() for k in self.sp_certificates],
             "federatedIdentityCredentials": [f.to_graph() for f in self.federated_credentials],
             "policy": self.policy.to_admin() if self.policy else None,
             "identifierUris": list(self.identifier_uris),
@@ -391,6 +440,9 @@ class SecretVersionRecord:
     expires: datetime | None
     near_expiry_emitted: bool = False
     expired_emitted: bool = False
+    # The key of the certificate this version backs (`kid`), None for a secret set directly. Such a
+    # version is managed by Key Vault: it cannot be set, updated or deleted through /secrets.
+    certificate_key_id: str | None = None
 
 
 @dataclass
@@ -426,6 +478,13 @@ class VaultRecord:
     deleted: dict[str, DeletedSecretRecord] = field(default_factory=dict)
     # object id -> roles on this vault
     role_assignments: dict[str, set[str]] = field(default_factory=dict)
+    # Certificates and the keys behind them (by lower-case name; a certificate `x` also owns the
+    # secret `x` and the key `x`, one name space as in Key Vault).
+    certificates: dict[str, CertificateRecord] = field(default_factory=dict)
+    deleted_certificates: dict[str, DeletedCertificateRecord] = field(default_factory=dict)
+    keys: dict[str, KeyRecord] = field(default_factory=dict)
+    # How long a `Self` certificate issuance stays pending (world clock); 0 completes it at once.
+    certificate_issuance_seconds: float = 0.0
 
     def permissions_of(self, object_id: str) -> frozenset[str]:
         allowed: set[str] = set()
@@ -438,6 +497,104 @@ class VaultRecord:
             f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/"
             f"Microsoft.KeyVault/vaults/{self.name}"
         )
+
+
+# --- Key Vault keys and certificates (issue 15) ----------------------------------------------------
+@dataclass
+class KeyVersionRecord:
+    """One version of a Key Vault key. The private half never leaves the cloud through /keys; a
+    certificate's exportable key also lives, as Key Vault has it, in the certificate's secret."""
+
+    version: str
+    private_key: rsa.RSAPrivateKey
+    key_ops: list[str]
+    enabled: bool
+    created: datetime
+    updated: datetime
+    not_before: datetime | None
+    expires: datetime | None
+    tags: dict[str, str] | None
+    exportable: bool = False
+    managed: bool = False  # backs a certificate
+
+
+@dataclass
+class KeyRecord:
+    name: str
+    versions: list[KeyVersionRecord] = field(default_factory=list)  # oldest first
+
+    @property
+    def latest(self) -> KeyVersionRecord:
+        return self.versions[-1]
+
+    def find(self, version: str) -> KeyVersionRecord | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+@dataclass
+class CertificateVersionRecord:
+    """One issued certificate; its key and secret versions carry the same version id."""
+
+    version: str
+    der: bytes
+    enabled: bool
+    created: datetime
+    updated: datetime
+    not_before: datetime
+    expires: datetime
+    tags: dict[str, str] | None
+    content_type: str
+    near_expiry_emitted: bool = False
+    expired_emitted: bool = False
+
+    @property
+    def thumbprint(self) -> bytes:
+        """SHA-1 of the DER certificate: Key Vault's `x5t` (and Entra's keyCredential thumbprint)."""
+        return hashlib.sha1(self.der, usedforsecurity=False).digest()
+
+
+@dataclass
+class CertificateOperationRecord:
+    """The pending operation of a certificate (`/certificates/{name}/pending`)."""
+
+    request_id: str
+    issuer: str
+    csr: bytes
+    private_key: rsa.RSAPrivateKey
+    created: datetime
+    ready_at: datetime  # when a `Self` issuance completes (the world's clock)
+    enabled: bool
+    tags: dict[str, str] | None
+    status: str = "inProgress"  # inProgress, completed, cancelled
+    cancellation_requested: bool = False
+
+
+@dataclass
+class CertificateRecord:
+    name: str
+    policy: dict[str, Any]  # the wire policy without id and attributes
+    policy_created: datetime
+    policy_updated: datetime
+    versions: list[CertificateVersionRecord] = field(default_factory=list)  # oldest first
+    pending: CertificateOperationRecord | None = None
+
+    @property
+    def latest(self) -> CertificateVersionRecord | None:
+        return self.versions[-1] if self.versions else None
+
+    def find(self, version: str) -> CertificateVersionRecord | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+
+@dataclass
+class DeletedCertificateRecord:
+    """A soft-deleted certificate with the secret and key behind it (they go and come back with it)."""
+
+    certificate: CertificateRecord
+    secret: SecretRecord | None
+    key: KeyRecord | None
+    deleted: datetime
+    scheduled_purge: datetime
 
 
 @dataclass(frozen=True)

@@ -217,3 +217,30 @@ def test_admin_refuses_bad_seeding(cloud: LocalCloud) -> None:
     assert bad_owner.value.status == 400
     with pytest.raises(AdminError):
         cloud.admin("PUT", f"/service-principals/{app['id']}/tags", {"tags": [1]})
+
+
+async def test_federated_identity_credentials_are_listed(cloud: LocalCloud) -> None:
+    app = make_app(cloud, "svc-federated")
+    seeded = cloud.add_federated_credential(
+        app["id"],
+        "github-main",
+        "https://token.actions.githubusercontent.com",
+        "repo:contoso/orders:ref:refs/heads/main",
+    )
+    reader = make_identity(cloud, "Application.Read.All")
+    async with graph_client(cloud, reader) as client:
+        page = await client.applications.by_application_id(app["id"]).federated_identity_credentials.get()
+    assert page is not None and page.value is not None
+    [listed] = page.value
+    assert (listed.id, listed.name, listed.issuer, listed.subject, listed.audiences) == (
+        seeded["id"],
+        "github-main",
+        "https://token.actions.githubusercontent.com",
+        "repo:contoso/orders:ref:refs/heads/main",
+        ["api://AzureADTokenExchange"],
+    )
+    from localcloud.admin import AdminError
+
+    with pytest.raises(AdminError) as duplicate:
+        cloud.add_federated_credential(app["id"], "GitHub-Main", "https://issuer", "subject")
+    assert duplicate.value.status == 409
