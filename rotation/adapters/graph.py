@@ -43,6 +43,7 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential as GraphPasswordCredential
 from msgraph.generated.models.password_credential_configuration import PasswordCredentialConfiguration
 from msgraph.generated.models.service_principal import ServicePrincipal as GraphServicePrincipal
+from msgraph.generated.models.service_principal_collection_response import ServicePrincipalCollectionResponse
 from msgraph.generated.service_principals.item.add_password.add_password_post_request_body import (
     AddPasswordPostRequestBody as SpAddPasswordPostRequestBody,
 )
@@ -52,6 +53,7 @@ from msgraph.generated.service_principals.item.remove_password.remove_password_p
 from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
     ServicePrincipalItemRequestBuilder,
 )
+from msgraph.generated.service_principals.service_principals_request_builder import ServicePrincipalsRequestBuilder
 from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
     ServicePrincipalsWithAppIdRequestBuilder,
 )
@@ -427,6 +429,35 @@ class GraphDirectory:
             return await self._client.applications.with_url(next_link).get()
 
         return read
+
+    async def list_service_principals_with_passwords(self, *, page_size: int = 100) -> list[ListedApplication]:
+        """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,tags``, page by page;
+        only the ones holding a password are kept (most service principals have none, and Graph cannot
+        filter on it), so the inventory sees passwords that live on service principals."""
+        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+            select=SERVICE_PRINCIPAL_FIELDS, top=page_size
+        )
+        config = RequestConfiguration(query_parameters=query)
+
+        async def first_page() -> ServicePrincipalCollectionResponse | None:
+            return await self._client.service_principals.get(request_configuration=config)
+
+        def page_reader(next_link: str) -> Callable[[], Awaitable[ServicePrincipalCollectionResponse | None]]:
+            async def read() -> ServicePrincipalCollectionResponse | None:
+                return await self._client.service_principals.with_url(next_link).get()
+
+            return read
+
+        found: list[ListedApplication] = []
+        page = await self._call(first_page, "list service principals")
+        while page is not None:
+            found.extend(
+                ListedApplication(_service_principal(sp)) for sp in page.value or [] if sp.password_credentials
+            )
+            if not page.odata_next_link:
+                break
+            page = await self._call(page_reader(page.odata_next_link), "list service principals (next page)")
+        return found
 
     async def find_application_by_object_id(self, object_id: str) -> Application | None:
         """The app whose *object* id this is, or None: tells "ProviderAddress holds the Object ID"

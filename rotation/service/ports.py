@@ -211,6 +211,12 @@ class ApplicationCatalog(Protocol):
         told each page's size."""
         ...
 
+    async def list_service_principals_with_passwords(self, *, page_size: int = 100) -> list[ListedApplication]:
+        """Every service principal the rotator can read that holds a password (``GET
+        /servicePrincipals``, following ``@odata.nextLink``; with ``Application.ReadWrite.OwnedBy``
+        Graph lists the tenant's), each as an `Application` read ``on="servicePrincipal"``."""
+        ...
+
     async def find_application_by_object_id(self, object_id: str) -> Application | None:
         """The app whose *object* id this is, or ``None``: tells "ProviderAddress holds the Object
         ID" apart from "no such app" after a lookup by appId found nothing."""

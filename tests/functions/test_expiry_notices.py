@@ -147,12 +147,13 @@ async def test_every_credential_crossing_a_window_today_gets_one_notice_managed_
     assert found[expired["keyId"]]["daysLeft"] < 0
     warnings = [r for r in logs.records if r.getMessage().startswith(NOTICE)]
     assert {r.levelname for r in warnings} == {"WARNING", "ERROR"}  # the expired one is an error
-    # Requests: one Graph listing (999 apps a page) and one owners read per app with a notice (two of
-    # three apps); one list call per vault; never a secret value read.
+    # Requests: one Graph listing of apps and one of service principals (999 a page) and one owners read
+    # per app with a notice (two of three apps); one list call per vault; never a secret value read.
     graph = [(c["method"], c["path"].split("?")[0]) for c in requests_since(own_cloud, mark, "graph")]
     assert sorted(graph) == sorted(
         [
             ("GET", "/v1.0/applications"),
+            ("GET", "/v1.0/servicePrincipals"),
             ("GET", f"/v1.0/applications/{managed_app['id']}/owners"),
             ("GET", f"/v1.0/applications/{stranger_app['id']}/owners"),
         ]
@@ -215,7 +216,7 @@ async def test_nothing_in_a_window_reads_no_owners_and_says_so(
     await run_timer(handlers)
     assert notices(logs) == []
     graph = [c["path"].split("?")[0] for c in requests_since(own_cloud, mark, "graph")]
-    assert graph == ["/v1.0/applications"]
+    assert graph == ["/v1.0/applications", "/v1.0/servicePrincipals"]
     (completed,) = events_named(logs.records, "ExpiryNoticesCompleted")
     assert completed["notices"] == 0 and completed["ownerReads"] == 0
 

@@ -284,7 +284,8 @@ def test_inventory_reads_lists_only(capsys: pytest.CaptureFixture[str], scenario
     requests = cloud.admin("GET", f"/requests?since={since}")["requests"]
     assert {r["method"] for r in requests} == {"GET"}
     graph = [r for r in requests if r["service"] == "graph"]
-    assert graph and all(r["path"].startswith("/v1.0/applications?") for r in graph)
+    # The applications and the service principals (whose passwords live apart from their apps'), listed.
+    assert graph and all(r["path"].startswith(("/v1.0/applications?", "/v1.0/servicePrincipals?")) for r in graph)
     assert all("$select=" in r["path"] for r in graph)
     vault_reads = [r for r in requests if r["service"] == "keyvault" and r["status"] == 200]
     assert all(re.match(r"^/secrets\?", r["path"]) for r in vault_reads), "no value read, only lists"

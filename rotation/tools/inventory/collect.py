@@ -1,7 +1,8 @@
 """Collection: the inventory's only I/O, all of it reads, and cheap.
 
 Graph ``GET /applications`` paged through ``@odata.nextLink`` (what is listed is Graph's decision:
-owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``) and, per vault
+owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``), ``GET
+/servicePrincipals`` the same way (the passwords that live on service principals) and, per vault
 in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest versions,
 never a value).
 """
@@ -103,9 +104,23 @@ async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, pa
     if isinstance(listings, BaseException):
         raise listings
     secrets = [version for listing, _ in listings for version in listing]
-    principals, unreadable = await _read_service_principals(runtime, secrets, gate)
+    principals, unreadable = await _service_principals(runtime, secrets, gate, page_size)
     problems = (*(problem for _, problem in listings if problem), *unreadable)
     return Sources(apps, secrets, problems, principals)
+
+
+async def _service_principals(
+    runtime: Runtime, secrets: list[SecretVersion], gate: asyncio.Semaphore, page_size: int
+) -> tuple[tuple[ListedApplication, ...], tuple[str, ...]]:
+    """Every service principal holding a password (one listing); if Graph refuses the listing, at
+    least those that ``CredentialObject=servicePrincipal`` secrets name (one read each), so that their
+    passwords are not taken for deleted ones."""
+    try:
+        listed = await runtime.directory.list_service_principals_with_passwords(page_size=page_size)
+    except RotationError as error:
+        found, unreadable = await _read_service_principals(runtime, secrets, gate)
+        return found, (f"service principals could not be listed ({error.code}): {error.message}", *unreadable)
+    return tuple(listed), ()
 
 
 def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
