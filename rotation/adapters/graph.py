@@ -430,10 +430,13 @@ class GraphDirectory:
 
         return read
 
-    async def list_service_principals_with_passwords(self, *, page_size: int = 100) -> list[ListedApplication]:
+    async def list_service_principals_with_passwords(
+        self, *, page_size: int = 100, include_without: bool = False
+    ) -> list[ListedApplication]:
         """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,tags``, page by page;
-        only the ones holding a password are kept (most service principals have none, and Graph cannot
-        filter on it), so the inventory sees passwords that live on service principals."""
+        only the ones holding a password are kept unless ``include_without`` (most service principals
+        have none, and Graph cannot filter on it), so the inventory sees passwords that live on service
+        principals, and the sweep a service principal whose last password was deleted."""
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
             select=SERVICE_PRINCIPAL_FIELDS, top=page_size
         )
@@ -451,9 +454,8 @@ class GraphDirectory:
         found: list[ListedApplication] = []
         page = await self._call(first_page, "list service principals")
         while page is not None:
-            found.extend(
-                ListedApplication(_service_principal(sp)) for sp in page.value or [] if sp.password_credentials
-            )
+            holders = [sp for sp in page.value or [] if include_without or sp.password_credentials]
+            found.extend(ListedApplication(_service_principal(sp)) for sp in holders)
             if not page.odata_next_link:
                 break
             page = await self._call(page_reader(page.odata_next_link), "list service principals (next page)")

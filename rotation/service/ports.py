@@ -211,10 +211,13 @@ class ApplicationCatalog(Protocol):
         told each page's size."""
         ...
 
-    async def list_service_principals_with_passwords(self, *, page_size: int = 100) -> list[ListedApplication]:
+    async def list_service_principals_with_passwords(
+        self, *, page_size: int = 100, include_without: bool = False
+    ) -> list[ListedApplication]:
         """Every service principal the rotator can read that holds a password (``GET
         /servicePrincipals``, following ``@odata.nextLink``; with ``Application.ReadWrite.OwnedBy``
-        Graph lists the tenant's), each as an `Application` read ``on="servicePrincipal"``."""
+        Graph lists the tenant's), each as an `Application` read ``on="servicePrincipal"``;
+        ``include_without``: those without a password too (the sweep's check for deleted ones)."""
         ...
 
     async def find_application_by_object_id(self, object_id: str) -> Application | None:

@@ -24,7 +24,9 @@ from emulator.rotator_profile import RotatorCloud
 from rotation.adapters.graph import GraphDirectory
 from rotation.cli import main
 from rotation.domain.model import SERVICE_PRINCIPAL, Action, CredentialObject, vault_host
+from rotation.runtime import open_runtime
 from rotation.service.adoption import bind_secret
+from rotation.service.sweep import scan
 from tests.integration.reconcile_helpers import (
     CloudClock,
     Seeded,
@@ -403,3 +405,25 @@ def test_if_graph_refuses_the_service_principal_listing_the_named_ones_are_still
     assert any("service principals could not be listed (PermissionDenied)" in w for w in data["warnings"])
     (row,) = [r for r in data["credentials"] if r["keyId"] == seeded.key_id]
     assert (row["standing"], row["credentialObject"], row["secret"]) == ("managed", SP, seeded.name)
+
+
+async def test_the_sweep_finds_a_password_deleted_from_the_service_principal(cloud: RotatorCloud) -> None:
+    """Not due by its dates, but its credential is gone: one listing of the service principals says so."""
+    seeded, _ = await seed_sp(cloud, expires_in_days=80)
+
+    def delete_by_hand(world: Any) -> None:
+        for app in world.all_applications():
+            if app.app_id == seeded.app_id:
+                app.sp_passwords = [p for p in app.sp_passwords if p.key_id.lower() != seeded.key_id.lower()]
+
+    cloud.edit(delete_by_hand)
+    settings = make_settings()
+    since = mark(cloud)
+
+    async with open_runtime(settings) as runtime:
+        statuses = await scan(settings, runtime.vaults, datetime.now(UTC), only="kv-local", catalog=runtime.directory)
+
+    (mine,) = [s for s in statuses if s.name == seeded.name]
+    assert mine.needs_work and "no longer exists on the service principal" in mine.needs_work, mine
+    graph = [r["path"].split("?")[0] for r in matching(requests_since(cloud, since), "graph")]
+    assert sorted(graph) == ["/v1.0/applications", "/v1.0/servicePrincipals"], graph

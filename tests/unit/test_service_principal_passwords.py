@@ -242,6 +242,20 @@ def test_the_sweep_does_not_take_a_service_principal_credential_for_deleted() ->
     status = assess(w.vault.latest(SECRET), NOW, w.settings)
     live = {w.app_id: frozenset(w.directory.key_ids(w.app_id))}
     assert marked_if_deleted(status, live) is status
+    # The service principals' listing does decide it: present, nothing to do; gone, due now.
+    principals = {w.app_id: frozenset(w.directory.key_ids(w.app_id, on=SP))}
+    assert marked_if_deleted(status, principals, on=SP) is status
+    w.directory.remove_password_now(w.app_id, w.key_id, on=SP)
+    principals = {w.app_id: frozenset(w.directory.key_ids(w.app_id, on=SP))}
+    due = marked_if_deleted(status, principals, on=SP)
+    assert due.needs_work is not None and "service principal" in due.needs_work
+    # ...and an app registration's secret is never judged by a service principal's keyIds.
+    app_status = assess(
+        SecretVersion(VAULT, SECRET, "v", tags={Tag.ProviderAddress: w.app_id, Tag.CredentialId: w.human_key_id}),
+        NOW,
+        w.settings,
+    )
+    assert marked_if_deleted(app_status, principals, on=SP) is app_status
 
 
 async def test_adopt_with_service_principal_binds_on_the_service_principal_and_tags_the_secret() -> None:
