@@ -318,15 +318,24 @@ def _owner_body(world: World, object_id: str) -> dict[str, Any]:
 
 
 async def list_owners(request: web.Request) -> web.StreamResponse:
+    """Owners a page at a time (100 by default, `$top` up to 999), ordered by object id so that a
+    `$skiptoken` resumes after the last one a page showed, as Graph pages every relation."""
     world = request.app[WORLD]
     token = _authenticate(request)
-    _query_options(request, allowed={"select", "top", "count"})
+    options = _query_options(request, allowed={"select", "top", "count", "skiptoken"})
+    page_size = _page_size(options.get("top"))
+    after = _decode_skiptoken(options.get("skiptoken"))
     with world.lock:
         app, owners = _owned_object(world, token, request)
         if not _may_read(token, app):
             raise GraphError(403, "Authorization_RequestDenied", _INSUFFICIENT)
-        items = [_owner_body(world, owner) for owner in sorted(owners)]
-    return _json(request, {"@odata.context": f"{METADATA}#directoryObjects", "value": items})
+        remaining = [owner for owner in sorted(owners) if after is None or owner > after]
+        items = [_owner_body(world, owner) for owner in remaining[:page_size]]
+    body: dict[str, Any] = {"@odata.context": f"{METADATA}#directoryObjects"}
+    if len(remaining) > page_size:
+        body["@odata.nextLink"] = _next_link(request, remaining[page_size - 1])
+    body["value"] = items
+    return _json(request, body)
 
 
 def _reference(body: Any) -> str:

@@ -38,6 +38,7 @@ from msgraph.generated.applications_with_app_id.applications_with_app_id_request
 from msgraph.generated.models.application import Application as GraphApplication
 from msgraph.generated.models.application_collection_response import ApplicationCollectionResponse
 from msgraph.generated.models.directory_object import DirectoryObject
+from msgraph.generated.models.directory_object_collection_response import DirectoryObjectCollectionResponse
 from msgraph.generated.models.key_credential import KeyCredential as GraphKeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential as GraphPasswordCredential
@@ -61,6 +62,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from rotation.adapters.graph_reads import federated_credential, report_rows, serves_sign_in_report, thumbprint
 from rotation.adapters.retrying import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
@@ -76,7 +78,13 @@ from rotation.domain.errors import (
     PermissionDeniedError,
     PolicyBlockedError,
 )
-from rotation.domain.listing import ApplicationOwner, CertificateCredential, ListedApplication
+from rotation.domain.listing import (
+    ApplicationOwner,
+    CertificateCredential,
+    FederatedCredential,
+    ListedApplication,
+    ListedServicePrincipal,
+)
 from rotation.domain.model import (
     APPLICATION,
     SERVICE_PRINCIPAL,
@@ -86,8 +94,8 @@ from rotation.domain.model import (
     PasswordCredential,
     PasswordPolicy,
     Sensitive,
-    parse_utc,
 )
+from rotation.domain.sign_in_report import GLOBAL_ONLY, SignInReport, refusal_reason
 from rotation.settings import is_loopback
 
 T = TypeVar("T")
@@ -101,7 +109,7 @@ APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordC
 OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.OwnedBy"
 # A service principal's passwords and binding: the same least-privilege read (OwnedBy covers the
 # service principals the rotator owns), never signInAudience or keyCredentials.
-SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "tags"]
+SERVICE_PRINCIPAL_PASSWORD_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "tags"]
 # An owner is a user, a group or a service principal: the expiry notices name it by these two only
 # (`mail` is null on service principals and on users without a mailbox; Graph answers null then).
 OWNER_FIELDS = ["id", "displayName", "mail"]
@@ -109,6 +117,12 @@ OWNER_FIELDS = ["id", "displayName", "mail"]
 SIGN_IN_REPORT = "/beta/reports/appCredentialSignInActivities"
 #: The report pages it may follow for one app (an app has a handful of credentials).
 SIGN_IN_REPORT_PAGES = 10
+#: The report pages the inventory follows for the whole tenant (100 rows a page by default).
+SIGN_IN_REPORT_TENANT_PAGES = 2000
+#: The relation the inventory expands on the app listing (at most 20 per app, 100 apps a page).
+FEDERATED_RELATION = "federatedIdentityCredentials"
+#: A service principal as the inventory lists it: its own credentials and tags (an SP password's binding).
+SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "keyCredentials", "tags"]
 
 
 def graph_scope(graph_url: str) -> str:
@@ -178,6 +192,22 @@ def _certificate(item: GraphKeyCredential) -> CertificateCredential:
         display_name=item.display_name,
         start=item.start_date_time,
         end=item.end_date_time,
+        thumbprint=thumbprint(item.custom_key_identifier),
+    )
+
+
+def _listed_service_principal(sp: GraphServicePrincipal) -> ListedServicePrincipal:
+    """The service principal in `Application`'s shape: its own object id, name, passwords and tags."""
+    return ListedServicePrincipal(
+        Application(
+            object_id=str(sp.id),
+            app_id=str(sp.app_id),
+            display_name=sp.display_name,
+            password_credentials=tuple(_credential(p) for p in sp.password_credentials or []),
+            tags=tuple(str(t) for t in sp.tags or []),
+            credential_object=SERVICE_PRINCIPAL,
+        ),
+        certificates=tuple(_certificate(k) for k in sp.key_credentials or []),
     )
 
 
@@ -185,6 +215,7 @@ def _listed_application(app: GraphApplication) -> ListedApplication:
     return ListedApplication(
         application=_application(app),
         certificates=tuple(_certificate(k) for k in app.key_credentials or []),
+        federated=tuple(federated_credential(f) for f in app.federated_identity_credentials or []),
     )
 
 
@@ -247,7 +278,7 @@ class GraphDirectory:
     async def _get_service_principal(self, app_id: str) -> Application:
         """``GET /servicePrincipals(appId='…')?$select=…``: the app's service principal in the tenant."""
         query = ServicePrincipalsWithAppIdRequestBuilder.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters(
-            select=SERVICE_PRINCIPAL_FIELDS
+            select=SERVICE_PRINCIPAL_PASSWORD_FIELDS
         )
         config = RequestConfiguration(query_parameters=query)
 
@@ -394,16 +425,21 @@ class GraphDirectory:
 
     # --- the `ApplicationCatalog` port: reads for `inventory` and `diagnose` ----------------------
     async def list_applications(
-        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
+        self,
+        *,
+        page_size: int = 100,
+        on_page: Callable[[int], None] | None = None,
+        expand_federated: bool = False,
     ) -> list[ListedApplication]:
         """Every application the rotator can read, following `@odata.nextLink` page by page.
 
         What "every" means is Graph's decision: the apps the rotator owns with
         `Application.ReadWrite.OwnedBy`, all of the tenant's with `Application.Read.All`. `$select`
         keeps each page to the fields the inventory shows; `on_page` is told each page's size.
+        `expand_federated` adds `$expand=federatedIdentityCredentials` (Graph then pages by 100).
         """
         query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
-            select=APPLICATION_FIELDS, top=page_size
+            select=APPLICATION_FIELDS, top=page_size, expand=[FEDERATED_RELATION] if expand_federated else None
         )
         config = RequestConfiguration(query_parameters=query)
 
@@ -430,37 +466,6 @@ class GraphDirectory:
 
         return read
 
-    async def list_service_principals_with_passwords(
-        self, *, page_size: int = 100, include_without: bool = False
-    ) -> list[ListedApplication]:
-        """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,tags``, page by page;
-        only the ones holding a password are kept unless ``include_without`` (most service principals
-        have none, and Graph cannot filter on it), so the inventory sees passwords that live on service
-        principals, and the sweep a service principal whose last password was deleted."""
-        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            select=SERVICE_PRINCIPAL_FIELDS, top=page_size
-        )
-        config = RequestConfiguration(query_parameters=query)
-
-        async def first_page() -> ServicePrincipalCollectionResponse | None:
-            return await self._client.service_principals.get(request_configuration=config)
-
-        def page_reader(next_link: str) -> Callable[[], Awaitable[ServicePrincipalCollectionResponse | None]]:
-            async def read() -> ServicePrincipalCollectionResponse | None:
-                return await self._client.service_principals.with_url(next_link).get()
-
-            return read
-
-        found: list[ListedApplication] = []
-        page = await self._call(first_page, "list service principals")
-        while page is not None:
-            holders = [sp for sp in page.value or [] if include_without or sp.password_credentials]
-            found.extend(ListedApplication(_service_principal(sp)) for sp in holders)
-            if not page.odata_next_link:
-                break
-            page = await self._call(page_reader(page.odata_next_link), "list service principals (next page)")
-        return found
-
     async def find_application_by_object_id(self, object_id: str) -> Application | None:
         """The app whose *object* id this is, or None: tells "ProviderAddress holds the Object ID"
         apart from "no such app" when a lookup by appId found nothing."""
@@ -479,40 +484,130 @@ class GraphDirectory:
         return await self._call(call, f"read application object {object_id}")
 
     async def list_owners(self, object_id: str) -> tuple[ApplicationOwner, ...] | None:
-        """``GET /applications/{id}/owners?$select=id,displayName,mail``: one request, Graph's first
-        page (100 owners; an app registration has a handful), ``None`` when Graph will not show them.
+        """``GET /applications/{id}/owners?$select=id,displayName,mail``, following
+        ``@odata.nextLink`` (Graph pages owners by 100), ``None`` when Graph will not show them.
 
         A 403 is not raised as a missing permission: Graph may keep some app's owners from the
         rotator, and its expiry notice is still worth sending without them.
         """
         query = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters(select=OWNER_FIELDS)
         config = RequestConfiguration(query_parameters=query)
+        builder = self._client.applications.by_application_id(object_id).owners
 
-        async def call() -> tuple[ApplicationOwner, ...] | None:
-            builder = self._client.applications.by_application_id(object_id).owners
+        def reader(next_link: str | None) -> Callable[[], Awaitable[DirectoryObjectCollectionResponse | bool | None]]:
+            # A factory, not a closure over the loop variable: a retry must re-read the same page.
+            async def read() -> DirectoryObjectCollectionResponse | bool | None:
+                try:
+                    if next_link is None:
+                        return await builder.get(request_configuration=config)
+                    return await builder.with_url(next_link).get()
+                except ODataError as exc:
+                    if exc.response_status_code in (403, 404):
+                        return False
+                    raise
+
+            return read
+
+        owners: list[ApplicationOwner] = []
+        next_link: str | None = None
+        while True:
+            page = await self._call(reader(next_link), f"read the owners of application object {object_id}")
+            if page is False:
+                return None
+            if not isinstance(page, DirectoryObjectCollectionResponse):
+                break
+            owners.extend(_owner(item) for item in page.value or [])
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+        return tuple(owners)
+
+    async def list_service_principals(
+        self, *, page_size: int = 100, include_without: bool = False
+    ) -> list[ListedServicePrincipal]:
+        """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,keyCredentials,tags``,
+        following ``@odata.nextLink``: only those holding credentials of their own are kept (most hold none),
+        unless ``include_without`` (the sweep: a service principal whose last password was deleted)."""
+        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+            select=SERVICE_PRINCIPAL_FIELDS, top=page_size
+        )
+        config = RequestConfiguration(query_parameters=query)
+
+        def reader(next_link: str | None) -> Callable[[], Awaitable[ServicePrincipalCollectionResponse | None]]:
+            async def read() -> ServicePrincipalCollectionResponse | None:
+                if next_link is None:
+                    return await self._client.service_principals.get(request_configuration=config)
+                return await self._client.service_principals.with_url(next_link).get()
+
+            return read
+
+        listed: list[ListedServicePrincipal] = []
+        next_link: str | None = None
+        while True:
+            page = await self._call(reader(next_link), "list service principals")
+            if page is None:
+                break
+            listed.extend(
+                _listed_service_principal(sp)
+                for sp in page.value or []
+                if include_without or sp.password_credentials or sp.key_credentials
+            )
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+        return listed
+
+    async def list_federated_credentials(self, object_id: str) -> tuple[FederatedCredential, ...] | None:
+        """``GET /applications/{id}/federatedIdentityCredentials``: one request (an app holds at most
+        20); ``None`` when Graph will not show them (403, 404)."""
+
+        async def call() -> tuple[FederatedCredential, ...] | None:
+            builder = self._client.applications.by_application_id(object_id).federated_identity_credentials
             try:
-                page = await builder.get(request_configuration=config)
+                page = await builder.get()
             except ODataError as exc:
                 if exc.response_status_code in (403, 404):
                     return None
                 raise
-            return tuple(_owner(item) for item in (page.value if page else None) or [])
+            return tuple(federated_credential(item) for item in (page.value if page else None) or [])
 
-        return await self._call(call, f"read the owners of application object {object_id}")
+        return await self._call(call, f"read the federated credentials of application object {object_id}")
+
+    async def sign_in_report(self) -> SignInReport:
+        """The sign-in report for every credential of the tenant: one listing without ``$filter``
+        (the report lists the whole tenant when unfiltered), following ``@odata.nextLink``."""
+        base = str(self._client.request_adapter.base_url)
+        if not serves_sign_in_report(base):
+            return SignInReport.refused(GLOBAL_ONLY)
+        found = await self._read_report(
+            f"{self._beta_root()}{SIGN_IN_REPORT}", "read the sign-in report", SIGN_IN_REPORT_TENANT_PAGES
+        )
+        if isinstance(found, str):
+            return SignInReport.refused(refusal_reason(found))
+        return SignInReport(found)
 
     async def credential_sign_ins(self, app_id: str) -> dict[str, datetime | None] | None:
         """``GET /beta/reports/appCredentialSignInActivities?$filter=appId eq '…'`` (msgraph-sdk has
         no beta builders: a raw request through the same adapter, authentication and retries),
         following ``@odata.nextLink``; ``None`` on a 403 (no AuditLog.Read.All, or no P1/P2 licence)."""
+        url = f"{self._beta_root()}{SIGN_IN_REPORT}?$filter=appId eq '{app_id}'"
+        found = await self._read_report(url, f"read the sign-in report of application {app_id}", SIGN_IN_REPORT_PAGES)
+        return None if isinstance(found, str) else found
+
+    def _beta_root(self) -> str:
         base = str(self._client.request_adapter.base_url).rstrip("/")
-        root = base[: -len("/v1.0")] if base.endswith("/v1.0") else base
-        url: str | None = f"{root}{SIGN_IN_REPORT}?$filter=appId eq '{app_id}'"
+        return base[: -len("/v1.0")] if base.endswith("/v1.0") else base
+
+    async def _read_report(self, url: str, what: str, max_pages: int) -> dict[str, datetime | None] | str:
+        """The report's rows from ``url`` on, page by page (msgraph-sdk has no beta builders: a raw
+        request through the same adapter, authentication and retries); on a 403, Graph's error code."""
         found: dict[str, datetime | None] = {}
-        for _ in range(SIGN_IN_REPORT_PAGES):
-            if url is None:
+        next_url: str | None = url
+        for _ in range(max_pages):
+            if next_url is None:
                 break
 
-            async def call(page_url: str = url) -> bytes | None:
+            async def call(page_url: str = next_url) -> bytes | str:
                 info = RequestInformation()
                 info.http_method = Method.GET
                 info.url = page_url
@@ -523,21 +618,17 @@ class GraphDirectory:
                     )
                 except ODataError as exc:
                     if exc.response_status_code == 403:
-                        return None
+                        return _error_code(exc)
                     raise
                 return raw if raw is not None else b"{}"
 
-            raw = await self._call(call, f"read the sign-in report of application {app_id}")
-            if raw is None:
-                return None
+            raw = await self._call(call, what)
+            if isinstance(raw, str):
+                return raw
             page = json.loads(raw)
-            for row in page.get("value") or []:
-                key = str(row.get("keyId") or "").lower()
-                last = (row.get("signInActivity") or {}).get("lastSignInDateTime")
-                if key:
-                    found[key] = parse_utc(last) if isinstance(last, str) and last else None
-            next_link = page.get("@odata.nextLink")
-            url = next_link if isinstance(next_link, str) else None
+            found.update(report_rows(page))
+            link = page.get("@odata.nextLink")
+            next_url = link if isinstance(link, str) else None
         return found
 
     # --- plumbing --------------------------------------------------------------------------------

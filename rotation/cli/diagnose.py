@@ -19,6 +19,7 @@ from rotation.domain.errors import OutputError
 from rotation.tools.diagnose import Diagnosis, diagnose, diagnosis_json, render_text, stream_is_utf8
 from rotation.tools.explain import NO_CODE, explanation_json, explanation_text, no_code_json
 from rotation.tools.inventory import FORMATS, MAX_DAYS, collect, render
+from rotation.tools.inventory.collect import source_count
 
 # --------------------------------------------------------------------------------------------------
 # diagnose
@@ -85,7 +86,7 @@ def _inventory(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with open_runtime() as runtime:
-            progress = Progress(1 + len(runtime.vaults), "Reading")
+            progress = Progress(source_count(len(runtime.vaults), details=True), "Reading")
             try:
                 inventory = await collect(runtime, days=args.days, step=progress.step)
             finally:

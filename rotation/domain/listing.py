@@ -22,6 +22,31 @@ class CertificateCredential:
     display_name: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    #: The SHA-1 thumbprint (upper-case hex) Graph keeps as ``customKeyIdentifier``, when it holds one.
+    thumbprint: str | None = None
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """A federated identity credential of an app: a trust in another issuer's tokens (a GitHub
+    workflow, a Kubernetes service account). It has no secret and no end date: it never expires."""
+
+    credential_id: str
+    name: str | None = None
+    issuer: str | None = None
+    subject: str | None = None
+    audiences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListedServicePrincipal:
+    """A service principal with credentials of its own (``servicePrincipals/{id}/addPassword``,
+    ``addKey``), as the inventory lists it. ``principal`` reuses `Application`'s shape: ``object_id`` is the *service
+    principal's* object id, ``tags`` its own tags (where an SP password's binding lives)."""
+
+    principal: Application
+    #: Its own certificates (``keyCredentials`` of the service principal, not of the app).
+    certificates: tuple[CertificateCredential, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,6 +56,9 @@ class ListedApplication:
 
     application: Application
     certificates: tuple[CertificateCredential, ...] = ()
+    #: Its federated identity credentials: a read of their own per app
+    #: (``GET /applications/{id}/federatedIdentityCredentials``), filled in only by the inventory.
+    federated: tuple[FederatedCredential, ...] = ()
 
 
 @dataclass(frozen=True)

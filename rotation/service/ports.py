@@ -30,7 +30,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from rotation.domain.errors import LockHeld
-from rotation.domain.listing import ApplicationOwner, DeletedSecretInfo, ListedApplication
+from rotation.domain.listing import (
+    ApplicationOwner,
+    DeletedSecretInfo,
+    FederatedCredential,
+    ListedApplication,
+    ListedServicePrincipal,
+)
 from rotation.domain.model import (
     APPLICATION,
     Application,
@@ -42,6 +48,7 @@ from rotation.domain.model import (
     SecretVersion,
     Sensitive,
 )
+from rotation.domain.sign_in_report import SignInReport
 
 __all__ = [
     "ApplicationCatalog",
@@ -204,20 +211,16 @@ class ApplicationCatalog(Protocol):
     """Microsoft Graph reads beyond one app by appId (`GraphDirectory`)."""
 
     async def list_applications(
-        self, *, page_size: int = 100, on_page: Callable[[int], None] | None = None
+        self,
+        *,
+        page_size: int = 100,
+        on_page: Callable[[int], None] | None = None,
+        expand_federated: bool = False,
     ) -> list[ListedApplication]:
         """Every application the rotator can read (what "every" means is Graph's decision: the owned
         ones with ``Application.ReadWrite.OwnedBy``), following ``@odata.nextLink``; ``on_page`` is
-        told each page's size."""
-        ...
-
-    async def list_service_principals_with_passwords(
-        self, *, page_size: int = 100, include_without: bool = False
-    ) -> list[ListedApplication]:
-        """Every service principal the rotator can read that holds a password (``GET
-        /servicePrincipals``, following ``@odata.nextLink``; with ``Application.ReadWrite.OwnedBy``
-        Graph lists the tenant's), each as an `Application` read ``on="servicePrincipal"``;
-        ``include_without``: those without a password too (the sweep's check for deleted ones)."""
+        told each page's size. ``expand_federated`` reads each app's federated identity credentials
+        in the same pages (``$expand``; Graph then pages by 100)."""
         ...
 
     async def find_application_by_object_id(self, object_id: str) -> Application | None:
@@ -227,8 +230,29 @@ class ApplicationCatalog(Protocol):
 
     async def list_owners(self, object_id: str) -> tuple[ApplicationOwner, ...] | None:
         """The owners of the app with this *object* id (``GET /applications/{id}/owners``, one
-        request: the first 100, which is more than an app registration ever has in practice);
-        ``None`` when Graph will not show them (403, or the app is gone)."""
+        request per page of 100, following ``@odata.nextLink``); ``None`` when Graph will not show
+        them (403, or the app is gone)."""
+        ...
+
+    # The inventory's extra reads (issues 13 and 15): credentials beyond the app's passwords and
+    # certificates, and what the sign-in report says of each.
+    async def list_service_principals(
+        self, *, page_size: int = 100, include_without: bool = False
+    ) -> list[ListedServicePrincipal]:
+        """Every service principal that holds passwords or certificates of its own
+        (``GET /servicePrincipals``, paged; the others are dropped as they are read, unless
+        ``include_without``: the sweep's check for a service principal's deleted last password)."""
+        ...
+
+    async def list_federated_credentials(self, object_id: str) -> tuple[FederatedCredential, ...] | None:
+        """The federated identity credentials of the app with this *object* id (one request: an
+        app holds at most 20); ``None`` when Graph will not show them (403, or the app is gone).
+        The inventory's fallback when Graph refuses ``$expand`` on the listing."""
+        ...
+
+    async def sign_in_report(self) -> SignInReport:
+        """Graph's credential sign-in activity report for the whole tenant (one listing, paged),
+        or why it cannot be read (no AuditLog.Read.All, no P1/P2 licence, a national cloud)."""
         ...
 
 

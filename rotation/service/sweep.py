@@ -173,14 +173,12 @@ async def live_service_principal_credentials(catalog: ApplicationCatalog) -> dic
     """The keyIds of every service principal's passwords, by appId (one listing, 999 per request, those
     without a password included); ``None`` when the listing fails (the reconcile's own read finds it)."""
     try:
-        listed = await catalog.list_service_principals_with_passwords(
-            page_size=APPLICATION_PAGE_MAX, include_without=True
-        )
+        listed = await catalog.list_service_principals(page_size=APPLICATION_PAGE_MAX, include_without=True)
     except RotationError as error:
         event("CredentialCheckSkipped", level=logging.WARNING, errorCode=error.code, error=error.message)
         return None
     return {
-        item.application.app_id.lower(): frozenset(c.key_id.lower() for c in item.application.password_credentials)
+        item.principal.app_id.lower(): frozenset(c.key_id.lower() for c in item.principal.password_credentials)
         for item in listed
     }
 

@@ -1,9 +1,10 @@
 """The daily expiry notices: every credential the rotator can read that crosses an expiry window
 today (``rotation.domain.expiry``), with the owners of its app. Read-only.
 
-What it reads: the inventory's sources (one Graph listing, 999 apps per request, and one list call
-per 25 secrets of each configured vault, so a notice says whether the rotator manages the
-credential), then the owners of each app that has a credential in a window, one request per such
+What it reads: the inventory's sources (one Graph listing, 999 apps per request, one of service
+principals, 999 per request, for the passwords that live on them, and one list call per 25 secrets
+of each configured vault, so a notice says whether the rotator manages the credential), then the
+owners of each app that has a credential in a window, one request per page of 100 owners of such an
 app (``GET /applications/{id}/owners``) and none for the others. With
 ``Application.ReadWrite.OwnedBy`` Graph lists every app of the tenant, so managed and unmanaged
 credentials alike get their notice.
@@ -77,6 +78,10 @@ class ExpiryNotice:
             "appName": row.app_name,
             "keyId": row.key_id,
             "kind": row.kind,
+            # A password on the service principal is told like one on the app registration, with the
+            # app's owners: where it lives says where to renew it.
+            "credentialObject": row.credential_object,
+            "thumbprint": row.thumbprint,
             "credentialName": row.credential_name,
             "expires": row.end.isoformat() if row.end else None,
             "daysLeft": round(self.days_left, 1),

@@ -147,8 +147,8 @@ async def test_every_credential_crossing_a_window_today_gets_one_notice_managed_
     assert found[expired["keyId"]]["daysLeft"] < 0
     warnings = [r for r in logs.records if r.getMessage().startswith(NOTICE)]
     assert {r.levelname for r in warnings} == {"WARNING", "ERROR"}  # the expired one is an error
-    # Requests: one Graph listing of apps and one of service principals (999 a page) and one owners read
-    # per app with a notice (two of three apps); one list call per vault; never a secret value read.
+    # Requests: one Graph listing of apps and one of service principals (999 a page) and one owners
+    # read per app with a notice (two of three apps); one list call per vault; never a secret value read.
     graph = [(c["method"], c["path"].split("?")[0]) for c in requests_since(own_cloud, mark, "graph")]
     assert sorted(graph) == sorted(
         [
@@ -216,7 +216,7 @@ async def test_nothing_in_a_window_reads_no_owners_and_says_so(
     await run_timer(handlers)
     assert notices(logs) == []
     graph = [c["path"].split("?")[0] for c in requests_since(own_cloud, mark, "graph")]
-    assert graph == ["/v1.0/applications", "/v1.0/servicePrincipals"]
+    assert sorted(graph) == ["/v1.0/applications", "/v1.0/servicePrincipals"]  # the two listings, no owners
     (completed,) = events_named(logs.records, "ExpiryNoticesCompleted")
     assert completed["notices"] == 0 and completed["ownerReads"] == 0
 
@@ -274,3 +274,56 @@ async def test_owners_graph_will_not_show_leave_the_notice_without_owners(
     (notice,) = notices(logs)
     assert notice["keyId"] == key and notice["window"] == 1
     assert notice["ownersReadable"] is False and "owners" not in notice and notice["ownerCount"] == 0
+
+
+async def test_service_principal_passwords_and_certificates_get_their_notices_too(
+    own_cloud: RotatorCloud, handlers: dict[str, Any], calendar: Calendar, logs: pytest.LogCaptureFixture
+) -> None:
+    """Passwords on a service principal (listed with the apps, 999 a request) and certificates cross
+    the windows like the app's passwords, each once, saying on which object they live; the notice
+    names the app's owners."""
+    day = notice_day(calendar.now)
+    app = create_owned_app(own_cloud, "Ledger export")
+    on_sp = own_cloud.admin(
+        "POST",
+        f"/service-principals/{app['id']}/passwords",
+        {"displayName": "batch secret on the SP", "endDateTime": graph_time(day + timedelta(days=14, hours=-3))},
+    )
+    far = own_cloud.admin(
+        "POST",
+        f"/service-principals/{app['id']}/passwords",
+        {"endDateTime": graph_time(day + timedelta(days=100))},
+    )
+    certificate = own_cloud.admin(
+        "POST",
+        f"/applications/{app['id']}/certificates",
+        {"displayName": "signing cert", "endDateTime": graph_time(day + timedelta(days=7, hours=-1))},
+    )
+    sp_certificate = own_cloud.admin(
+        "POST",
+        f"/service-principals/{app['id']}/certificates",
+        {"displayName": "SP cert", "endDateTime": graph_time(day + timedelta(days=30, hours=-2))},
+    )
+    mark = request_mark(own_cloud)
+
+    await run_timer(handlers)
+
+    found = {n["keyId"]: n for n in notices(logs)}
+    assert {k: (n["window"], n["kind"], n["credentialObject"]) for k, n in found.items()} == {
+        on_sp["keyId"]: (14, "password", "servicePrincipal"),
+        certificate["keyId"]: (7, "certificate", "application"),
+        sp_certificate["keyId"]: (30, "certificate", "servicePrincipal"),
+    }
+    assert found[certificate["keyId"]]["thumbprint"] == certificate["customKeyIdentifier"]
+    assert far["keyId"] not in found
+    sp_notice = found[on_sp["keyId"]]
+    assert sp_notice["appName"] == "Ledger export" and sp_notice["owners"] == own_cloud.rotator.display_name
+    graph = [c["path"].split("?")[0] for c in requests_since(own_cloud, mark, "graph")]
+    assert sorted(graph) == sorted(
+        ["/v1.0/applications", "/v1.0/servicePrincipals", f"/v1.0/applications/{app['id']}/owners"]
+    )
+    # The timer runs again the same day and the next: no new window, no new notice.
+    calendar.now += timedelta(days=1)
+    await run_timer(handlers)
+    assert len(notices(logs)) == 3
+    assert_nothing_contains([logs.text], issued_secrets(own_cloud))

@@ -1,7 +1,9 @@
 """`python -m rotation inventory` and `inventory_response` against a local cloud of their own.
 
 `seed_scenario` builds one of each standing (managed, retiring, orphaned, unmanaged, certificate,
-dangling twice, an app the rotator cannot see) plus hostile display names; the Chromium test reuses it.
+dangling twice, an app the rotator cannot see) plus hostile display names, and one of each credential
+kind (passwords on an app and on a service principal, certificates, a federated credential), with
+sign-ins the report shows (a consumer still on the retiring value); the Chromium test reuses it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ import pytest
 
 from emulator.rotator_profile import RotatorCloud
 from rotation.cli import main
+from rotation.domain.model import binding_tag, vault_host
 from rotation.runtime import open_runtime
 from rotation.tools.inventory import inventory_response
+from tests.integration.reconcile_helpers import sign_in
 from tests.integration.seed import create_owned_app, write_secret
 from tests.integration.test_diagnose import add_password, end_of, iso, remove_credential
 
 ROTATION_ID = "20250101T000000Z-0badc0de"
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+GITHUB_SUBJECT = "repo:contoso/ledger:environment:production"
 HOSTILE_NAME = 'Partner portal <img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>'
 FORMULA_NAME = '=HYPERLINK("http://evil.example","Open")'
 
@@ -38,10 +44,16 @@ class Scenario:
     keys: dict[str, str] = field(default_factory=dict)  # role in the scenario -> keyId
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (vault, secret)
     values: list[str] = field(default_factory=list)
+    stored: dict[str, str] = field(default_factory=dict)  # role -> the value its secret holds
+    thumbprints: dict[str, str] = field(default_factory=dict)  # role -> the certificate's, as Graph shows it
+
+    def value_of(self, role: str) -> str:
+        return self.stored[role]
 
     def store(self, role: str, vault: str, name: str, value: str, tags: dict[str, str], expires: datetime) -> None:
         self.values.append(value)
         self.secrets[role] = (vault, name)
+        self.stored[role] = value
         asyncio.run(write_secret(self.cloud, vault, name, value, tags, expires))
 
 
@@ -68,6 +80,11 @@ def _managed(scenario: Scenario, role: str, name: str, days: float, vault: str =
 
 def seed_scenario(cloud: RotatorCloud) -> Scenario:
     scenario = Scenario(cloud)
+    # Usage evidence: the rotator may read the sign-in report (granted before its first token, which
+    # carries the roles it had when issued), and the report shows a sign-in at once, not a day later.
+    assert cloud.rotator is not None
+    cloud.admin("POST", f"/applications/{cloud.rotator.app_id}/graph-app-roles", {"role": "AuditLog.Read.All"})
+    cloud.admin("PUT", "/config", {"signInReportDelaySeconds": 0})
 
     # Payments API: managed, with the previous credential retiring and a crashed rotation's orphan.
     payments = _app(scenario, "managed", "Payments API")
@@ -137,6 +154,57 @@ def seed_scenario(cloud: RotatorCloud) -> Scenario:
     foreign = cloud.admin("POST", "/applications", {"displayName": "Someone else's app"})
     scenario.apps["foreign"] = foreign
     scenario.keys["foreign"] = add_password(cloud, foreign, days=1)["keyId"]
+
+    # A password on a service principal, managed (bound on the service principal, where it lives).
+    ledger = _app(scenario, "sp-password", "Ledger export")
+    sp_password = cloud.admin(
+        "POST",
+        f"/service-principals/{ledger['id']}/passwords",
+        {"displayName": "on the service principal", "endDateTime": iso(datetime.now(UTC) + timedelta(days=75))},
+    )
+    scenario.keys["sp-password"] = sp_password["keyId"]
+    host = vault_host(cloud.vault_url("kv-local"))
+    cloud.admin("PUT", f"/service-principals/{ledger['id']}/tags", {"tags": [binding_tag(host, "ledger-export")]})
+    scenario.store(
+        "sp-password",
+        "kv-local",
+        "ledger-export",
+        sp_password["secretText"],
+        {
+            "ProviderAddress": ledger["appId"],
+            "CredentialId": sp_password["keyId"],
+            "CredentialObject": "servicePrincipal",
+        },
+        end_of(sp_password),
+    )
+    # A certificate on the same service principal (its own keyCredentials, not the app's).
+    sp_certificate = cloud.admin(
+        "POST",
+        f"/service-principals/{ledger['id']}/certificates",
+        {"displayName": "CN=ledger-sp", "endDateTime": iso(datetime.now(UTC) + timedelta(days=250))},
+    )
+    scenario.keys["sp-certificate"] = sp_certificate["keyId"]
+    scenario.thumbprints["sp-certificate"] = sp_certificate["customKeyIdentifier"]
+    # Apps with no password left: one trusts a GitHub workflow instead, one signs in with a certificate.
+    pipeline = _app(scenario, "federated", "Deploy pipeline")
+    federated = cloud.admin(
+        "POST",
+        f"/applications/{pipeline['id']}/federated-credentials",
+        {"name": "main-branch", "issuer": GITHUB_ISSUER, "subject": GITHUB_SUBJECT},
+    )
+    scenario.keys["federated"] = federated["id"]
+    signer = _app(scenario, "certificate-only", "Reports signer")
+    signer_certificate = cloud.admin(
+        "POST",
+        f"/applications/{signer['id']}/certificates",
+        {"displayName": "CN=signer", "endDateTime": iso(datetime.now(UTC) + timedelta(days=120))},
+    )
+    scenario.keys["certificate-only"] = signer_certificate["keyId"]
+    scenario.thumbprints["certificate-only"] = signer_certificate["customKeyIdentifier"]
+
+    # Sign-ins the report shows: the billing webhook's consumer, and one still on Payments' retiring value.
+    sign_in(cloud, scenario.apps["billing"]["appId"], scenario.value_of("billing"))
+    sign_in(cloud, payments["appId"], previous["secretText"])
     return scenario
 
 
@@ -207,10 +275,56 @@ def test_every_standing_is_classified(capsys: pytest.CaptureFixture[str], scenar
 
     assert rows[keys["foreign"]]["standing"] == "unmanaged"  # Graph decides what the rotator may list
     assert data["counts"]["dangling"] == 2 and data["counts"]["orphaned"] == 1
-    # The seven apps above, the one it does not own, and the rotator's own API registration.
-    assert data["applications"] == 9 and data["vaultSecrets"] == 6
-    days = [row["daysLeft"] for row in data["credentials"]]
+    # The ten apps above, the one it does not own, and the rotator's own API registration.
+    assert data["applications"] == 12 and data["vaultSecrets"] == 7 and data["servicePrincipals"] == 1
+    days = [row["daysLeft"] for row in data["credentials"] if row["daysLeft"] is not None]
     assert days == sorted(days), "soonest expiry first"
+    assert data["credentials"][-1]["kind"] == "federated", "what never expires comes last"
+
+
+def test_every_kind_of_credential_is_listed(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
+    data = inventory_json(capsys, scenario)
+    rows = by_key(data)
+    keys = scenario.keys
+
+    on_sp = rows[keys["sp-password"]]
+    assert (on_sp["kind"], on_sp["credentialObject"], on_sp["standing"]) == ("password", "servicePrincipal", "managed")
+    assert (on_sp["vault"], on_sp["secret"]) == ("kv-local", "ledger-export") and "not bound" not in on_sp["note"]
+    assert on_sp["appName"] == "Ledger export" and not on_sp["noPasswordLeft"]
+    assert rows[keys["managed"]]["credentialObject"] == "application"
+
+    federated = rows[keys["federated"]]
+    assert (federated["kind"], federated["issuer"], federated["subject"]) == (
+        "federated",
+        GITHUB_ISSUER,
+        GITHUB_SUBJECT,
+    )
+    assert federated["end"] is None and federated["daysLeft"] is None and "do not expire" in federated["note"]
+    assert federated["credentialName"] == "main-branch" and federated["lastSignIn"] == "n/a"
+
+    certificate = rows[keys["certificate-only"]]
+    assert certificate["kind"] == "certificate" and certificate["end"] and certificate["noPasswordLeft"]
+    thumbprint = scenario.thumbprints["certificate-only"]
+    assert re.fullmatch(r"[0-9A-F]{40}", thumbprint) and certificate["thumbprint"] == thumbprint
+    on_sp_certificate = rows[keys["sp-certificate"]]
+    assert (on_sp_certificate["kind"], on_sp_certificate["credentialObject"]) == ("certificate", "servicePrincipal")
+    assert on_sp_certificate["thumbprint"] == scenario.thumbprints["sp-certificate"]
+    without = {a["appName"] for a in data["appsWithoutPassword"]}
+    assert without == {"Deploy pipeline", "Reports signer"}, "every other app holds a live password"
+
+
+def test_last_sign_in_shows_who_still_uses_a_credential(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
+    data = inventory_json(capsys, scenario)
+    rows = by_key(data)
+    keys = scenario.keys
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
+    assert data["signInReport"]["readable"] is True
+    # The consumer still on the retiring value is what an operator needs to see before it goes.
+    assert (rows[keys["retiring"]]["lastSignIn"], rows[keys["retiring"]]["signInStatus"]) == (today, "reported")
+    assert rows[keys["billing"]]["lastSignIn"] == today
+    assert rows[keys["managed"]]["lastSignIn"] == "never"
+    code, table = inventory(capsys, scenario)
+    assert code == 0 and table.count("at least a day late") == 1
 
 
 def test_days_filters_to_what_expires_soon(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
@@ -233,7 +347,7 @@ def test_table_is_the_default(capsys: pytest.CaptureFixture[str], scenario: Scen
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["Days", "Expires", "Standing"]
     assert any("Payments API" in line and "managed" in line for line in lines)
-    assert re.search(r"^\d+ credential\(s\) across 9 application\(s\) and 6 vault secret\(s\): ", out, re.M)
+    assert re.search(r"^\d+ credential\(s\) across 12 application\(s\) and 7 vault secret\(s\): ", out, re.M)
 
 
 def test_csv_neutralises_formulas(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
@@ -259,8 +373,9 @@ def test_html_is_self_contained_and_escaped(
     assert "<img" not in page and "<link" not in page and page.count("<script>") == 1
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#x27;quoted&#x27;" in page
     assert re.search(r'http-equiv="Content-Security-Policy" content="default-src &#x27;none&#x27;', page)
-    # Nothing to fetch: no URL outside the visible (escaped) display name.
-    assert set(re.findall(r"https?://[^\s&<\"]*", page)) == {"http://evil.example"}
+    # Nothing to fetch: no URL outside the visible text (an escaped display name, an issuer shown as text).
+    assert set(re.findall(r"https?://[^\s&<\"]*", page)) == {"http://evil.example", GITHUB_ISSUER}
+    assert " href=" not in page
     assert 'aria-sort="ascending"' in page and "<caption>" in page
 
 
@@ -284,12 +399,50 @@ def test_inventory_reads_lists_only(capsys: pytest.CaptureFixture[str], scenario
     requests = cloud.admin("GET", f"/requests?since={since}")["requests"]
     assert {r["method"] for r in requests} == {"GET"}
     graph = [r for r in requests if r["service"] == "graph"]
-    # The applications and the service principals (whose passwords live apart from their apps'), listed.
-    assert graph and all(r["path"].startswith(("/v1.0/applications?", "/v1.0/servicePrincipals?")) for r in graph)
-    assert all("$select=" in r["path"] for r in graph)
+    kinds = [_graph_read(r["path"]) for r in graph]
+    # ceil(N/100) + S + R: one page of the 12 apps with their federated credentials expanded, one of
+    # service principals, one of the tenant's sign-in report (not one per app).
+    assert sorted(kinds) == ["applications", "report", "servicePrincipals"], kinds
+    assert "$expand=federatedIdentityCredentials" in next(
+        r["path"] for r in graph if _graph_read(r["path"]) == "applications"
+    )
+    assert all(
+        "$select=" in r["path"] for r in graph if _graph_read(r["path"]) in ("applications", "servicePrincipals")
+    )
     vault_reads = [r for r in requests if r["service"] == "keyvault" and r["status"] == 200]
     assert all(re.match(r"^/secrets\?", r["path"]) for r in vault_reads), "no value read, only lists"
     assert len(vault_reads) == 3  # kv-local: 2 pages, kv-second: 1
+
+
+def test_federated_credentials_are_read_per_app_when_graph_refuses_the_expansion(
+    capsys: pytest.CaptureFixture[str], scenario: Scenario
+) -> None:
+    cloud = scenario.cloud
+    refusal = {"status": 400, "code": "Request_UnsupportedQuery", "count": 1, "pathRegex": r"^/v1\.0/applications$"}
+    cloud.admin("POST", "/faults", {"service": "graph", **refusal})
+    since = cloud.admin("GET", "/requests?since=0")["next"]
+
+    data = inventory_json(capsys, scenario)
+
+    assert by_key(data)[scenario.keys["federated"]]["subject"] == GITHUB_SUBJECT
+    assert any("Graph refused $expand" in w for w in data["warnings"]), data["warnings"]
+    graph = [r for r in cloud.admin("GET", f"/requests?since={since}")["requests"] if r["service"] == "graph"]
+    kinds = sorted(_graph_read(r["path"]) for r in graph)
+    # The refused listing, the plain one, then ceil(N/100) + N + S + R.
+    assert kinds == sorted(["applications"] * 2 + ["federated"] * 12 + ["report", "servicePrincipals"]), kinds
+
+
+def _graph_read(path: str) -> str:
+    """Which of the inventory's Graph reads a request path is."""
+    if path.startswith("/v1.0/applications?"):
+        return "applications"
+    if path.startswith("/v1.0/servicePrincipals?"):
+        return "servicePrincipals"
+    if re.match(r"^/v1\.0/applications/[0-9a-f-]{36}/federatedIdentityCredentials$", path):
+        return "federated"
+    if path.startswith("/beta/reports/appCredentialSignInActivities"):
+        return "report"
+    return path
 
 
 def test_graph_listing_follows_next_links(scenario: Scenario) -> None:
@@ -297,14 +450,14 @@ def test_graph_listing_follows_next_links(scenario: Scenario) -> None:
         async with open_runtime() as runtime:
             pages: list[int] = []
             apps = await runtime.directory.list_applications(page_size=2, on_page=pages.append)
-            assert len(pages) == 5 and sum(pages) == len(apps)
+            assert len(pages) == 6 and sum(pages) == len(apps)
             return [a.application.app_id for a in apps]
 
     since = scenario.cloud.admin("GET", "/requests?since=0")["next"]
     app_ids = asyncio.run(listed())
     graph = [r for r in scenario.cloud.admin("GET", f"/requests?since={since}")["requests"] if r["service"] == "graph"]
-    assert len(graph) == 5 and sum("skiptoken" in r["path"] for r in graph) == 4
-    assert len(app_ids) == len(set(app_ids)) == 9
+    assert len(graph) == 6 and sum("skiptoken" in r["path"] for r in graph) == 5
+    assert len(app_ids) == len(set(app_ids)) == 12
 
 
 def test_an_unreadable_vault_is_reported_not_fatal(capsys: pytest.CaptureFixture[str], scenario: Scenario) -> None:
@@ -380,7 +533,10 @@ def test_http_serves_json_and_html(scenario: Scenario) -> None:
 
 def test_http_failure_is_a_clear_json_error(scenario: Scenario) -> None:
     cloud = scenario.cloud
-    cloud.admin("POST", "/faults", {"service": "graph", "status": 403, "count": 1})
+    # The app listing itself (the other Graph reads run alongside it and only add warnings when refused).
+    cloud.admin(
+        "POST", "/faults", {"service": "graph", "status": 403, "count": 1, "pathRegex": r"^/v1\.0/applications$"}
+    )
 
     async def call() -> tuple[int, str, str]:
         async with open_runtime() as runtime:

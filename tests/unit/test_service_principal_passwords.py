@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 
 from rotation.domain.errors import BindingDeniedError
-from rotation.domain.listing import ListedApplication
+from rotation.domain.listing import ListedApplication, ListedServicePrincipal
 from rotation.domain.model import (
     SERVICE_PRINCIPAL,
     Action,
@@ -328,21 +328,39 @@ async def test_the_inventory_lists_a_managed_service_principal_password_as_manag
     w = make_world()
     seed_sp(w)
     app = ListedApplication(await w.directory.get_application(w.app_id))
-    sp = ListedApplication(await w.directory.get_application(w.app_id, on=SP))
+    sp = ListedServicePrincipal(await w.directory.get_application(w.app_id, on=SP))
     secrets = [w.vault.latest(SECRET)]
 
-    rows = classify([app, sp], secrets, NOW, vault_hosts={VAULT: HOST})
+    rows = classify([app], secrets, NOW, vault_hosts={VAULT: HOST}, service_principals=[sp])
 
     managed = [r for r in rows if r.key_id == w.key_id]
     assert [(r.standing, r.credential_object, r.vault, r.secret) for r in managed] == [
         (Standing.MANAGED, SP, VAULT, SECRET)
     ]
-    assert managed[0].note.startswith("on the service principal") and "not bound" not in managed[0].note
+    assert "not bound" not in managed[0].note and "CredentialObject" not in managed[0].note
     assert render_fields(managed[0], NOW)["credentialObject"] == SP
     assert {r.credential_object for r in rows if r.key_id == w.human_key_id} == {"application"}
     assert not [r for r in rows if r.standing is Standing.DANGLING]
-    # Without the service principal's read, its password would be taken for one deleted in Entra.
-    assert [r.standing for r in classify([app], secrets, NOW) if r.key_id == w.key_id] == [Standing.DANGLING]
+
+    # Bound on the app only: the row says so, with the command that binds it on the service principal.
+    w.directory.set_tags(w.app_id, [], on=SP)
+    unbound = ListedServicePrincipal(await w.directory.get_application(w.app_id, on=SP))
+    (row,) = [
+        r
+        for r in classify([app], secrets, NOW, vault_hosts={VAULT: HOST}, service_principals=[unbound])
+        if r.key_id == w.key_id
+    ]
+    assert row.note.endswith("--service-principal"), row.note
+
+    # A secret that names a service principal's keyId without CredentialObject=servicePrincipal: said.
+    untagged = w.vault.put(SECRET, w.value, {Tag.ProviderAddress: w.app_id, Tag.CredentialId: w.key_id})
+    del untagged
+    (row,) = [
+        r
+        for r in classify([app], [w.vault.latest(SECRET)], NOW, vault_hosts={VAULT: HOST}, service_principals=[sp])
+        if r.key_id == w.key_id
+    ]
+    assert "CredentialObject tag does not name the service principal" in row.note, row.note
 
 
 # ------------------------------------------------------------------------------ emergency, back-off

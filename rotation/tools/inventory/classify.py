@@ -1,11 +1,13 @@
 """Classification (pure): which credential a vault secret names, and so who looks after it.
 
-Each password credential of each listed app is ``managed`` (a vault secret's ``CredentialId`` tag
-names it), ``retiring`` (a ``RetireCredentialId`` tag names it), ``orphaned`` (the rotator created it,
-``rotator:{vault}/{secret}:*``, but no tag names it) or ``unmanaged``; every certificate is
-``unmanaged``. A vault secret whose ``CredentialId`` names a credential no app has any more is
-``dangling``: its value no longer signs in. A service principal read for a ``CredentialObject=servicePrincipal``
-secret is classified like an app; its rows say they live on the service principal.
+Each password credential of each listed app, and of each listed service principal, is ``managed``
+(a vault secret's ``CredentialId`` tag names it), ``retiring`` (a ``RetireCredentialId`` tag names
+it), ``orphaned`` (the rotator created it, ``rotator:{vault}/{secret}:*``, but no tag names it) or
+``unmanaged``; every certificate and federated credential is ``unmanaged``. A vault secret whose
+``CredentialId`` names a credential no app has any more is ``dangling``: its value no longer signs in.
+
+Then each row gets what the sign-in report says of its keyId (:func:`with_sign_ins`), and the rows
+of an app that has no password left that signs in (none, or all expired, on either object) say so.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from rotation.domain.errors import bind_command
-from rotation.domain.listing import CertificateCredential, ListedApplication
-from rotation.domain.model import Application, PasswordCredential, SecretVersion, Tag
-from rotation.tools.inventory.model import InventoryRow, Kind, Standing
-
-#: The note of every row of a service principal's password.
-SP_NOTE = "on the service principal"
+from rotation.domain.listing import (
+    CertificateCredential,
+    FederatedCredential,
+    ListedApplication,
+    ListedServicePrincipal,
+)
+from rotation.domain.model import (
+    Application,
+    PasswordCredential,
+    SecretVersion,
+    Tag,
+    credential_object_label,
+    parse_credential_object,
+)
+from rotation.domain.sign_in_report import SignInReport
+from rotation.tools.inventory.model import CredentialObject, InventoryRow, Kind, Standing
 
 
 @dataclass(frozen=True)
@@ -73,20 +85,23 @@ def _unmanaged_row(
         credential_name=credential.display_name,
         start=credential.start,
         end=credential.end,
-        credential_object=app.credential_object,
     )
 
 
 def _password_row(
-    listed: ListedApplication,
+    app: Application,
     credential: PasswordCredential,
     references: Mapping[str, list[_Reference]],
     now: datetime,
     margin: timedelta,
     vault_hosts: Mapping[str, str] | None = None,
+    credential_object: CredentialObject = "application",
 ) -> InventoryRow:
-    app = listed.application
-    base = replace(_unmanaged_row(app, "password", credential), hint=credential.hint)
+    """``app`` is the object the password lives on: an app registration, or a service principal in
+    `Application`'s shape (its own object id and tags, so its binding is read where it lives)."""
+    base = replace(
+        _unmanaged_row(app, "password", credential), hint=credential.hint, credential_object=credential_object
+    )
     named = references.get(credential.key_id.lower(), [])
     current = [r for r in named if not r.retiring]
     retiring = [r for r in named if r.retiring]
@@ -99,9 +114,12 @@ def _password_row(
         host = (vault_hosts or {}).get(chosen.vault.lower())
         if host is not None and app.binding_for(host, chosen.secret) is None:
             # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
-            on_sp = app.credential_object == "servicePrincipal"
-            command = bind_command(chosen.vault, chosen.secret, app.app_id, service_principal=on_sp)
-            notes.append(f"not bound: {command}")
+            on_sp = credential_object == "servicePrincipal"
+            notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id, service_principal=on_sp)}")
+        if parse_credential_object(chosen.version.tags.get(Tag.CredentialObject)) not in (None, credential_object):
+            # The rotator reads the object the tag names: this credential is not where it would look.
+            holder = credential_object_label(credential_object)
+            notes.append(f"the secret's CredentialObject tag does not name {holder}, which holds it")
         return replace(
             base,
             standing=Standing.MANAGED if current else Standing.RETIRING,
@@ -118,12 +136,41 @@ def _password_row(
     return base
 
 
-def _dangling_rows(apps: Sequence[ListedApplication], references: Mapping[str, list[_Reference]]) -> list[InventoryRow]:
+def _certificate_row(
+    app: Application, certificate: CertificateCredential, credential_object: CredentialObject = "application"
+) -> InventoryRow:
+    return replace(
+        _unmanaged_row(app, "certificate", certificate),
+        thumbprint=certificate.thumbprint,
+        credential_object=credential_object,
+        note="certificates are not rotated by the rotator",
+    )
+
+
+def _federated_row(app: Application, credential: FederatedCredential) -> InventoryRow:
+    """A federated credential: nothing to rotate and nothing that expires; who it trusts is what matters."""
+    return InventoryRow(
+        standing=Standing.UNMANAGED,
+        kind="federated",
+        key_id=credential.credential_id,
+        app_id=app.app_id,
+        app_name=app.display_name,
+        credential_name=credential.name,
+        issuer=credential.issuer,
+        subject=credential.subject,
+        sign_in_status="notReported",
+        note="federated credentials do not expire",
+    )
+
+
+def _dangling_rows(
+    apps: Sequence[ListedApplication],
+    references: Mapping[str, list[_Reference]],
+    service_principals: Sequence[ListedServicePrincipal] = (),
+) -> list[InventoryRow]:
     known = {c.key_id.lower() for listed in apps for c in listed.application.password_credentials}
-    # The app registration's name first (a service principal, listed after its app, carries its own).
-    names: dict[str, str | None] = {}
-    for listed in apps:
-        names.setdefault(listed.application.app_id.lower(), listed.application.display_name)
+    known |= {c.key_id.lower() for sp in service_principals for c in sp.principal.password_credentials}
+    names = {listed.application.app_id.lower(): listed.application.display_name for listed in apps}
     rows: list[InventoryRow] = []
     for key_id, named in sorted(references.items()):
         if key_id in known:
@@ -161,25 +208,86 @@ def classify(
     *,
     orphan_margin: timedelta = timedelta(0),
     vault_hosts: Mapping[str, str] | None = None,
+    service_principals: Sequence[ListedServicePrincipal] = (),
+    sign_ins: SignInReport | None = None,
 ) -> list[InventoryRow]:
-    """Every credential of ``apps`` with its standing, plus the dangling vault secrets, soonest expiry first."""
+    """Every credential of ``apps`` and of ``service_principals`` with its standing, plus the
+    dangling vault secrets, soonest expiry first (federated credentials, which never expire, last).
+    Without ``sign_ins`` every row's last sign-in is ``unknown``."""
     references = _references(secrets)
     rows: list[InventoryRow] = []
     for listed in apps:
         app = listed.application
-        passwords = [
-            _password_row(listed, c, references, now, orphan_margin, vault_hosts) for c in app.password_credentials
-        ]
-        if app.credential_object == "servicePrincipal":
-            # Said in the note too, so that the table, the CSV and the HTML show it, not only the JSON.
-            passwords = [replace(r, note="; ".join(n for n in (SP_NOTE, r.note) if n)) for r in passwords]
-        rows.extend(passwords)
         rows.extend(
-            replace(_unmanaged_row(app, "certificate", certificate), note="certificates are not rotated by the rotator")
-            for certificate in listed.certificates
+            _password_row(app, c, references, now, orphan_margin, vault_hosts) for c in app.password_credentials
         )
-    rows.extend(_dangling_rows(apps, references))
+        rows.extend(_certificate_row(app, certificate) for certificate in listed.certificates)
+        rows.extend(_federated_row(app, credential) for credential in listed.federated)
+    for sp in service_principals:
+        principal = sp.principal
+        rows.extend(
+            _password_row(principal, c, references, now, orphan_margin, vault_hosts, "servicePrincipal")
+            for c in principal.password_credentials
+        )
+        rows.extend(_certificate_row(principal, c, "servicePrincipal") for c in sp.certificates)
+    rows.extend(_dangling_rows(apps, references, service_principals))
+    visible = {listed.application.app_id.lower() for listed in apps}
+    visible |= {sp.principal.app_id.lower() for sp in service_principals}
+    rows = _mark_no_password_left(rows, now, visible)
+    if sign_ins is not None:
+        rows = with_sign_ins(rows, sign_ins)
     return sorted(rows, key=lambda r: _sort_key(r, now))
+
+
+def with_sign_ins(rows: Iterable[InventoryRow], report: SignInReport) -> list[InventoryRow]:
+    """Each row with what the report says of its keyId: its day, ``never`` (not in the report) or,
+    when the report could not be read, ``unknown``. Federated credentials are not in the report."""
+    marked: list[InventoryRow] = []
+    for row in rows:
+        if row.kind == "federated":
+            marked.append(replace(row, sign_in_status="notReported", last_sign_in=None))
+        elif not report.readable:
+            marked.append(replace(row, sign_in_status="unknown", last_sign_in=None))
+        elif report.covers(row.key_id):
+            last = report.last_sign_in(row.key_id)
+            marked.append(replace(row, sign_in_status="reported" if last else "never", last_sign_in=last))
+        else:
+            marked.append(replace(row, sign_in_status="never", last_sign_in=None))
+    return marked
+
+
+def _signs_in(row: InventoryRow, now: datetime) -> bool:
+    """A password that an app can still sign in with: listed on the app or its service principal
+    (a dangling row's credential is gone) and not expired."""
+    if row.kind != "password" or row.standing is Standing.DANGLING:
+        return False
+    return row.end is None or row.end > now
+
+
+def _mark_no_password_left(rows: list[InventoryRow], now: datetime, visible: set[str]) -> list[InventoryRow]:
+    """Flag every row of a listed app (``visible``: lower-case appIds) that holds credentials, or is
+    named by a vault secret, but has no password that signs in: a consumer sending a client secret
+    for it cannot sign in. An app the rotator cannot see is not judged."""
+    with_password = {r.app_id.lower() for r in rows if r.app_id and _signs_in(r, now)}
+    return [
+        replace(r, no_password_left=True)
+        if r.app_id and r.app_id.lower() in visible and r.app_id.lower() not in with_password
+        else r
+        for r in rows
+    ]
+
+
+def apps_without_password(rows: Iterable[InventoryRow]) -> tuple[tuple[str, str | None], ...]:
+    """``(appId, display name)`` of each app whose rows say it has no password left, by name.
+    The app registration's name wins over its service principal's (they may differ)."""
+    names: dict[str, str | None] = {}
+    for row in rows:
+        if not row.no_password_left or not row.app_id:
+            continue
+        key = row.app_id.lower()
+        if key not in names or (row.credential_object == "application" and row.app_name):
+            names[key] = row.app_name or names.get(key)
+    return tuple(sorted(names.items(), key=lambda item: ((item[1] or "").lower(), item[0])))
 
 
 def _sort_key(row: InventoryRow, now: datetime) -> tuple[int, float, str, str]:

@@ -1,24 +1,34 @@
 """Collection: the inventory's only I/O, all of it reads, and cheap.
 
 Graph ``GET /applications`` paged through ``@odata.nextLink`` (what is listed is Graph's decision:
-owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``), ``GET
-/servicePrincipals`` the same way (the passwords that live on service principals) and, per vault
-in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest versions,
-never a value).
+owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``), Graph
+``GET /servicePrincipals`` paged the same way (passwords that live on a service principal) and, per
+vault in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest
+versions, never a value).
+
+The inventory itself (``details=True``) also reads what the expiry notices have no use for: each
+app's federated identity credentials, in the same listing (``$expand=federatedIdentityCredentials``,
+which makes Graph page apps by 100 instead of 999), and the sign-in activity report once for the
+whole tenant (one listing, paged, instead of one request per app). An inventory over N apps makes
+``ceil(N/100) + S + R`` Graph requests (S service-principal pages of 999, R report pages). Should Graph
+refuse the expansion (its reference once said federated credentials come from the per-app route
+only), the inventory lists without it and reads them per app: ``ceil(N/100) + N + S + R``, said as a
+warning.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from rotation.domain.errors import RotationError
-from rotation.domain.listing import ListedApplication
-from rotation.domain.model import SERVICE_PRINCIPAL, SecretVersion, Tag, parse_credential_object
-from rotation.tools.inventory.classify import classify, within_days
+from rotation.domain.errors import GraphError, RotationError
+from rotation.domain.listing import APPLICATION_PAGE_MAX, ListedApplication, ListedServicePrincipal
+from rotation.domain.model import SecretVersion
+from rotation.domain.sign_in_report import SignInReport
+from rotation.tools.inventory.classify import apps_without_password, classify, within_days
 from rotation.tools.inventory.model import Inventory, InventoryRow
 
 if TYPE_CHECKING:
@@ -45,82 +55,129 @@ async def _list_vault(
 @dataclass(frozen=True)
 class Sources:
     """What the inventory is made of: every readable app, every configured vault's secrets (latest
-    attributes and tags, never a value), and what could not be read; plus the service principals
-    whose passwords managed secrets hold (``CredentialObject=servicePrincipal``), kept apart from
-    ``applications`` because their object ids are no app's."""
+    attributes and tags, never a value), and what could not be read."""
 
     applications: list[ListedApplication]
     secrets: list[SecretVersion]
     warnings: tuple[str, ...]
-    service_principals: tuple[ListedApplication, ...] = ()
+    service_principals: list[ListedServicePrincipal] = field(default_factory=list)
+    #: The sign-in report, when it was asked for (``details=True``).
+    sign_ins: SignInReport | None = None
 
 
-async def _read_service_principals(
-    runtime: Runtime, secrets: list[SecretVersion], gate: asyncio.Semaphore
-) -> tuple[tuple[ListedApplication, ...], tuple[str, ...]]:
-    """The service principal of each app a secret names with ``CredentialObject=servicePrincipal``: one
-    read each (the application listing holds no service principal's passwords)."""
-    app_ids = sorted(
-        {
-            v.tags[Tag.ProviderAddress].strip().lower()
-            for v in secrets
-            if Tag.ProviderAddress in v.tags
-            and parse_credential_object(v.tags.get(Tag.CredentialObject)) == SERVICE_PRINCIPAL
-        }
-    )
+async def _service_principals(
+    runtime: Runtime, step: ProgressStep | None
+) -> tuple[list[ListedServicePrincipal], str | None]:
+    try:
+        # Graph's largest page: a tenant has many more service principals (Microsoft's own among
+        # them) than app registrations, and nothing here is expanded.
+        listed = await runtime.directory.list_service_principals(page_size=APPLICATION_PAGE_MAX)
+    except RotationError as error:
+        # Their passwords go unseen, which the report says; the app registrations' are still worth a report.
+        if step is not None:
+            step("service principals not listed")
+        return [], f"service principals could not be listed ({error.code}): {error.message}"
+    if step is not None:
+        step(f"{len(listed)} service principals with credentials")
+    return listed, None
 
-    async def one(app_id: str) -> ListedApplication | str:
+
+async def _with_federated(
+    runtime: Runtime, apps: list[ListedApplication], gate: asyncio.Semaphore
+) -> tuple[list[ListedApplication], str | None]:
+    """Each app with its federated credentials read on its own (one request per app, ``gate`` at a
+    time): the fallback when Graph refuses ``$expand`` on the listing."""
+    unread = 0
+
+    async def one(listed: ListedApplication) -> ListedApplication:
+        nonlocal unread
         async with gate:
             try:
-                return ListedApplication(
-                    application=await runtime.directory.get_application(app_id, on=SERVICE_PRINCIPAL)
-                )
-            except RotationError as error:
-                return f"the service principal of app {app_id} could not be read ({error.code}): {error.message}"
+                found = await runtime.directory.list_federated_credentials(listed.application.object_id)
+            except RotationError:
+                found = None
+        if found is None:
+            unread += 1
+            return listed
+        return replace(listed, federated=found)
 
-    found = await asyncio.gather(*(one(app_id) for app_id in app_ids))
-    return (
-        tuple(f for f in found if isinstance(f, ListedApplication)),
-        tuple(f for f in found if isinstance(f, str)),
-    )
+    read = list(await asyncio.gather(*(one(listed) for listed in apps)))
+    problem = f"federated credentials of {unread} application(s) could not be read" if unread else None
+    return read, problem
 
 
-async def read_sources(runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100) -> Sources:
-    """Read every app (``page_size`` per Graph request) and every configured vault (vaults in
-    parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time). ``step`` is called once per source read."""
+async def _sign_in_report(runtime: Runtime) -> SignInReport:
+    try:
+        return await runtime.directory.sign_in_report()
+    except RotationError as error:
+        return SignInReport.refused(f"the report could not be read ({error.code})")
+
+
+async def read_sources(
+    runtime: Runtime, *, step: ProgressStep | None = None, page_size: int = 100, details: bool = False
+) -> Sources:
+    """Read every app (``page_size`` per Graph request), every service principal (999 a request) and
+    every configured vault (vaults in parallel, at most ``ROTATION_SWEEP_CONCURRENCY`` at a time).
+    ``details`` adds each app's federated credentials (expanded in the listing) and the sign-in
+    report. ``step`` is called once per source read (:func:`source_count` of them)."""
     gate = asyncio.Semaphore(max(1, runtime.settings.sweep_concurrency))
 
+    expanded = details
+    refused_expansion: list[str] = []
+
     async def applications() -> list[ListedApplication]:
-        listed = await runtime.directory.list_applications(page_size=page_size)
+        nonlocal expanded
+        try:
+            listed = await runtime.directory.list_applications(page_size=page_size, expand_federated=details)
+        except GraphError as error:
+            if not details:
+                raise
+            # Graph would not expand federated credentials on the listing: list plainly, read them per app.
+            expanded = False
+            refused_expansion.append(f"federated credentials read per app: Graph refused $expand ({error.code})")
+            listed = await runtime.directory.list_applications(page_size=page_size)
         if step is not None:
             step(f"{len(listed)} applications")
         return listed
 
+    async def report() -> SignInReport | None:
+        if not details:
+            return None
+        read = await _sign_in_report(runtime)
+        if step is not None:
+            step("sign-in report" if read.readable else f"sign-in report unavailable ({read.unavailable})")
+        return read
+
     vault_listings = asyncio.gather(*(_list_vault(name, runtime, gate, step) for name in sorted(runtime.vaults)))
     # Wait for every read before raising, so no listing is still running when the caller closes the clients.
-    apps, listings = await asyncio.gather(applications(), vault_listings, return_exceptions=True)
+    apps, principals, listings, sign_ins = await asyncio.gather(
+        applications(), _service_principals(runtime, step), vault_listings, report(), return_exceptions=True
+    )
     if isinstance(apps, BaseException):
         raise apps
+    if isinstance(principals, BaseException):
+        raise principals
     if isinstance(listings, BaseException):
         raise listings
+    if isinstance(sign_ins, BaseException):
+        raise sign_ins
+    problems = [problem for _, problem in listings if problem]
+    service_principals, sp_problem = principals
+    if sp_problem:
+        problems.append(sp_problem)
+    problems.extend(refused_expansion)
+    if details and not expanded:
+        apps, federated_problem = await _with_federated(runtime, apps, gate)
+        if federated_problem:
+            problems.append(federated_problem)
     secrets = [version for listing, _ in listings for version in listing]
-    principals, unreadable = await _service_principals(runtime, secrets, gate, page_size)
-    problems = (*(problem for _, problem in listings if problem), *unreadable)
-    return Sources(apps, secrets, problems, principals)
+    return Sources(apps, secrets, tuple(problems), service_principals, sign_ins)
 
 
-async def _service_principals(
-    runtime: Runtime, secrets: list[SecretVersion], gate: asyncio.Semaphore, page_size: int
-) -> tuple[tuple[ListedApplication, ...], tuple[str, ...]]:
-    """Every service principal holding a password (one listing); if Graph refuses the listing, at
-    least those that ``CredentialObject=servicePrincipal`` secrets name (one read each), so that their
-    passwords are not taken for deleted ones."""
-    try:
-        listed = await runtime.directory.list_service_principals_with_passwords(page_size=page_size)
-    except RotationError as error:
-        found, unreadable = await _read_service_principals(runtime, secrets, gate)
-        return found, (f"service principals could not be listed ({error.code}): {error.message}", *unreadable)
-    return tuple(listed), ()
+def source_count(vaults: int, *, details: bool) -> int:
+    """How many times :func:`read_sources` calls ``step``: apps, service principals, each vault, and
+    the sign-in report with ``details``."""
+    return 2 + vaults + (1 if details else 0)
 
 
 def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
@@ -128,8 +185,15 @@ def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[
     settings = runtime.settings
     margin = timedelta(seconds=settings.orphan_margin_seconds)
     hosts = {name.lower(): settings.vault_host(name) for name in settings.vaults}
-    apps = [*sources.applications, *sources.service_principals]
-    return classify(apps, sources.secrets, now, orphan_margin=margin, vault_hosts=hosts)
+    return classify(
+        sources.applications,
+        sources.secrets,
+        now,
+        orphan_margin=margin,
+        vault_hosts=hosts,
+        service_principals=sources.service_principals,
+        sign_ins=sources.sign_ins,
+    )
 
 
 async def collect(
@@ -139,10 +203,13 @@ async def collect(
     now: datetime | None = None,
     step: ProgressStep | None = None,
 ) -> Inventory:
-    """Read every app and every configured vault (:func:`read_sources`) and classify."""
-    sources = await read_sources(runtime, step=step)
+    """Read every app, service principal and configured vault, each app's federated credentials and
+    the sign-in report (:func:`read_sources`), and classify."""
+    sources = await read_sources(runtime, step=step, details=True)
     moment = now or datetime.now(UTC)
-    rows = within_days(classify_sources(runtime, sources, moment), days, moment)
+    every_row = classify_sources(runtime, sources, moment)
+    rows = within_days(every_row, days, moment)
+    report = sources.sign_ins
     return Inventory(
         generated=moment,
         rows=tuple(rows),
@@ -150,4 +217,8 @@ async def collect(
         vault_secrets=len(sources.secrets),
         days=days,
         warnings=sources.warnings,
+        sign_ins_unavailable=report.unavailable if report is not None else "not read",
+        # Judged on every row, not only those within --days: an app is left without a password either way.
+        apps_without_password=apps_without_password(every_row),
+        service_principals=len(sources.service_principals),
     )

@@ -141,6 +141,7 @@ _HEADERS: Final = (
     ("kind", "Kind", "text"),
     ("app", "Application", "text"),
     ("credential", "Credential", "text"),
+    ("signin", "Last sign-in", "text"),
     ("location", "Vault / secret", "text"),
     ("note", "Note", "text"),
 )
@@ -164,12 +165,17 @@ def _row(row: InventoryRow, now: datetime) -> str:
     days_text = "" if days is None else f"{days:.1f}"
     end_full = format_utc(row.end) if row.end else ""
     app_name = row.app_name or "(no name)"
-    app = f'<span class="primary">{_e(app_name)}</span><span class="secondary">{_e(row.app_id or "")}</span>'
-    credential_name = row.credential_name or "(no description)"
-    hint = f" · hint {_e(row.hint)}" if row.hint else ""
-    credential = (
-        f'<span class="primary">{_e(credential_name)}</span><span class="secondary">{_e(row.key_id)}{hint}</span>'
+    no_password = '<span class="badge nopw">no password left</span>' if row.no_password_left else ""
+    app = (
+        f'<span class="primary">{_e(app_name)}</span>{no_password}<span class="secondary">{_e(row.app_id or "")}</span>'
     )
+    credential_name = row.credential_name or "(no description)"
+    credential = (
+        f'<span class="primary">{_e(credential_name)}</span>'
+        f'<span class="secondary">{"".join(_e(part) for part in _credential_details(row))}</span>'
+    )
+    kind = row.kind if row.credential_object == "application" else f"{row.kind} on the service principal"
+    sign_in = row.last_sign_in_text
     location = (
         f'<span class="primary">{_e(row.secret)}</span><span class="secondary">{_e(row.vault)}</span>'
         if row.vault and row.secret
@@ -182,13 +188,38 @@ def _row(row: InventoryRow, now: datetime) -> str:
         f'<td data-sort="{_URGENCY_ORDER[urgency]}">'
         f'<span class="badge u-{urgency}">{_e(_URGENCY_LABEL[urgency])}</span></td>',
         f'<td><span class="badge s-{row.standing.value}">{_e(row.standing.value)}</span></td>',
-        f"<td>{_e(row.kind)}</td>",
+        f"<td>{_e(kind)}</td>",
         f'<td data-sort="{_e(app_name.lower())}">{app}</td>',
         f'<td data-sort="{_e(credential_name.lower())}">{credential}</td>',
+        f'<td class="date signin s-{_e(row.sign_in_status)}" data-sort="{_e(sign_in)}">{_e(sign_in)}</td>',
         f'<td data-sort="{_e(f"{row.vault}/{row.secret}" if row.vault and row.secret else "")}">{location}</td>',
         f'<td class="note">{_e(row.note)}</td>',
     )
     return f'<tr class="u-{urgency}">' + "".join(cells) + "</tr>"
+
+
+def _credential_details(row: InventoryRow) -> list[str]:
+    """The small print under a credential's name: its id, and what identifies it by kind (the
+    hint Graph shows of a password, a certificate's thumbprint, a federated credential's trust)."""
+    details = [row.key_id]
+    if row.hint:
+        details.append(f" · hint {row.hint}")
+    if row.thumbprint:
+        details.append(f" · thumbprint {row.thumbprint}")
+    if row.issuer:
+        details.append(f" · issuer {row.issuer}")
+    if row.subject:
+        details.append(f" · subject {row.subject}")
+    return details
+
+
+def _about(inventory: Inventory) -> str:
+    """Said once per page: what the last sign-in column is worth, and the apps left without a password."""
+    items = [f"<li>{_e(inventory.sign_in_line())}</li>"]
+    if inventory.apps_without_password:
+        names = ", ".join(f"{name or '(no name)'} ({app_id})" for app_id, name in inventory.apps_without_password)
+        items.append(f'<li class="nopw-list">No password left (secrets cannot sign in): {_e(names)}</li>')
+    return f'<ul class="about">{"".join(items)}</ul>'
 
 
 def _summary(inventory: Inventory) -> str:
@@ -202,7 +233,10 @@ def _summary(inventory: Inventory) -> str:
         f'<li><span class="badge s-{key}">{_e(key)}</span> {counts[key]}</li>'
         for key in ("managed", "retiring", "orphaned", "unmanaged", "dangling")
     )
-    return f'<ul class="cards">{urgent}</ul><ul class="standings" aria-label="By standing">{standings}</ul>'
+    return (
+        f'<ul class="cards">{urgent}</ul><ul class="standings" aria-label="By standing">{standings}</ul>'
+        f"{_about(inventory)}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,6 +308,9 @@ td.date{white-space:nowrap}
 .badge.s-managed{background:#0969da}.badge.s-retiring{background:#8250df}.badge.s-orphaned{background:#bf3989}
 .badge.s-unmanaged{background:#6e7781}.badge.s-dangling{background:#b3261e}
 .empty{color:var(--muted)}
+.badge.nopw{background:#9a3412;margin:2px 0}
+.about{list-style:none;padding:0;margin:8px 0 0;color:var(--muted);font-size:13px}
+td.signin.s-unknown,td.signin.s-notReported{color:var(--muted)}
 """
 
 _SCRIPT: Final = """
@@ -381,7 +418,8 @@ def render_inventory_html(inventory: Inventory) -> str:
 <h2 id="table-title">Credentials</h2>
 <div class="scroll">
 <table id="inventory">
-<caption>Every client secret and certificate, soonest expiry first. Select a column header to sort by it.</caption>
+<caption>Every client secret, certificate and federated credential, soonest expiry first.
+Select a column header to sort by it.</caption>
 <thead>{_header_row()}</thead>
 <tbody>{rows}</tbody>
 </table>

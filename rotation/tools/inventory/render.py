@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from rotation.domain.model import format_utc
+from rotation.domain.sign_in_report import REPORT_AGE
 from rotation.redact import registry
 from rotation.tools.common import table, terminal_safe
 from rotation.tools.inventory.html import render_inventory_html
@@ -40,6 +41,12 @@ def row_fields(row: InventoryRow, now: datetime) -> dict[str, Any]:
         "secret": row.secret,
         "note": row.note,
         "credentialObject": row.credential_object,
+        "thumbprint": row.thumbprint,
+        "issuer": row.issuer,
+        "subject": row.subject,
+        "lastSignIn": row.last_sign_in_text,
+        "signInStatus": row.sign_in_status,
+        "noPasswordLeft": row.no_password_left,
     }
 
 
@@ -52,6 +59,13 @@ def inventory_fields(inventory: Inventory) -> dict[str, Any]:
         "vaultSecrets": inventory.vault_secrets,
         "counts": inventory.counts(),
         "warnings": list(inventory.warnings),
+        "servicePrincipals": inventory.service_principals,
+        "signInReport": {
+            "readable": inventory.sign_ins_unavailable is None,
+            "unavailable": inventory.sign_ins_unavailable,
+            "age": REPORT_AGE,
+        },
+        "appsWithoutPassword": [{"appId": a, "appName": n} for a, n in inventory.apps_without_password],
         "credentials": [row_fields(row, inventory.generated) for row in inventory.rows],
     }
 
@@ -69,25 +83,53 @@ _COLUMNS: Final = (
     ("vault", "Vault"),
     ("secret", "Secret"),
     ("note", "Note"),
+    ("credentialObject", "On"),
+    ("thumbprint", "Thumbprint"),
+    ("issuer", "Issuer"),
+    ("subject", "Subject"),
+    ("lastSignIn", "Last sign-in"),
+    ("signInStatus", "Sign-in status"),
+    ("noPasswordLeft", "No password left"),
 )
+#: The table's short word for where a credential lives.
+_OBJECT_WORD: Final = {"application": "app", "servicePrincipal": "sp"}
 
 
 def render_table(inventory: Inventory) -> str:
 
     now = inventory.generated
-    shown = ("daysLeft", "end", "standing", "kind", "appName", "credentialName", "keyId", "vault", "secret")
-    headers = [label for key, label in _COLUMNS if key in shown]
+    shown = (
+        "daysLeft",
+        "end",
+        "standing",
+        "kind",
+        "credentialObject",
+        "appName",
+        "credentialName",
+        "keyId",
+        "lastSignIn",
+        "vault",
+        "secret",
+    )
+    labels = dict(_COLUMNS)
+    headers = [labels[key] for key in shown]  # in the order of the cells, not of the CSV columns
     rows = []
     for row in inventory.rows:
         data = row_fields(row, now)
         data["appName"] = data["appName"] or data["appId"]  # a deleted app has no name, only its id
+        data["credentialObject"] = _OBJECT_WORD[row.credential_object]
+        if row.kind == "federated":
+            data["end"] = "never"  # federated credentials do not expire
         cells = []
         for key in shown:
             value = data[key]
             text = "" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
             cells.append(terminal_safe(_clip(text, 40)))
         rows.append(cells)
-    lines = [table(rows, headers), "", summary_line(inventory)]
+    lines = [table(rows, headers), "", summary_line(inventory), inventory.sign_in_line()]
+    if inventory.apps_without_password:
+        names = ", ".join(f"{name or '(no name)'} ({app_id})" for app_id, name in inventory.apps_without_password)
+        lines.append(terminal_safe(f"no password left: {names}"))
     lines.extend(f"warning: {terminal_safe(w)}" for w in inventory.warnings)
     return "\n".join(lines)
 
@@ -117,6 +159,8 @@ _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)
@@ -141,4 +185,4 @@ def render(inventory: Inventory, fmt: str) -> str:
         return render_csv(inventory)
     if fmt == "html":
         return registry.scrub(render_inventory_html(inventory))
-    return render_table(inventory)
+    return registry.scrub(render_table(inventory))  # the table too: every format is scrubbed
