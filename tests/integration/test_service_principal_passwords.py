@@ -407,3 +407,28 @@ async def test_the_sweep_finds_a_password_deleted_from_the_service_principal(clo
     assert mine.needs_work and "no longer exists on the service principal" in mine.needs_work, mine
     graph = [r["path"].split("?")[0] for r in matching(requests_since(cloud, since), "graph")]
     assert sorted(graph) == ["/v1.0/applications", "/v1.0/servicePrincipals"], graph
+
+
+def test_diagnose_finds_an_unmanaged_value_on_the_service_principal_and_a_managed_one_missing_its_tag(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The usual incident: a consumer's secret holds a service principal's password, and nothing says so."""
+    seeded, _ = asyncio.run(seed_sp(cloud, bound_on=SP, credential_object=None))
+    name = unique("sp-unmanaged")
+    asyncio.run(write_secret(cloud, "kv-local", name, seeded.value))
+    since = mark(cloud)
+
+    _, out, _ = run_cli(capsys, "diagnose", "kv-local", name, "--app", seeded.app_id, "--json")
+
+    checks = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert "its value's hint is there, not on the app" in checks["app.exists"]["evidence"], checks["app.exists"]
+    assert checks["credential.match"]["status"] == "pass", checks["credential.match"]
+    assert writes(requests_since(cloud, since)) == []
+
+    # Managed, but without CredentialObject=servicePrincipal: the rotator would look at the app registration.
+    _, out, _ = run_cli(capsys, "diagnose", "kv-local", seeded.name, "--json")
+    binding = {c["id"]: c for c in json.loads(out)["checks"]}["binding"]
+    assert binding["status"] == "warn" and "no CredentialObject=servicePrincipal tag" in binding["evidence"], binding
+    assert binding["remedy"].endswith("--service-principal")
+    for value in cloud.admin("GET", "/issued-secrets")["secrets"]:
+        assert value not in out

@@ -350,11 +350,13 @@ def check_app_exists(seen: Observed) -> Check:
     match seen.app_lookup:
         case AppLookup.FOUND if seen.app is not None:
             # Where the credential lives: a service principal's password is checked on it.
-            lives = (
-                "; the secret's password lives on the service principal (CredentialObject tag)"
-                if seen.app.credential_object == "servicePrincipal"
-                else ""
-            )
+            lives = ""
+            if seen.found_on_service_principal:
+                lives = (
+                    "; the secret's password lives on the service principal (its value's hint is there, not on the app)"
+                )
+            elif seen.app.credential_object == "servicePrincipal":
+                lives = "; the secret's password lives on the service principal (CredentialObject tag)"
             return Check(
                 "app.exists",
                 title,
@@ -920,6 +922,19 @@ def check_binding(seen: Observed) -> Check:
         return _skip("binding", title, "the app was not read")
     if seen.version is None or not seen.version.managed:
         return _skip("binding", title, "the secret is not managed (no ProviderAddress tag)")
+    if seen.found_on_service_principal:
+        # The rotator would read the app registration (no CredentialObject tag), where this value's
+        # credential is not: it would take it for deleted and rotate an app password instead.
+        command = bind_command(seen.vault, seen.secret, seen.app.app_id, service_principal=True)
+        return Check(
+            "binding",
+            title,
+            Status.WARN,
+            "the secret holds a password of the service principal but has no CredentialObject=servicePrincipal tag",
+            "Without the tag the rotator manages the app registration's passwords for this secret, not the "
+            "service principal's.",
+            f"An owner of the service principal (or an admin) runs: {command}",
+        )
     host, _ = _host_and_alias(seen)
     binding = seen.app.binding_for(host, seen.secret)
     # A service principal's password is bound in the service principal's own tags (read with it).

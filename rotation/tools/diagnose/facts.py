@@ -74,6 +74,9 @@ class Observed:
     #: Where the secret's password lives (its ``CredentialObject`` tag): with ``servicePrincipal``,
     #: ``app`` is the app's service principal as read, its passwords and tags (its binding) included.
     credential_object: CredentialObject = APPLICATION
+    #: The secret names no object (no ``CredentialObject`` tag) and no password of the app has its
+    #: value's hint, but one of the app's service principal has: ``app`` is that service principal.
+    found_on_service_principal: bool = False
 
     @property
     def tags(self) -> dict[str, str]:
