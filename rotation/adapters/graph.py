@@ -171,6 +171,7 @@ def _application(app: GraphApplication) -> Application:
         password_credentials=tuple(_credential(p) for p in app.password_credentials or []),
         key_credentials_count=len(app.key_credentials or []),
         tags=tuple(str(t) for t in app.tags or []),
+        key_credentials=tuple(_certificate(k) for k in app.key_credentials or []),
     )
 
 

@@ -1,4 +1,5 @@
-"""Catalogue of AADSTS codes met when an app signs in with a client secret (client credentials).
+"""Catalogue of AADSTS codes met when an app signs in with a client secret or a certificate
+(client credentials, with a client assertion for a certificate).
 
 Each entry says what the code means, what usually causes it, whether waiting can fix it, and what
 a person should do. Sources: Microsoft's "Microsoft Entra authentication and authorization error
@@ -29,8 +30,9 @@ class AadstsCode:
     """One AADSTS code.
 
     ``retryable``: waiting alone can fix it (a service-side hiccup). ``transient_during_propagation``:
-    waiting fixes it *only* right after a credential was added, while Entra replicates it (7000215);
-    at any other time it is a wrong secret and waiting achieves nothing.
+    waiting fixes it *only* right after a credential was added, while Entra replicates it (7000215
+    for a secret, 700027 for a certificate); at any other time it is a wrong credential and waiting
+    achieves nothing.
     """
 
     code: int
@@ -63,6 +65,7 @@ _ENTRIES: Final = (
             "the secret was deleted from the app, or belongs to a different app",
             "the secret was created moments ago and has not reached every Entra replica yet "
             "(seconds, sometimes up to 2 minutes)",
+            "the app has only certificates (keyCredentials), so no client secret can sign in to it",
         ),
         "Copy the secret VALUE, not the Secret ID, from "
         + _SECRET_PAGE
@@ -142,23 +145,109 @@ _ENTRIES: Final = (
             "the client signed in with a certificate or client assertion, not a secret, and it was rejected: "
             "unauthorised subject or thumbprint, invalid chain or signature",
         ),
-        "This is not a client-secret problem: check the certificate credential the client is configured with.",
+        "Check the certificate the client signs with: its thumbprint must be one of the app's certificates "
+        "(keyCredentials) and still valid; `python -m rotation diagnose` compares them.",
+    ),
+    # Certificates and client assertions (issue 15). The error reference names the codes; the
+    # wording and the causes follow what the token endpoint answers and the azure-identity
+    # troubleshooting tables (ClientCertificateCredential, ClientAssertionCredential).
+    AadstsCode(
+        700027,
+        "Client assertion failed signature validation (the signing certificate is not registered on the app)",
+        (
+            "the thumbprint in the assertion's x5t / x5t#S256 header names no certificate of the app "
+            "('The certificate with identifier used to sign the client assertion is not registered on "
+            "application. [Reason - The key was not found.]')",
+            "the certificate was rotated on one side only: a new certificate signs, but the app still has the "
+            "old one (or the reverse), or the certificate was removed from the app",
+            "the app has only client secrets, and the client sends a certificate assertion",
+            "x5t#S256 holds the base64 of the hex thumbprint instead of the base64url of the SHA-256 digest",
+            "the certificate was added to the app moments ago and has not reached every Entra replica yet",
+        ),
+        "Upload the certificate the client signs with (its public .cer) to the app's Certificates & secrets "
+        "page, or configure the client with a certificate whose thumbprint the app lists; check that x5t#S256 "
+        "is the base64url SHA-256 of the certificate's DER. If it was just added, wait a minute or two.",
+        transient_during_propagation=True,
+    ),
+    AadstsCode(
+        7000274,
+        "Client assertion contains an invalid signature",
+        (
+            "the assertion names a certificate the app has, but its signature does not verify with that "
+            "certificate's key ('The provided signature value did not match the expected signature value'): "
+            "signed with another private key than the certificate's",
+            "the assertion was changed after it was signed (a header or claim rewritten), or signed with an "
+            "algorithm other than the header's alg (RS256, PS256)",
+        ),
+        "Sign with the private key that belongs to the certificate named in the header (x5t / x5t#S256), and "
+        "never change the assertion after signing; azure-identity's CertificateCredential does both.",
+    ),
+    AadstsCode(
+        1000502,
+        "The certificate used to sign the client assertion is outside its validity window",
+        (
+            "the app's credential for that certificate has expired (its endDateTime passed) or has not started",
+            "the certificate was renewed in the vault, but the app still lists the old one's dates",
+        ),
+        "Upload the renewed certificate to the app (Certificates & secrets, or a managed Key Vault certificate's "
+        "rotation) and sign with it; remove the expired credential.",
     ),
     AadstsCode(
         700024,
         "Client assertion is not within its valid time range",
         (
-            "a client assertion (certificate or federated credential) has expired or is not yet valid, "
-            "often from clock skew or a token cached too long",
+            "the assertion's exp is past or its nbf is in the future: the signing machine's clock is wrong "
+            "(skew), or the assertion was cached or queued too long before it reached Entra",
+            "a federated token used as the assertion expired before it was exchanged",
         ),
-        "This is not a client-secret problem: check the machine's clock and the assertion's lifetime.",
+        "Sync the signing machine's clock (NTP), build a fresh assertion for every token request with a short "
+        "lifetime (minutes), and do not cache it; this is not about the certificate's own validity.",
     ),
     AadstsCode(
-        700027,
-        "Client assertion failed signature validation",
-        ("the assertion was signed with a key that is not registered on the app",),
-        "This is not a client-secret problem: upload the signing certificate to the app registration "
-        "or fix the key the client signs with.",
+        700021,
+        "Client assertion application identifier does not match the client_id parameter",
+        ("the assertion's iss and sub are not the client id the request names",),
+        "Set both iss and sub of the assertion to the Application (client) ID, the same as client_id.",
+    ),
+    AadstsCode(
+        700023,
+        "Client assertion audience claim does not match the realm issuer",
+        (
+            "the assertion's aud is not the token endpoint of the tenant the request goes to (another tenant, "
+            "another cloud, or a v1/v2 mismatch)",
+            "the error reference also lists 700023 as InvalidResourcelessScope: a scope that names no resource",
+        ),
+        "Set aud to the token endpoint the request is sent to: "
+        "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token; for a scope error request "
+        "'<resource>/.default'.",
+    ),
+    AadstsCode(
+        50027,
+        "Invalid JWT token",
+        (
+            "the client assertion is malformed, or misses a required claim (sub, iss, aud, exp, jti)",
+            "unexpected issuer or audience, or the assertion is not within its valid time range",
+        ),
+        "Build the assertion in Entra's certificate-credential format (header alg RS256/PS256 and x5t#S256; "
+        "claims aud, iss = sub = client id, jti, nbf, exp), or let azure-identity's CertificateCredential "
+        "build it.",
+    ),
+    AadstsCode(
+        50048,
+        "Subject mismatches issuer in the client assertion",
+        ("the assertion's sub differs from its iss",),
+        "Set both iss and sub to the Application (client) ID.",
+    ),
+    AadstsCode(
+        70002,
+        "Error validating the client credentials",
+        (
+            "the client secret does not match the expected value for this client (an older, catch-all form of 7000215)",
+            "the client authenticated in a way this app does not allow (a public client, or no credential of "
+            "that kind on the app)",
+        ),
+        "Check which credential the client sends and that the app has one of that kind: a secret value "
+        "from Certificates & secrets, or a certificate the app lists.",
     ),
     AadstsCode(
         500011,

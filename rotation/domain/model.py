@@ -27,6 +27,10 @@ from rotation import redact
 from rotation.domain import strict_json
 from rotation.domain.errors import BadRequestError, RotationError
 
+if TYPE_CHECKING:
+    # listing.py imports this module; only an annotation names it (a dataclass never resolves it).
+    from rotation.domain.listing import CertificateCredential
+
 # --------------------------------------------------------------------------------------------------
 # Names and identifiers
 
@@ -456,6 +460,8 @@ class Application:
     sign_in_audience: str | None = None
     password_credentials: tuple[PasswordCredential, ...] = ()
     key_credentials_count: int = 0
+    #: Its certificates (thumbprint and dates, never key material), for the diagnosis to compare.
+    key_credentials: tuple[CertificateCredential, ...] = ()
     #: The application's ``tags`` (only its owners and directory admins can write them).
     tags: tuple[str, ...] = ()
     #: The object these credentials and tags are read from (see the class docstring).
@@ -464,6 +470,7 @@ class Application:
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "key_credentials", tuple(self.key_credentials))
 
     @property
     def bindings(self) -> tuple[Binding, ...]:

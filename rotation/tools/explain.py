@@ -16,8 +16,8 @@ NO_CODE: Final = "No AADSTS code found. Paste the whole error message, or just t
 
 #: "Does waiting help?" by the catalogue's classification of a code.
 WAITING: Final[dict[aadsts.Classification, str]] = {
-    "propagation": "only if the secret was created in the last few minutes (Entra replicates a new secret "
-    "within seconds to about two minutes); otherwise no",
+    "propagation": "only if the secret (or certificate) was added in the last few minutes (Entra replicates a "
+    "new credential within seconds to about two minutes); otherwise no",
     "transient": "yes, try again shortly",
     "permanent": "no, waiting does not fix it",
     "unknown": "unknown",

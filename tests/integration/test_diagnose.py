@@ -349,21 +349,34 @@ def test_whitespace_and_line_breaks(
     assert status(result, "credential.match") == "pass"
 
 
-def test_truncated_value_warns_and_entra_refuses_it(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_truncated_value_in_the_current_format_fails_and_entra_refuses_it(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Entra's current values are all 40 characters: a shorter one is a definite failure, the lead
+    cause even without --probe (the hint still matches the tagged credential)."""
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"][:30], managed_tags(app, password), expires=end_of(password))
 
-    code, result = diagnose_json(capsys, cloud, name, "--probe")
+    code, result = diagnose_json(capsys, cloud, name)
 
     length = check(result, "value.length")
-    assert length["status"] == "warn"
-    assert "30 characters" in length["evidence"] and "40 characters long" in length["cause"]
-    assert code == 1 and result["mostLikelyCause"]["id"] == "signin.probe"
+    assert length["status"] == "fail" and "truncated, 10 character(s) missing" in length["evidence"]
+    assert "30 characters" in length["evidence"] and "exactly 40 characters long" in length["cause"]
+    assert code == 1 and result["mostLikelyCause"]["id"] == "value.length"
+    code, result = diagnose_json(capsys, cloud, name, "--probe")
+    assert code == 1 and result["probe"]["code"] == 7000215
 
 
-def test_too_short_value_warns(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
+def test_too_short_value_in_the_current_format_fails(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
     app, password = new_app(cloud)
     name = store(cloud, password["secretText"][:12], managed_tags(app, password), expires=end_of(password))
+    code, result = diagnose_json(capsys, cloud, name)
+    assert code == 1 and status(result, "value.length") == "fail"
+
+
+def test_too_short_value_of_an_older_format_warns(cloud: RotatorCloud, capsys: pytest.CaptureFixture[str]) -> None:
+    app, _ = new_app(cloud)
+    name = store(cloud, "abcdefghijkl", {"ProviderAddress": app["appId"]})
     _, result = diagnose_json(capsys, cloud, name)
     assert status(result, "value.length") == "warn"
     assert "at least 16" in check(result, "value.length")["cause"]

@@ -12,6 +12,8 @@ from rotation.domain import aadsts
 from rotation.domain.aadsts import CATALOGUE, classify, explain, lookup, parse_code
 
 REQUIRED = [7000215, 7000222, 700016, 900023, 90002, 50012, 700027, 7000218]
+#: The codes of certificate (client assertion) sign-ins, issue 15.
+CERTIFICATE_CODES = [700027, 7000274, 1000502, 700024, 700021, 700023, 50027, 50048, 70002]
 
 SYNC_MESSAGE = (
     "Authentication failed: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent "
@@ -76,9 +78,11 @@ def test_every_entry_is_complete(entry: aadsts.AadstsCode) -> None:
     assert not (entry.retryable and entry.transient_during_propagation)
 
 
-def test_invalid_secret_is_the_only_propagation_code_and_its_remedy_is_concrete() -> None:
-    propagation = [c for c, e in CATALOGUE.items() if e.transient_during_propagation]
-    assert propagation == [7000215]
+def test_a_wrong_secret_and_an_unknown_certificate_are_the_only_propagation_codes() -> None:
+    """Both are what Entra answers before a new secret (7000215) or a new certificate (700027) has
+    reached every replica, so a validation keeps trying them; the rest fail fast."""
+    propagation = sorted(c for c, e in CATALOGUE.items() if e.transient_during_propagation)
+    assert propagation == [700027, 7000215]
     entry = lookup(7000215)
     assert entry is not None
     assert "VALUE, not the Secret ID" in entry.remedy
@@ -94,6 +98,9 @@ def test_invalid_secret_is_the_only_propagation_code_and_its_remedy_is_concrete(
         (900023, "permanent"),
         (90002, "permanent"),
         (53003, "permanent"),
+        (700027, "propagation"),
+        (7000274, "permanent"),
+        (700024, "permanent"),
         (90033, "transient"),
         (50196, "transient"),
         (1234567, "unknown"),
@@ -228,3 +235,39 @@ def test_explain_an_unknown_code_points_to_the_lookup_page() -> None:
 
 def test_explain_without_a_code() -> None:
     assert explain("connection reset by peer") is None
+
+
+# ---------------------------------------------------------------------------------------------- certificates
+
+
+@pytest.mark.parametrize("code", CERTIFICATE_CODES)
+def test_certificate_codes_are_catalogued_with_cause_and_remedy(code: int) -> None:
+    entry = lookup(code)
+    assert entry is not None and entry.causes and entry.remedy
+
+
+def test_an_unregistered_certificate_is_explained_as_the_thumbprint_not_on_the_app() -> None:
+    """The text Entra answers for a key the app does not have (as users published it)."""
+    message = (
+        "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on "
+        "application. [Reason - The key was not found., Thumbprint of key used by client: 'ABC']"
+    )
+    explanation = explain(message)
+    assert explanation is not None and explanation.entry is not None
+    assert "not registered on the app" in explanation.title
+    assert any("x5t" in cause for cause in explanation.entry.causes)
+    assert any("only client secrets" in cause for cause in explanation.entry.causes)
+    assert "Certificates & secrets" in explanation.remedy
+
+
+def test_assertion_lifetime_is_about_the_clock_not_the_certificate() -> None:
+    entry = lookup(700024)
+    assert entry is not None
+    assert any("clock" in cause for cause in entry.causes)
+    assert "fresh assertion" in entry.remedy and not entry.transient_during_propagation
+
+
+def test_a_secret_sent_to_a_certificate_only_app_is_a_7000215_cause() -> None:
+    entry = lookup(7000215)
+    assert entry is not None
+    assert any("only certificates" in cause for cause in entry.causes)

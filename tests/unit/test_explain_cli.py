@@ -29,7 +29,7 @@ def test_a_bare_code_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert out.startswith("AADSTS7000215: Invalid client secret provided")
     assert "Secret ID (a GUID) was copied instead of the secret Value" in out
-    assert "Does waiting help? only if the secret was created in the last few minutes" in out
+    assert "Does waiting help? only if the secret (or certificate) was added in the last few minutes" in out
     assert "https://login.microsoftonline.com/error?code=7000215" in out
 
 

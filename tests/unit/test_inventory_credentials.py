@@ -138,6 +138,28 @@ def test_a_binding_on_the_app_does_not_cover_the_service_principal_password() ->
     assert "not bound" in {r.key_id: r for r in listed}[KEY_A].note
 
 
+def test_a_held_retirement_shows_on_the_retiring_credential_with_its_reason() -> None:
+    apps, principals, secrets = _sources()
+    reason = f"credential {KEY_B} signed in on 2026-11-29: something still uses it"
+    app = apps[0].application
+    with_old = Application(
+        app.object_id, APP_ID, app.display_name, password_credentials=(*app.password_credentials, _password(KEY_B, 30))
+    )
+    apps[0] = ListedApplication(with_old)
+    secrets[0] = _secret(
+        "payments-sp",
+        KEY_A,
+        APP_ID,
+        CredentialObject="servicePrincipal",
+        RetireCredentialId=KEY_B,
+        RetirementHeld=reason,
+    )
+    rows = {r.key_id: r for r in classify(apps, secrets, NOW, vault_hosts={"kv": HOST}, service_principals=principals)}
+    assert rows[KEY_B].standing.value == "retiring"
+    assert f"retirement held: {reason}" in rows[KEY_B].note
+    assert "retirement held" not in rows[KEY_A].note
+
+
 def test_a_certificate_has_its_thumbprint_and_expiry() -> None:
     row = _rows()[KEY_CERT]
     assert (row.kind, row.thumbprint, row.end) == ("certificate", THUMBPRINT, NOW + 200 * DAY)

@@ -7,14 +7,13 @@ facts that reveal no more than Graph's ``hint`` (its length, its first three cha
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 from rotation.domain import aadsts, policy
 from rotation.domain.errors import RotationError, TagError, bind_command
 from rotation.domain.model import (
     ManagedSecret,
-    PasswordCredential,
     RotationState,
     Sensitive,
     Tag,
@@ -25,12 +24,18 @@ from rotation.domain.model import (
 from rotation.domain.state import tagged_credential_id
 from rotation.redact import registry
 from rotation.tools.common import shorten
+from rotation.tools.diagnose.certificate_checks import certificate_checks
+from rotation.tools.diagnose.certificate_value import StoredCertificate, stored_certificate
+from rotation.tools.diagnose.credentials import (
+    check_app_credentials,
+    check_credential_match,
+    check_credential_validity,
+)
 from rotation.tools.diagnose.facts import APP_ONLY_FORBIDDEN_TENANTS, AppLookup, Observed
 from rotation.tools.diagnose.results import Check, Diagnosis, Status, ValueShape
+from rotation.tools.diagnose.usage_checks import check_consumer_credential
+from rotation.tools.diagnose.wording import days_between, skip, stripped, when
 
-#: A credential this young may not have reached every Entra replica: 4-18 s observed, up to 2 minutes
-#: reported by users; the margin keeps a diagnosis run right after a rotation from blaming the value.
-PROPAGATION_WINDOW: Final = timedelta(minutes=5)
 #: The default sweep runs hourly and retires at its first run after RetireAfter; two missed runs
 #: mean something keeps failing, not that the sweep has not come round yet.
 RETIREMENT_SLACK: Final = timedelta(hours=2)
@@ -77,36 +82,6 @@ def value_shape(value: Sensitive) -> ValueShape:
     )
 
 
-def _stripped(value: Sensitive) -> str:
-    return value.reveal().strip()
-
-
-def _when(moment: datetime | None) -> str:
-    return format_utc(moment) if moment else "never"
-
-
-def _days_between(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds() / 86400
-
-
-def _in_days(end: datetime | None, now: datetime) -> str:
-    if end is None:
-        return "no end date"
-    days = _days_between(end, now)
-    if days < 0:
-        return f"expired {abs(days):.1f} days ago ({format_utc(end)})"
-    return f"expires in {days:.1f} days ({format_utc(end)})"
-
-
-def _credential_label(credential: PasswordCredential) -> str:
-    name = f"'{credential.display_name}'" if credential.display_name else "(no description)"
-    return f"{credential.key_id} {name} hint {credential.hint or '?'}"
-
-
-def _skip(check_id: str, title: str, why: str, remedy: str = "") -> Check:
-    return Check(check_id, title, Status.SKIP, why, remedy=remedy)
-
-
 # --------------------------------------------------------------------------------------------------
 # Checks: Key Vault
 
@@ -118,15 +93,15 @@ def check_secret_exists(seen: Observed) -> Check:
             "secret.exists",
             title,
             Status.PASS,
-            f"latest version {seen.version.version} created {_when(seen.version.created)}",
+            f"latest version {seen.version.version} created {when(seen.version.created)}",
         )
     if seen.deleted is not None:
         return Check(
             "secret.exists",
             title,
             Status.FAIL,
-            f"the secret was soft-deleted on {_when(seen.deleted.deleted)}; it is purged for good on "
-            f"{_when(seen.deleted.scheduled_purge)}",
+            f"the secret was soft-deleted on {when(seen.deleted.deleted)}; it is purged for good on "
+            f"{when(seen.deleted.scheduled_purge)}",
             "A deleted secret reads as 404 SecretNotFound for every consumer, and its name cannot be reused "
             "while it is recoverable.",
             f"Recover it with every version and tag (az keyvault secret recover --vault-name {seen.vault} "
@@ -159,7 +134,7 @@ def check_secret_exists(seen: Observed) -> Check:
 def check_secret_enabled(seen: Observed) -> Check:
     title = "Latest version is enabled"
     if seen.version is None:
-        return _skip("secret.enabled", title, "the secret was not read")
+        return skip("secret.enabled", title, "the secret was not read")
     if seen.version.enabled:
         return Check("secret.enabled", title, Status.PASS, f"version {seen.version.version} is enabled")
     return Check(
@@ -178,7 +153,7 @@ def check_secret_window(seen: Observed, rotate_before_days: int) -> Check:
     title = "Version is inside its not-before / expiry window"
     version = seen.version
     if version is None:
-        return _skip("secret.validity", title, "the secret was not read")
+        return skip("secret.validity", title, "the secret was not read")
     now = seen.now
     if version.not_before is not None and version.not_before > now:
         return Check(
@@ -211,7 +186,7 @@ def check_secret_window(seen: Observed, rotate_before_days: int) -> Check:
             "Rotate now (a managed secret: python -m rotation rotate VAULT SECRET; otherwise add a new secret on "
             "the app and store its value with a new expiry).",
         )
-    days = _days_between(version.expires, now)
+    days = days_between(version.expires, now)
     if days <= rotate_before_days:
         return Check(
             "secret.validity",
@@ -228,9 +203,9 @@ def check_pinned_versions(seen: Observed) -> Check:
     """Consumers that read a specific version id keep using it after the latest moved on."""
     title = "No enabled older version names a credential that is gone"
     if seen.version is None:
-        return _skip("secret.versions", title, "the secret was not read")
+        return skip("secret.versions", title, "the secret was not read")
     if not seen.versions:
-        return _skip("secret.versions", title, "the version list was not read")
+        return skip("secret.versions", title, "the version list was not read")
     enabled = [v for v in seen.versions if v.enabled]
     summary = f"{len(seen.versions)} version(s), {len(enabled)} enabled"
     if seen.app is None:
@@ -298,7 +273,7 @@ def check_tenant_exists(seen: Observed) -> Check:
     title = "Tenant exists"
     lookup = seen.tenant
     if lookup is None:
-        return _skip("tenant.exists", title, "no well-formed tenant to look up")
+        return skip("tenant.exists", title, "no well-formed tenant to look up")
     if lookup.exists is True:
         resolved = f" (tenant id {lookup.tenant_id})" if lookup.tenant_id and lookup.tenant_id != seen.tenant_id else ""
         return Check("tenant.exists", title, Status.PASS, f"Entra knows tenant {seen.tenant_id}{resolved}")
@@ -326,7 +301,7 @@ def check_tenant_exists(seen: Observed) -> Check:
 def check_app_id(seen: Observed) -> Check:
     title = "Application (client) id is known and well-formed"
     if seen.app_id is None:
-        return _skip(
+        return skip(
             "app.id",
             title,
             "no app id: the secret has no ProviderAddress tag and --app was not given",
@@ -397,7 +372,7 @@ def check_app_exists(seen: Observed) -> Check:
                 "it an owner of the app to rotate it, or run with --probe to test the sign-in directly.",
             )
         case AppLookup.OTHER_TENANT:
-            return _skip(
+            return skip(
                 "app.exists",
                 title,
                 f"the app lives in tenant {seen.tenant_id}, but the rotator reads Graph in its own tenant "
@@ -414,9 +389,9 @@ def check_app_exists(seen: Observed) -> Check:
                 "Run the diagnosis again; if it persists, check the rotator's Graph permission.",
             )
         case _ if seen.tenant is not None and seen.tenant.exists is False:
-            return _skip("app.exists", title, "the tenant does not exist, so neither can the app")
+            return skip("app.exists", title, "the tenant does not exist, so neither can the app")
         case _:
-            return _skip("app.exists", title, "no usable app id")
+            return skip("app.exists", title, "no usable app id")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -426,7 +401,7 @@ def check_app_exists(seen: Observed) -> Check:
 def check_value_not_id(seen: Observed, shape: ValueShape | None) -> Check:
     title = "Value is a client secret value, not a Secret ID or another GUID"
     if seen.value is None or shape is None:
-        return _skip("value.secret_id", title, "the value was not read")
+        return skip("value.secret_id", title, "the value was not read")
     if shape.empty:
         entry = aadsts.lookup(7000218)
         return Check(
@@ -455,7 +430,7 @@ def check_value_not_id(seen: Observed, shape: ValueShape | None) -> Check:
             "Store that credential's VALUE instead. Entra shows a value only once, when it is created; if it "
             "is lost, add a new secret (or run a rotation) and store its value.",
         )
-    named = _which_guid(_stripped(seen.value), seen)
+    named = _which_guid(stripped(seen.value), seen)
     return Check(
         "value.secret_id",
         title,
@@ -480,7 +455,7 @@ def _which_guid(text: str, seen: Observed) -> str:
 def check_value_whitespace(seen: Observed, shape: ValueShape | None) -> Check:
     title = "Value has no surrounding whitespace, line breaks or control characters"
     if shape is None or shape.empty:
-        return _skip("value.whitespace", title, "the value was not read" if shape is None else "the value is empty")
+        return skip("value.whitespace", title, "the value was not read" if shape is None else "the value is empty")
     if shape.surrounding_whitespace or shape.inner_whitespace_or_control:
         what = []
         if shape.leading_whitespace:
@@ -508,11 +483,24 @@ def check_value_whitespace(seen: Observed, shape: ValueShape | None) -> Check:
 def check_value_length(seen: Observed, shape: ValueShape | None) -> Check:
     title = "Value length is plausible (not truncated)"
     if shape is None or shape.empty or shape.guid:
-        return _skip("value.length", title, "no secret-shaped value to measure")
-    length = len(_stripped(seen.value)) if seen.value else shape.length
+        return skip("value.length", title, "no secret-shaped value to measure")
+    length = len(stripped(seen.value)) if seen.value else shape.length
     evidence = f"{length} characters, hint '{shape.hint}'"
     if shape.current_format:
         evidence += ", Entra's current format ('8Q~' at positions 4-6)"
+    if shape.current_format and length < CURRENT_LENGTH:
+        # Every value in this format is exactly CURRENT_LENGTH long: a shorter one cannot sign in,
+        # whatever else is right, so this is a failure (the lead cause when the rest matches).
+        return Check(
+            "value.length",
+            title,
+            Status.FAIL,
+            evidence + f": truncated, {CURRENT_LENGTH - length} character(s) missing",
+            f"Values in Entra's current format are exactly {CURRENT_LENGTH} characters long; this one has "
+            f"{length}, so it was cut short when copied (a terminal line, a form field, a template), and Entra "
+            "refuses it (AADSTS7000215).",
+            "Copy the whole value again (or add a new secret, or run a rotation, and store its value).",
+        )
     if length < policy.MIN_SECRET_LENGTH:
         return Check(
             "value.length",
@@ -530,7 +518,7 @@ def check_value_length(seen: Observed, shape: ValueShape | None) -> Check:
             Status.WARN,
             evidence,
             f"Values in Entra's current format are {CURRENT_LENGTH} characters long; this one has "
-            f"{length}, so part of it was probably lost or added when copied.",
+            f"{length}, so something was probably added when copied.",
             "Copy the whole value again (or add a new secret and store its value).",
         )
     if length > MAX_SECRET_LENGTH:
@@ -549,7 +537,7 @@ def check_value_length(seen: Observed, shape: ValueShape | None) -> Check:
 def check_value_characters(seen: Observed, shape: ValueShape | None) -> Check:
     title = "Value has no characters that shells or hand-built requests mangle"
     if shape is None or shape.empty or shape.guid:
-        return _skip("value.characters", title, "no secret-shaped value to inspect")
+        return skip("value.characters", title, "no secret-shaped value to inspect")
     found = [f"'{ch}' ({_SHELL_CHARACTERS[ch]})" for ch in shape.shell_characters]
     found += [f"'{ch}' ({_FORM_CHARACTERS[ch]} if not URL-encoded)" for ch in shape.form_characters]
     if not found:
@@ -571,172 +559,6 @@ def check_value_characters(seen: Observed, shape: ValueShape | None) -> Check:
 # Checks: the app's credentials
 
 
-def matched_credential(seen: Observed) -> PasswordCredential | None:
-    """The credential the stored value belongs to: the one CredentialId names, else the only one
-    whose hint matches the value's first three characters."""
-    if seen.app is None or seen.value is None:
-        return None
-    key_id = seen.tags.get(Tag.CredentialId, "").strip()
-    if key_id:
-        return seen.app.credential(key_id)
-    hint = _stripped(seen.value)[:3]
-    candidates = [c for c in seen.app.password_credentials if c.hint == hint]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def check_credential_match(seen: Observed, shape: ValueShape | None) -> Check:
-    title = "Value belongs to a current credential of the app"
-    if seen.app is None:
-        return _skip("credential.match", title, "the app was not read")
-    if seen.value is None or shape is None or shape.empty or shape.guid:
-        return _skip("credential.match", title, "no secret-shaped value to match")
-    app = seen.app
-    hint = _stripped(seen.value)[:3]
-    key_id = seen.tags.get(Tag.CredentialId, "").strip()
-    if key_id:
-        credential = app.credential(key_id)
-        if credential is None:
-            return Check(
-                "credential.match",
-                title,
-                Status.FAIL,
-                f"the CredentialId tag names {key_id}, which is no longer a credential of the app",
-                "The secret was rotated or deleted in Entra but not in the vault: the stored value belongs to "
-                "a credential that no longer exists (AADSTS7000215).",
-                "Store the value of a current credential (add a new secret if no value is at hand) and update "
-                "CredentialId, or, for a managed secret, run an emergency rotation.",
-            )
-        if credential.hint and credential.hint != hint:
-            return Check(
-                "credential.match",
-                title,
-                Status.FAIL,
-                f"CredentialId names {_credential_label(credential)}, but the stored value starts "
-                f"differently (hint '{hint}')",
-                "Someone wrote another value into the secret without updating its tags, or the tag is stale: "
-                "the value is not that credential's.",
-                "Find out which value is right: store the tagged credential's value, or correct CredentialId.",
-            )
-        return Check("credential.match", title, Status.PASS, f"{_credential_label(credential)} (by CredentialId tag)")
-    candidates = [c for c in app.password_credentials if c.hint == hint]
-    if len(candidates) == 1:
-        return Check("credential.match", title, Status.PASS, f"{_credential_label(candidates[0])} (by hint)")
-    if len(candidates) > 1:
-        labels = "; ".join(_credential_label(c) for c in candidates)
-        return Check(
-            "credential.match",
-            title,
-            Status.WARN,
-            f"{len(candidates)} credentials have hint '{hint}': {labels}",
-            "The hint alone cannot tell which credential the value belongs to.",
-            "Tag the secret with CredentialId=<keyId> so that checks, the inventory and rotation know.",
-        )
-    return Check(
-        "credential.match",
-        title,
-        Status.FAIL,
-        f"no credential of app {app.app_id} has hint '{hint}' ({len(app.password_credentials)} credential(s) checked)",
-        "The value belongs to no current secret of this app: it was rotated or deleted in Entra but not in the "
-        "vault, or it is another app's secret (AADSTS7000215).",
-        "Store the value of one of the app's current secrets (add a new secret if none is at hand), and check "
-        "that the consumer's client id is this app.",
-    )
-
-
-def check_credential_validity(seen: Observed, rotate_before_days: int) -> Check:
-    title = "That credential is valid now"
-    credential = matched_credential(seen)
-    if credential is None:
-        return _skip("credential.validity", title, "no matching credential")
-    now = seen.now
-    label = _credential_label(credential)
-    if credential.is_expired(now):
-        entry = aadsts.lookup(7000222)
-        return Check(
-            "credential.validity",
-            title,
-            Status.FAIL,
-            f"{label} {_in_days(credential.end, now)}",
-            "The stored value's credential has expired (AADSTS7000222).",
-            entry.remedy if entry else "Rotate now.",
-        )
-    if credential.start is not None and credential.start > now:
-        return Check(
-            "credential.validity",
-            title,
-            Status.FAIL,
-            f"{label} starts only at {format_utc(credential.start)}",
-            "The credential is not valid yet, so Entra rejects the value until then (AADSTS7000215).",
-            "Wait for the start date, or add a secret that starts now.",
-        )
-    if credential.start is not None and now - credential.start < PROPAGATION_WINDOW:
-        age = int((now - credential.start).total_seconds())
-        return Check(
-            "credential.validity",
-            title,
-            Status.WARN,
-            f"{label} was created {age} s ago",
-            "A new secret reaches Entra's replicas over seconds to about two minutes; until then some sign-ins "
-            "get AADSTS7000215.",
-            "Wait a few minutes and try again before changing anything.",
-        )
-    days = _days_between(credential.end, now) if credential.end else None
-    if days is not None and days <= rotate_before_days:
-        return Check(
-            "credential.validity",
-            title,
-            Status.WARN,
-            f"{label} {_in_days(credential.end, now)}",
-            "The credential is inside its rotation window.",
-            "Rotate soon; a managed secret is rotated by the next sweep.",
-        )
-    return Check("credential.validity", title, Status.PASS, f"{label} {_in_days(credential.end, now)}")
-
-
-def check_app_credentials(seen: Observed) -> Check:
-    title = "The app has client secrets, and not all are expired"
-    app = seen.app
-    if app is None:
-        return _skip("app.credentials", title, "the app was not read")
-    now = seen.now
-    passwords = sorted(app.password_credentials, key=lambda c: c.end or datetime.max.replace(tzinfo=UTC))
-    certificates = app.key_credentials_count
-    listing = "; ".join(f"{_credential_label(c)} {_in_days(c.end, now)}" for c in passwords)
-    certs_note = f"; plus {certificates} certificate(s)" if certificates else ""
-    if not passwords:
-        if certificates:
-            return Check(
-                "app.credentials",
-                title,
-                Status.FAIL,
-                f"no client secrets, {certificates} certificate(s)",
-                "The app signs in with certificates (keyCredentials), not secrets: no client secret value "
-                "can work for it.",
-                "Configure the consumer with the certificate, or add a client secret to the app if a secret "
-                "is really intended.",
-            )
-        return Check(
-            "app.credentials",
-            title,
-            Status.FAIL,
-            "the app has no client secrets and no certificates",
-            "Every secret of the app was removed, so no stored value can sign in (AADSTS7000215).",
-            "Add a new client secret to the app and store its value (or run a rotation).",
-        )
-    active = [c for c in passwords if not c.is_expired(now)]
-    if not active:
-        entry = aadsts.lookup(7000222)
-        return Check(
-            "app.credentials",
-            title,
-            Status.FAIL,
-            f"all {len(passwords)} secret(s) expired: {listing}{certs_note}",
-            "Every client secret of the app has expired (AADSTS7000222).",
-            entry.remedy if entry else "Rotate now.",
-        )
-    return Check("app.credentials", title, Status.PASS, f"{len(passwords)} secret(s): {listing}{certs_note}")
-
-
 # --------------------------------------------------------------------------------------------------
 # Checks: the rotation state in the tags
 
@@ -746,7 +568,7 @@ def _managed(seen: Observed) -> tuple[ManagedSecret | None, Check | None]:
     title = "Rotation tags are consistent"
     tags = seen.tags
     if seen.version is None:
-        return None, _skip("rotation.tags", title, "the secret was not read")
+        return None, skip("rotation.tags", title, "the secret was not read")
     if Tag.ProviderAddress not in tags:
         near = next((k for k in tags if k != Tag.ProviderAddress and k.strip().lower() == "provideraddress"), None)
         if near is not None:
@@ -758,7 +580,7 @@ def _managed(seen: Observed) -> tuple[ManagedSecret | None, Check | None]:
                 "The rotator ignores the secret: it looks unmanaged.",
                 f"Rename the tag '{near}' to 'ProviderAddress'.",
             )
-        return None, _skip(
+        return None, skip(
             "rotation.tags",
             title,
             "not managed by the rotator (no ProviderAddress tag)",
@@ -791,7 +613,7 @@ def check_rotation_state(seen: Observed) -> Check:
     title = "No rotation is stuck or failed"
     managed, problem = _managed(seen)
     if managed is None or seen.version is None:
-        return _skip("rotation.state", title, "not a managed secret with usable tags" if problem else "not read")
+        return skip("rotation.state", title, "not a managed secret with usable tags" if problem else "not read")
     settings = seen.settings
     if managed.state is RotationState.VALIDATING:
         since = seen.version.updated or seen.version.created
@@ -814,7 +636,7 @@ def check_rotation_state(seen: Observed) -> Check:
             "rotation.state",
             title,
             Status.WARN,
-            f"a validation is in progress (rotation {managed.rotation_id}, since {_when(since)})",
+            f"a validation is in progress (rotation {managed.rotation_id}, since {when(since)})",
             "A new value was stored moments ago and is being proven; sign-ins may fail briefly while it propagates.",
             "Wait for the rotation to finish, then run the diagnosis again.",
         )
@@ -835,7 +657,7 @@ def check_retirement(seen: Observed) -> Check:
     title = "No retirement is overdue"
     managed, _ = _managed(seen)
     if managed is None:
-        return _skip("rotation.retirement", title, "not a managed secret with usable tags")
+        return skip("rotation.retirement", title, "not a managed secret with usable tags")
     if not managed.retire_credential_id:
         return Check("rotation.retirement", title, Status.PASS, "no credential waiting for retirement")
     key_id = managed.retire_credential_id
@@ -878,14 +700,14 @@ def check_retirement(seen: Observed) -> Check:
         "rotation.retirement",
         title,
         Status.PASS,
-        f"credential {key_id} is retired after {_when(due) if due else 'validation'}",
+        f"credential {key_id} is retired after {when(due) if due else 'validation'}",
     )
 
 
 def check_orphans(seen: Observed) -> Check:
     title = "No orphaned rotator credentials"
     if seen.app is None:
-        return _skip("rotation.orphans", title, "the app was not read")
+        return skip("rotation.orphans", title, "the app was not read")
     managed, _ = _managed(seen)
     referenced = set(policy.referenced_key_ids([v for v in seen.versions if v.enabled]))
     if managed is not None:
@@ -901,7 +723,7 @@ def check_orphans(seen: Observed) -> Check:
         "rotation.orphans",
         title,
         Status.WARN,
-        "; ".join(f"{c.key_id} '{c.display_name}' started {_when(c.start)}" for c in found),
+        "; ".join(f"{c.key_id} '{c.display_name}' started {when(c.start)}" for c in found),
         "A rotation created these credentials and stopped before recording them; nothing uses them, but they "
         "count against the app's secrets and are valid credentials nobody holds.",
         f"Run a reconcile (python -m rotation rotate {seen.vault} {seen.secret}); it removes them.",
@@ -919,9 +741,9 @@ def check_binding(seen: Observed) -> Check:
     """The app's owners bound this secret (the app's tags name its vault host and secret)."""
     title = "The app's owners bound this secret to the app"
     if seen.app is None or seen.app_id is None:
-        return _skip("binding", title, "the app was not read")
+        return skip("binding", title, "the app was not read")
     if seen.version is None or not seen.version.managed:
-        return _skip("binding", title, "the secret is not managed (no ProviderAddress tag)")
+        return skip("binding", title, "the secret is not managed (no ProviderAddress tag)")
     if seen.found_on_service_principal:
         # The rotator would read the app registration (no CredentialObject tag), where this value's
         # credential is not: it would take it for deleted and rotate an app password instead.
@@ -962,10 +784,10 @@ def check_binding(seen: Observed) -> Check:
 def check_probe(seen: Observed) -> Check:
     title = "Sign-in with the stored value works (client credentials)"
     if not seen.probe_requested:
-        return _skip("signin.probe", title, "not run (read-only by default)", "Add --probe to test one sign-in.")
+        return skip("signin.probe", title, "not run (read-only by default)", "Add --probe to test one sign-in.")
     result = seen.probe
     if result is None:
-        return _skip("signin.probe", title, "needs the value, an app id and a well-formed tenant")
+        return skip("signin.probe", title, "needs the value, an app id and a well-formed tenant")
     if result.ok:
         return Check("signin.probe", title, Status.PASS, "Entra issued a token")
     if result.code is None:
@@ -994,8 +816,26 @@ def check_probe(seen: Observed) -> Check:
 
 def judge(seen: Observed) -> Diagnosis:
     """Every check, in the order a sign-in depends on them (see :attr:`Diagnosis.most_likely`)."""
-    shape = value_shape(seen.value) if seen.value is not None else None
+    certificate = _stored_certificate(seen)
+    # A certificate is no client secret: its shape (length, hint, characters) says nothing.
+    shape = value_shape(seen.value) if seen.value is not None and certificate is None else None
     rotate_before = _rotate_before_days(seen)
+    credential: tuple[Check, ...]
+    if certificate is None:
+        credential = (
+            # With no usable secret on the app Entra refuses any value (7000222 when all expired, 7000215
+            # when it has only certificates), so this outranks everything about the value itself.
+            check_app_credentials(seen),
+            check_value_not_id(seen, shape),
+            check_value_whitespace(seen, shape),
+            check_credential_match(seen, shape),
+            check_credential_validity(seen, rotate_before),
+            check_secret_window(seen, rotate_before),
+            check_value_length(seen, shape),
+            check_value_characters(seen, shape),
+        )
+    else:
+        credential = (*certificate_checks(seen, certificate, rotate_before), check_secret_window(seen, rotate_before))
     checks = (
         check_secret_exists(seen),
         check_secret_enabled(seen),
@@ -1003,16 +843,7 @@ def judge(seen: Observed) -> Diagnosis:
         check_tenant_exists(seen),
         check_app_id(seen),
         check_app_exists(seen),
-        # With no usable secret on the app Entra refuses any value (7000222 when all expired), so
-        # this outranks everything about the value itself.
-        check_app_credentials(seen),
-        check_value_not_id(seen, shape),
-        check_value_whitespace(seen, shape),
-        check_credential_match(seen, shape),
-        check_credential_validity(seen, rotate_before),
-        check_secret_window(seen, rotate_before),
-        check_value_length(seen, shape),
-        check_value_characters(seen, shape),
+        *credential,
         check_rotation_tags(seen),
         # Not a sign-in cause (the stored value may work), but nothing rotates it: a warning.
         check_binding(seen),
@@ -1020,7 +851,9 @@ def judge(seen: Observed) -> Diagnosis:
         check_retirement(seen),
         check_orphans(seen),
         check_pinned_versions(seen),
-        check_probe(seen),
+        # Which credential consumers really use (the sign-in report): a warning at most, never the cause.
+        check_consumer_credential(seen, certificate),
+        check_probe(seen) if certificate is None else _certificate_probe(seen),
     )
     # Positional in the order of `Diagnosis`'s fields: what was diagnosed, and where its ids came from.
     return Diagnosis(
@@ -1033,6 +866,25 @@ def judge(seen: Observed) -> Diagnosis:
         checks=tuple(_scrubbed(c) for c in checks),
         shape=shape,
         probe=seen.probe,
+        certificate=certificate,
+    )
+
+
+def _stored_certificate(seen: Observed) -> StoredCertificate | None:
+    if seen.value is None:
+        return None
+    return stored_certificate(seen.value, seen.version.content_type if seen.version else None)
+
+
+def _certificate_probe(seen: Observed) -> Check:
+    title = "Sign-in with the stored value works (client credentials)"
+    if not seen.probe_requested:
+        return skip("signin.probe", title, "not run (read-only by default)")
+    return skip(
+        "signin.probe",
+        title,
+        "not run: the stored value is a certificate, and the probe signs in with client secrets only",
+        "Sign in once with the certificate (azure-identity CertificateCredential) to test it.",
     )
 
 

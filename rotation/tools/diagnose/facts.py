@@ -47,6 +47,10 @@ class TenantLookup:
     tenant_id: str | None = None
     code: int | None = None
     detail: str = ""
+    #: Entra's clock (the answer's ``Date`` header): what a client assertion's nbf/exp are judged by.
+    server_time: datetime | None = None
+    #: This machine's clock when that answer arrived.
+    local_time: datetime | None = None
 
 
 @dataclass
@@ -69,6 +73,11 @@ class Observed:
     app_lookup: AppLookup = AppLookup.NOT_TRIED
     app: Application | None = None
     app_problem: str | None = None
+    # Graph's credential sign-in report for the app (issue 13): keyId -> last sign-in (day-granular,
+    # at least a day late); ``None`` with ``sign_ins_read`` when Graph will not show it.
+    sign_ins_read: bool = False
+    sign_ins: dict[str, datetime | None] | None = None
+    sign_ins_problem: str | None = None
     probe_requested: bool = False
     probe: ProbeResult | None = None
     #: Where the secret's password lives (its ``CredentialObject`` tag): with ``servicePrincipal``,

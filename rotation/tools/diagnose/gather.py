@@ -5,7 +5,8 @@
 - Entra: the tenant's OpenID configuration document (does the tenant exist?);
 - Graph: the app by appId (and by object id when that finds nothing), or its service principal when
   the ``CredentialObject`` tag says so or the value matches no password of the app but one of its
-  service principal's;
+  service principal's, then its credential sign-in report (which credential consumers sign in with;
+  refused without AuditLog.Read.All or P1/P2);
 - with ``probe=True`` only: exactly one client-credentials token request with the stored value.
 
 A read that fails is recorded as a fact (``read_problem``, ``app_problem``, ...) for the checks to
@@ -15,6 +16,7 @@ explain, never raised: a diagnosis reports what it could not see.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
@@ -38,6 +40,7 @@ from rotation.domain.model import (
 )
 from rotation.service.ports import GraphPort, VaultPort
 from rotation.tools.common import shorten
+from rotation.tools.diagnose.certificate_value import stored_certificate
 from rotation.tools.diagnose.facts import AppLookup, Observed, TenantLookup
 
 if TYPE_CHECKING:
@@ -58,14 +61,32 @@ async def lookup_tenant(authority_host: str, tenant: str, *, timeout_seconds: fl
         ):
             body = await response.json(content_type=None)
             status = response.status
+            local_time = datetime.now(UTC)
+            server_time = _http_date(response.headers.get("Date"))
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return TenantLookup(None, detail=f"{type(exc).__name__} reading the OpenID configuration")
     if status == 200 and isinstance(body, dict):
-        return TenantLookup(True, tenant_id=_tenant_from_issuer(body.get("issuer")))
+        return TenantLookup(
+            True,
+            tenant_id=_tenant_from_issuer(body.get("issuer")),
+            server_time=server_time,
+            local_time=local_time,
+        )
     code = aadsts.parse_code(body) if isinstance(body, dict) else None
     if status == 400 and code in (90002, 900023):
         return TenantLookup(False, code=code)
     return TenantLookup(None, code=code, detail=f"HTTP {status}" + (f" AADSTS{code}" if code else ""))
+
+
+def _http_date(header: str | None) -> datetime | None:
+    """An HTTP ``Date`` header (RFC 9110 IMF-fixdate) as an aware UTC time, or ``None``."""
+    if not header:
+        return None
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _tenant_from_issuer(issuer: object) -> str | None:
@@ -154,6 +175,8 @@ async def _look_on_service_principal(seen: Observed, directory: GraphPort) -> No
     no object; if the service principal holds a password with the value's hint, it is judged there."""
     if seen.app is None or seen.value is None or Tag.CredentialObject in seen.tags or seen.app_id is None:
         return
+    if stored_certificate(seen.value, seen.version.content_type if seen.version else None):
+        return  # a certificate is no password of either object
     hint = seen.value.hint
     if any(c.hint == hint for c in seen.app.password_credentials):
         return
@@ -203,11 +226,26 @@ async def gather(
         assert seen.tenant_id is not None
         seen.tenant = await lookup_tenant(runtime.settings.authority_host, seen.tenant_id)
     await _read_app(seen, runtime.directory)
+    await _read_sign_ins(seen, runtime.directory)
     if probe and _probe_possible(seen):
         assert seen.tenant_id and seen.app_id and seen.value is not None
         seen.probe = await runtime.probe.probe(seen.tenant_id, seen.app_id, seen.value)
     return seen
 
 
+async def _read_sign_ins(seen: Observed, directory: GraphPort) -> None:
+    """Graph's credential sign-in report for the app: one GET (issue 13). A refusal (no
+    AuditLog.Read.All, no P1/P2 licence) or an error is a fact to state, never a failed diagnosis."""
+    if seen.app is None:
+        return
+    seen.sign_ins_read = True
+    try:
+        seen.sign_ins = await directory.credential_sign_ins(seen.app.app_id)
+    except RotationError as error:
+        seen.sign_ins_problem = error.message
+
+
 def _probe_possible(seen: Observed) -> bool:
+    if seen.value is not None and stored_certificate(seen.value, seen.version.content_type if seen.version else None):
+        return False  # the probe sends client secrets; a certificate would only earn a misleading 7000215
     return bool(seen.value and seen.app_id and seen.tenant_usable)

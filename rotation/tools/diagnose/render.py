@@ -1,7 +1,8 @@
 """A diagnosis as text for a terminal, or as the JSON the command line prints with ``--json``.
 
 Evidence quotes names and tags that anyone may have chosen, so text output is made terminal-safe;
-nothing here ever sees the secret value (only :class:`.results.ValueShape`).
+nothing here ever sees the secret value (only :class:`.results.ValueShape`, and for a certificate
+the public facts of :class:`.certificate_value.StoredCertificate`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import sys
 from typing import Any, Final
 
+from rotation.domain.model import format_utc
 from rotation.tools.common import terminal_safe
+from rotation.tools.diagnose.certificate_value import StoredCertificate
 from rotation.tools.diagnose.results import Check, Diagnosis, Status, ValueShape
 
 _SYMBOLS: Final = {Status.PASS: "✔", Status.WARN: "!", Status.FAIL: "✘", Status.SKIP: "·"}
@@ -28,6 +31,8 @@ def render_text(diagnosis: Diagnosis, *, unicode: bool = True) -> str:
     tenant = f"{diagnosis.tenant_id} (from {diagnosis.tenant_source})" if diagnosis.tenant_id else "unknown"
     lines.append(f"  app: {app}")
     lines.append(f"  tenant: {tenant}")
+    if diagnosis.certificate is not None:
+        lines.append(f"  stored value: {_certificate_line(diagnosis.certificate)}")
     lines.append("")
     for check in diagnosis.checks:
         lines.append(f"{symbols[check.status]} {check.title}: {check.evidence}")
@@ -57,6 +62,14 @@ def render_text(diagnosis: Diagnosis, *, unicode: bool = True) -> str:
         f"{counts['skip']} skipped"
     )
     return "\n".join(terminal_safe(line) for line in lines)
+
+
+def _certificate_line(certificate: StoredCertificate) -> str:
+    key = "with its private key" if certificate.has_private_key else "without a private key"
+    return (
+        f"a {certificate.format} certificate {key}, thumbprint {certificate.thumbprint}, {certificate.subject}, "
+        f"valid {format_utc(certificate.not_before)} to {format_utc(certificate.not_after)}"
+    )
 
 
 def _probe_advice(diagnosis: Diagnosis) -> str:
@@ -94,6 +107,18 @@ def shape_json(shape: ValueShape) -> dict[str, Any]:
     }
 
 
+def certificate_json(certificate: StoredCertificate) -> dict[str, Any]:
+    return {
+        "format": certificate.format,
+        "thumbprint": certificate.thumbprint,
+        "thumbprintSha256": certificate.thumbprint_sha256,
+        "subject": certificate.subject,
+        "notBefore": format_utc(certificate.not_before),
+        "notAfter": format_utc(certificate.not_after),
+        "hasPrivateKey": certificate.has_private_key,
+    }
+
+
 def diagnosis_json(diagnosis: Diagnosis) -> dict[str, Any]:
     likely = diagnosis.most_likely
     probe = diagnosis.probe
@@ -106,6 +131,7 @@ def diagnosis_json(diagnosis: Diagnosis) -> dict[str, Any]:
         "tenantId": diagnosis.tenant_id,
         "tenantIdSource": diagnosis.tenant_source,
         "value": shape_json(diagnosis.shape) if diagnosis.shape else None,
+        "certificate": certificate_json(diagnosis.certificate) if diagnosis.certificate else None,
         "checks": [check_json(c) for c in diagnosis.checks],
         "counts": diagnosis.counts(),
         "mostLikelyCause": check_json(likely) if likely else None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from rotation.domain.model import ProbeResult
+from rotation.tools.diagnose.certificate_value import StoredCertificate
 
 
 class Status(StrEnum):
@@ -59,6 +60,8 @@ class Diagnosis:
     checks: tuple[Check, ...]
     shape: ValueShape | None = None
     probe: ProbeResult | None = None
+    #: The certificate the stored value holds (public facts only), when it is one.
+    certificate: StoredCertificate | None = None
 
     @property
     def failed(self) -> bool:

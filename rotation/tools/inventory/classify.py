@@ -111,6 +111,10 @@ def _password_row(
         if len(named) > 1:
             others = ", ".join(f"{r.vault}/{r.secret}" for r in named[1:])
             notes.append(f"also named by {others}")
+        held = chosen.version.tags.get(Tag.RetirementHeld, "").strip()
+        if chosen.retiring and held:
+            # The grace period is over, but the sign-in report shows the credential in use (issue 13).
+            notes.append(f"retirement held: {held}")
         host = (vault_hosts or {}).get(chosen.vault.lower())
         if host is not None and app.binding_for(host, chosen.secret) is None:
             # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
