@@ -296,7 +296,8 @@ class FakeDirectory:
                 app.display_name,
                 None,
                 tuple(p.credential for p in app.sp.passwords),
-                tags=tuple(app.sp.tags),
+                # Graph reads a service principal's tags as its own plus its application's.
+                tags=(*app.sp.tags, *(t for t in app.tags if t not in app.sp.tags)),
                 credential_object=SERVICE_PRINCIPAL,
             )
         return Application(

@@ -157,7 +157,7 @@ class NotBoundError(RotationError):
                 "registration does not count for a service principal's password), so the rotator leaves it alone.",
                 f"An owner of the service principal (or an admin) binds it with: {self.command} (or by hand, "
                 f"appending to its tags: az ad sp update --id {app_id} --set tags=<its tags plus "
-                f"'rotator-binding:{host}/{secret.lower()}'>).",
+                f"'rotator-sp-binding:{host}/{secret.lower()}'>).",
             )
             return
         super().__init__(

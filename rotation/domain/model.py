@@ -309,31 +309,45 @@ def rotator_display_name(vault: str, secret: str, rotation_id: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # The binding: which Key Vault secrets an app's owners allow to hold its credentials
 
-#: One application tag per binding: ``rotator-binding:{vault host}/{secret}`` (lower case), optionally
-#: ``#{keyId}`` naming the credential ``adopt`` identified (the one non-rotator credential the rotator
-#: may later retire for that secret). Longest: 16 + 48 (a 24-character vault name under the longest
-#: Azure suffix) + 1 + 127 + 1 + 36 = 229 characters, inside the 256 assumed for one Graph tag.
+#: One tag per binding on the object that holds the password: ``rotator-binding:{vault host}/{secret}``
+#: on an app registration, ``rotator-sp-binding:{vault host}/{secret}`` on a service principal (lower
+#: case), optionally ``#{keyId}`` naming the credential ``adopt`` identified (the one non-rotator
+#: credential the rotator may later retire for that secret). Two prefixes, not one: Graph documents a
+#: service principal's ``tags`` as the union of its own and its application's, so an app binding may
+#: be read back on the service principal and must not authorise the service principal's passwords.
+#: Longest: 19 + 48 (a 24-character vault name under the longest Azure suffix) + 1 + 127 + 1 + 36 =
+#: 232 characters, inside the 256 assumed for one Graph tag.
 BINDING_PREFIX: Final = "rotator-binding:"
+SP_BINDING_PREFIX: Final = "rotator-sp-binding:"
 BINDING_TAG_MAX: Final = 256
 _BINDING_RE = re.compile(
-    rf"^rotator-binding:(?P<host>{_HOST_PART})/(?P<secret>[0-9a-z-]{{1,127}})"
+    rf"^(?P<prefix>rotator-binding:|rotator-sp-binding:)(?P<host>{_HOST_PART})/(?P<secret>[0-9a-z-]{{1,127}})"
     r"(?:#(?P<key>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))?$"
 )
+
+
+def binding_prefix(on: CredentialObject = "application") -> str:
+    """The prefix of the bindings that count on ``on`` (see :data:`SP_BINDING_PREFIX`)."""
+    return SP_BINDING_PREFIX if on == "servicePrincipal" else BINDING_PREFIX
 
 
 class Binding(NamedTuple):
     host: str
     secret: str
     adopted_key_id: str | None = None
+    #: The object whose tags hold it, and whose passwords it authorises.
+    on: CredentialObject = "application"
 
     @property
     def tag(self) -> str:
-        return binding_tag(self.host, self.secret, self.adopted_key_id)
+        return binding_tag(self.host, self.secret, self.adopted_key_id, on=self.on)
 
 
-def binding_tag(host: str, secret: str, adopted_key_id: str | None = None) -> str:
-    """The application tag that binds ``secret`` of the vault at ``host`` to the app."""
-    tag = f"{BINDING_PREFIX}{host}/{secret}".lower()
+def binding_tag(
+    host: str, secret: str, adopted_key_id: str | None = None, *, on: CredentialObject = "application"
+) -> str:
+    """The tag that binds ``secret`` of the vault at ``host`` to the app (``on`` its service principal)."""
+    tag = f"{binding_prefix(on)}{host}/{secret}".lower()
     if adopted_key_id:
         tag += f"#{adopted_key_id.lower()}"
     if _BINDING_RE.fullmatch(tag) is None or len(tag) > BINDING_TAG_MAX:
@@ -341,12 +355,15 @@ def binding_tag(host: str, secret: str, adopted_key_id: str | None = None) -> st
     return tag
 
 
-def parse_binding(tag: str) -> Binding | None:
-    """The binding an application tag states, or ``None`` for any other tag (matched whole, lower case)."""
-    match = _BINDING_RE.fullmatch(tag.strip().lower()) if tag.strip().lower().startswith(BINDING_PREFIX) else None
+def parse_binding(tag: str, *, on: CredentialObject = "application") -> Binding | None:
+    """The binding a tag of an ``on`` object states, or ``None`` for any other tag (matched whole, lower
+    case): a service principal's binding form on an app registration, or the app's form on a service
+    principal, is no binding."""
+    text = tag.strip().lower()
+    match = _BINDING_RE.fullmatch(text) if text.startswith(binding_prefix(on)) else None
     if match is None:
         return None
-    return Binding(match["host"], match["secret"], match["key"])
+    return Binding(match["host"], match["secret"], match["key"], on)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -475,7 +492,7 @@ class Application:
     @property
     def bindings(self) -> tuple[Binding, ...]:
         """The Key Vault secrets the app's owners allow to hold its credentials (from its tags)."""
-        return tuple(b for b in (parse_binding(t) for t in self.tags) if b is not None)
+        return tuple(b for b in (parse_binding(t, on=self.credential_object) for t in self.tags) if b is not None)
 
     def binding_for(self, host: str, secret: str) -> Binding | None:
         """This secret's binding (the one naming an adopted keyId first), or ``None``: not bound."""

@@ -177,7 +177,9 @@ def bound_tags(existing: tuple[str, ...] | list[str], binding: Binding) -> list[
     """``existing`` tags with ``binding`` added; an earlier binding of the same secret is replaced, every
     other tag kept (Graph replaces the whole collection on PATCH, so the list must be complete)."""
     kept = [
-        t for t in existing if (b := parse_binding(t)) is None or (b.host, b.secret) != (binding.host, binding.secret)
+        t
+        for t in existing
+        if (b := parse_binding(t, on=binding.on)) is None or (b.host, b.secret) != (binding.host, binding.secret)
     ]
     return [*kept, binding.tag]
 
@@ -204,8 +206,8 @@ async def bind_secret(
     Runs with the caller's credential (``adopt`` from an operator's shell, never the function app);
     raises :class:`BindingDeniedError` when Graph refuses (the caller is neither an owner nor an admin).
     """
-    tag = binding_tag(host, secret, adopted_key_id)
-    binding = parse_binding(tag)
+    tag = binding_tag(host, secret, adopted_key_id, on=app.credential_object)
+    binding = parse_binding(tag, on=app.credential_object)
     assert binding is not None
     tags = bound_tags(app.tags, binding)
     if list(app.tags) == tags:

@@ -164,7 +164,7 @@ def seed_scenario(cloud: RotatorCloud) -> Scenario:
     )
     scenario.keys["sp-password"] = sp_password["keyId"]
     host = vault_host(cloud.vault_url("kv-local"))
-    cloud.admin("PUT", f"/service-principals/{ledger['id']}/tags", {"tags": [binding_tag(host, "ledger-export")]})
+    cloud.admin("PUT", f"/service-principals/{ledger['id']}/tags", {"tags": [binding_tag(host, "ledger-export", on="servicePrincipal")]})
     scenario.store(
         "sp-password",
         "kv-local",

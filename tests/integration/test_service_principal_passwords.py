@@ -307,7 +307,7 @@ async def test_without_owning_the_service_principal_the_rotator_creates_nothing_
     """Owning the app registration is not owning its service principal (Application.ReadWrite.OwnedBy)."""
     seeded, _ = await seed_sp(cloud, rotator_owns_sp=False, bound_on=None)
     cloud.set_service_principal_tags(
-        seeded.app_id, [f"rotator-binding:{vault_host(cloud.vault_url('kv-local'))}/{seeded.name}"]
+        seeded.app_id, [f"rotator-sp-binding:{vault_host(cloud.vault_url('kv-local'))}/{seeded.name}"]
     )
     before = sp_passwords(cloud, seeded.object_id)
 
@@ -344,7 +344,7 @@ def test_adopt_service_principal_then_status_diagnose_and_inventory_say_where_it
     adopted = json.loads(out)
     assert adopted["credentialObject"] == SP and adopted["credentialId"] == seeded.key_id, adopted
     host = vault_host(cloud.vault_url("kv-local"))
-    assert f"rotator-binding:{host}/{name}#{seeded.key_id}" in cloud.service_principal_tags(seeded.app_id)
+    assert f"rotator-sp-binding:{host}/{name}#{seeded.key_id}" in cloud.service_principal_tags(seeded.app_id)
     assert _app_tags(app_tags_before, seeded.app_id) == _app_tags(cloud.admin("GET", "/state"), seeded.app_id)
     assert latest(cloud, "kv-local", name).tags["CredentialObject"] == SP
 

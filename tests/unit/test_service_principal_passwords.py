@@ -68,7 +68,7 @@ def seed_sp(
     w.human_key_id = human.key_id  # on the app registration: never touched by an SP rotation
     w.extra["sp_human"] = w.directory.add_credential(w.app_id, on=SP, display_name="sp (another human's)")[0].key_id
     if bind_sp:
-        w.directory.set_tags(w.app_id, ["team:payments", binding_tag(HOST, SECRET, w.key_id)], on=SP)
+        w.directory.set_tags(w.app_id, ["team:payments", binding_tag(HOST, SECRET, w.key_id, on=SP)], on=SP)
     if bind_app:
         w.directory.set_tags(w.app_id, ["team:payments", binding_tag(HOST, SECRET, w.key_id)])
     tags = {Tag.ProviderAddress: w.app_id, Tag.CredentialId: w.key_id}
@@ -270,7 +270,7 @@ async def test_adopt_with_service_principal_binds_on_the_service_principal_and_t
     )
 
     assert adoption.credential_id == w.key_id and adoption.to_dict()["credentialObject"] == SP
-    assert w.directory.tags(w.app_id, on=SP) == [binding_tag(HOST, SECRET, w.key_id)]
+    assert w.directory.tags(w.app_id, on=SP) == [binding_tag(HOST, SECRET, w.key_id, on=SP)]
     assert w.directory.tags(w.app_id) == app_tags
     assert w.tags()[Tag.CredentialObject] == SP and w.tags()[Tag.CredentialId] == w.key_id
     assert w.ops() == ["setServicePrincipalTags", "tag"]

@@ -17,6 +17,7 @@ from rotation.domain.model import (
     RotationState,
     Sensitive,
     Tag,
+    binding_prefix,
     format_utc,
     is_guid,
     is_valid_tenant_id,
@@ -767,11 +768,12 @@ def check_binding(seen: Observed) -> Check:
         return Check("binding", title, Status.PASS, f"bound: {whose} tags name {host}/{seen.secret}{adopted}")
     command = bind_command(seen.vault, seen.secret, seen.app.app_id, service_principal=on_sp)
     target = f"the service principal of app {seen.app.app_id}" if on_sp else f"app {seen.app.app_id}"
+    prefix = binding_prefix("servicePrincipal" if on_sp else "application")
     return Check(
         "binding",
         title,
         Status.WARN,
-        f"not bound: no tag 'rotator-binding:{host}/{seen.secret.lower()}' on {target}",
+        f"not bound: no tag '{prefix}{host}/{seen.secret.lower()}' on {target}",
         "A Key Vault tag is no authority: the rotator does nothing for a secret the app's owners have not bound.",
         f"An owner of {'the service principal' if on_sp else 'the app'} (or an admin) runs: {command}",
     )
