@@ -198,7 +198,9 @@ def service_principal_body(world: World, app: Application) -> dict[str, Any]:
         "servicePrincipalNames": [app.app_id, *app.identifier_uris],
         "servicePrincipalType": "ManagedIdentity" if managed else "Application",
         "signInAudience": "AzureADMyOrg" if managed else app.sign_in_audience,
-        "tags": list(app.sp_tags),
+        # Graph documents a service principal's tags as "the union of strings set here and on the
+        # associated application entity's tags property": the app's tags show here too.
+        "tags": service_principal_tags(app),
         "tokenEncryptionKeyId": None,
         "samlSingleSignOnSettings": None,
         "addIns": [],
@@ -387,3 +389,9 @@ async def remove_owner(request: web.Request) -> web.StreamResponse:
             raise _not_found(owner_id)
         owners.discard(current)
     return _no_content(request)
+
+
+def service_principal_tags(app: Application) -> list[str]:
+    """What Graph reads back as the service principal's ``tags``: its own, then the app's it lacks."""
+    own = list(app.sp_tags)
+    return own + [t for t in app.tags if t not in own]

@@ -36,8 +36,11 @@ from rotation.domain.errors import (
     TagError,
 )
 from rotation.domain.model import (
+    APPLICATION,
+    SERVICE_PRINCIPAL,
     TAG_LIMIT,
     Application,
+    CredentialObject,
     NewPassword,
     PasswordCredential,
     PasswordPolicy,
@@ -142,6 +145,16 @@ class _Password:
 
 
 @dataclass
+class _ServicePrincipal:
+    """The app's service principal: passwords and tags of its own (its owners', not the app's)."""
+
+    object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    passwords: list[_Password] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    tags_writable: bool = True
+
+
+@dataclass
 class _App:
     object_id: str
     app_id: str
@@ -152,6 +165,16 @@ class _App:
     policy_readable: bool = True  # whether the rotator may read it (Policy.Read.All)
     tags: list[str] = field(default_factory=list)  # the application's tags (its bindings among them)
     tags_writable: bool = True  # whether the caller may write them (an owner or an admin)
+    sp: _ServicePrincipal = field(default_factory=_ServicePrincipal)
+
+    def passwords_on(self, on: CredentialObject) -> list[_Password]:
+        return self.sp.passwords if on == SERVICE_PRINCIPAL else self.passwords
+
+    def tags_on(self, on: CredentialObject) -> list[str]:
+        return self.sp.tags if on == SERVICE_PRINCIPAL else self.tags
+
+    def object_id_on(self, on: CredentialObject) -> str:
+        return self.sp.object_id if on == SERVICE_PRINCIPAL else self.object_id
 
 
 class FakeDirectory:
@@ -185,8 +208,10 @@ class FakeDirectory:
         display_name: str | None = "made by a human",
         start: datetime | None = None,
         end: datetime | None = None,
+        on: CredentialObject = APPLICATION,
     ) -> tuple[PasswordCredential, str]:
-        """A password put there by someone else (no write logged): the credential and its value."""
+        """A password put there by someone else (no write logged) on the app or (``on``) its service
+        principal: the credential and its value."""
         app = self._by_app_id(app_id)
         now = self._clock.now()
         value = value if value is not None else new_secret_value()
@@ -197,7 +222,7 @@ class FakeDirectory:
             start=start or now,
             end=end or now + timedelta(days=365),
         )
-        app.passwords.append(_Password(credential, value))
+        app.passwords_on(on).append(_Password(credential, value))
         return credential, value
 
     def set_policy(self, app_id: str, policy: PasswordPolicy | None, *, readable: bool = True) -> None:
@@ -205,51 +230,76 @@ class FakeDirectory:
         app.policy = policy
         app.policy_readable = readable
 
-    def object_id(self, app_id: str) -> str:
-        return self._by_app_id(app_id).object_id
+    def object_id(self, app_id: str, *, on: CredentialObject = APPLICATION) -> str:
+        return self._by_app_id(app_id).object_id_on(on)
 
-    def set_tags(self, app_id: str, tags: list[str], *, writable: bool = True) -> None:
-        """The app's owners set its tags (no write logged); ``writable=False``: the caller may not."""
+    def set_tags(
+        self, app_id: str, tags: list[str], *, writable: bool = True, on: CredentialObject = APPLICATION
+    ) -> None:
+        """The app's (or its service principal's) owners set its tags (no write logged);
+        ``writable=False``: the caller may not."""
         app = self._by_app_id(app_id)
+        if on == SERVICE_PRINCIPAL:
+            app.sp.tags = list(tags)
+            app.sp.tags_writable = writable
+            return
         app.tags = list(tags)
         app.tags_writable = writable
 
-    def tags(self, app_id: str) -> list[str]:
-        return list(self._by_app_id(app_id).tags)
+    def tags(self, app_id: str, *, on: CredentialObject = APPLICATION) -> list[str]:
+        return list(self._by_app_id(app_id).tags_on(on))
 
-    def credentials(self, app_id: str) -> list[PasswordCredential]:
-        return [p.credential for p in self._by_app_id(app_id).passwords]
+    def credentials(self, app_id: str, *, on: CredentialObject = APPLICATION) -> list[PasswordCredential]:
+        return [p.credential for p in self._by_app_id(app_id).passwords_on(on)]
 
-    def key_ids(self, app_id: str) -> set[str]:
-        return {c.key_id for c in self.credentials(app_id)}
+    def key_ids(self, app_id: str, *, on: CredentialObject = APPLICATION) -> set[str]:
+        return {c.key_id for c in self.credentials(app_id, on=on)}
 
     def value_of(self, app_id: str, key_id: str) -> str | None:
-        """The value of a live credential (what a test needs to seed a vault), or ``None``."""
-        password = self._password(self._by_app_id(app_id), key_id)
+        """The value of a live credential of the app or its service principal (what a test needs to
+        seed a vault), or ``None``."""
+        app = self._by_app_id(app_id)
+        password = self._password(app, key_id) or self._password(app, key_id, SERVICE_PRINCIPAL)
         return password.value if password else None
 
-    def remove_password_now(self, app_id: str, key_id: str) -> None:
+    def remove_password_now(self, app_id: str, key_id: str, *, on: CredentialObject = APPLICATION) -> None:
         """Someone else removed the credential (no write logged)."""
         app = self._by_app_id(app_id)
-        password = self._password(app, key_id)
+        password = self._password(app, key_id, on)
         assert password is not None, f"no credential {key_id}"
-        app.passwords.remove(password)
+        app.passwords_on(on).remove(password)
 
     def all_values(self) -> list[str]:
-        """Every live credential's value (to assert that none leaked)."""
-        return [p.value for a in self._apps.values() for p in a.passwords]
+        """Every live credential's value, the service principals' too (to assert that none leaked)."""
+        return [p.value for a in self._apps.values() for p in (*a.passwords, *a.sp.passwords)]
 
     def credential_for_value(self, app_id: str, value: str) -> PasswordCredential | None:
+        """The credential a sign-in with ``value`` uses: Entra takes the app's passwords and its
+        service principal's alike for a client-credentials sign-in of the appId."""
         app = self._apps_by_app_id().get(app_id.lower())
         if app is None:
             return None
-        return next((p.credential for p in app.passwords if secrets.compare_digest(p.value, value)), None)
+        return next(
+            (p.credential for p in (*app.passwords, *app.sp.passwords) if secrets.compare_digest(p.value, value)),
+            None,
+        )
 
     # --- the port ----------------------------------------------------------------------------------
-    async def get_application(self, app_id: str) -> Application:
+    async def get_application(self, app_id: str, *, on: CredentialObject = APPLICATION) -> Application:
         self.faults.check("get_application")
         self.reads += 1
         app = self._by_app_id(app_id)
+        if on == SERVICE_PRINCIPAL:
+            return Application(
+                app.sp.object_id,
+                app.app_id,
+                app.display_name,
+                None,
+                tuple(p.credential for p in app.sp.passwords),
+                # Graph reads a service principal's tags as its own plus its application's.
+                tags=(*app.sp.tags, *(t for t in app.tags if t not in app.sp.tags)),
+                credential_object=SERVICE_PRINCIPAL,
+            )
         return Application(
             app.object_id,
             app.app_id,
@@ -260,11 +310,18 @@ class FakeDirectory:
         )
 
     async def add_password(
-        self, object_id: str, display_name: str, start: datetime, end: datetime, *, app_id: str = ""
+        self,
+        object_id: str,
+        display_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        app_id: str = "",
+        on: CredentialObject = APPLICATION,
     ) -> NewPassword:
         self.faults.check("add_password")
-        app = self._by_object_id(object_id, app_id)
-        if app.sign_in_audience in _PERSONAL and len(app.passwords) >= 2:
+        app = self._by_object_id(object_id, app_id, on)
+        if on == APPLICATION and app.sign_in_audience in _PERSONAL and len(app.passwords) >= 2:
             raise PasswordLimitError(f"Application {app.app_id} cannot hold another password (TooManyAppPasswords).")
         if app.policy is not None:
             if app.policy.blocked:
@@ -277,25 +334,29 @@ class FakeDirectory:
             raise ValueError("endDateTime must be after startDateTime")
         value = self.next_values.pop(0) if self.next_values else new_secret_value()
         credential = PasswordCredential(str(uuid.uuid4()), display_name, value[:3], start, end)
-        app.passwords.append(_Password(credential, value))
+        app.passwords_on(on).append(_Password(credential, value))
         self.writes.append(("addPassword", credential.key_id))
         self.faults.wrote("add_password")
         return NewPassword(credential, Sensitive(value))
 
-    async def remove_password(self, object_id: str, key_id: str, *, app_id: str = "") -> bool:
+    async def remove_password(
+        self, object_id: str, key_id: str, *, app_id: str = "", on: CredentialObject = APPLICATION
+    ) -> bool:
         self.faults.check("remove_password")
-        app = self._by_object_id(object_id, app_id)
-        password = self._password(app, key_id)
+        app = self._by_object_id(object_id, app_id, on)
+        password = self._password(app, key_id, on)
         self.writes.append(("removePassword", key_id.lower()))
         if password is None:
             return False
-        app.passwords.remove(password)
+        app.passwords_on(on).remove(password)
         self.faults.wrote("remove_password")
         return True
 
-    async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
+    async def password_policy(
+        self, object_id: str, created: datetime | None = None, *, on: CredentialObject = APPLICATION
+    ) -> PasswordPolicy | None:
         self.faults.check("password_policy")
-        app = self._by_object_id(object_id, "")
+        app = self._by_object_id(object_id, "", on)
         if not app.policy_readable:
             return None
         return app.policy or PasswordPolicy(blocked=False, max_lifetime=None)
@@ -306,9 +367,19 @@ class FakeDirectory:
         self.reads += 1
         return None if self.sign_ins is None else dict(self.sign_ins)
 
-    async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
+    async def set_application_tags(
+        self, object_id: str, tags: Sequence[str], *, app_id: str = "", on: CredentialObject = APPLICATION
+    ) -> None:
         self.faults.check("set_application_tags")
-        app = self._by_object_id(object_id, app_id)
+        app = self._by_object_id(object_id, app_id, on)
+        if on == SERVICE_PRINCIPAL:
+            if not app.sp.tags_writable:
+                raise PermissionDeniedError(
+                    "Microsoft Graph", "ownership of the service principal", action="write its tags"
+                )
+            app.sp.tags = list(tags)
+            self.writes.append(("setServicePrincipalTags", app.app_id))
+            return
         if not app.tags_writable:
             raise PermissionDeniedError("Microsoft Graph", "ownership of the application", action="write its tags")
         app.tags = list(tags)
@@ -324,16 +395,17 @@ class FakeDirectory:
             raise ApplicationNotFoundError(f"No application with appId {app_id} is visible to the rotator.")
         return app
 
-    def _by_object_id(self, object_id: str, app_id: str) -> _App:
-        app = self._apps.get(object_id)
+    def _by_object_id(self, object_id: str, app_id: str, on: CredentialObject = APPLICATION) -> _App:
+        # Graph's two collections: an application's id is no service principal's, and the reverse.
+        app = next((a for a in self._apps.values() if a.object_id_on(on) == object_id), None)
         if app is None:
-            raise ApplicationNotFoundError(f"No application with object id {object_id} (appId {app_id or '?'}).")
+            raise ApplicationNotFoundError(f"No {on} with object id {object_id} (appId {app_id or '?'}).")
         return app
 
     @staticmethod
-    def _password(app: _App, key_id: str) -> _Password | None:
+    def _password(app: _App, key_id: str, on: CredentialObject = APPLICATION) -> _Password | None:
         wanted = key_id.lower()
-        return next((p for p in app.passwords if p.credential.key_id.lower() == wanted), None)
+        return next((p for p in app.passwords_on(on) if p.credential.key_id.lower() == wanted), None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -153,6 +153,26 @@ async def test_service_principal_tags_are_written_by_patch(
     assert listed.json()["tags"] == ["a", "b"]
 
 
+async def test_a_service_principal_reads_back_its_apps_tags_as_well(
+    cloud: LocalCloud,
+    raw: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    """Graph: a service principal's `tags` are "the union of strings set here and on the associated
+    application entity's tags property"; the service principal's own tags stay apart."""
+    app = make_app(cloud, "svc-sp-union")
+    sp_id = _sp_id(cloud, app)
+    cloud.set_application_tags(app["appId"], ["team:orders", "shared"])
+    cloud.set_service_principal_tags(sp_id, ["shared", "sp-only"])
+    token = bearer(await token_for(cloud, make_identity(cloud, RW_ALL)))
+
+    got = await raw.get(f"/servicePrincipals/{sp_id}?$select=tags", headers=token)
+
+    assert got.json()["tags"] == ["shared", "sp-only", "team:orders"]
+    assert cloud.service_principal_tags(app["appId"]) == ["shared", "sp-only"]
+    app_read = await raw.get(f"/applications/{app['id']}?$select=tags", headers=token)
+    assert app_read.json()["tags"] == ["team:orders", "shared"]  # never the other way round
+
+
 async def test_the_policy_and_dates_limit_sp_passwords_as_app_passwords(
     cloud: LocalCloud,
     raw: httpx.AsyncClient,  # noqa: F811

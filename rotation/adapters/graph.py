@@ -45,7 +45,19 @@ from msgraph.generated.models.password_credential import PasswordCredential as G
 from msgraph.generated.models.password_credential_configuration import PasswordCredentialConfiguration
 from msgraph.generated.models.service_principal import ServicePrincipal as GraphServicePrincipal
 from msgraph.generated.models.service_principal_collection_response import ServicePrincipalCollectionResponse
+from msgraph.generated.service_principals.item.add_password.add_password_post_request_body import (
+    AddPasswordPostRequestBody as SpAddPasswordPostRequestBody,
+)
+from msgraph.generated.service_principals.item.remove_password.remove_password_post_request_body import (
+    RemovePasswordPostRequestBody as SpRemovePasswordPostRequestBody,
+)
+from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
+    ServicePrincipalItemRequestBuilder,
+)
 from msgraph.generated.service_principals.service_principals_request_builder import ServicePrincipalsRequestBuilder
+from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
+    ServicePrincipalsWithAppIdRequestBuilder,
+)
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
@@ -74,7 +86,10 @@ from rotation.domain.listing import (
     ListedServicePrincipal,
 )
 from rotation.domain.model import (
+    APPLICATION,
+    SERVICE_PRINCIPAL,
     Application,
+    CredentialObject,
     NewPassword,
     PasswordCredential,
     PasswordPolicy,
@@ -92,6 +107,9 @@ GRAPH_RESOURCE = "https://graph.microsoft.com"
 # the same request as the credentials, never an extra one.
 APPLICATION_FIELDS = ["id", "appId", "displayName", "signInAudience", "passwordCredentials", "keyCredentials", "tags"]
 OWNED_BY = "the Microsoft Graph application permission Application.ReadWrite.OwnedBy"
+# A service principal's passwords and binding: the same least-privilege read (OwnedBy covers the
+# service principals the rotator owns), never signInAudience or keyCredentials.
+SERVICE_PRINCIPAL_PASSWORD_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "tags"]
 # An owner is a user, a group or a service principal: the expiry notices name it by these two only
 # (`mail` is null on service principals and on users without a mailbox; Graph answers null then).
 OWNER_FIELDS = ["id", "displayName", "mail"]
@@ -157,6 +175,18 @@ def _application(app: GraphApplication) -> Application:
     )
 
 
+def _service_principal(sp: GraphServicePrincipal) -> Application:
+    """The service principal as the `Application` whose passwords and tags the reconciler works on."""
+    return Application(
+        object_id=str(sp.id),
+        app_id=str(sp.app_id),
+        display_name=sp.display_name,
+        password_credentials=tuple(_credential(p) for p in sp.password_credentials or []),
+        tags=tuple(str(t) for t in sp.tags or []),
+        credential_object=SERVICE_PRINCIPAL,
+    )
+
+
 def _certificate(item: GraphKeyCredential) -> CertificateCredential:
     return CertificateCredential(
         key_id=str(item.key_id),
@@ -176,6 +206,7 @@ def _listed_service_principal(sp: GraphServicePrincipal) -> ListedServicePrincip
             display_name=sp.display_name,
             password_credentials=tuple(_credential(p) for p in sp.password_credentials or []),
             tags=tuple(str(t) for t in sp.tags or []),
+            credential_object=SERVICE_PRINCIPAL,
         ),
         certificates=tuple(_certificate(k) for k in sp.key_credentials or []),
     )
@@ -222,8 +253,10 @@ class GraphDirectory:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def get_application(self, app_id: str) -> Application:
+    async def get_application(self, app_id: str, *, on: CredentialObject = APPLICATION) -> Application:
         """By appId through the alternate key: one request, exactly the fields we use."""
+        if on == SERVICE_PRINCIPAL:
+            return await self._get_service_principal(app_id)
         query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
             select=APPLICATION_FIELDS
         )
@@ -243,41 +276,88 @@ class GraphDirectory:
 
         return await self._call(call, f"read application {app_id}", app_id=app_id)
 
-    async def add_password(
-        self, object_id: str, display_name: str, start: datetime, end: datetime, *, app_id: str = ""
-    ) -> NewPassword:
-        body = AddPasswordPostRequestBody(
-            password_credential=GraphPasswordCredential(
-                display_name=display_name, start_date_time=start, end_date_time=end
+    async def _get_service_principal(self, app_id: str) -> Application:
+        """``GET /servicePrincipals(appId='…')?$select=…``: the app's service principal in the tenant."""
+        query = ServicePrincipalsWithAppIdRequestBuilder.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters(
+            select=SERVICE_PRINCIPAL_PASSWORD_FIELDS
+        )
+        config = RequestConfiguration(query_parameters=query)
+
+        async def call() -> Application:
+            # A private copy of the path parameters per call, for the reason given in get_application.
+            builder = ServicePrincipalsWithAppIdRequestBuilder(
+                self._client.request_adapter, dict(self._client.path_parameters), app_id
             )
+            sp = await builder.get(request_configuration=config)
+            if sp is None:
+                raise self._not_found(app_id, SERVICE_PRINCIPAL)
+            return _service_principal(sp)
+
+        return await self._call(
+            call, f"read the service principal of application {app_id}", app_id=app_id, on=SERVICE_PRINCIPAL
         )
 
+    async def add_password(
+        self,
+        object_id: str,
+        display_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        app_id: str = "",
+        on: CredentialObject = APPLICATION,
+    ) -> NewPassword:
+        credential = GraphPasswordCredential(display_name=display_name, start_date_time=start, end_date_time=end)
+
         async def call() -> NewPassword:
-            created = await self._client.applications.by_application_id(object_id).add_password.post(body)
+            if on == SERVICE_PRINCIPAL:
+                sp_body = SpAddPasswordPostRequestBody(password_credential=credential)
+                item = self._client.service_principals.by_service_principal_id(object_id)
+                created = await item.add_password.post(sp_body)
+            else:
+                body = AddPasswordPostRequestBody(password_credential=credential)
+                created = await self._client.applications.by_application_id(object_id).add_password.post(body)
             if created is None or not created.secret_text or created.key_id is None:
                 raise GraphError("Graph addPassword answered without a secret.")
             return NewPassword(_credential(created), Sensitive(created.secret_text))
 
         # addPassword is not idempotent: a retry after a lost answer can leave an extra credential.
         # That is safe, because it carries this rotation's display name and the orphan sweep removes it.
-        return await self._call(call, f"add a password to application {app_id or object_id}", app_id=app_id)
+        what = f"add a password to {_object_words(on)} {app_id or object_id}"
+        return await self._call(call, what, app_id=app_id, on=on)
 
-    async def remove_password(self, object_id: str, key_id: str, *, app_id: str = "") -> bool:
+    async def remove_password(
+        self, object_id: str, key_id: str, *, app_id: str = "", on: CredentialObject = APPLICATION
+    ) -> bool:
         """Remove a credential; False when it was already gone (removal is idempotent for us)."""
-        body = RemovePasswordPostRequestBody(key_id=uuid.UUID(key_id))
+        key = uuid.UUID(key_id)
 
         async def call() -> bool:
             try:
-                await self._client.applications.by_application_id(object_id).remove_password.post(body)
+                if on == SERVICE_PRINCIPAL:
+                    item = self._client.service_principals.by_service_principal_id(object_id)
+                    await item.remove_password.post(SpRemovePasswordPostRequestBody(key_id=key))
+                else:
+                    body = RemovePasswordPostRequestBody(key_id=key)
+                    await self._client.applications.by_application_id(object_id).remove_password.post(body)
             except ODataError as exc:
-                if exc.response_status_code in (400, 404) and not await self._still_has(object_id, key_id):
+                if exc.response_status_code in (400, 404) and not await self._still_has(object_id, key_id, on):
                     return False
                 raise
             return True
 
-        return await self._call(call, f"remove password {key_id} of application {app_id or object_id}", app_id=app_id)
+        what = f"remove password {key_id} of {_object_words(on)} {app_id or object_id}"
+        return await self._call(call, what, app_id=app_id, on=on)
 
-    async def _still_has(self, object_id: str, key_id: str) -> bool:
+    async def _still_has(self, object_id: str, key_id: str, on: CredentialObject = APPLICATION) -> bool:
+        if on == SERVICE_PRINCIPAL:
+            sp_query = ServicePrincipalItemRequestBuilder.ServicePrincipalItemRequestBuilderGetQueryParameters(
+                select=["id", "passwordCredentials"]
+            )
+            item = self._client.service_principals.by_service_principal_id(object_id)
+            sp = await item.get(request_configuration=RequestConfiguration(query_parameters=sp_query))
+            held = (sp.password_credentials if sp else None) or []
+            return any(str(p.key_id).lower() == key_id.lower() for p in held)
         query = ApplicationItemRequestBuilder.ApplicationItemRequestBuilderGetQueryParameters(
             select=["id", "passwordCredentials"]
         )
@@ -286,21 +366,30 @@ class GraphDirectory:
         credentials = (app.password_credentials if app else None) or []
         return any(str(p.key_id).lower() == key_id.lower() for p in credentials)
 
-    async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
-        """``PATCH /applications/{id}`` with ``tags`` (the whole list: Graph replaces the collection).
+    async def set_application_tags(
+        self, object_id: str, tags: Sequence[str], *, app_id: str = "", on: CredentialObject = APPLICATION
+    ) -> None:
+        """``PATCH /applications/{id}`` (or ``/servicePrincipals/{id}``) with ``tags`` (the whole list:
+        Graph replaces the collection).
 
-        Only the app's owners and directory admins may; a 403 is raised as `PermissionDeniedError`.
+        Only that object's owners and directory admins may; a 403 is raised as `PermissionDeniedError`.
         The command line's ``adopt`` calls it with the caller's own credential; the function app never does.
         """
-        body = GraphApplication(tags=list(tags))
 
         async def call() -> None:
-            await self._client.applications.by_application_id(object_id).patch(body)
+            if on == SERVICE_PRINCIPAL:
+                item = self._client.service_principals.by_service_principal_id(object_id)
+                await item.patch(GraphServicePrincipal(tags=list(tags)))
+            else:
+                await self._client.applications.by_application_id(object_id).patch(GraphApplication(tags=list(tags)))
 
-        await self._call(call, f"write the tags of application {app_id or object_id}", app_id=app_id)
+        await self._call(call, f"write the tags of {_object_words(on)} {app_id or object_id}", app_id=app_id, on=on)
 
-    async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
-        """The password restrictions that apply to the app: its own policy, else the tenant default.
+    async def password_policy(
+        self, object_id: str, created: datetime | None = None, *, on: CredentialObject = APPLICATION
+    ) -> PasswordPolicy | None:
+        """The password restrictions that apply to the app (or its service principal): its own
+        policy, else the tenant default's application (or service principal) restrictions.
 
         Reading policies needs `Policy.Read.All`, which a least-privilege rotator may not have: then
         the answer is None ("unknown") and `addPassword`'s own refusal is the source of truth.
@@ -308,7 +397,11 @@ class GraphDirectory:
 
         async def call() -> PasswordPolicy | None:
             try:
-                own = await self._client.applications.by_application_id(object_id).app_management_policies.get()
+                if on == SERVICE_PRINCIPAL:
+                    item = self._client.service_principals.by_service_principal_id(object_id)
+                    own = await item.app_management_policies.get()
+                else:
+                    own = await self._client.applications.by_application_id(object_id).app_management_policies.get()
                 for policy in (own.value if own else None) or []:
                     restrictions = policy.restrictions
                     if policy.is_enabled is not False and restrictions is not None:
@@ -318,9 +411,16 @@ class GraphDirectory:
                 if exc.response_status_code in (401, 403, 404):
                     return None
                 raise
-            if tenant is None or tenant.is_enabled is False or tenant.application_restrictions is None:
+            rules = None
+            if tenant is not None and tenant.is_enabled is not False:
+                rules = (
+                    tenant.service_principal_restrictions
+                    if on == SERVICE_PRINCIPAL
+                    else tenant.application_restrictions
+                )
+            if rules is None:
                 return PasswordPolicy(blocked=False, max_lifetime=None)
-            return _password_policy(tenant.application_restrictions.password_credentials or [], created)
+            return _password_policy(rules.password_credentials or [], created)
 
         return await self._call(call, "read the app management policy")
 
@@ -423,9 +523,12 @@ class GraphDirectory:
                 break
         return tuple(owners)
 
-    async def list_service_principals(self, *, page_size: int = 100) -> list[ListedServicePrincipal]:
+    async def list_service_principals(
+        self, *, page_size: int = 100, include_without: bool = False
+    ) -> list[ListedServicePrincipal]:
         """``GET /servicePrincipals?$select=id,appId,displayName,passwordCredentials,keyCredentials,tags``,
-        following ``@odata.nextLink``: only those holding credentials of their own are kept (most hold none)."""
+        following ``@odata.nextLink``: only those holding credentials of their own are kept (most hold none),
+        unless ``include_without`` (the sweep: a service principal whose last password was deleted)."""
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
             select=SERVICE_PRINCIPAL_FIELDS, top=page_size
         )
@@ -448,7 +551,7 @@ class GraphDirectory:
             listed.extend(
                 _listed_service_principal(sp)
                 for sp in page.value or []
-                if sp.password_credentials or sp.key_credentials
+                if include_without or sp.password_credentials or sp.key_credentials
             )
             next_link = page.odata_next_link
             if not next_link:
@@ -530,25 +633,39 @@ class GraphDirectory:
         return found
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _not_found(self, app_id: str) -> ApplicationNotFoundError:
+    def _not_found(self, app_id: str, on: CredentialObject = APPLICATION) -> ApplicationNotFoundError:
+        if on == SERVICE_PRINCIPAL:
+            return ApplicationNotFoundError(
+                f"No service principal of application {app_id} was found in the rotator's tenant.",
+                "The secret's CredentialObject tag says servicePrincipal: check that ProviderAddress is the "
+                "Application (client) ID, that the app has a service principal in this tenant (az ad sp create "
+                "--id <appId>) and that the rotator's identity is an owner of that service principal.",
+            )
         return ApplicationNotFoundError(
             f"Application {app_id} was not found in the rotator's tenant.",
             "Check the secret's ProviderAddress tag (it must be the Application (client) ID, not the object "
             "ID) and that the rotator's identity is an owner of the app registration.",
         )
 
-    async def _call(self, operation: Callable[[], Awaitable[T]], what: str, *, app_id: str = "") -> T:
+    async def _call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        what: str,
+        *,
+        app_id: str = "",
+        on: CredentialObject = APPLICATION,
+    ) -> T:
         async def translated() -> T:
             try:
                 return await operation()
             except httpx.TransportError as exc:
                 raise Transient(SERVICE, f"transport error: {type(exc).__name__}") from exc
             except ODataError as exc:
-                raise self._translate(exc, what, app_id) from exc
+                raise self._translate(exc, what, app_id, on) from exc
 
         return await with_retries(translated, service=SERVICE, budget_seconds=self._budget, what=what)
 
-    def _translate(self, exc: ODataError, what: str, app_id: str) -> Exception:
+    def _translate(self, exc: ODataError, what: str, app_id: str, on: CredentialObject = APPLICATION) -> Exception:
         status = exc.response_status_code or 0
         code = _error_code(exc)
         message = _error_message(exc)
@@ -562,11 +679,17 @@ class GraphDirectory:
             return Transient(SERVICE, f"HTTP {status} {code}", retry_after)
         if status == 403:
             target = f" and ownership of application {app_id} (az ad app owner add)" if app_id else ""
+            if app_id and on == SERVICE_PRINCIPAL:
+                # azure-cli has no `az ad sp owner add`: Graph's owners/$ref is the way.
+                target = (
+                    f" and ownership of the service principal of application {app_id} "
+                    "(POST /servicePrincipals/{id}/owners/$ref)"
+                )
             return PermissionDeniedError(SERVICE, OWNED_BY + target, action=what)
         if status == 401:
             return PermissionDeniedError(SERVICE, "a Graph token for the rotator's identity", action=what)
         if status == 404 and app_id:
-            return self._not_found(app_id)
+            return self._not_found(app_id, on)
         if status == 400 and code == "CredentialInvalidLifetimeAsPerAppPolicy":
             return PasswordLifetimePolicyError(
                 f"An app management policy limits password lifetime for application {app_id}: {message}",
@@ -584,6 +707,11 @@ class GraphDirectory:
                 "(not the one in use) and run again.",
             )
         return GraphError(f"Microsoft Graph refused to {what}: HTTP {status} {code}: {message}")
+
+
+def _object_words(on: CredentialObject) -> str:
+    """How a Graph operation names its object in messages."""
+    return "the service principal of application" if on == SERVICE_PRINCIPAL else "application"
 
 
 def _header(headers: dict[str, Any], name: str) -> str | None:

@@ -61,6 +61,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     adopt.add_argument("--tenant", help="tenant of the app (default: ROTATION_TENANT_ID)")
     adopt.add_argument("--validity-days", type=int, help="lifetime of new credentials")
     adopt.add_argument("--grace-hours", type=int, help="keep the old credential this long after a rotation")
+    adopt.add_argument(
+        "--service-principal",
+        action="store_true",
+        help="the password lives on the app's service principal (writes CredentialObject=servicePrincipal and "
+        "the binding on the service principal, as you: an owner of the service principal or an admin)",
+    )
     adopt.add_argument("--json", action="store_true", help="machine-readable output")
     adopt.set_defaults(handler=_adopt)
 
@@ -233,7 +239,12 @@ async def _scan(settings: Settings, vault: str | None) -> tuple[list[SecretStatu
 def _status_json(status: SecretStatus, now: datetime, bound: bool | None) -> dict[str, Any]:
     data = status.to_dict(now)
     data["bound"] = bound
-    data["bindCommand"] = bind_command(status.vault, status.name, status.app_id or "APPID") if bound is False else None
+    on_sp = status.credential_object == "servicePrincipal"
+    data["bindCommand"] = (
+        bind_command(status.vault, status.name, status.app_id or "APPID", service_principal=on_sp)
+        if bound is False
+        else None
+    )
     return data
 
 
@@ -249,9 +260,11 @@ def _status_row(status: SecretStatus, now: datetime) -> list[str]:
         after = format_utc(status.retire_after)[:16] if status.retire_after else "now"
         retiring = f"{status.retire_credential_id[:8]}… after {after}"
     rotated = format_utc(status.updated)[:10] if status.updated and status.rotation_id else "-"
+    # Where the credential lives, when not on the app registration.
+    on_sp = " (service principal)" if status.credential_object == "servicePrincipal" else ""
     return [
         f"{status.vault}/{status.name}",
-        status.app_id or "?",
+        (status.app_id or "?") + on_sp,
         status.state or ("tags?" if status.problem else "-"),
         expires,
         rotated,
@@ -273,7 +286,8 @@ def _adopt(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
     else:
-        print(f"{args.vault}/{args.secret}: now managed for app {result['appId']}")
+        on_sp = " (its service principal's password)" if result["credentialObject"] == "servicePrincipal" else ""
+        print(f"{args.vault}/{args.secret}: now managed for app {result['appId']}{on_sp}")
         if result["credentialId"]:
             print(f"  its value belongs to credential {result['credentialId']} (retired after the next rotation)")
         for warning in result["warnings"]:
@@ -283,7 +297,15 @@ def _adopt(args: argparse.Namespace) -> int:
 
 async def _adopt_secret(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     async with open_runtime(settings) as runtime:
-        request = AdoptionRequest(args.vault, args.secret, args.app, args.tenant, args.validity_days, args.grace_hours)
+        request = AdoptionRequest(
+            args.vault,
+            args.secret,
+            args.app,
+            args.tenant,
+            args.validity_days,
+            args.grace_hours,
+            service_principal=args.service_principal,
+        )
         async with _writers_lock(runtime) as lock, _holding(lock, args.vault, args.secret):
             adoption = await adopt_secret(settings, runtime.directory, runtime.vaults[args.vault.lower()], request)
         return adoption.to_dict()

@@ -125,9 +125,11 @@ class NotManagedError(RotationError):
         )
 
 
-def bind_command(vault: str, secret: str, app_id: str) -> str:
-    """The one command that binds a secret to its app (run by an owner of the app or an admin)."""
-    return f"python -m rotation adopt {vault} {secret} --app {app_id}"
+def bind_command(vault: str, secret: str, app_id: str, *, service_principal: bool = False) -> str:
+    """The one command that binds a secret to its app (run by an owner of the app or an admin), or to
+    the app's service principal (run by an owner of the service principal or an admin)."""
+    command = f"python -m rotation adopt {vault} {secret} --app {app_id}"
+    return f"{command} --service-principal" if service_principal else command
 
 
 class NotBoundError(RotationError):
@@ -140,12 +142,24 @@ class NotBoundError(RotationError):
     user_fault = True
     why = "the app's owners have not bound this secret to the app; only they (or an admin) can"
 
-    def __init__(self, vault: str, secret: str, app_id: str, host: str) -> None:
+    def __init__(self, vault: str, secret: str, app_id: str, host: str, *, on: str = "application") -> None:
         self.vault = vault
         self.secret = secret
         self.app_id = app_id
         self.host = host
-        self.command = bind_command(vault, secret, app_id)
+        self.command = bind_command(vault, secret, app_id, service_principal=on == "servicePrincipal")
+        if on == "servicePrincipal":
+            # The service principal's owners control its passwords, so only its own tags bind it:
+            # a binding on the app registration does not count here.
+            super().__init__(
+                f"Secret '{secret}' in vault '{vault}' ({host}) is not bound to the service principal of "
+                f"application {app_id}: the service principal's tags do not name it (a binding on the app "
+                "registration does not count for a service principal's password), so the rotator leaves it alone.",
+                f"An owner of the service principal (or an admin) binds it with: {self.command} (or by hand, "
+                f"appending to its tags: az ad sp update --id {app_id} --set tags=<its tags plus "
+                f"'rotator-sp-binding:{host}/{secret.lower()}'>).",
+            )
+            return
         super().__init__(
             f"Secret '{secret}' in vault '{vault}' ({host}) is not bound to application {app_id}: the app's "
             "tags do not name it, so the rotator leaves it alone.",
@@ -188,10 +202,12 @@ class BindingDeniedError(RotationError):
     user_fault = True
     why = "only the app's owners or a directory admin may bind a secret to it"
 
-    def __init__(self, app_id: str, command: str, by_hand: str) -> None:
+    def __init__(self, app_id: str, command: str, by_hand: str, *, service_principal: bool = False) -> None:
         self.app_id = app_id
+        target = f"the service principal of application {app_id}" if service_principal else f"application {app_id}"
+        owner = f"the service principal of app {app_id}" if service_principal else f"app {app_id}"
         super().__init__(
-            f"You may not bind a secret to application {app_id}: you must be an owner of app {app_id} or an "
+            f"You may not bind a secret to {target}: you must be an owner of {owner} or an "
             "admin (Microsoft Graph answered 403).",
             f"Nothing was written. Ask an owner or an admin to run: {command} (or by hand: {by_hand}).",
         )

@@ -120,11 +120,12 @@ def from_epoch(seconds: float) -> datetime:
 class Tag:
     """Tag names on a managed secret's latest version.
 
-    The first five are set by the operator (``ProviderAddress``, ``CredentialId`` and
+    The first five and ``CredentialObject`` are set by the operator (``ProviderAddress``, ``CredentialId`` and
     ``ValidityPeriodDays`` match Microsoft's rotation sample); the rest are the rotator's state.
     Key Vault allows 15 tags per object, so the set is kept small: 14 at most (``Backoff``,
     ``Emergency`` and ``RetirementHeld`` only while a rotation keeps failing, an emergency is under way
-    or the sign-in report holds a retirement), leaving room for the owner's own tags. There is no
+    or the sign-in report holds a retirement, and never the last two together; ``CredentialObject``
+    only for a service principal's password), leaving room for the owner's own tags. There is no
     "last rotated" tag: the version's ``created`` time says that.
     """
 
@@ -145,8 +146,18 @@ class Tag:
     Emergency: Final = "Emergency"
     #: Why the old credential stays after its grace period (the sign-in report shows it in use).
     RetirementHeld: Final = "RetirementHeld"
+    #: Which object holds the password: ``application`` (absent: the app registration) or
+    #: ``servicePrincipal`` (the app's service principal in the tenant). Set by the operator.
+    CredentialObject: Final = "CredentialObject"
 
-    OPERATOR: Final = (ProviderAddress, TenantId, ValidityPeriodDays, RotateBeforeDays, GracePeriodHours)
+    OPERATOR: Final = (
+        ProviderAddress,
+        TenantId,
+        ValidityPeriodDays,
+        RotateBeforeDays,
+        GracePeriodHours,
+        CredentialObject,
+    )
     ROTATOR: Final = (
         CredentialId,
         RotationId,
@@ -158,6 +169,11 @@ class Tag:
         Emergency,
         RetirementHeld,
     )
+    #: Never on one version together: an emergency retires without waiting for evidence, so a hold
+    #: means nothing during one (``ManagedSecret.to_tags`` drops ``RetirementHeld`` then). It keeps
+    #: the most tags the rotator's scheme puts on a secret at once at ``MOST_AT_ONCE``.
+    EXCLUSIVE: Final = (Emergency, RetirementHeld)
+    MOST_AT_ONCE: Final = 14
 
 
 #: Key Vault's limits on tags per object and on one tag value's length: "up to 15 tags, each of which
@@ -293,31 +309,45 @@ def rotator_display_name(vault: str, secret: str, rotation_id: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # The binding: which Key Vault secrets an app's owners allow to hold its credentials
 
-#: One application tag per binding: ``rotator-binding:{vault host}/{secret}`` (lower case), optionally
-#: ``#{keyId}`` naming the credential ``adopt`` identified (the one non-rotator credential the rotator
-#: may later retire for that secret). Longest: 16 + 48 (a 24-character vault name under the longest
-#: Azure suffix) + 1 + 127 + 1 + 36 = 229 characters, inside the 256 assumed for one Graph tag.
+#: One tag per binding on the object that holds the password: ``rotator-binding:{vault host}/{secret}``
+#: on an app registration, ``rotator-sp-binding:{vault host}/{secret}`` on a service principal (lower
+#: case), optionally ``#{keyId}`` naming the credential ``adopt`` identified (the one non-rotator
+#: credential the rotator may later retire for that secret). Two prefixes, not one: Graph documents a
+#: service principal's ``tags`` as the union of its own and its application's, so an app binding may
+#: be read back on the service principal and must not authorise the service principal's passwords.
+#: Longest: 19 + 48 (a 24-character vault name under the longest Azure suffix) + 1 + 127 + 1 + 36 =
+#: 232 characters, inside the 256 assumed for one Graph tag.
 BINDING_PREFIX: Final = "rotator-binding:"
+SP_BINDING_PREFIX: Final = "rotator-sp-binding:"
 BINDING_TAG_MAX: Final = 256
 _BINDING_RE = re.compile(
-    rf"^rotator-binding:(?P<host>{_HOST_PART})/(?P<secret>[0-9a-z-]{{1,127}})"
+    rf"^(?P<prefix>rotator-binding:|rotator-sp-binding:)(?P<host>{_HOST_PART})/(?P<secret>[0-9a-z-]{{1,127}})"
     r"(?:#(?P<key>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))?$"
 )
+
+
+def binding_prefix(on: CredentialObject = "application") -> str:
+    """The prefix of the bindings that count on ``on`` (see :data:`SP_BINDING_PREFIX`)."""
+    return SP_BINDING_PREFIX if on == "servicePrincipal" else BINDING_PREFIX
 
 
 class Binding(NamedTuple):
     host: str
     secret: str
     adopted_key_id: str | None = None
+    #: The object whose tags hold it, and whose passwords it authorises.
+    on: CredentialObject = "application"
 
     @property
     def tag(self) -> str:
-        return binding_tag(self.host, self.secret, self.adopted_key_id)
+        return binding_tag(self.host, self.secret, self.adopted_key_id, on=self.on)
 
 
-def binding_tag(host: str, secret: str, adopted_key_id: str | None = None) -> str:
-    """The application tag that binds ``secret`` of the vault at ``host`` to the app."""
-    tag = f"{BINDING_PREFIX}{host}/{secret}".lower()
+def binding_tag(
+    host: str, secret: str, adopted_key_id: str | None = None, *, on: CredentialObject = "application"
+) -> str:
+    """The tag that binds ``secret`` of the vault at ``host`` to the app (``on`` its service principal)."""
+    tag = f"{binding_prefix(on)}{host}/{secret}".lower()
     if adopted_key_id:
         tag += f"#{adopted_key_id.lower()}"
     if _BINDING_RE.fullmatch(tag) is None or len(tag) > BINDING_TAG_MAX:
@@ -325,12 +355,41 @@ def binding_tag(host: str, secret: str, adopted_key_id: str | None = None) -> st
     return tag
 
 
-def parse_binding(tag: str) -> Binding | None:
-    """The binding an application tag states, or ``None`` for any other tag (matched whole, lower case)."""
-    match = _BINDING_RE.fullmatch(tag.strip().lower()) if tag.strip().lower().startswith(BINDING_PREFIX) else None
+def parse_binding(tag: str, *, on: CredentialObject = "application") -> Binding | None:
+    """The binding a tag of an ``on`` object states, or ``None`` for any other tag (matched whole, lower
+    case): a service principal's binding form on an app registration, or the app's form on a service
+    principal, is no binding."""
+    text = tag.strip().lower()
+    match = _BINDING_RE.fullmatch(text) if text.startswith(binding_prefix(on)) else None
     if match is None:
         return None
-    return Binding(match["host"], match["secret"], match["key"])
+    return Binding(match["host"], match["secret"], match["key"], on)
+
+
+# --------------------------------------------------------------------------------------------------
+# Which directory object holds a managed secret's password
+
+#: ``application``: the app registration (its owners bind it in the application's ``tags``);
+#: ``servicePrincipal``: the app's service principal in the tenant, whose owners (not the app's)
+#: control its credentials, so its binding lives in the service principal's ``tags``.
+CredentialObject = Literal["application", "servicePrincipal"]
+CREDENTIAL_OBJECTS: Final[tuple[CredentialObject, ...]] = get_args(CredentialObject)
+APPLICATION: Final[CredentialObject] = "application"
+SERVICE_PRINCIPAL: Final[CredentialObject] = "servicePrincipal"
+
+
+def parse_credential_object(text: str | None) -> CredentialObject | None:
+    """The object a ``CredentialObject`` tag names (absent or empty: the application), ``None`` for
+    any other value (case-insensitive: tags are typed by people)."""
+    if text is None or not text.strip():
+        return APPLICATION
+    wanted = text.strip().lower()
+    return next((kind for kind in CREDENTIAL_OBJECTS if kind.lower() == wanted), None)
+
+
+def credential_object_label(kind: CredentialObject) -> str:
+    """How messages name the object: "the app registration" or "the service principal"."""
+    return "the service principal" if kind == SERVICE_PRINCIPAL else "the app registration"
 
 
 def new_rotation_id(now: datetime) -> str:
@@ -406,7 +465,11 @@ _PERSONAL_AUDIENCES: Final = frozenset({"AzureADandPersonalMicrosoftAccount", "P
 
 @dataclass(frozen=True)
 class Application:
-    """An app registration, with just what rotation needs."""
+    """An app registration, with just what rotation needs; or, with ``credential_object`` set to
+    ``servicePrincipal``, the app's service principal: then ``object_id``, ``display_name``, the
+    password credentials and the tags (its bindings) are the service principal's own, ``app_id`` is
+    still the app's, and ``addPassword``/``removePassword`` go to ``/servicePrincipals/{object_id}``.
+    """
 
     object_id: str
     app_id: str
@@ -418,6 +481,8 @@ class Application:
     key_credentials: tuple[CertificateCredential, ...] = ()
     #: The application's ``tags`` (only its owners and directory admins can write them).
     tags: tuple[str, ...] = ()
+    #: The object these credentials and tags are read from (see the class docstring).
+    credential_object: CredentialObject = "application"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "password_credentials", tuple(self.password_credentials))
@@ -427,7 +492,7 @@ class Application:
     @property
     def bindings(self) -> tuple[Binding, ...]:
         """The Key Vault secrets the app's owners allow to hold its credentials (from its tags)."""
-        return tuple(b for b in (parse_binding(t) for t in self.tags) if b is not None)
+        return tuple(b for b in (parse_binding(t, on=self.credential_object) for t in self.tags) if b is not None)
 
     def binding_for(self, host: str, secret: str) -> Binding | None:
         """This secret's binding (the one naming an adopted keyId first), or ``None``: not bound."""

@@ -518,6 +518,7 @@ def assess(version: SecretVersion, now: datetime, settings: Settings) -> SecretS
         backoff=managed.backoff,
         emergency_requested=managed.emergency_requested,
         retirement_held=managed.retirement_held,
+        credential_object=managed.credential_object,
     )
 
 

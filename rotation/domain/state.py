@@ -22,9 +22,12 @@ from typing import Any
 from rotation.domain.errors import NotManagedError, TagError
 from rotation.domain.model import (
     _ROTATION_ID_RE,
+    APPLICATION,
+    CREDENTIAL_OBJECTS,
     TAG_LIMIT,
     TAG_VALUE_MAX,
     TENANT_RULE,
+    CredentialObject,
     RotationState,
     SecretVersion,
     Tag,
@@ -32,6 +35,7 @@ from rotation.domain.model import (
     format_utc,
     is_guid,
     is_valid_tenant_id,
+    parse_credential_object,
     parse_utc,
 )
 
@@ -129,6 +133,8 @@ class ManagedSecret:
     emergency_requested: datetime | None = None
     #: Why the pending retirement waits for evidence (the sign-in report), if it does.
     retirement_held: str | None = None
+    #: Which object holds the password (the ``CredentialObject`` tag; the operator's, like ``ProviderAddress``).
+    credential_object: CredentialObject = APPLICATION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retire_after", _optional_utc(self.retire_after, "retire_after"))
@@ -220,6 +226,16 @@ class ManagedSecret:
 
         emergency = timestamp(Tag.Emergency)
 
+        # A value naming neither object changes nothing: guessing one could put another object's
+        # password in this secret.
+        credential_object = parse_credential_object(tags.get(Tag.CredentialObject))
+        if credential_object is None:
+            allowed = " or ".join(CREDENTIAL_OBJECTS)
+            problems.append(
+                f"CredentialObject={tags[Tag.CredentialObject]!r} is not {allowed} (remove the tag for the app "
+                "registration's password)"
+            )
+
         # Cross-checks: states that cannot be acted on safely.
         if raw_after is not None and get(Tag.RetireCredentialId) is None:
             problems.append("RetireAfter is set but RetireCredentialId is not (which credential to retire?)")
@@ -246,6 +262,7 @@ class ManagedSecret:
             backoff=backoff,
             emergency_requested=emergency,
             retirement_held=get(Tag.RetirementHeld),
+            credential_object=credential_object or APPLICATION,
         )
 
     @property
@@ -270,7 +287,10 @@ class ManagedSecret:
             Tag.FailureReason: limit_tag_value(self.failure_reason) if self.failure_reason else None,
             Tag.Backoff: self.backoff.to_tag() if self.backoff else None,
             Tag.Emergency: format_utc(self.emergency_requested) if self.emergency_requested else None,
-            Tag.RetirementHeld: limit_tag_value(self.retirement_held) if self.retirement_held else None,
+            # Never with Emergency (`Tag.EXCLUSIVE`): an emergency retires without waiting for evidence.
+            Tag.RetirementHeld: (
+                limit_tag_value(self.retirement_held) if self.retirement_held and not self.emergency_requested else None
+            ),
         }
         tags.update({k: v for k, v in rotator.items() if v is not None})
         if len(tags) > TAG_LIMIT:
@@ -368,6 +388,8 @@ class SecretStatus:
     backoff: Backoff | None = None
     emergency_requested: datetime | None = None
     retirement_held: str | None = None
+    #: On which object the credential lives (``application`` or ``servicePrincipal``).
+    credential_object: CredentialObject = APPLICATION
 
     def days_to_expiry(self, now: datetime) -> float | None:
         return None if self.expires is None else (self.expires - now).total_seconds() / 86400
@@ -415,4 +437,5 @@ class SecretStatus:
             ),
             "emergencyRequested": format_utc(self.emergency_requested) if self.emergency_requested else None,
             "retirementHeld": self.retirement_held,
+            "credentialObject": self.credential_object,
         }

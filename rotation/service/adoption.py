@@ -1,7 +1,8 @@
 """Adoption: put an existing Key Vault secret under management (`python -m rotation adopt`).
 
 Adoption first BINDS the secret to its app: it adds the tag ``rotator-binding:{vault host}/{secret}``
-(``#{keyId}`` when it identified the credential the value belongs to) to the application's ``tags``,
+(``#{keyId}`` when it identified the credential the value belongs to) to the application's ``tags``
+(``--service-principal``: to the app's service principal's ``tags``, and ``CredentialObject`` to the secret),
 with the caller's own credential, so only an owner of the app or an admin can do it (Graph answers 403
 to anyone else, and then nothing at all is written). Without that binding the rotator does nothing
 for the secret, whatever its Key Vault tags say.
@@ -28,7 +29,18 @@ from rotation.domain.errors import (
     SecretNotFoundError,
     bind_command,
 )
-from rotation.domain.model import Application, Binding, ManagedSecret, RotationState, Tag, binding_tag, parse_binding
+from rotation.domain.model import (
+    APPLICATION,
+    SERVICE_PRINCIPAL,
+    Application,
+    Binding,
+    CredentialObject,
+    ManagedSecret,
+    RotationState,
+    Tag,
+    binding_tag,
+    parse_binding,
+)
 from rotation.service.ports import Directory, Vault
 from rotation.settings import Settings
 
@@ -43,6 +55,13 @@ class AdoptionRequest:
     tenant: str | None = None
     validity_days: int | None = None
     grace_hours: int | None = None
+    #: The password lives on the app's service principal (``CredentialObject=servicePrincipal``): the
+    #: binding is written on the service principal, with the caller's credential (an owner of it).
+    service_principal: bool = False
+
+    @property
+    def credential_object(self) -> CredentialObject:
+        return SERVICE_PRINCIPAL if self.service_principal else APPLICATION
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class Adoption:
     version: str
     warnings: tuple[str, ...] = ()
     binding: str = ""
+    credential_object: CredentialObject = APPLICATION
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +85,7 @@ class Adoption:
             "credentialId": self.credential_id,
             "version": self.version,
             "binding": self.binding,
+            "credentialObject": self.credential_object,
             "warnings": list(self.warnings),
         }
 
@@ -85,7 +106,7 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
             f"Secret '{secret}' is already managed for app {existing}.",
             "Remove its ProviderAddress tag first if it really belongs to another app.",
         )
-    app = await directory.get_application(app_id)
+    app = await directory.get_application(app_id, on=request.credential_object)
     warnings: list[str] = []
     stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
     credential_id: str | None = None
@@ -113,12 +134,19 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
         tags[Tag.ValidityPeriodDays] = str(validity_days)
     if grace_hours is not None:
         tags[Tag.GracePeriodHours] = str(grace_hours)
+    # The object is the operator's choice, like the app: written for a service principal, removed
+    # otherwise (the credential identified above is on the object asked for).
+    if request.service_principal:
+        tags[Tag.CredentialObject] = SERVICE_PRINCIPAL
+    else:
+        tags.pop(Tag.CredentialObject, None)
     state = ManagedSecret(
         vault=vault_name,
         name=secret,
         app_id=app.app_id,
         credential_id=credential_id,
         state=RotationState.ACTIVE if credential_id else None,
+        credential_object=request.credential_object,
     )
     final_tags = state.to_tags(tags)
     # Refuse tags the reconciler would refuse (raises TagError) before writing anything.
@@ -141,6 +169,7 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
         version=current.version.version,
         warnings=(*warnings, *settings_policy.warnings),
         binding=tag,
+        credential_object=request.credential_object,
     )
 
 
@@ -148,15 +177,18 @@ def bound_tags(existing: tuple[str, ...] | list[str], binding: Binding) -> list[
     """``existing`` tags with ``binding`` added; an earlier binding of the same secret is replaced, every
     other tag kept (Graph replaces the whole collection on PATCH, so the list must be complete)."""
     kept = [
-        t for t in existing if (b := parse_binding(t)) is None or (b.host, b.secret) != (binding.host, binding.secret)
+        t
+        for t in existing
+        if (b := parse_binding(t, on=binding.on)) is None or (b.host, b.secret) != (binding.host, binding.secret)
     ]
     return [*kept, binding.tag]
 
 
-def by_hand_command(app_id: str, tags: list[str]) -> str:
+def by_hand_command(app_id: str, tags: list[str], on: CredentialObject = APPLICATION) -> str:
     """The `az` way: the whole list, the binding included (Graph replaces the collection, and
     azure-cli refuses `--add tags` on an app without tags before it sends anything)."""
-    return f"az ad app update --id {app_id} --set tags='{json.dumps(tags)}'"
+    noun = "sp" if on == SERVICE_PRINCIPAL else "app"
+    return f"az ad {noun} update --id {app_id} --set tags='{json.dumps(tags)}'"
 
 
 async def bind_secret(
@@ -168,21 +200,24 @@ async def bind_secret(
     *,
     vault_alias: str = "VAULT",
 ) -> str:
-    """Write the binding of ``secret`` (of the vault at ``host``) on ``app``, keeping its other tags.
+    """Write the binding of ``secret`` (of the vault at ``host``) on ``app``, keeping its other tags
+    (on the service principal's tags when ``app`` was read as the service principal).
 
     Runs with the caller's credential (``adopt`` from an operator's shell, never the function app);
     raises :class:`BindingDeniedError` when Graph refuses (the caller is neither an owner nor an admin).
     """
-    tag = binding_tag(host, secret, adopted_key_id)
-    binding = parse_binding(tag)
+    tag = binding_tag(host, secret, adopted_key_id, on=app.credential_object)
+    binding = parse_binding(tag, on=app.credential_object)
     assert binding is not None
     tags = bound_tags(app.tags, binding)
     if list(app.tags) == tags:
         return tag  # bound already: no write
+    on = app.credential_object
     try:
-        await directory.set_application_tags(app.object_id, tags, app_id=app.app_id)
+        await directory.set_application_tags(app.object_id, tags, app_id=app.app_id, on=on)
     except PermissionDeniedError as exc:
+        command = bind_command(vault_alias, secret, app.app_id, service_principal=on == SERVICE_PRINCIPAL)
         raise BindingDeniedError(
-            app.app_id, bind_command(vault_alias, secret, app.app_id), by_hand_command(app.app_id, tags)
+            app.app_id, command, by_hand_command(app.app_id, tags, on), service_principal=on == SERVICE_PRINCIPAL
         ) from exc
     return tag

@@ -1,6 +1,7 @@
 """Which managed secrets their apps' owners have bound (for `status` and the inventory).
 
-Reads one app per distinct ``ProviderAddress`` (never from the timer's scan, which stays list-only;
+Reads one app (or service principal, for a ``CredentialObject=servicePrincipal`` secret) per distinct
+``ProviderAddress`` (never from the timer's scan, which stays list-only;
 the reconcile outcome carries ``NotBound`` there). ``None`` means "could not tell" (the app could not
 be read, or the tags are unusable).
 """
@@ -20,19 +21,21 @@ async def bindings_of(
     settings: Settings, directory: Directory, statuses: Iterable[SecretStatus]
 ) -> dict[tuple[str, str], bool | None]:
     """``(vault, secret) -> bound?`` for every listed managed secret."""
-    apps: dict[str, Application | None] = {}
+    # Keyed by the object too: a service principal's password is bound in the service principal's tags.
+    apps: dict[tuple[str, str], Application | None] = {}
     found: dict[tuple[str, str], bool | None] = {}
     for status in statuses:
         key = (status.vault, status.name)
         if not status.app_id:
             found[key] = None
             continue
-        if status.app_id not in apps:
+        holder = (status.app_id, status.credential_object)
+        if holder not in apps:
             try:
-                apps[status.app_id] = await directory.get_application(status.app_id)
+                apps[holder] = await directory.get_application(status.app_id, on=status.credential_object)
             except RotationError:
-                apps[status.app_id] = None
-        app = apps[status.app_id]
+                apps[holder] = None
+        app = apps[holder]
         found[key] = (
             None if app is None else app.binding_for(settings.vault_host(status.vault), status.name) is not None
         )
@@ -41,4 +44,10 @@ async def bindings_of(
 
 def not_bound_note(status: SecretStatus) -> str:
     """What `status` says of a managed secret whose app does not bind it: the one command that binds it."""
-    return f"not bound: {bind_command(status.vault, status.name, status.app_id or 'APPID')}"
+    command = bind_command(
+        status.vault,
+        status.name,
+        status.app_id or "APPID",
+        service_principal=status.credential_object == "servicePrincipal",
+    )
+    return f"not bound: {command}"

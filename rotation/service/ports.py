@@ -38,7 +38,9 @@ from rotation.domain.listing import (
     ListedServicePrincipal,
 )
 from rotation.domain.model import (
+    APPLICATION,
     Application,
+    CredentialObject,
     NewPassword,
     PasswordPolicy,
     ProbeResult,
@@ -72,23 +74,41 @@ __all__ = [
 
 
 class Directory(Protocol):
-    """Microsoft Graph, as far as app registrations and their passwords go (`GraphDirectory`)."""
+    """Microsoft Graph, as far as app registrations, their service principals and their passwords go
+    (`GraphDirectory`).
 
-    async def get_application(self, app_id: str) -> Application:
-        """The app with its password credentials (no values); raises when it is not found."""
+    ``on`` names the object that holds the passwords: ``application`` (the default: the app
+    registration) or ``servicePrincipal`` (the app's service principal; ``object_id`` is then the
+    service principal's id, as the `Application` read with ``on="servicePrincipal"`` carries it).
+    """
+
+    async def get_application(self, app_id: str, *, on: CredentialObject = APPLICATION) -> Application:
+        """The app (or its service principal) with its password credentials (no values) and tags;
+        raises when it is not found."""
         ...
 
     async def add_password(
-        self, object_id: str, display_name: str, start: datetime, end: datetime, *, app_id: str = ""
+        self,
+        object_id: str,
+        display_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        app_id: str = "",
+        on: CredentialObject = APPLICATION,
     ) -> NewPassword:
         """``addPassword``: the new credential and its value, which is never seen again."""
         ...
 
-    async def remove_password(self, object_id: str, key_id: str, *, app_id: str = "") -> bool:
+    async def remove_password(
+        self, object_id: str, key_id: str, *, app_id: str = "", on: CredentialObject = APPLICATION
+    ) -> bool:
         """``removePassword``; ``False`` when the credential was already gone."""
         ...
 
-    async def password_policy(self, object_id: str, created: datetime | None = None) -> PasswordPolicy | None:
+    async def password_policy(
+        self, object_id: str, created: datetime | None = None, *, on: CredentialObject = APPLICATION
+    ) -> PasswordPolicy | None:
         """The app management policy's password rules, or ``None`` when the rotator may not read it."""
         ...
 
@@ -98,10 +118,13 @@ class Directory(Protocol):
         ``None`` when Graph will not show the report (no ``AuditLog.Read.All``, or no P1/P2 licence)."""
         ...
 
-    async def set_application_tags(self, object_id: str, tags: Sequence[str], *, app_id: str = "") -> None:
-        """Replace the app's ``tags`` (``PATCH /applications/{id}``): how ``adopt`` writes a binding, with
-        the caller's own credential. ``PermissionDeniedError`` when the caller is neither an owner of the
-        app nor an admin. The reconciler never calls it."""
+    async def set_application_tags(
+        self, object_id: str, tags: Sequence[str], *, app_id: str = "", on: CredentialObject = APPLICATION
+    ) -> None:
+        """Replace the app's (or its service principal's) ``tags`` (``PATCH /applications/{id}``,
+        ``PATCH /servicePrincipals/{id}``): how ``adopt`` writes a binding, with the caller's own
+        credential. ``PermissionDeniedError`` when the caller is neither an owner of that object nor an
+        admin. The reconciler never calls it."""
         ...
 
 
@@ -213,9 +236,12 @@ class ApplicationCatalog(Protocol):
 
     # The inventory's extra reads (issues 13 and 15): credentials beyond the app's passwords and
     # certificates, and what the sign-in report says of each.
-    async def list_service_principals(self, *, page_size: int = 100) -> list[ListedServicePrincipal]:
+    async def list_service_principals(
+        self, *, page_size: int = 100, include_without: bool = False
+    ) -> list[ListedServicePrincipal]:
         """Every service principal that holds passwords or certificates of its own
-        (``GET /servicePrincipals``, paged; the others are dropped as they are read)."""
+        (``GET /servicePrincipals``, paged; the others are dropped as they are read, unless
+        ``include_without``: the sweep's check for a service principal's deleted last password)."""
         ...
 
     async def list_federated_credentials(self, object_id: str) -> tuple[FederatedCredential, ...] | None:

@@ -218,7 +218,8 @@ class Run:
         run saw it, and it is one the rotator created for this vault host and secret, or (``adopted``,
         which the caller has verified) this secret's one adopted credential.
         """
-        fresh = await self.directory.get_application(seen.state.app_id)
+        on = seen.app.credential_object
+        fresh = await self.directory.get_application(seen.state.app_id, on=on)
         current = fresh.credential(key_id)
         if current is not None:
             before = seen.app.credential(key_id)
@@ -238,6 +239,6 @@ class Run:
                 self.event("RemovalRefused", keyId=key_id, reason=why, level=logging.WARNING)
                 return seen.with_app_credentials(fresh.password_credentials), False
         self.check_lock()
-        removed = await self.directory.remove_password(seen.app.object_id, key_id, app_id=seen.state.app_id)
+        removed = await self.directory.remove_password(seen.app.object_id, key_id, app_id=seen.state.app_id, on=on)
         # The world as the fresh read showed it (a person's or another run's new credentials included).
         return seen.with_app_credentials(fresh.password_credentials).without_credential(key_id), removed

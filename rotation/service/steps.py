@@ -88,12 +88,15 @@ async def observe(run: Run) -> Observed:
     secret_policy = run.settings.policy_for(current.version.tags, run.name, run.request.vault)
     run.report.warnings.extend(secret_policy.warnings)
     tenant_id = secret_policy.require_tenant(run.request.vault, run.name)
-    app = await run.directory.get_application(state.app_id)
+    # `CredentialObject` picks the object whose passwords are rotated: the app registration, or its
+    # service principal; the binding is read from that same object's tags, so a binding on one never
+    # authorises a password on the other.
+    app = await run.directory.get_application(state.app_id, on=state.credential_object)
     # The app's owners decide where its secret may live: without its binding (a tag on the app
-    # registration, read with the app), nothing at all happens for this secret.
+    # registration, or on the service principal, read with it), nothing at all happens for this secret.
     binding = app.binding_for(run.host, run.name)
     if binding is None:
-        raise NotBoundError(run.request.vault, run.name, state.app_id, run.host)
+        raise NotBoundError(run.request.vault, run.name, state.app_id, run.host, on=state.credential_object)
     stored_key_id = policy.looks_like_key_id(current.value, app.password_credentials)
     if stored_key_id:
         run.report.warn(
@@ -184,7 +187,7 @@ async def disable_dead_versions(
     if not candidates:
         return seen
     if not app_read_after_store:
-        fresh = await run.directory.get_application(seen.state.app_id)
+        fresh = await run.directory.get_application(seen.state.app_id, on=seen.app.credential_object)
         seen = seen.with_app_credentials(fresh.password_credentials)
     credentials = seen.app.password_credentials
     live = {c.key_id.lower() for c in credentials}
@@ -591,12 +594,12 @@ async def create_and_store(run: Run, seen: Observed, reason: str) -> Observed:
     run.check_lock()
     try:
         created = await run.directory.add_password(
-            app.object_id, display_name, lifetime.start, lifetime.end, app_id=app.app_id
+            app.object_id, display_name, lifetime.start, lifetime.end, app_id=app.app_id, on=app.credential_object
         )
     except PasswordLifetimePolicyError:
         lifetime = await clamped_lifetime(run, seen, now)
         created = await run.directory.add_password(
-            app.object_id, display_name, lifetime.start, lifetime.end, app_id=app.app_id
+            app.object_id, display_name, lifetime.start, lifetime.end, app_id=app.app_id, on=app.credential_object
         )
     credential, value = created
     if lifetime.clamped:
@@ -718,7 +721,7 @@ def current_value_works(run: Run, seen: Observed) -> bool:
 
 async def clamped_lifetime(run: Run, seen: Observed, now: datetime) -> policy.Lifetime:
     """addPassword refused the lifetime: read the policy (if we may) and clamp to its maximum."""
-    rules = await run.directory.password_policy(seen.app.object_id)
+    rules = await run.directory.password_policy(seen.app.object_id, on=seen.app.credential_object)
     if rules is None or rules.max_lifetime is None:
         raise PolicyBlockedError(
             f"An app management policy limits password lifetime for application {seen.state.app_id} below "

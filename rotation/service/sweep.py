@@ -8,6 +8,7 @@ inline with bounded concurrency.
 Given the app catalogue, `scan` also lists the rotator's applications once (one request per 999
 apps) to find managed secrets whose `CredentialId` names a credential deleted in Entra: their value
 cannot sign in, so they are due now (and alerted on), not reported healthy until they would expire.
+When a scanned secret holds a service principal's password, it lists the service principals once too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from datetime import datetime
 from rotation.domain import policy
 from rotation.domain.errors import RotationError
 from rotation.domain.listing import APPLICATION_PAGE_MAX
-from rotation.domain.model import Action, Outcome, ReconcileRequest, SecretVersion
+from rotation.domain.model import (
+    APPLICATION,
+    SERVICE_PRINCIPAL,
+    Action,
+    CredentialObject,
+    Outcome,
+    ReconcileRequest,
+    SecretVersion,
+)
 from rotation.domain.state import SecretStatus
 from rotation.observability import event
 from rotation.service.ports import ApplicationCatalog, Lock, Vault
@@ -79,6 +88,19 @@ async def scan(
     live = await live_credentials(catalog) if catalog is not None and chosen else None
     counts = tally if tally is not None else ScanTally()
     found: list[SecretStatus] = []
+    # The service principals' passwords are listed only when a scanned secret names one: a fleet of
+    # app registrations' passwords pays nothing for them.
+    principals: asyncio.Task[dict[str, frozenset[str]] | None] | None = None
+
+    async def checked(status: SecretStatus) -> SecretStatus:
+        nonlocal principals
+        if status.credential_object == APPLICATION:
+            return marked_if_deleted(status, live)
+        if catalog is None:
+            return status
+        if principals is None:
+            principals = asyncio.ensure_future(live_service_principal_credentials(catalog))
+        return marked_if_deleted(status, await principals, on=SERVICE_PRINCIPAL)
 
     async def one(vault: Vault) -> None:
         async for page in vault.secret_pages():
@@ -86,7 +108,7 @@ async def scan(
                 # A certificate's own secret changes only with the certificate (its own flow).
                 if not version.managed or version.backs_certificate:
                     continue
-                status = marked_if_deleted(status_of(version, settings, now), live)
+                status = await checked(status_of(version, settings, now))
                 counts.managed += 1
                 counts.problems += 1 if status.problem else 0
                 if keep is None or keep(status):
@@ -148,10 +170,32 @@ async def live_credentials(catalog: ApplicationCatalog) -> dict[str, frozenset[s
     }
 
 
-def marked_if_deleted(status: SecretStatus, live: Mapping[str, frozenset[str]] | None) -> SecretStatus:
+async def live_service_principal_credentials(catalog: ApplicationCatalog) -> dict[str, frozenset[str]] | None:
+    """The keyIds of every service principal's passwords, by appId (one listing, 999 per request, those
+    without a password included); ``None`` when the listing fails (the reconcile's own read finds it)."""
+    try:
+        listed = await catalog.list_service_principals(page_size=APPLICATION_PAGE_MAX, include_without=True)
+    except RotationError as error:
+        event("CredentialCheckSkipped", level=logging.WARNING, errorCode=error.code, error=error.message)
+        return None
+    return {
+        item.principal.app_id.lower(): frozenset(c.key_id.lower() for c in item.principal.password_credentials)
+        for item in listed
+    }
+
+
+def marked_if_deleted(
+    status: SecretStatus, live: Mapping[str, frozenset[str]] | None, *, on: CredentialObject = APPLICATION
+) -> SecretStatus:
     """``status`` made due now (and alerted on: ``CredentialMissing``) when its ``CredentialId`` names a
-    credential its app no longer has; unchanged when the app is not readable or nothing is wrong."""
+    credential its app (or, ``on="servicePrincipal"``, its service principal: what ``live`` lists) no
+    longer has; unchanged when the object is not readable, is not the one ``live`` lists, or nothing is
+    wrong."""
     if live is None or not status.credential_id or not status.app_id or not status.enabled or status.problem:
+        return status
+    if status.credential_object != on:
+        # An app registration's listing says nothing about its service principal's passwords, and
+        # the reverse: never take one object's keyIds for the other's.
         return status
     keys = live.get(status.app_id.lower())
     if keys is None or status.credential_id.lower() in keys or status.state == "validating":
@@ -163,8 +207,10 @@ def marked_if_deleted(status: SecretStatus, live: Mapping[str, frozenset[str]] |
         secret=status.name,
         appId=status.app_id,
         keyId=status.credential_id,
+        credentialObject=on,
     )
-    reason = f"credential {status.credential_id} no longer exists on app {status.app_id}: the value cannot sign in"
+    holder = "the service principal of app" if on == SERVICE_PRINCIPAL else "app"
+    reason = f"credential {status.credential_id} no longer exists on {holder} {status.app_id}: the value cannot sign in"
     return dataclasses.replace(status, needs_work=reason, next_look_at=None)
 
 

@@ -147,6 +147,9 @@ class Seeded:
     version: str
     # A human's password on the same app that has nothing to do with the secret: never touched.
     unrelated_key_id: str | None = None
+    # The secret holds a password of the app's service principal (CredentialObject=servicePrincipal):
+    # `key_id` and the invariants are the service principal's passwords, not the app registration's.
+    on_service_principal: bool = False
 
     @property
     def humans(self) -> set[str]:
@@ -292,6 +295,22 @@ def passwords(cloud: RotatorCloud, object_id: str) -> dict[str, CredentialView]:
         p.key_id.lower(): CredentialView(p.key_id.lower(), p.display_name, p.hint, p.start, p.end, p.digest)
         for p in cloud.passwords(object_id)
     }
+
+
+def sp_passwords(cloud: RotatorCloud, app: str) -> dict[str, CredentialView]:
+    """The password credentials of the app's service principal (by its object id, the app's object id
+    or appId) by lower-case keyId, values as digests."""
+    return {
+        p.key_id.lower(): CredentialView(p.key_id.lower(), p.display_name, p.hint, p.start, p.end, p.digest)
+        for p in cloud.sp_passwords(app)
+    }
+
+
+def credentials_of(seeded: Seeded) -> dict[str, CredentialView]:
+    """The passwords of the object the secret's credential lives on (the app, or its service principal)."""
+    if seeded.on_service_principal:
+        return sp_passwords(seeded.cloud, seeded.object_id)
+    return passwords(seeded.cloud, seeded.object_id)
 
 
 def versions(cloud: RotatorCloud, vault: str, name: str) -> list[VersionView]:
@@ -465,7 +484,7 @@ async def assert_converged(
     """
     cloud = seeded.cloud
     current = latest(cloud, seeded.vault, seeded.name)
-    credentials = passwords(cloud, seeded.object_id)
+    credentials = credentials_of(seeded)
     assert current.enabled, "the latest version is disabled: consumers cannot read the secret"
     assert current.tags.get("RotationState") == "active", current.tags
     assert "FailureReason" not in current.tags, current.tags

@@ -164,7 +164,8 @@ def seed_scenario(cloud: RotatorCloud) -> Scenario:
     )
     scenario.keys["sp-password"] = sp_password["keyId"]
     host = vault_host(cloud.vault_url("kv-local"))
-    cloud.admin("PUT", f"/service-principals/{ledger['id']}/tags", {"tags": [binding_tag(host, "ledger-export")]})
+    sp_binding = binding_tag(host, "ledger-export", on="servicePrincipal")
+    cloud.admin("PUT", f"/service-principals/{ledger['id']}/tags", {"tags": [sp_binding]})
     scenario.store(
         "sp-password",
         "kv-local",

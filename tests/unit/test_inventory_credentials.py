@@ -65,7 +65,8 @@ def _sources() -> tuple[list[ListedApplication], list[ListedServicePrincipal], l
         APP_ID,
         "Payments API (SP)",
         password_credentials=(_password(KEY_A, 40),),
-        tags=(binding_tag(HOST, "payments-sp"),),
+        tags=(binding_tag(HOST, "payments-sp", on="servicePrincipal"),),
+        credential_object="servicePrincipal",
     )
     certificate_only = ListedApplication(
         Application("0a000000-0000-0000-0000-000000000002", CERT_APP, "Reports"),
@@ -126,10 +127,23 @@ def test_a_binding_on_the_app_does_not_cover_the_service_principal_password() ->
     apps, principals, secrets = _sources()
     principal = principals[0].principal
     # The same password on an SP whose tags bind nothing, with the binding on the app instead.
-    unbound = Application(SP_ID, APP_ID, principal.display_name, password_credentials=principal.password_credentials)
+    # Graph reads the app's tags back on its service principal too (a union): the app's binding form is
+    # still no binding of the service principal's password.
+    unbound = Application(
+        SP_ID,
+        APP_ID,
+        principal.display_name,
+        password_credentials=principal.password_credentials,
+        tags=(binding_tag(HOST, "payments-sp"),),
+        credential_object="servicePrincipal",
+    )
     app = apps[0].application
     bound_app = Application(
-        app.object_id, APP_ID, app.display_name, password_credentials=app.password_credentials, tags=principal.tags
+        app.object_id,
+        APP_ID,
+        app.display_name,
+        password_credentials=app.password_credentials,
+        tags=(binding_tag(HOST, "payments-sp"),),
     )
     apps[0] = ListedApplication(bound_app)
     listed = classify(

@@ -17,6 +17,7 @@ from rotation.domain.model import (
     RotationState,
     Sensitive,
     Tag,
+    binding_prefix,
     format_utc,
     is_guid,
     is_valid_tenant_id,
@@ -324,11 +325,19 @@ def check_app_exists(seen: Observed) -> Check:
     entry = aadsts.lookup(700016)
     match seen.app_lookup:
         case AppLookup.FOUND if seen.app is not None:
+            # Where the credential lives: a service principal's password is checked on it.
+            lives = ""
+            if seen.found_on_service_principal:
+                lives = (
+                    "; the secret's password lives on the service principal (its value's hint is there, not on the app)"
+                )
+            elif seen.app.credential_object == "servicePrincipal":
+                lives = "; the secret's password lives on the service principal (CredentialObject tag)"
             return Check(
                 "app.exists",
                 title,
                 Status.PASS,
-                f"'{seen.app.display_name or '(no name)'}' (object id {seen.app.object_id})",
+                f"'{seen.app.display_name or '(no name)'}' (object id {seen.app.object_id}){lives}",
             )
         case AppLookup.OBJECT_ID if seen.app is not None:
             return Check(
@@ -736,19 +745,37 @@ def check_binding(seen: Observed) -> Check:
         return skip("binding", title, "the app was not read")
     if seen.version is None or not seen.version.managed:
         return skip("binding", title, "the secret is not managed (no ProviderAddress tag)")
+    if seen.found_on_service_principal:
+        # The rotator would read the app registration (no CredentialObject tag), where this value's
+        # credential is not: it would take it for deleted and rotate an app password instead.
+        command = bind_command(seen.vault, seen.secret, seen.app.app_id, service_principal=True)
+        return Check(
+            "binding",
+            title,
+            Status.WARN,
+            "the secret holds a password of the service principal but has no CredentialObject=servicePrincipal tag",
+            "Without the tag the rotator manages the app registration's passwords for this secret, not the "
+            "service principal's.",
+            f"An owner of the service principal (or an admin) runs: {command}",
+        )
     host, _ = _host_and_alias(seen)
     binding = seen.app.binding_for(host, seen.secret)
+    # A service principal's password is bound in the service principal's own tags (read with it).
+    on_sp = seen.app.credential_object == "servicePrincipal"
+    whose = "the service principal's" if on_sp else "the app's"
     if binding is not None:
         adopted = f" (adopted credential {binding.adopted_key_id})" if binding.adopted_key_id else ""
-        return Check("binding", title, Status.PASS, f"bound: the app's tags name {host}/{seen.secret}{adopted}")
-    command = bind_command(seen.vault, seen.secret, seen.app.app_id)
+        return Check("binding", title, Status.PASS, f"bound: {whose} tags name {host}/{seen.secret}{adopted}")
+    command = bind_command(seen.vault, seen.secret, seen.app.app_id, service_principal=on_sp)
+    target = f"the service principal of app {seen.app.app_id}" if on_sp else f"app {seen.app.app_id}"
+    prefix = binding_prefix("servicePrincipal" if on_sp else "application")
     return Check(
         "binding",
         title,
         Status.WARN,
-        f"not bound: no tag 'rotator-binding:{host}/{seen.secret.lower()}' on app {seen.app.app_id}",
+        f"not bound: no tag '{prefix}{host}/{seen.secret.lower()}' on {target}",
         "A Key Vault tag is no authority: the rotator does nothing for a secret the app's owners have not bound.",
-        f"An owner of the app (or an admin) runs: {command}",
+        f"An owner of {'the service principal' if on_sp else 'the app'} (or an admin) runs: {command}",
     )
 
 

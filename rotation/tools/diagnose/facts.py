@@ -12,7 +12,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from rotation.domain.listing import DeletedSecretInfo
-from rotation.domain.model import Application, ProbeResult, SecretVersion, Sensitive, is_valid_tenant_id
+from rotation.domain.model import (
+    APPLICATION,
+    Application,
+    CredentialObject,
+    ProbeResult,
+    SecretVersion,
+    Sensitive,
+    is_valid_tenant_id,
+)
 
 if TYPE_CHECKING:
     from rotation.settings import Settings
@@ -72,6 +80,12 @@ class Observed:
     sign_ins_problem: str | None = None
     probe_requested: bool = False
     probe: ProbeResult | None = None
+    #: Where the secret's password lives (its ``CredentialObject`` tag): with ``servicePrincipal``,
+    #: ``app`` is the app's service principal as read, its passwords and tags (its binding) included.
+    credential_object: CredentialObject = APPLICATION
+    #: The secret names no object (no ``CredentialObject`` tag) and no password of the app has its
+    #: value's hint, but one of the app's service principal has: ``app`` is that service principal.
+    found_on_service_principal: bool = False
 
     @property
     def tags(self) -> dict[str, str]:

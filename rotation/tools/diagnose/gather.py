@@ -3,8 +3,10 @@
 - Key Vault: the latest version (value, attributes, tags), its version list, and, only when the
   secret is missing, the deleted secret of that name;
 - Entra: the tenant's OpenID configuration document (does the tenant exist?);
-- Graph: the app by appId (and by object id when that finds nothing), then its credential sign-in
-  report (which credential consumers sign in with; refused without AuditLog.Read.All or P1/P2);
+- Graph: the app by appId (and by object id when that finds nothing), or its service principal when
+  the ``CredentialObject`` tag says so or the value matches no password of the app but one of its
+  service principal's, then its credential sign-in report (which credential consumers sign in with;
+  refused without AuditLog.Read.All or P1/P2);
 - with ``probe=True`` only: exactly one client-credentials token request with the stored value.
 
 A read that fails is recorded as a fact (``read_problem``, ``app_problem``, ...) for the checks to
@@ -28,7 +30,14 @@ from rotation.domain.errors import (
     SecretDisabledError,
     UnknownVaultError,
 )
-from rotation.domain.model import Tag, is_guid, is_valid_secret_name
+from rotation.domain.model import (
+    APPLICATION,
+    SERVICE_PRINCIPAL,
+    Tag,
+    is_guid,
+    is_valid_secret_name,
+    parse_credential_object,
+)
 from rotation.service.ports import GraphPort, VaultPort
 from rotation.tools.common import shorten
 from rotation.tools.diagnose.certificate_value import stored_certificate
@@ -141,7 +150,7 @@ async def _read_app(seen: Observed, directory: GraphPort) -> None:
         seen.app_lookup = AppLookup.OTHER_TENANT
         return
     try:
-        seen.app = await directory.get_application(seen.app_id)
+        seen.app = await directory.get_application(seen.app_id, on=seen.credential_object)
         seen.app_lookup = AppLookup.FOUND
     except ApplicationNotFoundError:
         seen.app_lookup = AppLookup.NOT_FOUND
@@ -149,6 +158,8 @@ async def _read_app(seen: Observed, directory: GraphPort) -> None:
         seen.app_lookup = AppLookup.DENIED if error.code == "PermissionDenied" else AppLookup.ERROR
         seen.app_problem = error.message
         return
+    if seen.app_lookup is AppLookup.FOUND:
+        await _look_on_service_principal(seen, directory)
     if seen.app_lookup is AppLookup.NOT_FOUND:
         try:
             by_object = await directory.find_application_by_object_id(seen.app_id)
@@ -156,6 +167,25 @@ async def _read_app(seen: Observed, directory: GraphPort) -> None:
             by_object = None
         if by_object is not None:
             seen.app, seen.app_lookup = by_object, AppLookup.OBJECT_ID
+
+
+async def _look_on_service_principal(seen: Observed, directory: GraphPort) -> None:
+    """A value that matches no password of the app registration may be one of its service principal's
+    (``servicePrincipals/{id}/addPassword``): one more read, only then, and only when the tags name
+    no object; if the service principal holds a password with the value's hint, it is judged there."""
+    if seen.app is None or seen.value is None or Tag.CredentialObject in seen.tags or seen.app_id is None:
+        return
+    if stored_certificate(seen.value, seen.version.content_type if seen.version else None):
+        return  # a certificate is no password of either object
+    hint = seen.value.hint
+    if any(c.hint == hint for c in seen.app.password_credentials):
+        return
+    try:
+        principal = await directory.get_application(seen.app_id, on=SERVICE_PRINCIPAL)
+    except RotationError:
+        return
+    if any(c.hint == hint for c in principal.password_credentials):
+        seen.app, seen.credential_object, seen.found_on_service_principal = principal, SERVICE_PRINCIPAL, True
 
 
 async def gather(
@@ -189,6 +219,9 @@ async def gather(
         (tags.get(Tag.TenantId), "TenantId tag"),
         (runtime.settings.tenant_id, "ROTATION_TENANT_ID"),
     )
+    # A service principal's password is judged against the service principal's passwords and tags
+    # (an unusable CredentialObject is the tag check's to report; the app is read then).
+    seen.credential_object = parse_credential_object(tags.get(Tag.CredentialObject)) or APPLICATION
     if seen.tenant_usable:
         assert seen.tenant_id is not None
         seen.tenant = await lookup_tenant(runtime.settings.authority_host, seen.tenant_id)

@@ -23,7 +23,14 @@ from rotation.domain.listing import (
     ListedApplication,
     ListedServicePrincipal,
 )
-from rotation.domain.model import Application, PasswordCredential, SecretVersion, Tag
+from rotation.domain.model import (
+    Application,
+    PasswordCredential,
+    SecretVersion,
+    Tag,
+    credential_object_label,
+    parse_credential_object,
+)
 from rotation.domain.sign_in_report import SignInReport
 from rotation.tools.inventory.model import CredentialObject, InventoryRow, Kind, Standing
 
@@ -111,7 +118,12 @@ def _password_row(
         host = (vault_hosts or {}).get(chosen.vault.lower())
         if host is not None and app.binding_for(host, chosen.secret) is None:
             # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
-            notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id)}")
+            on_sp = credential_object == "servicePrincipal"
+            notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id, service_principal=on_sp)}")
+        if parse_credential_object(chosen.version.tags.get(Tag.CredentialObject)) not in (None, credential_object):
+            # The rotator reads the object the tag names: this credential is not where it would look.
+            holder = credential_object_label(credential_object)
+            notes.append(f"the secret's CredentialObject tag does not name {holder}, which holds it")
         return replace(
             base,
             standing=Standing.MANAGED if current else Standing.RETIRING,
