@@ -373,3 +373,49 @@ async def test_on_a_cloud_whose_clock_moved_days_ahead_the_jwts_still_carry_real
 
     assert_nothing_signed_leaked(outcome, caplog)
     assert outcome.ok and outcome.retired_key_ids == (managed.first_key,), outcome.to_dict()
+
+
+# --- the trust boundary: a vault's certificate writer is no authority over an app ---------------------
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_a_certificate_writer_cannot_make_the_rotator_add_a_key_to_another_teams_app(
+    cloud: RotatorCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An identity with every certificate and key right on the vault (but none on Entra) creates its own
+    certificate through the real SDK, tags it with another team's appId and that team's keyId, and asks
+    for an emergency. The app binds only its own certificate, so nothing is signed, added or removed."""
+    from azure.identity.aio import ClientSecretCredential
+    from azure.keyvault.certificates import CertificatePolicy
+    from azure.keyvault.certificates.aio import CertificateClient
+
+    victim = await manage(cloud)
+    attacker = cloud.admin("POST", "/identities", {"displayName": "vault writer"})
+    for role in ("Key Vault Certificates Officer", "Key Vault Crypto Officer"):
+        cloud.admin("POST", "/role-assignments", {"objectId": attacker["objectId"], "vault": VAULT, "role": role})
+    planted = unique("planted")
+    async with (
+        ClientSecretCredential(
+            cloud.tenant_id, attacker["appId"], attacker["clientSecret"], authority=cloud.authority
+        ) as credential,
+        CertificateClient(cloud.vault_url(VAULT), credential, verify_challenge_resource=False) as client,
+    ):
+        await client.create_certificate(
+            planted,
+            CertificatePolicy(issuer_name="Self", subject=f"CN={planted}", validity_in_months=12),
+            tags={"ProviderAddress": victim.app_id, "CredentialId": victim.first_key, **DUE},
+        )
+    keys_before = set(victim.keys())
+    since = mark(cloud)
+
+    outcome = await reconcile(
+        settings_for(),
+        Managed(cloud, planted, victim.app_id, victim.object_id, victim.first, victim.first_key, victim.human_key),
+        "emergency",
+    )
+
+    assert_nothing_signed_leaked(outcome, caplog)
+    assert outcome.error_code == "NotBound", outcome.to_dict()
+    assert writes(requests_since(cloud, since)) == [], "no sign, addKey, removeKey or tag write"
+    assert set(victim.keys()) == keys_before
+    assert len(cloud.certificate_versions(VAULT, planted)) == 1, "no new version of the planted certificate"
