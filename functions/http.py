@@ -31,6 +31,7 @@ from functions.replies import (
 from rotation.domain.errors import RotationError, SettingsError
 from rotation.domain.model import format_utc, new_operation_id
 from rotation.observability import event as log_event
+from rotation.service.certificate_sweep import scan_certificates
 from rotation.service.intake import admit_rotation, known_vault, managed_status
 from rotation.service.sweep import scan
 
@@ -99,6 +100,8 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
             now = config.clock()
             async with config.runtime(settings) as runtime:
                 statuses = await scan(settings, runtime.vaults, now, only=only)
+                # Managed certificates too, when the rotator manages them (ROTATION_CERTIFICATES).
+                statuses += await scan_certificates(settings, runtime.certificate_vaults, now, only=only)
             listing = [status.to_dict(now) for status in statuses]
             return Reply(200, {"generatedAt": format_utc(now), "count": len(listing), "secrets": listing})
 

@@ -232,7 +232,10 @@ def _status(args: argparse.Namespace) -> int:
 
 async def _scan(settings: Settings, vault: str | None) -> tuple[list[SecretStatus], dict[tuple[str, str], bool | None]]:
     async with open_runtime(settings) as runtime:
-        statuses = await scan(settings, runtime.vaults, datetime.now(UTC), only=vault, catalog=runtime.directory)
+        now = datetime.now(UTC)
+        statuses = await scan(settings, runtime.vaults, now, only=vault, catalog=runtime.directory)
+        # Managed certificates too, when the rotator manages them (ROTATION_CERTIFICATES).
+        statuses += await scan_certificates(settings, runtime.certificate_vaults, now, only=vault)
         return statuses, await bindings_of(settings, runtime.directory, statuses)
 
 
@@ -262,8 +265,9 @@ def _status_row(status: SecretStatus, now: datetime) -> list[str]:
     rotated = format_utc(status.updated)[:10] if status.updated and status.rotation_id else "-"
     # Where the credential lives, when not on the app registration.
     on_sp = " (service principal)" if status.credential_object == "servicePrincipal" else ""
+    certificate = " (certificate)" if status.kind == "certificate" else ""
     return [
-        f"{status.vault}/{status.name}",
+        f"{status.vault}/{status.name}{certificate}",
         (status.app_id or "?") + on_sp,
         status.state or ("tags?" if status.problem else "-"),
         expires,

@@ -28,6 +28,7 @@ from rotation.domain.model import (
     TAG_VALUE_MAX,
     TENANT_RULE,
     CredentialObject,
+    Kind,
     RotationState,
     SecretVersion,
     Tag,
@@ -390,6 +391,8 @@ class SecretStatus:
     retirement_held: str | None = None
     #: On which object the credential lives (``application`` or ``servicePrincipal``).
     credential_object: CredentialObject = APPLICATION
+    #: A Key Vault secret or a managed Key Vault certificate (issue 15).
+    kind: Kind = "secret"
 
     def days_to_expiry(self, now: datetime) -> float | None:
         return None if self.expires is None else (self.expires - now).total_seconds() / 86400
@@ -438,4 +441,5 @@ class SecretStatus:
             "emergencyRequested": format_utc(self.emergency_requested) if self.emergency_requested else None,
             "retirementHeld": self.retirement_held,
             "credentialObject": self.credential_object,
+            "kind": self.kind,
         }

@@ -28,7 +28,9 @@ __all__ = ["certificate_work_requests", "scan_certificates", "status_of_certific
 
 
 def status_of_certificate(tags: Mapping[str, str], status: SecretStatus) -> SecretStatus:
-    """``status`` (the secret rule's verdict) with a rotation under way made work now."""
+    """``status`` (the secret rule's verdict) marked as a certificate's, with a rotation under way made
+    work now."""
+    status = dataclasses.replace(status, kind="certificate")
     if status.problem or not status.enabled:
         return status
     if tags.get(Tag.RotationId) and not tags.get(Tag.CredentialId):

@@ -63,3 +63,38 @@ async def test_a_certificate_event_is_dropped_while_certificates_are_off(
     assert events_named(logs.records, "EventFromUnmanagedVault") == []
     (dropped,) = events_named(logs.records, "EventIgnored")
     assert "ROTATION_CERTIFICATES" in dropped["reason"]
+
+
+async def test_the_list_route_shows_a_managed_certificate_as_one_while_certificates_are_on(
+    cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.functions.harness import body_of, http_request
+
+    assert cloud.rotator is not None
+    grants = [
+        {"objectId": cloud.rotator.sp_object_id, "vault": vault, "role": role}
+        for vault in ("kv-local", "kv-second")
+        for role in ("Key Vault Certificates Officer", "Key Vault Crypto User")
+    ]
+    for grant in grants:
+        cloud.admin("POST", "/role-assignments", grant)
+    try:
+        name = f"api-cert-{uuid.uuid4().hex[:8]}"
+        app_id = str(uuid.uuid4())
+        cloud.create_certificate("kv-local", name, tags={"ProviderAddress": app_id})
+        monkeypatch.setenv("ROTATION_CERTIFICATES", "true")
+        answer = body_of(await handlers["list_secrets"](http_request("GET", "/api/secrets")))
+        assert "secrets" in answer, answer
+        listed = answer["secrets"]
+        (certificate,) = [s for s in listed if s["secret"] == name]
+        assert certificate["kind"] == "certificate" and certificate["appId"] == app_id
+        assert {s["kind"] for s in listed if s["secret"] != name} <= {"secret"}
+
+        monkeypatch.setenv("ROTATION_CERTIFICATES", "false")
+        answer = body_of(await handlers["list_secrets"](http_request("GET", "/api/secrets")))
+        assert "secrets" in answer, answer
+        listed = answer["secrets"]
+        assert name not in {s["secret"] for s in listed}
+    finally:
+        for grant in grants:
+            cloud.admin("DELETE", "/role-assignments", grant)

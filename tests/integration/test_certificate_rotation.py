@@ -419,3 +419,33 @@ async def test_a_certificate_writer_cannot_make_the_rotator_add_a_key_to_another
     assert writes(requests_since(cloud, since)) == [], "no sign, addKey, removeKey or tag write"
     assert set(victim.keys()) == keys_before
     assert len(cloud.certificate_versions(VAULT, planted)) == 1, "no new version of the planted certificate"
+
+
+# --- what people see: status and the list route -------------------------------------------------------
+
+
+@pytest.mark.usefixtures("certificate_roles")
+def test_status_lists_a_managed_certificate_as_such_with_its_binding(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import json
+
+    from rotation.cli import main
+
+    managed = asyncio.run(manage(cloud))
+    monkeypatch.setenv("ROTATION_CERTIFICATES", "true")
+
+    assert main(["status", VAULT, "--json"]) == 0
+    listed = {s["secret"]: s for s in json.loads(capsys.readouterr().out)["secrets"]}
+    assert listed[managed.name]["kind"] == "certificate" and listed[managed.name]["appId"] == managed.app_id
+    assert listed[managed.name]["bound"] is True
+    assert all(s["kind"] == "secret" for name, s in listed.items() if name != managed.name)
+
+    assert main(["status", VAULT]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if managed.name in line)
+    assert f"{VAULT}/{managed.name} (certificate)" in row
+
+    monkeypatch.setenv("ROTATION_CERTIFICATES", "false")  # off: the rotator does not look at certificates
+    assert main(["status", VAULT, "--json"]) == 0
+    assert managed.name not in {s["secret"] for s in json.loads(capsys.readouterr().out)["secrets"]}
