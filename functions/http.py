@@ -83,7 +83,7 @@ def blueprint(config: EdgeConfig) -> func.Blueprint:
             vault, name = req.route_params.get("vault", ""), req.route_params.get("name", "")
             now = config.clock()
             async with config.runtime(settings) as runtime:
-                status = await managed_status(settings, runtime.vaults, vault, name, now)
+                status = await managed_status(settings, runtime.vaults, vault, name, now, runtime.certificate_vaults)
             return Reply(200, status.to_dict(now))
 
         return await respond("secret_status", req, handle)

@@ -33,6 +33,8 @@ from rotation.domain.model import (
     SecretVersion,
     is_valid_secret_name,
 )
+from rotation.service.certificate_ports import CertificateVault
+from rotation.service.certificate_sweep import status_of_certificate
 from rotation.service.sweep import SecretStatus, status_of
 from rotation.settings import Settings
 
@@ -116,9 +118,23 @@ def certificate_request(settings: Settings, request: ReconcileRequest) -> Reconc
 
 
 async def managed_status(
-    settings: Settings, vaults: Mapping[str, VersionReader], vault: str, secret: str, now: datetime
+    settings: Settings,
+    vaults: Mapping[str, VersionReader],
+    vault: str,
+    secret: str,
+    now: datetime,
+    certificates: Mapping[str, CertificateVault] | None = None,
 ) -> SecretStatus:
-    """The rotation state of one managed secret (never its value), after the same name checks."""
+    """The rotation state of one managed secret, or of a managed certificate by its name (never a
+    value or a key), after the same name checks."""
     key = known_vault(settings, vault)
-    latest = await managed_version(vaults, key, valid_secret_name(secret))
-    return status_of(latest, settings, now)
+    name = valid_secret_name(secret)
+    read = await vaults[key].get_properties(name)
+    if read is not None and read.backs_certificate:
+        request = certificate_request(settings, ReconcileRequest.new(key, name, now=now, reason="status"))
+        # Only a runtime with ROTATION_CERTIFICATES has certificate clients (`certificate_request` said so).
+        certificate = await certificates[key].get_certificate(request.secret) if certificates else None
+        if certificate is None or not certificate.managed:
+            raise NotManagedError(key, name, "the certificate's latest version has no ProviderAddress tag")
+        return status_of_certificate(certificate.tags, status_of(certificate.properties, settings, now))
+    return status_of(managed(read, key, name), settings, now)

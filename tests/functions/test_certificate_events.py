@@ -65,7 +65,7 @@ async def test_a_certificate_event_is_dropped_while_certificates_are_off(
     assert "ROTATION_CERTIFICATES" in dropped["reason"]
 
 
-async def test_the_list_route_shows_a_managed_certificate_as_one_while_certificates_are_on(
+async def test_the_status_routes_show_a_managed_certificate_as_one_while_certificates_are_on(
     cloud: RotatorCloud, handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.functions.harness import body_of, http_request
@@ -90,7 +90,15 @@ async def test_the_list_route_shows_a_managed_certificate_as_one_while_certifica
         assert certificate["kind"] == "certificate" and certificate["appId"] == app_id
         assert {s["kind"] for s in listed if s["secret"] != name} <= {"secret"}
 
+        route = {"vault": "kv-local", "name": name}
+        one = await handlers["secret_status"](http_request("GET", f"/api/secrets/kv-local/{name}", route_params=route))
+        assert one.status_code == 200, one.get_body()
+        status = body_of(one)
+        assert (status["kind"], status["secret"], status["appId"]) == ("certificate", name, app_id)
+
         monkeypatch.setenv("ROTATION_CERTIFICATES", "false")
+        off = await handlers["secret_status"](http_request("GET", f"/api/secrets/kv-local/{name}", route_params=route))
+        assert off.status_code == 409 and body_of(off)["error"]["code"] == "CertificatesDisabled"
         answer = body_of(await handlers["list_secrets"](http_request("GET", "/api/secrets")))
         assert "secrets" in answer, answer
         listed = answer["secrets"]
