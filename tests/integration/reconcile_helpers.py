@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -127,6 +128,20 @@ def crash_on_sleep(before: Callable[[], None] | None = None) -> Callable[[float]
 
 def config(cloud: RotatorCloud, **fields: Any) -> None:
     cloud.admin("PUT", "/config", fields)
+
+
+class _LastMoment(random.Random):
+    """Randomness whose every propagation delay is the window's longest."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def propagation_never_within_deadline(cloud: RotatorCloud) -> None:
+    """Every credential added from now on reaches each replica at the end of the propagation window,
+    never by chance within a test's few-second validation deadline (a uniform draw over an hour's
+    window lands in the first 5 s once in ~700 draws: enough to make a suite flaky)."""
+    cloud.edit(lambda world: setattr(world, "random", _LastMoment()))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from tests.integration.reconcile_helpers import (
     mark,
     matching,
     passwords,
+    propagation_never_within_deadline,
     reconcile,
     remove_credential_by_hand,
     requests_since,
@@ -146,6 +147,7 @@ async def test_a_validation_that_can_never_pass_backs_off_and_stops_with_one_ale
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
     config(cloud, propagationSeconds=3600, replicas=1)  # no new value ever signs in
+    propagation_never_within_deadline(cloud)
     settings = make_settings(cloud.env, validation_deadline_seconds=5, validation_successes=1)
     seeded = await seed(cloud, expires_in_days=10)
     since = mark(cloud)

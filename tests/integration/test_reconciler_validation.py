@@ -32,6 +32,7 @@ from tests.integration.reconcile_helpers import (
     mark,
     matching,
     passwords,
+    propagation_never_within_deadline,
     reconcile,
     remove_credential_by_hand,
     requests_since,
@@ -145,6 +146,7 @@ async def test_a_crash_while_cleaning_up_an_unproven_credential_is_finished_by_t
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
     config(cloud, propagationSeconds=3600, replicas=1)  # the new value never passes
+    propagation_never_within_deadline(cloud)
     settings = make_settings(
         cloud.env, validation_deadline_seconds=5, throttle_retry_seconds=1, orphan_margin_minutes=0
     )
@@ -186,6 +188,7 @@ async def test_a_failed_rotation_of_a_secret_whose_credential_is_gone_can_be_rec
     settings = make_settings(cloud.env, validation_deadline_seconds=5)
     seeded = await seed(cloud, expires_in_days=10)
     remove_credential_by_hand(cloud, seeded.object_id, seeded.key_id)
+    propagation_never_within_deadline(cloud)
 
     failed = await reconcile(settings, seeded, mode="emergency")
     assert failed.error_code == "ValidationFailed", failed.to_dict()
@@ -207,6 +210,7 @@ async def test_a_rollback_never_restores_a_secret_id_as_the_value(
 ) -> None:
     cloud = start_private_cloud(private_cloud, monkeypatch)
     config(cloud, propagationSeconds=3600, replicas=1)
+    propagation_never_within_deadline(cloud)
     settings = make_settings(cloud.env, validation_deadline_seconds=5)
     seeded = await seed(cloud, expires_in_days=200, tag_credential=False, stored_value=lambda p: str(p["keyId"]))
 
