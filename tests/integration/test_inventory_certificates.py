@@ -149,8 +149,9 @@ def by_key(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def certificate_lists(cloud: RotatorCloud, since: int) -> list[dict[str, Any]]:
+    """The certificate requests Key Vault answered (not its 401 challenge, which the SDK may cache)."""
     requests: list[dict[str, Any]] = cloud.admin("GET", f"/requests?since={since}")["requests"]
-    return [r for r in requests if r["service"] == "keyvault" and "/certificates" in r["path"]]
+    return [r for r in requests if r["service"] == "keyvault" and "/certificates" in r["path"] and r["status"] != 401]
 
 
 # --------------------------------------------------------------------------------------------------
