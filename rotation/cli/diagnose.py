@@ -86,7 +86,10 @@ def _inventory(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with open_runtime() as runtime:
-            progress = Progress(source_count(len(runtime.vaults), details=True), "Reading")
+            sources = source_count(
+                len(runtime.vaults), details=True, certificate_vaults=len(runtime.certificate_vaults)
+            )
+            progress = Progress(sources, "Reading")
             try:
                 inventory = await collect(runtime, days=args.days, step=progress.step)
             finally:

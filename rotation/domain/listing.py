@@ -16,7 +16,8 @@ from rotation.domain.model import Application
 
 @dataclass(frozen=True)
 class CertificateCredential:
-    """A certificate (keyCredential) of an app: only its metadata; the rotator never manages these."""
+    """A certificate (keyCredential) of an app as the listing shows it: only its metadata (a managed
+    certificate's key is one of these, matched by the inventory through the certificate's tags)."""
 
     key_id: str
     display_name: str | None = None

@@ -16,6 +16,7 @@ import pytest
 from emulator.rotator_profile import RotatorCloud
 from functions.config import EdgeConfig
 from rotation.domain.expiry import notice_day
+from rotation.runtime import open_runtime
 from tests.functions.harness import (
     app_handlers,
     assert_nothing_contains,
@@ -327,3 +328,49 @@ async def test_service_principal_passwords_and_certificates_get_their_notices_to
     await run_timer(handlers)
     assert len(notices(logs)) == 3
     assert_nothing_contains([logs.text], issued_secrets(own_cloud))
+
+
+async def test_a_managed_certificates_key_is_noticed_as_managed_while_certificates_are_on(
+    own_cloud: RotatorCloud,
+    handlers: dict[str, Any],
+    calendar: Calendar,
+    logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``ROTATION_CERTIFICATES`` on the timer lists the vaults' certificates (list calls only) and
+    a key credential named by a certificate's ``CredentialId`` is the rotator's; a person's is not."""
+    monkeypatch.setenv("ROTATION_CERTIFICATES", "true")
+    assert own_cloud.rotator is not None
+    for role in ("Key Vault Certificates Officer", "Key Vault Crypto User"):
+        grant = {"objectId": own_cloud.rotator.sp_object_id, "vault": "kv-alpha", "role": role}
+        own_cloud.admin("POST", "/role-assignments", grant)
+    app = create_owned_app(own_cloud, "Reports signer")
+    name = unique("cert")
+    managed = own_cloud.create_certificate("kv-alpha", name, validity_months=12, tags={"ProviderAddress": app["appId"]})
+    managed_key = own_cloud.add_key_credential(app["appId"], managed.der, display_name="CN=signer")
+    human = own_cloud.create_certificate("kv-alpha", unique("human"), validity_months=12)
+    human_key = own_cloud.add_key_credential(app["appId"], human.der, display_name="CI (a human's)")
+    async with open_runtime() as runtime:  # the tag write, as the rotator's identity through the SDK
+        tags = {"ProviderAddress": app["appId"], "CredentialId": managed_key}
+        await runtime.certificate_vaults["kv-alpha"].update_certificate(name, managed.version, tags=tags)
+    # The day both certificates' keys (issued a moment apart, for 12 months) cross the 7-day window.
+    expires = min(managed.expires, human.expires)
+    calendar.now = expires.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=6)
+    mark = request_mark(own_cloud)
+
+    await run_timer(handlers)
+
+    found = {n["keyId"]: n for n in notices(logs)}
+    assert (found[managed_key]["window"], found[managed_key]["standing"], found[managed_key]["managed"]) == (
+        7,
+        "managed",
+        True,
+    )
+    assert (found[human_key]["standing"], found[human_key]["managed"]) == ("unmanaged", False)
+    vault = [c for c in requests_since(own_cloud, mark, "keyvault") if "/certificates" in c["path"]]
+    # One list call per vault (after Key Vault's 401 challenge): kv-alpha's, and kv-beta's refusal,
+    # which is a warning of the run, not a failure.
+    answered = sorted((c["method"], c["path"].split("?")[0], c["status"]) for c in vault if c["status"] != 401)
+    assert answered == [("GET", "/certificates", 200), ("GET", "/certificates", 403)], vault
+    incomplete = events_named(logs.records, "ExpiryNoticesIncomplete")
+    assert [e["warning"].split(" (")[0] for e in incomplete] == ["certificates of vault 'kv-beta' could not be listed"]

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -384,6 +385,7 @@ class _Runtime:
         self.settings = _Settings()
         self.directory = _Catalog()
         self.vaults = {"kv": _Vault(), "kv2": _Vault()}
+        self.certificate_vaults: dict[str, Any] = {}  # ROTATION_CERTIFICATES off
 
 
 async def test_every_source_read_is_one_progress_step() -> None:

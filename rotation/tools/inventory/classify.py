@@ -3,8 +3,10 @@
 Each password credential of each listed app, and of each listed service principal, is ``managed``
 (a vault secret's ``CredentialId`` tag names it), ``retiring`` (a ``RetireCredentialId`` tag names
 it), ``orphaned`` (the rotator created it, ``rotator:{vault}/{secret}:*``, but no tag names it) or
-``unmanaged``; every certificate and federated credential is ``unmanaged``. A vault secret whose
-``CredentialId`` names a credential no app has any more is ``dangling``: its value no longer signs in.
+``unmanaged``. Each certificate (key credential) is classified the same way by the tags of the
+vaults' certificates while ``ROTATION_CERTIFICATES`` is on, and is ``unmanaged`` (said so) while it is
+off; every federated credential is ``unmanaged``. A vault secret (or certificate) whose
+``CredentialId`` names a credential no app has any more is ``dangling``: it no longer signs in.
 
 Then each row gets what the sign-in report says of its keyId (:func:`with_sign_ins`), and the rows
 of an app that has no password left that signs in (none, or all expired, on either object) say so.
@@ -12,10 +14,11 @@ of an app that has no password left that signs in (none, or all expired, on eith
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from rotation.domain.certificates import CertificateVersion
 from rotation.domain.errors import bind_command
 from rotation.domain.listing import (
     CertificateCredential,
@@ -60,15 +63,15 @@ def _references(secrets: Iterable[SecretVersion]) -> dict[str, list[_Reference]]
     return found
 
 
-def _reference_note(reference: _Reference, app_id: str) -> str:
+def _reference_note(reference: _Reference, app_id: str, noun: str = "secret") -> str:
     tags = reference.version.tags
     provider = tags.get(Tag.ProviderAddress, "").strip().lower()
     if not provider:
-        return "the secret has no ProviderAddress tag, so it is not rotated"
+        return f"the {noun} has no ProviderAddress tag, so it is not rotated"
     if provider != app_id.lower():
-        return f"the secret's ProviderAddress names another app ({provider})"
+        return f"the {noun}'s ProviderAddress names another app ({provider})"
     if not reference.version.enabled:
-        return "the secret's latest version is disabled"
+        return f"the {noun}'s latest version is disabled"
     return ""
 
 
@@ -103,34 +106,57 @@ def _password_row(
         _unmanaged_row(app, "password", credential), hint=credential.hint, credential_object=credential_object
     )
     named = references.get(credential.key_id.lower(), [])
+    if named:
+        return _referenced_row(base, app, named, vault_hosts, credential_object)
+    return _orphan_or_unmanaged(base, credential, now, margin)
+
+
+def _referenced_row(
+    base: InventoryRow,
+    app: Application,
+    named: Sequence[_Reference],
+    vault_hosts: Mapping[str, str] | None,
+    credential_object: CredentialObject,
+    noun: str = "secret",
+) -> InventoryRow:
+    """``base`` as managed (a ``CredentialId`` of ``named`` names it) or retiring (only a
+    ``RetireCredentialId`` does), by which vault object, with what stands in the way of its rotation.
+    ``noun``: what the vault objects are (a secret, a certificate)."""
     current = [r for r in named if not r.retiring]
-    retiring = [r for r in named if r.retiring]
-    chosen = current[0] if current else (retiring[0] if retiring else None)
-    if chosen is not None:
-        notes = [_reference_note(chosen, app.app_id)]
-        if len(named) > 1:
-            others = ", ".join(f"{r.vault}/{r.secret}" for r in named[1:])
-            notes.append(f"also named by {others}")
-        held = chosen.version.tags.get(Tag.RetirementHeld, "").strip()
-        if chosen.retiring and held:
-            # The grace period is over, but the sign-in report shows the credential in use (issue 13).
-            notes.append(f"retirement held: {held}")
-        host = (vault_hosts or {}).get(chosen.vault.lower())
-        if host is not None and app.binding_for(host, chosen.secret) is None:
-            # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
-            on_sp = credential_object == "servicePrincipal"
-            notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id, service_principal=on_sp)}")
-        if parse_credential_object(chosen.version.tags.get(Tag.CredentialObject)) not in (None, credential_object):
-            # The rotator reads the object the tag names: this credential is not where it would look.
-            holder = credential_object_label(credential_object)
-            notes.append(f"the secret's CredentialObject tag does not name {holder}, which holds it")
-        return replace(
-            base,
-            standing=Standing.MANAGED if current else Standing.RETIRING,
-            vault=chosen.vault,
-            secret=chosen.secret,
-            note="; ".join(n for n in notes if n),
-        )
+    chosen = current[0] if current else named[0]
+    notes = [_reference_note(chosen, app.app_id, noun)]
+    if len(named) > 1:
+        others = ", ".join(f"{r.vault}/{r.secret}" for r in named[1:])
+        notes.append(f"also named by {others}")
+    held = chosen.version.tags.get(Tag.RetirementHeld, "").strip()
+    if chosen.retiring and held:
+        # The grace period is over, but the sign-in report shows the credential in use (issue 13).
+        notes.append(f"retirement held: {held}")
+    host = (vault_hosts or {}).get(chosen.vault.lower())
+    if host is not None and app.binding_for(host, chosen.secret) is None:
+        # Managed by its Key Vault tags, but the app's owners have not bound it: nothing rotates it.
+        on_sp = credential_object == "servicePrincipal"
+        notes.append(f"not bound: {bind_command(chosen.vault, chosen.secret, app.app_id, service_principal=on_sp)}")
+    if noun == "certificate" and credential_object == "servicePrincipal":
+        # Certificates are rotated on the app registration only (Graph's addKey on the application).
+        notes.append("managed certificates are rotated on the app registration, not on its service principal")
+    elif parse_credential_object(chosen.version.tags.get(Tag.CredentialObject)) not in (None, credential_object):
+        # The rotator reads the object the tag names: this credential is not where it would look.
+        holder = credential_object_label(credential_object)
+        notes.append(f"the {noun}'s CredentialObject tag does not name {holder}, which holds it")
+    return replace(
+        base,
+        standing=Standing.RETIRING if chosen.retiring else Standing.MANAGED,
+        vault=chosen.vault,
+        secret=chosen.secret,
+        note="; ".join(n for n in notes if n),
+    )
+
+
+def _orphan_or_unmanaged(
+    base: InventoryRow, credential: PasswordCredential, now: datetime, margin: timedelta
+) -> InventoryRow:
+    """``base`` (named by no tag) as orphaned when its name says the rotator created it, else as it is."""
     owner = credential.rotator_owner()
     if owner is not None:
         note = f"created by rotation {owner.rotation_id} for {owner.vault}/{owner.secret}; no tag names it"
@@ -140,15 +166,40 @@ def _password_row(
     return base
 
 
+#: A certificate's note while the rotator does not rotate certificates at all.
+CERTIFICATES_OFF = "not managed: ROTATION_CERTIFICATES is off"
+
+
 def _certificate_row(
-    app: Application, certificate: CertificateCredential, credential_object: CredentialObject = "application"
+    app: Application,
+    certificate: CertificateCredential,
+    references: Mapping[str, list[_Reference]] | None,
+    now: datetime,
+    margin: timedelta,
+    vault_hosts: Mapping[str, str] | None = None,
+    credential_object: CredentialObject = "application",
+    unlisted: Collection[str] = (),
 ) -> InventoryRow:
-    return replace(
+    """A key credential, classified like a password by the vaults' certificates (``references``,
+    ``None`` while ``ROTATION_CERTIFICATES`` is off): the same tags, the same record of intent.
+    ``unlisted``: the vaults (names and hosts, lower-case) whose certificates could not be listed."""
+    base = replace(
         _unmanaged_row(app, "certificate", certificate),
         thumbprint=certificate.thumbprint,
         credential_object=credential_object,
-        note="certificates are not rotated by the rotator",
     )
+    if references is None:
+        return replace(base, note=CERTIFICATES_OFF)
+    named = references.get(certificate.key_id.lower(), [])
+    if named:
+        return _referenced_row(base, app, named, vault_hosts, credential_object, "certificate")
+    # `addKey` names a key as it names a password (`rotator:<host>/<name>:<rotationId>`).
+    as_named = PasswordCredential(certificate.key_id, certificate.display_name, start=certificate.start)
+    row = _orphan_or_unmanaged(base, as_named, now, margin)
+    if row.standing is Standing.ORPHANED and (row.vault or "").lower() in unlisted:
+        # Its vault's tags were not seen: the certificate may well name it. Not a key to remove on sight.
+        row = replace(row, note=f"{row.note}; that vault's certificates could not be listed, so a tag may name it")
+    return row
 
 
 def _federated_row(app: Application, credential: FederatedCredential) -> InventoryRow:
@@ -171,9 +222,17 @@ def _dangling_rows(
     apps: Sequence[ListedApplication],
     references: Mapping[str, list[_Reference]],
     service_principals: Sequence[ListedServicePrincipal] = (),
+    kind: Kind = "password",
 ) -> list[InventoryRow]:
-    known = {c.key_id.lower() for listed in apps for c in listed.application.password_credentials}
-    known |= {c.key_id.lower() for sp in service_principals for c in sp.principal.password_credentials}
+    """The vault objects whose ``CredentialId`` names a credential of ``kind`` that no listed app or
+    service principal has: vault secrets (passwords) or vault certificates (key credentials)."""
+    if kind == "certificate":
+        known = {c.key_id.lower() for listed in apps for c in listed.certificates}
+        known |= {c.key_id.lower() for sp in service_principals for c in sp.certificates}
+    else:
+        known = {c.key_id.lower() for listed in apps for c in listed.application.password_credentials}
+        known |= {c.key_id.lower() for sp in service_principals for c in sp.principal.password_credentials}
+    noun = "certificate" if kind == "certificate" else "secret"
     names = {listed.application.app_id.lower(): listed.application.display_name for listed in apps}
     rows: list[InventoryRow] = []
     for key_id, named in sorted(references.items()):
@@ -188,11 +247,11 @@ def _dangling_rows(
             elif app_id is not None:
                 note = "the app is not visible to the rotator (deleted, or the rotator is not an owner)"
             else:
-                note = "the secret has no ProviderAddress tag; no visible app has this credential"
+                note = f"the {noun} has no ProviderAddress tag; no visible app has this credential"
             rows.append(
                 InventoryRow(
                     standing=Standing.DANGLING,
-                    kind="password",
+                    kind=kind,
                     key_id=key_id,
                     app_id=app_id,
                     app_name=names.get(app_id) if app_id else None,
@@ -214,18 +273,29 @@ def classify(
     vault_hosts: Mapping[str, str] | None = None,
     service_principals: Sequence[ListedServicePrincipal] = (),
     sign_ins: SignInReport | None = None,
+    certificates: Sequence[CertificateVersion] | None = None,
+    unlisted_certificates: Collection[str] = (),
 ) -> list[InventoryRow]:
     """Every credential of ``apps`` and of ``service_principals`` with its standing, plus the
-    dangling vault secrets, soonest expiry first (federated credentials, which never expire, last).
-    Without ``sign_ins`` every row's last sign-in is ``unknown``."""
+    dangling vault secrets and certificates, soonest expiry first (federated credentials, which never
+    expire, last). ``certificates``: the latest version of every vault certificate, ``None`` while
+    ``ROTATION_CERTIFICATES`` is off; ``unlisted_certificates``: the vaults whose certificates could
+    not be listed. Without ``sign_ins`` every row's last sign-in is ``unknown``."""
     references = _references(secrets)
+    keys = None if certificates is None else _references(c.properties for c in certificates)
+    hosts = vault_hosts or {}
+    unlisted = {name.lower() for name in unlisted_certificates}
+    unlisted |= {hosts[name] for name in unlisted if name in hosts}
     rows: list[InventoryRow] = []
     for listed in apps:
         app = listed.application
         rows.extend(
             _password_row(app, c, references, now, orphan_margin, vault_hosts) for c in app.password_credentials
         )
-        rows.extend(_certificate_row(app, certificate) for certificate in listed.certificates)
+        rows.extend(
+            _certificate_row(app, c, keys, now, orphan_margin, vault_hosts, unlisted=unlisted)
+            for c in listed.certificates
+        )
         rows.extend(_federated_row(app, credential) for credential in listed.federated)
     for sp in service_principals:
         principal = sp.principal
@@ -233,8 +303,13 @@ def classify(
             _password_row(principal, c, references, now, orphan_margin, vault_hosts, "servicePrincipal")
             for c in principal.password_credentials
         )
-        rows.extend(_certificate_row(principal, c, "servicePrincipal") for c in sp.certificates)
+        rows.extend(
+            _certificate_row(principal, c, keys, now, orphan_margin, vault_hosts, "servicePrincipal", unlisted)
+            for c in sp.certificates
+        )
     rows.extend(_dangling_rows(apps, references, service_principals))
+    if keys is not None:
+        rows.extend(_dangling_rows(apps, keys, service_principals, "certificate"))
     visible = {listed.application.app_id.lower() for listed in apps}
     visible |= {sp.principal.app_id.lower() for sp in service_principals}
     rows = _mark_no_password_left(rows, now, visible)

@@ -4,7 +4,8 @@ Graph ``GET /applications`` paged through ``@odata.nextLink`` (what is listed is
 owned apps with ``Application.ReadWrite.OwnedBy``, all with ``Application.Read.All``), Graph
 ``GET /servicePrincipals`` paged the same way (passwords that live on a service principal) and, per
 vault in ``ROTATION_VAULTS``, one list call per 25 secrets (attributes and tags of the latest
-versions, never a value).
+versions, never a value) and, while ``ROTATION_CERTIFICATES`` is on, one per 25 certificates (the
+same, never a certificate's DER or key).
 
 The inventory itself (``details=True``) also reads what the expiry notices have no use for: each
 app's federated identity credentials, in the same listing (``$expand=federatedIdentityCredentials``,
@@ -24,10 +25,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from rotation.domain.certificates import CertificateVersion
 from rotation.domain.errors import GraphError, RotationError
 from rotation.domain.listing import APPLICATION_PAGE_MAX, ListedApplication, ListedServicePrincipal
 from rotation.domain.model import SecretVersion
 from rotation.domain.sign_in_report import SignInReport
+from rotation.service.certificate_ports import CertificateVault
 from rotation.tools.inventory.classify import apps_without_password, classify, within_days
 from rotation.tools.inventory.model import Inventory, InventoryRow
 
@@ -52,6 +55,25 @@ async def _list_vault(
     return listing, None
 
 
+async def _list_certificates(
+    name: str, vault: CertificateVault, gate: asyncio.Semaphore, step: ProgressStep | None
+) -> tuple[list[CertificateVersion], str | None]:
+    """Every certificate's latest attributes and tags, by list calls only (one per 25 certificates:
+    no DER, no version list, nothing the key could sign)."""
+    async with gate:
+        listing: list[CertificateVersion] = []
+        try:
+            async for page in vault.certificate_pages():
+                listing.extend(page)
+        except RotationError as error:
+            # Like an unreadable vault: its key credentials look unmanaged, and the warning says why.
+            return [], f"certificates of vault '{name}' could not be listed ({error.code}): {error.message}"
+        finally:
+            if step is not None:
+                step(f"certificates of vault {name}")
+    return listing, None
+
+
 @dataclass(frozen=True)
 class Sources:
     """What the inventory is made of: every readable app, every configured vault's secrets (latest
@@ -63,6 +85,10 @@ class Sources:
     service_principals: list[ListedServicePrincipal] = field(default_factory=list)
     #: The sign-in report, when it was asked for (``details=True``).
     sign_ins: SignInReport | None = None
+    #: Every vault certificate's latest version, or ``None`` while ``ROTATION_CERTIFICATES`` is off.
+    certificates: list[CertificateVersion] | None = None
+    #: The vaults whose certificates could not be listed (each said in ``warnings`` too).
+    unlisted_certificates: tuple[str, ...] = ()
 
 
 async def _service_principals(
@@ -149,9 +175,18 @@ async def read_sources(
         return read
 
     vault_listings = asyncio.gather(*(_list_vault(name, runtime, gate, step) for name in sorted(runtime.vaults)))
+    certificate_vaults = runtime.certificate_vaults
+    certificate_listings = asyncio.gather(
+        *(_list_certificates(name, certificate_vaults[name], gate, step) for name in sorted(certificate_vaults))
+    )
     # Wait for every read before raising, so no listing is still running when the caller closes the clients.
-    apps, principals, listings, sign_ins = await asyncio.gather(
-        applications(), _service_principals(runtime, step), vault_listings, report(), return_exceptions=True
+    apps, principals, listings, sign_ins, certificate_lists = await asyncio.gather(
+        applications(),
+        _service_principals(runtime, step),
+        vault_listings,
+        report(),
+        certificate_listings,
+        return_exceptions=True,
     )
     if isinstance(apps, BaseException):
         raise apps
@@ -161,7 +196,10 @@ async def read_sources(
         raise listings
     if isinstance(sign_ins, BaseException):
         raise sign_ins
+    if isinstance(certificate_lists, BaseException):
+        raise certificate_lists
     problems = [problem for _, problem in listings if problem]
+    problems.extend(problem for _, problem in certificate_lists if problem)
     service_principals, sp_problem = principals
     if sp_problem:
         problems.append(sp_problem)
@@ -171,13 +209,18 @@ async def read_sources(
         if federated_problem:
             problems.append(federated_problem)
     secrets = [version for listing, _ in listings for version in listing]
-    return Sources(apps, secrets, tuple(problems), service_principals, sign_ins)
+    # Empty, not None, when certificates are on but every listing failed: the warnings say so.
+    certificates = [c for listing, _ in certificate_lists for c in listing] if certificate_vaults else None
+    unlisted = tuple(
+        name for name, (_, problem) in zip(sorted(certificate_vaults), certificate_lists, strict=True) if problem
+    )
+    return Sources(apps, secrets, tuple(problems), service_principals, sign_ins, certificates, unlisted)
 
 
-def source_count(vaults: int, *, details: bool) -> int:
-    """How many times :func:`read_sources` calls ``step``: apps, service principals, each vault, and
-    the sign-in report with ``details``."""
-    return 2 + vaults + (1 if details else 0)
+def source_count(vaults: int, *, details: bool, certificate_vaults: int = 0) -> int:
+    """How many times :func:`read_sources` calls ``step``: apps, service principals, each vault, each
+    vault's certificates (``ROTATION_CERTIFICATES``) and the sign-in report with ``details``."""
+    return 2 + vaults + certificate_vaults + (1 if details else 0)
 
 
 def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[InventoryRow]:
@@ -193,6 +236,8 @@ def classify_sources(runtime: Runtime, sources: Sources, now: datetime) -> list[
         vault_hosts=hosts,
         service_principals=sources.service_principals,
         sign_ins=sources.sign_ins,
+        certificates=sources.certificates,
+        unlisted_certificates=sources.unlisted_certificates,
     )
 
 
@@ -221,4 +266,5 @@ async def collect(
         # Judged on every row, not only those within --days: an app is left without a password either way.
         apps_without_password=apps_without_password(every_row),
         service_principals=len(sources.service_principals),
+        vault_certificates=len(sources.certificates) if sources.certificates is not None else None,
     )

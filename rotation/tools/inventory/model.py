@@ -106,6 +106,8 @@ class Inventory:
     #: Apps that hold credentials but no password that signs in: ``(appId, display name)``.
     apps_without_password: tuple[tuple[str, str | None], ...] = ()
     service_principals: int = 0
+    #: How many vault certificates were listed; ``None`` while ``ROTATION_CERTIFICATES`` is off.
+    vault_certificates: int | None = None
 
     def sign_in_line(self) -> str:
         """What the "last sign-in" column means, said once per inventory."""

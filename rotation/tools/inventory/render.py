@@ -60,6 +60,7 @@ def inventory_fields(inventory: Inventory) -> dict[str, Any]:
         "counts": inventory.counts(),
         "warnings": list(inventory.warnings),
         "servicePrincipals": inventory.service_principals,
+        "vaultCertificates": inventory.vault_certificates,
         "signInReport": {
             "readable": inventory.sign_ins_unavailable is None,
             "unavailable": inventory.sign_ins_unavailable,
@@ -142,9 +143,13 @@ def summary_line(inventory: Inventory) -> str:
     counts = inventory.counts()
     standings = ", ".join(f"{counts[s.value]} {s.value}" for s in Standing)
     scope = f" expiring within {inventory.days} days" if inventory.days is not None else ""
+    certificates = inventory.vault_certificates
+    vault_objects = f"{inventory.vault_secrets} vault secret(s)"
+    if certificates is not None:
+        vault_objects += f" and {certificates} vault certificate(s)"
     return (
         f"{counts['total']} credential(s){scope} across {inventory.applications} application(s) and "
-        f"{inventory.vault_secrets} vault secret(s): {standings}; {counts['expired']} expired, "
+        f"{vault_objects}: {standings}; {counts['expired']} expired, "
         f"{counts['critical']} within {CRITICAL_DAYS} days, {counts['soon']} within {SOON_DAYS} days"
     )
 
