@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rotation.cli.output import Progress, emit_json, fail, table
-from rotation.domain.errors import LockHeld, bind_command
+from rotation.domain.errors import CertificatesDisabledError, LockHeld, bind_command
 from rotation.domain.model import (
     REASON_MAX,
     Action,
@@ -20,7 +20,7 @@ from rotation.domain.model import (
     format_utc,
 )
 from rotation.runtime import Runtime, open_runtime
-from rotation.service.adoption import AdoptionRequest, adopt_secret
+from rotation.service.adoption import AdoptionRequest, adopt_certificate, adopt_secret
 from rotation.service.binding import bindings_of, not_bound_note
 from rotation.service.certificate_sweep import certificate_work_requests, scan_certificates
 from rotation.service.intake import admit_rotation
@@ -310,6 +310,17 @@ async def _adopt_secret(settings: Settings, args: argparse.Namespace) -> dict[st
             args.grace_hours,
             service_principal=args.service_principal,
         )
+        vault = args.vault.lower()
+        read = await runtime.vaults[vault].get_properties(args.secret)
         async with _writers_lock(runtime) as lock, _holding(lock, args.vault, args.secret):
-            adoption = await adopt_secret(settings, runtime.directory, runtime.vaults[args.vault.lower()], request)
+            if read is not None and read.backs_certificate:
+                # The name is a Key Vault certificate's: its tags go on the certificate, not on the
+                # secret behind it (Key Vault refuses writes to that one).
+                if vault not in runtime.certificate_vaults:
+                    raise CertificatesDisabledError(vault, args.secret)
+                adoption = await adopt_certificate(
+                    settings, runtime.directory, runtime.certificate_vaults[vault], request
+                )
+            else:
+                adoption = await adopt_secret(settings, runtime.directory, runtime.vaults[vault], request)
         return adoption.to_dict()

@@ -17,13 +17,16 @@ a credential.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rotation.domain import policy
 from rotation.domain.errors import (
     AlreadyManagedError,
+    BadRequestError,
     BindingDeniedError,
+    CertificateNotFoundError,
     OwnIdentityError,
     PermissionDeniedError,
     SecretNotFoundError,
@@ -41,8 +44,9 @@ from rotation.domain.model import (
     binding_tag,
     parse_binding,
 )
+from rotation.service.certificate_ports import CertificateVault
 from rotation.service.ports import Directory, Vault
-from rotation.settings import Settings
+from rotation.settings import SecretPolicy, Settings
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,6 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
     Everything is read and checked before the one write, so a refusal changes nothing.
     """
     vault_name, secret, app_id = request.vault, request.secret, request.app_id
-    tenant, validity_days, grace_hours = request.tenant, request.validity_days, request.grace_hours
     current = await vault.get(secret)
     if current is None:
         raise SecretNotFoundError(vault_name, secret)
@@ -126,14 +129,43 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
                 f"{len(candidates)} credentials match the value's hint and expiry; set the CredentialId tag by "
                 "hand so the rotator can retire the right one"
             )
-    tags = {k: v for k, v in current.version.tags.items() if k not in Tag.ROTATOR}
+    final_tags, settings_policy = management_tags(settings, current.version.tags, app, request, credential_id)
+    assert current.version.version is not None
+    host = settings.vault_host(vault_name)
+    # The binding first: if the caller may not write it, nothing at all is written.
+    tag = await bind_secret(directory, app, host, secret, credential_id, vault_alias=vault_name)
+    await vault.update(secret, current.version.version, tags=final_tags)
+    return Adoption(
+        vault=vault_name,
+        secret=secret,
+        app_id=app.app_id,
+        credential_id=credential_id,
+        version=current.version.version,
+        warnings=(*warnings, *settings_policy.warnings),
+        binding=tag,
+        credential_object=request.credential_object,
+    )
+
+
+def management_tags(
+    settings: Settings,
+    existing: Mapping[str, str],
+    app: Application,
+    request: AdoptionRequest,
+    credential_id: str | None,
+) -> tuple[dict[str, str], SecretPolicy]:
+    """The tags adoption writes on a secret's (or a certificate's) latest version: the operator's
+    choices over what is there, the rotator's own tags reset; refused (``TagError``, ``OwnIdentity``,
+    a tenant outside the allowed ones) before anything is written."""
+    vault_name, secret = request.vault, request.secret
+    tags = {k: v for k, v in existing.items() if k not in Tag.ROTATOR}
     tags[Tag.ProviderAddress] = app.app_id
-    if tenant:
-        tags[Tag.TenantId] = tenant
-    if validity_days is not None:
-        tags[Tag.ValidityPeriodDays] = str(validity_days)
-    if grace_hours is not None:
-        tags[Tag.GracePeriodHours] = str(grace_hours)
+    if request.tenant:
+        tags[Tag.TenantId] = request.tenant
+    if request.validity_days is not None:
+        tags[Tag.ValidityPeriodDays] = str(request.validity_days)
+    if request.grace_hours is not None:
+        tags[Tag.GracePeriodHours] = str(request.grace_hours)
     # The object is the operator's choice, like the app: written for a service principal, removed
     # otherwise (the credential identified above is on the object asked for).
     if request.service_principal:
@@ -156,20 +188,53 @@ async def adopt_secret(settings: Settings, directory: Directory, vault: Vault, r
     own = settings.own_client_id
     if own and app.app_id.lower() == own.lower():
         raise OwnIdentityError(vault_name, secret, app.app_id)
-    assert current.version.version is not None
+    return final_tags, settings_policy
+
+
+async def adopt_certificate(
+    settings: Settings, directory: Directory, certificates: CertificateVault, request: AdoptionRequest
+) -> Adoption:
+    """Put a Key Vault certificate under management: the binding on the app, then the management tags
+    on its latest version, its ``CredentialId`` being the app's key credential with the version's
+    thumbprint. A certificate not on the app yet is adopted too, with the one thing a person must do."""
+    vault_name, name = request.vault, request.secret
+    if request.service_principal:
+        raise BadRequestError(
+            ["a certificate is rotated on the app registration only: adopt it without --service-principal"]
+        )
+    current = await certificates.get_certificate(name)
+    if current is None or current.version is None:
+        raise CertificateNotFoundError(vault_name, name)
+    existing = current.properties.tags.get(Tag.ProviderAddress)
+    if existing and existing.strip().lower() != request.app_id.lower():
+        raise AlreadyManagedError(
+            f"Certificate '{name}' is already managed for app {existing}.",
+            "Remove its ProviderAddress tag first if it really belongs to another app.",
+        )
+    app = await directory.get_application(request.app_id)
+    on_app = [k for k in app.key_credentials if current.thumbprint and k.thumbprint == current.thumbprint]
+    credential_id = on_app[0].key_id.lower() if on_app else None
+    warnings: list[str] = []
+    if credential_id is None:
+        warnings.append(
+            f"the certificate's latest version is not on the app: add it once (az ad app credential reset --id "
+            f"{app.app_id} --cert {name} --keyvault {vault_name} --append), the rotator cannot (addKey needs a "
+            "proof signed by a certificate the app already has)"
+        )
+    final_tags, settings_policy = management_tags(settings, current.properties.tags, app, request, credential_id)
     host = settings.vault_host(vault_name)
     # The binding first: if the caller may not write it, nothing at all is written.
-    tag = await bind_secret(directory, app, host, secret, credential_id, vault_alias=vault_name)
-    await vault.update(secret, current.version.version, tags=final_tags)
+    tag = await bind_secret(directory, app, host, name, credential_id, vault_alias=vault_name)
+    await certificates.update_certificate(name, current.version, tags=final_tags)
     return Adoption(
         vault=vault_name,
-        secret=secret,
+        secret=name,
         app_id=app.app_id,
         credential_id=credential_id,
-        version=current.version.version,
+        version=current.version,
         warnings=(*warnings, *settings_policy.warnings),
         binding=tag,
-        credential_object=request.credential_object,
+        credential_object=APPLICATION,
     )
 
 

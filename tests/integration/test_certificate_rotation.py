@@ -451,3 +451,54 @@ def test_status_lists_a_managed_certificate_as_such_with_its_binding(
     monkeypatch.setenv("ROTATION_CERTIFICATES", "false")  # off: the rotator does not look at certificates
     assert main(["status", VAULT, "--json"]) == 0
     assert managed.name not in {s["secret"] for s in json.loads(capsys.readouterr().out)["secrets"]}
+
+
+@pytest.mark.usefixtures("certificate_roles")
+def test_adopt_puts_a_certificate_under_management_and_the_next_forced_run_rotates_it(
+    cloud: RotatorCloud, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`adopt` on a certificate's name: the binding on the app and the management tags on the
+    certificate's latest version (Key Vault refuses writes to the secret behind it), its CredentialId
+    the app's key credential with that thumbprint; one not on the app yet is adopted with what a
+    person must do once."""
+    import asyncio
+    import json
+
+    from rotation.cli import main
+
+    app = create_owned_app(cloud, unique("svc"))
+    name = unique("cert")
+    first = cloud.create_certificate(VAULT, name, validity_months=12, tags={"team": "payments"})
+    key_id = cloud.add_key_credential(app["appId"], first.der, display_name="added by a person")
+    monkeypatch.setenv("ROTATION_CERTIFICATES", "true")
+    monkeypatch.setenv("ROTATION_VALIDATION_SUCCESSES", "1")
+
+    assert main(["adopt", VAULT, name, "--app", app["appId"], "--grace-hours", "0", "--json"]) == 0
+    adopted = json.loads(capsys.readouterr().out)
+    assert adopted["credentialId"] == key_id.lower(), adopted
+    written = tags(cloud.certificate_versions(VAULT, name)[-1])
+    assert written["ProviderAddress"] == app["appId"] and written["CredentialId"] == key_id.lower()
+    assert written["team"] == "payments" and written["GracePeriodHours"] == "0"
+    host = vault_host(cloud.vault_url(VAULT))
+    assert f"rotator-binding:{host}/{name}#{key_id.lower()}" in cloud.application_tags(app["appId"])
+
+    managed = Managed(cloud, name, app["appId"], app["id"], first, key_id, key_id)
+    outcome = asyncio.run(reconcile(settings_for(), managed, "forced"))
+    assert outcome.ok and outcome.action is Action.ROTATED, outcome.to_dict()
+    assert outcome.retired_key_ids == (key_id.lower(),), "grace 0: the adopted key retires at once"
+    assert asyncio.run(signs_in(settings_for(), managed, managed.latest()))
+
+    # A certificate not on any app yet: adopted, with the command a person runs once.
+    other = unique("cert")
+    cloud.create_certificate(VAULT, other, validity_months=12)
+    assert main(["adopt", VAULT, other, "--app", app["appId"], "--json"]) == 0
+    pending = json.loads(capsys.readouterr().out)
+    assert pending["credentialId"] is None
+    assert any("az ad app credential reset" in w for w in pending["warnings"]), pending
+
+    monkeypatch.setenv("ROTATION_CERTIFICATES", "false")  # off: refused, and nothing is written
+    third = unique("cert")
+    cloud.create_certificate(VAULT, third, validity_months=12)
+    assert main(["adopt", VAULT, third, "--app", app["appId"], "--json"]) != 0
+    assert "CertificatesDisabled" in "".join(capsys.readouterr())
+    assert "ProviderAddress" not in tags(cloud.certificate_versions(VAULT, third)[-1])
