@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp import web
 from cryptography.exceptions import InvalidTag
@@ -677,14 +677,39 @@ def _set(call: _Call, body: dict[str, Any]) -> web.Response:
     return _json(request, _bundle(vault, secret, version, with_value=True))
 
 
+# --- shared by every object kind (secrets here, keys and certificates in their modules) -------------
+V = TypeVar("V")
+V_co = TypeVar("V_co", covariant=True)
+
+
+class Versioned(Protocol[V_co]):
+    """A secret, key or certificate record: its versions, the latest last."""
+
+    @property
+    def latest(self) -> V_co: ...
+
+    def find(self, version: str, /) -> V_co | None: ...
+
+
+def requested_version(call: _Call, record: Versioned[V]) -> V | None:
+    """The version the path names (the latest when it names none), or None when the record has no
+    such version; a version id that is not 32 hex digits is simply not found, as on the service."""
+    if not call.version:
+        return record.latest
+    return record.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+
+
+def purged(request: web.Request) -> web.Response:
+    """What a purge answers: 204 with no body (any object kind)."""
+    return web.Response(status=204, headers={**_headers(request), "x-ms-request-id": str(uuid.uuid4())})
+
+
 def _find(call: _Call) -> tuple[SecretRecord, SecretVersionRecord] | web.Response:
     assert call.name is not None
     secret = call.vault.secrets.get(call.name.lower())
     if secret is None:
         return _not_found(call.request, call.name)
-    if not call.version:
-        return secret, secret.latest
-    version = secret.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+    version = requested_version(call, secret)
     if version is None:
         return _not_found(call.request, call.name, call.version)
     return secret, version
@@ -768,7 +793,7 @@ def _purge(call: _Call, body: None) -> web.Response:
     assert call.name is not None
     if call.vault.deleted.pop(call.name.lower(), None) is None:
         return _deleted_not_found(call.request, call.name)
-    return web.Response(status=204, headers={**_headers(call.request), "x-ms-request-id": str(uuid.uuid4())})
+    return purged(call.request)
 
 
 # --- backup and restore ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -25,7 +26,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from localcloud.keyvault import (
-    _VERSION_RE,
     INVALID_PROPERTY,
     NOT_FOUND_TAIL,
     ObjectRoute,
@@ -36,6 +36,7 @@ from localcloud.keyvault import (
     _parse_common,
     _recovery_level,
     managed_by_key_vault,
+    requested_version,
 )
 from localcloud.state import KeyRecord, KeyVersionRecord, VaultRecord, to_epoch
 
@@ -180,9 +181,7 @@ def _find(call: _Call) -> tuple[KeyRecord, KeyVersionRecord] | web.Response:
     key = call.vault.keys.get(call.name.lower())
     if key is None:
         return _not_found(call.request, call.name)
-    if not call.version:
-        return key, key.latest
-    version = key.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+    version = requested_version(call, key)
     if version is None:
         return _not_found(call.request, call.name, call.version)
     return key, version
@@ -364,7 +363,8 @@ def _list_versions(call: _Call, body: None) -> web.Response:
 
 
 # --- routing -----------------------------------------------------------------------------------------
-def _route(
+def object_route(
+    kind: str,
     action: str,
     operation: Callable[[_Call, Any], web.Response],
     name: str | None = None,
@@ -372,8 +372,13 @@ def _route(
     *,
     reads_body: bool = False,
 ) -> ObjectRoute:
-    scope = f"keys/{name}" if name is not None else None
+    """A route of object kind `kind` (`keys`, `certificates`): its data action, and the object's RBAC
+    scope `{kind}/{name}` (the vault when the route names no object)."""
+    scope = f"{kind}/{name}" if name is not None else None
     return ObjectRoute(action, f"{ACTION_PREFIX}{action}", scope, operation, name, version, reads_body)
+
+
+_route = functools.partial(object_route, "keys")
 
 
 def resolve(method: str, segments: list[str]) -> ObjectRoute | None:
