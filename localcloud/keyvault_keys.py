@@ -17,6 +17,7 @@ import binascii
 import functools
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -305,41 +306,58 @@ def _usable(call: _Call, version: KeyVersionRecord, operation: str) -> web.Respo
     return None
 
 
-def _sign(call: _Call, body: dict[str, Any]) -> web.Response:
+@dataclass(frozen=True)
+class _Signing:
+    """What `sign` and `verify` both need: the key version the path names, allowed the operation, and
+    the algorithm and digest the body names."""
+
+    key: KeyRecord
+    version: KeyVersionRecord
+    algorithm: str
+    digest: bytes
+    hash_type: type[hashes.HashAlgorithm]
+
+    def scheme(self) -> padding.AsymmetricPadding:
+        return _padding(self.algorithm, self.hash_type)
+
+    def prehashed(self) -> utils.Prehashed:
+        return utils.Prehashed(self.hash_type())
+
+
+def _signing(call: _Call, body: dict[str, Any], operation: str, digest_field: str) -> _Signing | web.Response:
     found = _find(call)
     if isinstance(found, web.Response):
         return found
     key, version = found
-    refused = _usable(call, version, "sign")
+    refused = _usable(call, version, operation)
     if refused is not None:
         return refused
-    parsed = _digest_for(call, body, "value")
+    parsed = _digest_for(call, body, digest_field)
     if isinstance(parsed, web.Response):
         return parsed
-    algorithm, digest, hash_type = parsed
-    signature = version.private_key.sign(digest, _padding(algorithm, hash_type), utils.Prehashed(hash_type()))
+    return _Signing(key, version, *parsed)
+
+
+def _sign(call: _Call, body: dict[str, Any]) -> web.Response:
+    signing = _signing(call, body, "sign", "value")
+    if isinstance(signing, web.Response):
+        return signing
+    key, version = signing.key, signing.version
+    signature = version.private_key.sign(signing.digest, signing.scheme(), signing.prehashed())
     return _json(call.request, {"kid": key_id(call.vault, key.name, version.version), "value": b64url(signature)})
 
 
 def _verify(call: _Call, body: dict[str, Any]) -> web.Response:
-    found = _find(call)
-    if isinstance(found, web.Response):
-        return found
-    _, version = found
-    refused = _usable(call, version, "verify")
-    if refused is not None:
-        return refused
-    parsed = _digest_for(call, body, "digest")
-    if isinstance(parsed, web.Response):
-        return parsed
-    algorithm, digest, hash_type = parsed
+    signing = _signing(call, body, "verify", "digest")
+    if isinstance(signing, web.Response):
+        return signing
     raw = body.get("value")
     signature = b64url_decode(raw) if isinstance(raw, str) else None
     if signature is None:
         return _bad_parameter(call.request, INVALID_PROPERTY)
     try:
-        version.private_key.public_key().verify(
-            signature, digest, _padding(algorithm, hash_type), utils.Prehashed(hash_type())
+        signing.version.private_key.public_key().verify(
+            signature, signing.digest, signing.scheme(), signing.prehashed()
         )
         valid = True
     except InvalidSignature:
