@@ -20,7 +20,7 @@ from azure.keyvault.certificates.aio import CertificateClient
 from azure.keyvault.keys.crypto import SignatureAlgorithm
 from azure.keyvault.keys.crypto.aio import CryptographyClient
 
-from rotation.adapters.keyvault_calls import SERVICE, call_vault, common_refusal
+from rotation.adapters.keyvault_calls import SERVICE, call_vault, common_refusal, vault_pages
 from rotation.adapters.retrying import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
@@ -88,20 +88,13 @@ class KeyVaultCertificates:
 
     async def certificate_pages(self) -> AsyncIterator[list[CertificateVersion]]:
         """One list call's page at a time (``nextLink`` as the continuation token), each retried alone."""
-        token: str | None = None
-        while True:
-
-            async def call(after: str | None = token) -> tuple[list[CertificateVersion], str | None]:
-                pages = self._client.list_properties_of_certificates().by_page(continuation_token=after)
-                async for page in pages:
-                    following: str | None = getattr(pages, "continuation_token", None)
-                    return [self._version(item) async for item in page], following
-                return [], None
-
-            page, token = await self._call(call, "list certificates", CERTIFICATES_OFFICER)
+        pages = vault_pages(
+            lambda after: self._client.list_properties_of_certificates().by_page(continuation_token=after),
+            self._version,
+            lambda call: self._call(call, "list certificates", CERTIFICATES_OFFICER),
+        )
+        async for page in pages:
             yield page
-            if not token:
-                return
 
     # --- writes ----------------------------------------------------------------------------------
     async def create_version(self, certificate: str, *, tags: Mapping[str, str]) -> CertificateVersion:

@@ -21,7 +21,7 @@ from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
 from rotation.adapters.keyvault_calls import SERVICE as SERVICE  # re-exported: callers name the gate by it
-from rotation.adapters.keyvault_calls import call_vault, common_refusal
+from rotation.adapters.keyvault_calls import call_vault, common_refusal, vault_pages
 from rotation.adapters.retrying import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
@@ -100,21 +100,13 @@ class KeyVaultSecrets:
     async def secret_pages(self) -> AsyncIterator[list[SecretVersion]]:
         """One list call's page at a time (``nextLink`` as the continuation token), each page retried
         on its own: a transient failure at page 300 resumes there instead of listing from the start."""
-        token: str | None = None
-        while True:
-
-            async def call(after: str | None = token) -> tuple[list[SecretVersion], str | None]:
-                pages = self._client.list_properties_of_secrets().by_page(continuation_token=after)
-                async for page in pages:
-                    # azure-core's AsyncPageIterator keeps the next page's link here (typed loosely).
-                    following: str | None = getattr(pages, "continuation_token", None)
-                    return [self._version(item) async for item in page], following
-                return [], None
-
-            page, token = await self._call(call, "list secrets", action="list")
+        pages = vault_pages(
+            lambda after: self._client.list_properties_of_secrets().by_page(continuation_token=after),
+            self._version,
+            lambda call: self._call(call, "list secrets", action="list"),
+        )
+        async for page in pages:
             yield page
-            if not token:
-                return
 
     async def list_versions(self, secret: str) -> list[SecretVersion]:
         async def call() -> list[SecretVersion]:

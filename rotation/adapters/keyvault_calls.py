@@ -8,7 +8,7 @@ role a 403 names, what a 409 means) each adapter translates itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -56,3 +56,34 @@ def common_refusal(exc: HttpResponseError, vault: str, what: str) -> Exception |
             SERVICE, f"a token Key Vault accepts (check the identity's tenant) for vault '{vault}'", action=what
         )
     return None
+
+
+P = TypeVar("P")
+V = TypeVar("V")
+#: One page's items and the continuation token of the next (None after the last).
+Page = tuple[list[V], str | None]
+
+
+async def vault_pages(
+    by_page: Callable[[str | None], AsyncIterator[AsyncIterator[P]]],
+    convert: Callable[[P], V],
+    retried: Callable[[Callable[[], Awaitable[Page[V]]]], Awaitable[Page[V]]],
+) -> AsyncIterator[list[V]]:
+    """A Key Vault list, one list call's page at a time (``nextLink`` as the continuation token), each
+    page retried on its own through ``retried``: a transient failure at page 300 resumes there instead
+    of listing from the start."""
+    token: str | None = None
+    while True:
+
+        async def call(after: str | None = token) -> Page[V]:
+            pages = by_page(after)
+            async for page in pages:
+                # azure-core's AsyncPageIterator keeps the next page's link here (typed loosely).
+                following: str | None = getattr(pages, "continuation_token", None)
+                return [convert(item) async for item in page], following
+            return [], None
+
+        page, token = await retried(call)
+        yield page
+        if not token:
+            return
