@@ -492,34 +492,42 @@ def _update_policy(call: _Call, body: dict[str, Any]) -> web.Response:
     return _json(call.request, policy_body(call.vault, certificate))
 
 
-def _get_pending(call: _Call, body: None) -> web.Response:
+def _with_pending(call: _Call) -> tuple[CertificateRecord, CertificateOperationRecord] | web.Response:
+    """The certificate the path names and its pending operation; the service's 404 when there is none."""
     assert call.name is not None
     certificate = _live(call)
     if certificate is None or certificate.pending is None:
         return _pending_not_found(call.request, call.name)
-    return _json(call.request, _operation_body(call.vault, certificate))
+    return certificate, certificate.pending
+
+
+def _get_pending(call: _Call, body: None) -> web.Response:
+    found = _with_pending(call)
+    if isinstance(found, web.Response):
+        return found
+    return _json(call.request, _operation_body(call.vault, found[0]))
 
 
 def _cancel_pending(call: _Call, body: dict[str, Any]) -> web.Response:
-    assert call.name is not None
-    certificate = _live(call)
-    if certificate is None or certificate.pending is None:
-        return _pending_not_found(call.request, call.name)
-    if body.get("cancellation_requested") is True and certificate.pending.status == "inProgress":
-        certificate.pending.cancellation_requested = True
-        certificate.pending.status = "cancelled"
+    found = _with_pending(call)
+    if isinstance(found, web.Response):
+        return found
+    certificate, pending = found
+    if body.get("cancellation_requested") is True and pending.status == "inProgress":
+        pending.cancellation_requested = True
+        pending.status = "cancelled"
     return _json(call.request, _operation_body(call.vault, certificate))
 
 
 def _delete_pending(call: _Call, body: None) -> web.Response:
-    assert call.name is not None
-    certificate = _live(call)
-    if certificate is None or certificate.pending is None:
-        return _pending_not_found(call.request, call.name)
+    found = _with_pending(call)
+    if isinstance(found, web.Response):
+        return found
+    certificate, _ = found
     answer = _json(call.request, _operation_body(call.vault, certificate))
     certificate.pending = None
     if not certificate.versions:  # a certificate that was never issued goes with its operation
-        del call.vault.certificates[call.name.lower()]
+        del call.vault.certificates[certificate.name.lower()]
     return answer
 
 
