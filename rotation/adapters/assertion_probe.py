@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from azure.identity.aio import ClientAssertionCredential
 
-from rotation.adapters.graph import graph_scope
-from rotation.adapters.token_probe import attempt_timeout, probe_once, single_request_options
+from rotation.adapters.token_probe import EntraProbe, attempt_timeout, probe_once, single_request_options
 from rotation.domain.model import ProbeResult, Sensitive
 
 
-class ClientAssertionProbe:
+class ClientAssertionProbe(EntraProbe):
     """The `AssertionProbe` port against `authority_host` (AZURE_AUTHORITY_HOST)."""
-
-    def __init__(self, authority_host: str, graph_url: str) -> None:
-        self._authority = authority_host.rstrip("/")
-        self._scope = graph_scope(graph_url)
-        self.attempts = 0
 
     def token_endpoint(self, tenant_id: str) -> str:
         """Where azure-identity sends the request, hence the assertion's ``aud``."""

@@ -40,13 +40,18 @@ def attempt_timeout(remaining: float | None) -> float:
     return min(PROBE_TIMEOUT_SECONDS, max(PROBE_TIMEOUT_FLOOR_SECONDS, remaining))
 
 
-class ClientCredentialsProbe:
-    """The `TokenProbe` port against `authority_host` (AZURE_AUTHORITY_HOST)."""
+class EntraProbe:
+    """What a probe of either kind (password, assertion) holds: Entra's authority, the Graph scope it
+    asks a token for, and how many attempts it has made."""
 
     def __init__(self, authority_host: str, graph_url: str) -> None:
         self._authority = authority_host.rstrip("/")
         self._scope = graph_scope(graph_url)
         self.attempts = 0
+
+
+class ClientCredentialsProbe(EntraProbe):
+    """The `TokenProbe` port against `authority_host` (AZURE_AUTHORITY_HOST)."""
 
     async def probe(
         self, tenant_id: str, app_id: str, secret: Sensitive, *, within: float | None = None
