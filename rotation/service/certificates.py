@@ -68,7 +68,7 @@ from rotation.domain.model import (
 from rotation.domain.state import ManagedSecret, credential_issued
 from rotation.service.certificate_ports import AssertionProbe, CertificateVault, KeyDirectory
 from rotation.service.ports import Clock, HeldLock, SystemClock
-from rotation.service.run import Report, RunScope
+from rotation.service.run import Report, RunScope, remove_found_orphans
 from rotation.settings import SecretPolicy, Settings
 
 #: How far the rotator's clock may be behind Key Vault's and Entra's (which accept tokens 5 minutes
@@ -294,16 +294,7 @@ async def remove_orphans(run: CertificateRun, seen: Seen) -> Seen:
         run.clock.now(),
         timedelta(seconds=run.settings.orphan_margin_seconds),
     )
-    for key in found:
-        if run.dry_run:
-            run.report.warn(f"would remove orphaned rotator key {key.key_id}")
-            continue
-        seen, _ = await remove_key(run, seen, key.key_id)
-        run.report.orphans.append(key.key_id)
-        run.event("OrphanRemoved", keyId=key.key_id, displayName=key.display_name)
-    if run.report.orphans:
-        run.report.did(Action.CLEANED)
-    return seen
+    return await remove_found_orphans(run, seen, found, lambda now, key_id: remove_key(run, now, key_id), "key")
 
 
 # --- 3. a key on the app that the tags do not name -----------------------------------------------

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rotation.domain.errors import LockLostError, RotationError
 from rotation.domain.model import (
@@ -147,11 +147,13 @@ class Report:
 class RunScope:
     """What every reconcile run (a secret's `Run`, a certificate's `CertificateRun`) does the same way
     with its request: its names, its log dimensions and events, and the lock check before a write.
-    The runs are dataclasses that carry these three fields."""
+    The runs are dataclasses that carry these fields."""
 
     request: ReconcileRequest
     settings: Settings
     held: HeldLock | None
+    dry_run: bool
+    report: Report
     #: Dimensions of the run's kind, logged after ``secret`` (the secret flow adds none).
     KIND_DIMS: ClassVar[dict[str, str]] = {}
 
@@ -183,6 +185,30 @@ class RunScope:
                 f"The lock on {self.request.lock_key} was lost; stopping before the next write.",
                 "Another worker may now hold it; the next reconcile continues from the recorded state.",
             )
+
+
+S = TypeVar("S")
+
+
+async def remove_found_orphans(
+    run: RunScope,
+    seen: S,
+    found: Iterable[PasswordCredential],
+    remove: Callable[[S, str], Awaitable[tuple[S, bool]]],
+    noun: str,
+) -> S:
+    """Remove each orphan ``found`` (a password or a key, ``noun``) with ``remove``, and report it; a
+    dry run only says what it would remove. Marks the run `CLEANED` when anything was removed."""
+    for orphan in found:
+        if run.dry_run:
+            run.report.warn(f"would remove orphaned rotator {noun} {orphan.key_id}")
+            continue
+        seen, _ = await remove(seen, orphan.key_id)
+        run.report.orphans.append(orphan.key_id)
+        run.event("OrphanRemoved", keyId=orphan.key_id, displayName=orphan.display_name)
+    if run.report.orphans:
+        run.report.did(Action.CLEANED)
+    return seen
 
 
 @dataclass(frozen=True)
