@@ -246,11 +246,13 @@ async def post_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]
     return _seed_password(cloud, body, params[0], on_service_principal=False)
 
 
-def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
-    """A password "a human created earlier" on an app registration or on its service principal."""
-    fields = _object(
-        body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str, "replicaDelaysSeconds": list}
-    )
+def _credential_object(world: World, key: str, *, on_service_principal: bool) -> Application:
+    """The app registration, or its service principal, an admin route names (404 if there is none)."""
+    return find_service_principal(world, key) if on_service_principal else _application(world, key)
+
+
+def _seeded_times(fields: dict[str, Any]) -> tuple[datetime | None, datetime | None, list[float] | None]:
+    """The optional `startDateTime`, `endDateTime` and `replicaDelaysSeconds` of a seeded credential."""
     start = _time(fields.get("startDateTime"), "startDateTime")
     end = _time(fields.get("endDateTime"), "endDateTime")
     if start and end and end <= start:
@@ -260,8 +262,17 @@ def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_princip
         not delays or not all(isinstance(d, int | float) and not isinstance(d, bool) for d in delays)
     ):
         raise AdminError(400, "'replicaDelaysSeconds' must be a non-empty list of numbers (one per replica).")
+    return start, end, delays
+
+
+def _seed_password(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
+    """A password "a human created earlier" on an app registration or on its service principal."""
+    fields = _object(
+        body, {}, {"displayName": str, "startDateTime": str, "endDateTime": str, "replicaDelaysSeconds": list}
+    )
+    start, end, delays = _seeded_times(fields)
     with cloud.world.lock:
-        app = find_service_principal(cloud.world, key) if on_service_principal else _application(cloud.world, key)
+        app = _credential_object(cloud.world, key, on_service_principal=on_service_principal)
         credential, value = cloud.world.add_password(
             app, fields.get("displayName"), start, end, on_service_principal=on_service_principal
         )
@@ -300,15 +311,7 @@ def _seed_certificate(cloud: LocalCloud, body: Any, key: str, *, on_service_prin
             "replicaDelaysSeconds": list,
         },
     )
-    start = _time(fields.get("startDateTime"), "startDateTime")
-    end = _time(fields.get("endDateTime"), "endDateTime")
-    if start and end and end <= start:
-        raise AdminError(400, "'endDateTime' must be after 'startDateTime'.")
-    delays = fields.get("replicaDelaysSeconds")
-    if delays is not None and (
-        not delays or not all(isinstance(d, int | float) and not isinstance(d, bool) for d in delays)
-    ):
-        raise AdminError(400, "'replicaDelaysSeconds' must be a non-empty list of numbers (one per replica).")
+    start, end, delays = _seeded_times(fields)
     supplied = fields.get("certificate")
     if supplied is not None:
         try:
@@ -317,7 +320,7 @@ def _seed_certificate(cloud: LocalCloud, body: Any, key: str, *, on_service_prin
         except ValueError as exc:
             raise AdminError(400, "'certificate' must be a certificate, base64 DER or PEM.") from exc
     with cloud.world.lock:
-        app = find_service_principal(cloud.world, key) if on_service_principal else _application(cloud.world, key)
+        app = _credential_object(cloud.world, key, on_service_principal=on_service_principal)
         now = cloud.world.clock.now()
         if supplied is None:
             start = start or now
@@ -338,13 +341,20 @@ def _seed_certificate(cloud: LocalCloud, body: Any, key: str, *, on_service_prin
 
 
 async def post_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
+    return _add_owner(cloud, body, params[0], on_service_principal=False)
+
+
+def _add_owner(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
+    """An owner of the app registration, or of its service principal (a relation of its own)."""
     fields = _object(body, {"objectId": str}, {})
     if not GUID_RE.match(fields["objectId"]):
         raise AdminError(400, "'objectId' must be a GUID (a service principal's object id).")
     with cloud.world.lock:
-        app = _application(cloud.world, params[0])
-        app.owners.add(fields["objectId"].lower())
-    return {"id": app.object_id, "owners": sorted(app.owners)}
+        app = _credential_object(cloud.world, key, on_service_principal=on_service_principal)
+        owners = app.sp_owners if on_service_principal else app.owners
+        owners.add(fields["objectId"].lower())
+        object_id = app.sp_object_id if on_service_principal else app.object_id
+    return {"id": object_id, "owners": sorted(owners)}
 
 
 async def delete_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -466,13 +476,21 @@ async def delete_app_role_assignment(
 
 async def put_tags(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     """Set an application's `tags` outside Graph (what its owners did earlier, in the portal)."""
+    return _set_tags(cloud, body, params[0], on_service_principal=False)
+
+
+def _set_tags(cloud: LocalCloud, body: Any, key: str, *, on_service_principal: bool) -> Any:
     fields = _object(body, {"tags": list}, {})
     if not all(isinstance(t, str) for t in fields["tags"]):
         raise AdminError(400, "'tags' must be a list of strings.")
+    tags = list(fields["tags"])
     with cloud.world.lock:
-        app = _application(cloud.world, params[0])
-        app.tags = list(fields["tags"])
-    return {"id": app.object_id, "tags": list(app.tags)}
+        app = _credential_object(cloud.world, key, on_service_principal=on_service_principal)
+        if on_service_principal:
+            app.sp_tags = tags
+            return {"id": app.sp_object_id, "tags": list(app.sp_tags)}
+        app.tags = tags
+        return {"id": app.object_id, "tags": list(app.tags)}
 
 
 async def post_sp_password(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
@@ -481,24 +499,12 @@ async def post_sp_password(cloud: LocalCloud, body: Any, query: dict[str, list[s
 
 async def post_sp_owner(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     """Make an object an owner of the service principal (its own relation, apart from the app's owners)."""
-    fields = _object(body, {"objectId": str}, {})
-    if not GUID_RE.match(fields["objectId"]):
-        raise AdminError(400, "'objectId' must be a GUID (a service principal's object id).")
-    with cloud.world.lock:
-        app = find_service_principal(cloud.world, params[0])
-        app.sp_owners.add(fields["objectId"].lower())
-    return {"id": app.sp_object_id, "owners": sorted(app.sp_owners)}
+    return _add_owner(cloud, body, params[0], on_service_principal=True)
 
 
 async def put_sp_tags(cloud: LocalCloud, body: Any, query: dict[str, list[str]], params: list[str]) -> Any:
     """Set a service principal's `tags` outside Graph (what its owners did earlier)."""
-    fields = _object(body, {"tags": list}, {})
-    if not all(isinstance(t, str) for t in fields["tags"]):
-        raise AdminError(400, "'tags' must be a list of strings.")
-    with cloud.world.lock:
-        app = find_service_principal(cloud.world, params[0])
-        app.sp_tags = list(fields["tags"])
-    return {"id": app.sp_object_id, "tags": list(app.sp_tags)}
+    return _set_tags(cloud, body, params[0], on_service_principal=True)
 
 
 async def post_federated_credential(

@@ -291,7 +291,8 @@ async def list_applications(request: web.Request) -> web.StreamResponse:
     return _json(request, body)
 
 
-# Properties `PATCH /applications/{id}` may change here (others answer 400, rather than being ignored).
+# Properties `PATCH /applications/{id}` and `PATCH /servicePrincipals/{id}` may change here (others
+# answer 400, rather than being ignored).
 _UPDATABLE = frozenset({"tags"})
 
 
@@ -299,6 +300,31 @@ async def update_application(request: web.Request) -> web.StreamResponse:
     """`PATCH /applications/{id}`: only `tags` is served. Authorised like Graph: the app's owners
     (app-only with Application.ReadWrite.OwnedBy) or Application.ReadWrite.All; anyone else 403.
     A collection is replaced whole, as Graph replaces it."""
+    return await _update_tags(request, _writable_application, on_service_principal=False)
+
+
+async def add_password(request: web.Request) -> web.StreamResponse:
+    return await _add_password(request, _writable_application, on_service_principal=False)
+
+
+async def remove_password(request: web.Request) -> web.StreamResponse:
+    return await _remove_password(request, _writable_application, on_service_principal=False)
+
+
+# What finds the object a write route names and checks the caller may write it (404/403): the app
+# registration here, its service principal in `graph_credentials`. The two objects take the same
+# bodies, limits and answers, so one handler body serves both; `on_service_principal` picks the
+# collection (`passwords`/`sp_passwords`, `tags`/`sp_tags`) on the `Application` record.
+WritableObject = Callable[[World, IssuedToken, web.Request], Application]
+
+
+def _passwords_of(app: Application, *, on_service_principal: bool) -> list[PasswordCredential]:
+    return app.sp_passwords if on_service_principal else app.passwords
+
+
+async def _update_tags(
+    request: web.Request, writable: WritableObject, *, on_service_principal: bool
+) -> web.StreamResponse:
     world = request.app[WORLD]
     token = _authenticate(request)
     _throttle_write(world, token)
@@ -313,39 +339,49 @@ async def update_application(request: web.Request) -> web.StreamResponse:
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
         raise _invalid_property("tags")
     with world.lock:
-        app = _writable_application(world, token, request)
+        app = writable(world, token, request)
         if tags is not None:
-            app.tags = list(tags)
+            if on_service_principal:
+                app.sp_tags = list(tags)
+            else:
+                app.tags = list(tags)
     return _no_content(request)
 
 
-async def add_password(request: web.Request) -> web.StreamResponse:
+async def _add_password(
+    request: web.Request, writable: WritableObject, *, on_service_principal: bool
+) -> web.StreamResponse:
     world = request.app[WORLD]
     token = _authenticate(request)
     _throttle_write(world, token)
     requested = _password_request(await _json_body(request))
     with world.lock:
-        app = _writable_application(world, token, request)
+        app = writable(world, token, request)
         start = requested.start or world.clock.now()
         end = requested.end or _add_years(start, DEFAULT_PASSWORD_YEARS)
-        _check_new_password(world, app, start, end)
-        credential, secret = world.add_password(app, requested.display_name, start, end)
+        _check_new_password(world, app, start, end, _passwords_of(app, on_service_principal=on_service_principal))
+        credential, secret = world.add_password(
+            app, requested.display_name, start, end, on_service_principal=on_service_principal
+        )
         body = _password_body(credential, secret)
     return _json(request, body)
 
 
-async def remove_password(request: web.Request) -> web.StreamResponse:
+async def _remove_password(
+    request: web.Request, writable: WritableObject, *, on_service_principal: bool
+) -> web.StreamResponse:
     world = request.app[WORLD]
     token = _authenticate(request)
     _throttle_write(world, token)
     key_id = _key_id(await _json_body(request))
     with world.lock:
-        app = _writable_application(world, token, request)
-        credential = next((p for p in app.passwords if p.key_id.lower() == key_id.lower()), None)
+        app = writable(world, token, request)
+        passwords = _passwords_of(app, on_service_principal=on_service_principal)
+        credential = next((p for p in passwords if p.key_id.lower() == key_id.lower()), None)
         if credential is None:
             # Status 400 per the wire facts; the exact real code and message are unpublished.
             raise _bad_request(f"No password credential found with keyId '{key_id}'.")
-        app.passwords.remove(credential)
+        passwords.remove(credential)
     return _no_content(request)
 
 

@@ -20,34 +20,24 @@ from typing import Any
 from aiohttp import web
 
 from localcloud.graph import (
-    DEFAULT_PASSWORD_YEARS,
     METADATA,
     PREFIX,
     GraphError,
-    _add_years,
+    _add_password,
     _authenticate,
-    _bad_request,
-    _check_new_password,
     _find_application,
     _handled,
-    _invalid_property,
     _json,
-    _json_body,
-    _key_id,
     _may_read,
-    _no_content,
-    _password_body,
-    _password_request,
     _query_options,
-    _throttle_write,
+    _remove_password,
+    _update_tags,
 )
 from localcloud.graph_directory import _find_service_principal
 from localcloud.keys import WORLD
 from localcloud.state import ROLE_RW_ALL, ROLE_RW_OWNED, Application, IssuedToken, World
 
 _INSUFFICIENT = "Insufficient privileges to complete the operation."
-# What `PATCH /servicePrincipals/{id}` changes here; anything else is refused rather than ignored.
-_SP_UPDATABLE = frozenset({"tags"})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -78,55 +68,16 @@ def _writable_service_principal(world: World, token: IssuedToken, request: web.R
 
 
 async def add_sp_password(request: web.Request) -> web.StreamResponse:
-    world = request.app[WORLD]
-    token = _authenticate(request)
-    _throttle_write(world, token)
-    requested = _password_request(await _json_body(request))
-    with world.lock:
-        app = _writable_service_principal(world, token, request)
-        start = requested.start or world.clock.now()
-        end = requested.end or _add_years(start, DEFAULT_PASSWORD_YEARS)
-        _check_new_password(world, app, start, end, app.sp_passwords)
-        credential, secret = world.add_password(app, requested.display_name, start, end, on_service_principal=True)
-        body = _password_body(credential, secret)
-    return _json(request, body)
+    return await _add_password(request, _writable_service_principal, on_service_principal=True)
 
 
 async def remove_sp_password(request: web.Request) -> web.StreamResponse:
-    world = request.app[WORLD]
-    token = _authenticate(request)
-    _throttle_write(world, token)
-    key_id = _key_id(await _json_body(request))
-    with world.lock:
-        app = _writable_service_principal(world, token, request)
-        credential = next((p for p in app.sp_passwords if p.key_id.lower() == key_id.lower()), None)
-        if credential is None:
-            # As removePassword on an application (400; the real wording is unpublished).
-            raise _bad_request(f"No password credential found with keyId '{key_id}'.")
-        app.sp_passwords.remove(credential)
-    return _no_content(request)
+    return await _remove_password(request, _writable_service_principal, on_service_principal=True)
 
 
 async def update_service_principal(request: web.Request) -> web.StreamResponse:
     """`PATCH /servicePrincipals/{id}`: `tags` only, replaced whole as Graph replaces a collection."""
-    world = request.app[WORLD]
-    token = _authenticate(request)
-    _throttle_write(world, token)
-    body = await _json_body(request)
-    if not isinstance(body, dict):
-        raise _bad_request("The request body must be a JSON object.")
-    changes = {k: v for k, v in body.items() if not k.startswith("@odata.")}
-    unknown = sorted(k for k in changes if k not in _SP_UPDATABLE)
-    if unknown:
-        raise _bad_request(f"Property '{unknown[0]}' cannot be updated by this service.")
-    tags = changes.get("tags")
-    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
-        raise _invalid_property("tags")
-    with world.lock:
-        app = _writable_service_principal(world, token, request)
-        if tags is not None:
-            app.sp_tags = list(tags)
-    return _no_content(request)
+    return await _update_tags(request, _writable_service_principal, on_service_principal=True)
 
 
 async def list_federated_credentials(request: web.Request) -> web.StreamResponse:

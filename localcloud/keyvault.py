@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp import web
 from cryptography.exceptions import InvalidTag
@@ -384,19 +384,12 @@ def _authenticate(request: web.Request, world: World) -> IssuedToken | web.Respo
     return token
 
 
-def _forbidden(
-    request: web.Request, vault: VaultRecord, token: IssuedToken, action: str, secret_name: str | None
-) -> web.Response:
-    """The RBAC refusal, with the text the real service writes (Resource in lower case)."""
-    scope = f"secrets/{secret_name}" if secret_name is not None else None
-    return forbidden_action(request, vault, token, f"{_ACTION_PREFIX}{action}", scope)
-
-
 def forbidden_action(
     request: web.Request, vault: VaultRecord, token: IssuedToken, action: str, scope: str | None
 ) -> web.Response:
-    """The RBAC refusal for any data action (`Microsoft.KeyVault/vaults/...`) on the vault or on one
-    object below it (`scope`, e.g. `certificates/name`)."""
+    """The RBAC refusal, with the text the real service writes (Resource in lower case), for any data
+    action (`Microsoft.KeyVault/vaults/...`) on the vault or on one object below it (`scope`, e.g.
+    `certificates/name`)."""
     resource = vault.resource_id(token.tenant_id).lower()
     if scope is not None:
         resource = f"{resource}/{scope.lower()}"
@@ -475,9 +468,9 @@ def _resolve(method: str, segments: list[str]) -> tuple[_Route, str | None, str 
 
 @dataclass(frozen=True)
 class ObjectRoute:
-    """A request on another object kind of the vault (certificates, keys): the permission it needs
+    """A request on an object kind of the vault (secrets, certificates, keys): the permission it needs
     (see `VAULT_ROLE_PERMISSIONS`), its full RBAC data action, the object it is scoped to (`None`:
-    the vault), and the operation, which runs under `world.lock` like the secrets' own."""
+    the vault), and the operation, which runs under `world.lock`."""
 
     permission: str
     action: str
@@ -511,7 +504,7 @@ async def _handle_object(request: web.Request, world: World, token: IssuedToken,
         body = parsed
     with world.lock:
         vault = world.vault(request.app[VAULT_NAME])
-        if vault is None:
+        if vault is None:  # the vault was removed while its port still listens
             return _error(request, 404, "VaultNotFound", "The vault was not found.")
         if route.permission not in vault.permissions_of(token.subject_object_id.lower()):
             return forbidden_action(request, vault, token, route.action, route.scope)
@@ -545,22 +538,17 @@ async def _handle(request: web.Request) -> web.Response:
                 return await _handle_object(request, world, token, object_route)
         return _error(request, 404, "NotFound", "The requested resource was not found.")
     route, name, version = resolved
-    if name is not None and not SECRET_NAME_RE.match(name):
-        return _bad_parameter(request, f"The request URI contains an invalid name: {name}")
-    body: Any = None
-    if request.method in ("PUT", "PATCH") or route.operation == "restore":
-        parsed = _read_json(await request.read())
-        if isinstance(parsed, str):
-            return _bad_parameter(request, parsed)
-        body = parsed
-    with world.lock:
-        vault = world.vault(request.app[VAULT_NAME])
-        if vault is None:  # the vault was removed while its port still listens
-            return _error(request, 404, "VaultNotFound", "The vault was not found.")
-        if route.permission not in vault.permissions_of(token.subject_object_id.lower()):
-            return _forbidden(request, vault, token, route.action, name if route.secret_scoped else None)
-        call = _Call(request, world, vault, token, name, version)
-        return _OPERATIONS[route.operation](call, body)
+    # A secrets operation runs as the other kinds' do; its RBAC resource is the secret or the vault.
+    secret_route = ObjectRoute(
+        route.permission,
+        f"{_ACTION_PREFIX}{route.action}",
+        f"secrets/{name}" if route.secret_scoped and name is not None else None,
+        _OPERATIONS[route.operation],
+        name,
+        version,
+        reads_body=request.method in ("PUT", "PATCH") or route.operation == "restore",
+    )
+    return await _handle_object(request, world, token, secret_route)
 
 
 def _read_json(raw: bytes) -> dict[str, Any] | str:
@@ -677,14 +665,39 @@ def _set(call: _Call, body: dict[str, Any]) -> web.Response:
     return _json(request, _bundle(vault, secret, version, with_value=True))
 
 
+# --- shared by every object kind (secrets here, keys and certificates in their modules) -------------
+V = TypeVar("V")
+V_co = TypeVar("V_co", covariant=True)
+
+
+class Versioned(Protocol[V_co]):
+    """A secret, key or certificate record: its versions, the latest last."""
+
+    @property
+    def latest(self) -> V_co: ...
+
+    def find(self, version: str, /) -> V_co | None: ...
+
+
+def requested_version(call: _Call, record: Versioned[V]) -> V | None:
+    """The version the path names (the latest when it names none), or None when the record has no
+    such version; a version id that is not 32 hex digits is simply not found, as on the service."""
+    if not call.version:
+        return record.latest
+    return record.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+
+
+def purged(request: web.Request) -> web.Response:
+    """What a purge answers: 204 with no body (any object kind)."""
+    return web.Response(status=204, headers={**_headers(request), "x-ms-request-id": str(uuid.uuid4())})
+
+
 def _find(call: _Call) -> tuple[SecretRecord, SecretVersionRecord] | web.Response:
     assert call.name is not None
     secret = call.vault.secrets.get(call.name.lower())
     if secret is None:
         return _not_found(call.request, call.name)
-    if not call.version:
-        return secret, secret.latest
-    version = secret.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+    version = requested_version(call, secret)
     if version is None:
         return _not_found(call.request, call.name, call.version)
     return secret, version
@@ -768,7 +781,7 @@ def _purge(call: _Call, body: None) -> web.Response:
     assert call.name is not None
     if call.vault.deleted.pop(call.name.lower(), None) is None:
         return _deleted_not_found(call.request, call.name)
-    return web.Response(status=204, headers={**_headers(call.request), "x-ms-request-id": str(uuid.uuid4())})
+    return purged(call.request)
 
 
 # --- backup and restore ----------------------------------------------------------------------------

@@ -22,8 +22,8 @@ Routing, authentication, RBAC and paging are `keyvault.py`'s; every operation ru
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +44,6 @@ from localcloud.certificate_policy import (
     self_signed,
 )
 from localcloud.keyvault import (
-    _VERSION_RE,
     INVALID_PROPERTY,
     MAX_TAG_LENGTH,
     MAX_TAGS,
@@ -53,12 +52,13 @@ from localcloud.keyvault import (
     ObjectRoute,
     _Call,
     _error,
-    _headers,
     _json,
     _page,
     _recovery_level,
+    purged,
+    requested_version,
 )
-from localcloud.keyvault_keys import ACTION_PREFIX, add_key_version, b64url, key_id
+from localcloud.keyvault_keys import add_key_version, b64url, key_id, object_route
 from localcloud.state import (
     CertificateOperationRecord,
     CertificateRecord,
@@ -431,15 +431,11 @@ def _get(call: _Call, body: None) -> web.Response:
     certificate = _live(call)
     if certificate is None:
         return _not_found(call.request, call.name)
-    if not call.version:
-        latest = certificate.latest
-        if latest is None:
-            return _not_found(call.request, call.name)
-        return _json(call.request, _bundle(call.vault, certificate, latest, with_policy=True))
-    version = certificate.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+    version = requested_version(call, certificate)  # None too for one that was never issued
     if version is None:
         return _not_found(call.request, call.name, call.version)
-    return _json(call.request, _bundle(call.vault, certificate, version, with_policy=False))
+    # Only the certificate (its latest version) carries the policy; a named version does not.
+    return _json(call.request, _bundle(call.vault, certificate, version, with_policy=not call.version))
 
 
 def _update(call: _Call, body: dict[str, Any]) -> web.Response:
@@ -453,12 +449,9 @@ def _update(call: _Call, body: dict[str, Any]) -> web.Response:
     certificate = _live(call)
     if certificate is None or certificate.latest is None:
         return _not_found(call.request, call.name)
-    version = certificate.latest
-    if call.version:
-        found = certificate.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
-        if found is None:
-            return _not_found(call.request, call.name, call.version)
-        version = found
+    version = requested_version(call, certificate)
+    if version is None:
+        return _not_found(call.request, call.name, call.version)
     if body.get("policy") is not None:
         policy = normalise_policy(body["policy"], certificate.policy)
         if isinstance(policy, str):
@@ -499,34 +492,42 @@ def _update_policy(call: _Call, body: dict[str, Any]) -> web.Response:
     return _json(call.request, policy_body(call.vault, certificate))
 
 
-def _get_pending(call: _Call, body: None) -> web.Response:
+def _with_pending(call: _Call) -> tuple[CertificateRecord, CertificateOperationRecord] | web.Response:
+    """The certificate the path names and its pending operation; the service's 404 when there is none."""
     assert call.name is not None
     certificate = _live(call)
     if certificate is None or certificate.pending is None:
         return _pending_not_found(call.request, call.name)
-    return _json(call.request, _operation_body(call.vault, certificate))
+    return certificate, certificate.pending
+
+
+def _get_pending(call: _Call, body: None) -> web.Response:
+    found = _with_pending(call)
+    if isinstance(found, web.Response):
+        return found
+    return _json(call.request, _operation_body(call.vault, found[0]))
 
 
 def _cancel_pending(call: _Call, body: dict[str, Any]) -> web.Response:
-    assert call.name is not None
-    certificate = _live(call)
-    if certificate is None or certificate.pending is None:
-        return _pending_not_found(call.request, call.name)
-    if body.get("cancellation_requested") is True and certificate.pending.status == "inProgress":
-        certificate.pending.cancellation_requested = True
-        certificate.pending.status = "cancelled"
+    found = _with_pending(call)
+    if isinstance(found, web.Response):
+        return found
+    certificate, pending = found
+    if body.get("cancellation_requested") is True and pending.status == "inProgress":
+        pending.cancellation_requested = True
+        pending.status = "cancelled"
     return _json(call.request, _operation_body(call.vault, certificate))
 
 
 def _delete_pending(call: _Call, body: None) -> web.Response:
-    assert call.name is not None
-    certificate = _live(call)
-    if certificate is None or certificate.pending is None:
-        return _pending_not_found(call.request, call.name)
+    found = _with_pending(call)
+    if isinstance(found, web.Response):
+        return found
+    certificate, _ = found
     answer = _json(call.request, _operation_body(call.vault, certificate))
     certificate.pending = None
     if not certificate.versions:  # a certificate that was never issued goes with its operation
-        del call.vault.certificates[call.name.lower()]
+        del call.vault.certificates[certificate.name.lower()]
     return answer
 
 
@@ -584,7 +585,7 @@ def _purge(call: _Call, body: None) -> web.Response:
     assert call.name is not None
     if call.vault.deleted_certificates.pop(call.name.lower(), None) is None:
         return _deleted_not_found(call.request, call.name)
-    return web.Response(status=204, headers={**_headers(call.request), "x-ms-request-id": str(uuid.uuid4())})
+    return purged(call.request)
 
 
 def _list_certificates(call: _Call, body: None) -> web.Response:
@@ -617,16 +618,7 @@ def _list_deleted(call: _Call, body: None) -> web.Response:
 
 
 # --- routing -----------------------------------------------------------------------------------------
-def _route(
-    action: str,
-    operation: Callable[[_Call, Any], web.Response],
-    name: str | None = None,
-    version: str | None = None,
-    *,
-    reads_body: bool = False,
-) -> ObjectRoute:
-    scope = f"certificates/{name}" if name is not None else None
-    return ObjectRoute(action, f"{ACTION_PREFIX}{action}", scope, operation, name, version, reads_body)
+_route = functools.partial(object_route, "certificates")
 
 
 def resolve(method: str, segments: list[str]) -> ObjectRoute | None:

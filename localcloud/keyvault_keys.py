@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +27,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from localcloud.keyvault import (
-    _VERSION_RE,
     INVALID_PROPERTY,
     NOT_FOUND_TAIL,
     ObjectRoute,
@@ -36,6 +37,7 @@ from localcloud.keyvault import (
     _parse_common,
     _recovery_level,
     managed_by_key_vault,
+    requested_version,
 )
 from localcloud.state import KeyRecord, KeyVersionRecord, VaultRecord, to_epoch
 
@@ -180,9 +182,7 @@ def _find(call: _Call) -> tuple[KeyRecord, KeyVersionRecord] | web.Response:
     key = call.vault.keys.get(call.name.lower())
     if key is None:
         return _not_found(call.request, call.name)
-    if not call.version:
-        return key, key.latest
-    version = key.find(call.version.lower()) if _VERSION_RE.match(call.version.lower()) else None
+    version = requested_version(call, key)
     if version is None:
         return _not_found(call.request, call.name, call.version)
     return key, version
@@ -306,41 +306,58 @@ def _usable(call: _Call, version: KeyVersionRecord, operation: str) -> web.Respo
     return None
 
 
-def _sign(call: _Call, body: dict[str, Any]) -> web.Response:
+@dataclass(frozen=True)
+class _Signing:
+    """What `sign` and `verify` both need: the key version the path names, allowed the operation, and
+    the algorithm and digest the body names."""
+
+    key: KeyRecord
+    version: KeyVersionRecord
+    algorithm: str
+    digest: bytes
+    hash_type: type[hashes.HashAlgorithm]
+
+    def scheme(self) -> padding.AsymmetricPadding:
+        return _padding(self.algorithm, self.hash_type)
+
+    def prehashed(self) -> utils.Prehashed:
+        return utils.Prehashed(self.hash_type())
+
+
+def _signing(call: _Call, body: dict[str, Any], operation: str, digest_field: str) -> _Signing | web.Response:
     found = _find(call)
     if isinstance(found, web.Response):
         return found
     key, version = found
-    refused = _usable(call, version, "sign")
+    refused = _usable(call, version, operation)
     if refused is not None:
         return refused
-    parsed = _digest_for(call, body, "value")
+    parsed = _digest_for(call, body, digest_field)
     if isinstance(parsed, web.Response):
         return parsed
-    algorithm, digest, hash_type = parsed
-    signature = version.private_key.sign(digest, _padding(algorithm, hash_type), utils.Prehashed(hash_type()))
+    return _Signing(key, version, *parsed)
+
+
+def _sign(call: _Call, body: dict[str, Any]) -> web.Response:
+    signing = _signing(call, body, "sign", "value")
+    if isinstance(signing, web.Response):
+        return signing
+    key, version = signing.key, signing.version
+    signature = version.private_key.sign(signing.digest, signing.scheme(), signing.prehashed())
     return _json(call.request, {"kid": key_id(call.vault, key.name, version.version), "value": b64url(signature)})
 
 
 def _verify(call: _Call, body: dict[str, Any]) -> web.Response:
-    found = _find(call)
-    if isinstance(found, web.Response):
-        return found
-    _, version = found
-    refused = _usable(call, version, "verify")
-    if refused is not None:
-        return refused
-    parsed = _digest_for(call, body, "digest")
-    if isinstance(parsed, web.Response):
-        return parsed
-    algorithm, digest, hash_type = parsed
+    signing = _signing(call, body, "verify", "digest")
+    if isinstance(signing, web.Response):
+        return signing
     raw = body.get("value")
     signature = b64url_decode(raw) if isinstance(raw, str) else None
     if signature is None:
         return _bad_parameter(call.request, INVALID_PROPERTY)
     try:
-        version.private_key.public_key().verify(
-            signature, digest, _padding(algorithm, hash_type), utils.Prehashed(hash_type())
+        signing.version.private_key.public_key().verify(
+            signature, signing.digest, signing.scheme(), signing.prehashed()
         )
         valid = True
     except InvalidSignature:
@@ -364,7 +381,8 @@ def _list_versions(call: _Call, body: None) -> web.Response:
 
 
 # --- routing -----------------------------------------------------------------------------------------
-def _route(
+def object_route(
+    kind: str,
     action: str,
     operation: Callable[[_Call, Any], web.Response],
     name: str | None = None,
@@ -372,8 +390,13 @@ def _route(
     *,
     reads_body: bool = False,
 ) -> ObjectRoute:
-    scope = f"keys/{name}" if name is not None else None
+    """A route of object kind `kind` (`keys`, `certificates`): its data action, and the object's RBAC
+    scope `{kind}/{name}` (the vault when the route names no object)."""
+    scope = f"{kind}/{name}" if name is not None else None
     return ObjectRoute(action, f"{ACTION_PREFIX}{action}", scope, operation, name, version, reads_body)
+
+
+_route = functools.partial(object_route, "keys")
 
 
 def resolve(method: str, segments: list[str]) -> ObjectRoute | None:

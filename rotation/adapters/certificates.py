@@ -14,18 +14,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.certificates import CertificateOperation, CertificateProperties, KeyVaultCertificate
 from azure.keyvault.certificates.aio import CertificateClient
 from azure.keyvault.keys.crypto import SignatureAlgorithm
 from azure.keyvault.keys.crypto.aio import CryptographyClient
 
+from rotation.adapters.keyvault_calls import SERVICE, call_vault, common_refusal, vault_pages
 from rotation.adapters.retrying import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
-    Transient,
-    parse_retry_after,
-    with_retries,
 )
 from rotation.domain.certificates import CertificateVersion, normal_thumbprint
 from rotation.domain.errors import KeyVaultError, PermissionDeniedError
@@ -34,7 +32,6 @@ from rotation.settings import is_loopback
 
 T = TypeVar("T")
 
-SERVICE = "Key Vault"
 CERTIFICATES_OFFICER = "the 'Key Vault Certificates Officer' role on vault '{vault}' (scope: the vault)"
 CRYPTO_USER = "the 'Key Vault Crypto User' role on vault '{vault}' (scope: the vault)"
 #: How often the create poller asks whether the new version is issued. A Self-issued certificate
@@ -91,20 +88,13 @@ class KeyVaultCertificates:
 
     async def certificate_pages(self) -> AsyncIterator[list[CertificateVersion]]:
         """One list call's page at a time (``nextLink`` as the continuation token), each retried alone."""
-        token: str | None = None
-        while True:
-
-            async def call(after: str | None = token) -> tuple[list[CertificateVersion], str | None]:
-                pages = self._client.list_properties_of_certificates().by_page(continuation_token=after)
-                async for page in pages:
-                    following: str | None = getattr(pages, "continuation_token", None)
-                    return [self._version(item) async for item in page], following
-                return [], None
-
-            page, token = await self._call(call, "list certificates", CERTIFICATES_OFFICER)
+        pages = vault_pages(
+            lambda after: self._client.list_properties_of_certificates().by_page(continuation_token=after),
+            self._version,
+            lambda call: self._call(call, "list certificates", CERTIFICATES_OFFICER),
+        )
+        async for page in pages:
             yield page
-            if not token:
-                return
 
     # --- writes ----------------------------------------------------------------------------------
     async def create_version(self, certificate: str, *, tags: Mapping[str, str]) -> CertificateVersion:
@@ -200,32 +190,22 @@ class KeyVaultCertificates:
         return f"{SERVICE} {self.name}"
 
     async def _call(self, operation: Callable[[], Awaitable[T]], what: str, role: str) -> T:
-        async def translated() -> T:
-            try:
-                return await operation()
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                raise Transient(SERVICE, f"transport error: {type(exc).__name__}") from exc
-            except HttpResponseError as exc:
-                raise self._translate(exc, what, role) from exc
-
-        return await with_retries(
-            translated, service=SERVICE, budget_seconds=self._budget, what=what, gate_key=self.gate_key
+        return await call_vault(
+            operation,
+            what,
+            translate=lambda exc: self._translate(exc, what, role),
+            budget_seconds=self._budget,
+            gate_key=self.gate_key,
         )
 
     def _translate(self, exc: HttpResponseError, what: str, role: str) -> Exception:
+        common = common_refusal(exc, self.name, what)
+        if common is not None:
+            return common
         status = exc.status_code or 0
         code = exc.error.code if exc.error is not None else None
-        headers = getattr(exc.response, "headers", None) or {}
-        if status == 429:
-            return Transient(SERVICE, "429 throttled", parse_retry_after(headers.get("Retry-After")), True)
-        if status >= 500 or status == 408:
-            return Transient(SERVICE, f"HTTP {status}", parse_retry_after(headers.get("Retry-After")))
         if status == 403:
             return PermissionDeniedError(SERVICE, role.format(vault=self.name), action=what)
-        if status == 401:
-            return PermissionDeniedError(
-                SERVICE, f"a token Key Vault accepts (check the identity's tenant) for vault '{self.name}'", action=what
-            )
         return KeyVaultError(
             f"Key Vault '{self.name}' refused to {what}: HTTP {status} {code or ''}".rstrip() + ".",
             "Check the certificate, its policy and the vault's configuration.",

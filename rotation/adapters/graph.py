@@ -257,12 +257,16 @@ class GraphDirectory:
         """By appId through the alternate key: one request, exactly the fields we use."""
         if on == SERVICE_PRINCIPAL:
             return await self._get_service_principal(app_id)
-        query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
-            select=APPLICATION_FIELDS
-        )
+        return await self._read_application(app_id, APPLICATION_FIELDS, _application, f"read application {app_id}")
+
+    async def _read_application(
+        self, app_id: str, select: list[str], convert: Callable[[GraphApplication], T], what: str
+    ) -> T:
+        """``GET /applications(appId='…')?$select=…``, made into what the caller needs."""
+        query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(select=select)
         config = RequestConfiguration(query_parameters=query)
 
-        async def call() -> Application:
+        async def call() -> T:
             # Not `self._client.applications_with_app_id(app_id)`: msgraph-sdk 1.65 hands that builder the
             # client's own path-parameter dict, which the builder mutates, so concurrent reads of two
             # apps race and can both fetch the same app. A private copy per call keeps them apart.
@@ -272,9 +276,9 @@ class GraphDirectory:
             app = await builder.get(request_configuration=config)
             if app is None:
                 raise self._not_found(app_id)
-            return _application(app)
+            return convert(app)
 
-        return await self._call(call, f"read application {app_id}", app_id=app_id)
+        return await self._call(call, what, app_id=app_id)
 
     async def _get_service_principal(self, app_id: str) -> Application:
         """``GET /servicePrincipals(appId='…')?$select=…``: the app's service principal in the tenant."""
@@ -284,7 +288,7 @@ class GraphDirectory:
         config = RequestConfiguration(query_parameters=query)
 
         async def call() -> Application:
-            # A private copy of the path parameters per call, for the reason given in get_application.
+            # A private copy of the path parameters per call, for the reason given in _read_application.
             builder = ServicePrincipalsWithAppIdRequestBuilder(
                 self._client.request_adapter, dict(self._client.path_parameters), app_id
             )

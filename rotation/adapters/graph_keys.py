@@ -13,12 +13,8 @@ import hashlib
 import uuid
 from dataclasses import replace
 
-from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.applications.item.add_key.add_key_post_request_body import AddKeyPostRequestBody
 from msgraph.generated.applications.item.remove_key.remove_key_post_request_body import RemoveKeyPostRequestBody
-from msgraph.generated.applications_with_app_id.applications_with_app_id_request_builder import (
-    ApplicationsWithAppIdRequestBuilder,
-)
 from msgraph.generated.models.application import Application as GraphApplication
 from msgraph.generated.models.key_credential import KeyCredential as GraphKeyCredential
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -76,22 +72,8 @@ class GraphKeys(GraphDirectory):
     """`GraphDirectory` plus the `KeyDirectory` port."""
 
     async def get_key_application(self, app_id: str) -> KeyApplication:
-        query = ApplicationsWithAppIdRequestBuilder.ApplicationsWithAppIdRequestBuilderGetQueryParameters(
-            select=KEY_APPLICATION_FIELDS
-        )
-        config = RequestConfiguration(query_parameters=query)
-
-        async def call() -> KeyApplication:
-            # A private path-parameter dict per call, as in `GraphDirectory.get_application`.
-            builder = ApplicationsWithAppIdRequestBuilder(
-                self._client.request_adapter, dict(self._client.path_parameters), app_id
-            )
-            app = await builder.get(request_configuration=config)
-            if app is None:
-                raise self._not_found(app_id)
-            return _key_application(app)
-
-        return await self._call(call, f"read the certificates of application {app_id}", app_id=app_id)
+        what = f"read the certificates of application {app_id}"
+        return await self._read_application(app_id, KEY_APPLICATION_FIELDS, _key_application, what)
 
     async def add_key(
         self, object_id: str, der: bytes, display_name: str, proof: Sensitive, *, app_id: str = ""

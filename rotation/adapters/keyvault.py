@@ -16,18 +16,15 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
+from rotation.adapters.keyvault_calls import SERVICE as SERVICE  # re-exported: callers name the gate by it
+from rotation.adapters.keyvault_calls import call_vault, common_refusal, vault_pages
 from rotation.adapters.retrying import (
     CONNECT_TIMEOUT_SECONDS,
     READ_TIMEOUT_SECONDS,
-    Transient,
-    parse_retry_after,
-    with_retries,
 )
 from rotation.domain.errors import (
     KeyVaultError,
@@ -42,7 +39,6 @@ from rotation.settings import is_loopback
 
 T = TypeVar("T")
 
-SERVICE = "Key Vault"
 OFFICER = "the 'Key Vault Secrets Officer' role on vault '{vault}' (scope: the vault)"
 
 
@@ -104,21 +100,13 @@ class KeyVaultSecrets:
     async def secret_pages(self) -> AsyncIterator[list[SecretVersion]]:
         """One list call's page at a time (``nextLink`` as the continuation token), each page retried
         on its own: a transient failure at page 300 resumes there instead of listing from the start."""
-        token: str | None = None
-        while True:
-
-            async def call(after: str | None = token) -> tuple[list[SecretVersion], str | None]:
-                pages = self._client.list_properties_of_secrets().by_page(continuation_token=after)
-                async for page in pages:
-                    # azure-core's AsyncPageIterator keeps the next page's link here (typed loosely).
-                    following: str | None = getattr(pages, "continuation_token", None)
-                    return [self._version(item) async for item in page], following
-                return [], None
-
-            page, token = await self._call(call, "list secrets", action="list")
+        pages = vault_pages(
+            lambda after: self._client.list_properties_of_secrets().by_page(continuation_token=after),
+            self._version,
+            lambda call: self._call(call, "list secrets", action="list"),
+        )
+        async for page in pages:
             yield page
-            if not token:
-                return
 
     async def list_versions(self, secret: str) -> list[SecretVersion]:
         async def call() -> list[SecretVersion]:
@@ -190,16 +178,12 @@ class KeyVaultSecrets:
     async def _call(
         self, operation: Callable[[], Awaitable[T]], what: str, *, action: str, secret: str | None = None
     ) -> T:
-        async def translated() -> T:
-            try:
-                return await operation()
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                raise Transient(SERVICE, f"transport error: {type(exc).__name__}") from exc
-            except HttpResponseError as exc:
-                raise self._translate(exc, what, action, secret) from exc
-
-        return await with_retries(
-            translated, service=SERVICE, budget_seconds=self._budget, what=what, gate_key=self.gate_key
+        return await call_vault(
+            operation,
+            what,
+            translate=lambda exc: self._translate(exc, what, action, secret),
+            budget_seconds=self._budget,
+            gate_key=self.gate_key,
         )
 
     @property
@@ -208,14 +192,12 @@ class KeyVaultSecrets:
         return f"{SERVICE} {self.name}"
 
     def _translate(self, exc: HttpResponseError, what: str, action: str, secret: str | None) -> Exception:
+        common = common_refusal(exc, self.name, what)
+        if common is not None:
+            return common
         status = exc.status_code or 0
         code = exc.error.code if exc.error is not None else None
         text = str(exc.message or "")
-        headers = getattr(exc.response, "headers", None) or {}
-        if status == 429:
-            return Transient(SERVICE, "429 throttled", parse_retry_after(headers.get("Retry-After")), True)
-        if status >= 500 or status == 408:
-            return Transient(SERVICE, f"HTTP {status}", parse_retry_after(headers.get("Retry-After")))
         if status == 403 and "disabled" in text.lower():
             return SecretDisabledError(
                 f"The version of secret '{secret}' that the rotator needs is disabled in vault '{self.name}'.",
@@ -223,12 +205,6 @@ class KeyVaultSecrets:
             )
         if status == 403:
             return PermissionDeniedError(SERVICE, OFFICER.format(vault=self.name), action=what)
-        if status in (401,):
-            return PermissionDeniedError(
-                SERVICE,
-                f"a token Key Vault accepts (check the identity's tenant) for vault '{self.name}'",
-                action=what,
-            )
         if status == 409 and "deleted" in text.lower():
             return SecretSoftDeletedError(
                 f"Secret '{secret}' in vault '{self.name}' is deleted but recoverable; its name cannot be reused.",

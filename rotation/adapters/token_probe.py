@@ -13,7 +13,9 @@ gives the attempt at the deadline a real chance), never azure-core's default 300
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientSecretCredential
 
@@ -38,13 +40,18 @@ def attempt_timeout(remaining: float | None) -> float:
     return min(PROBE_TIMEOUT_SECONDS, max(PROBE_TIMEOUT_FLOOR_SECONDS, remaining))
 
 
-class ClientCredentialsProbe:
-    """The `TokenProbe` port against `authority_host` (AZURE_AUTHORITY_HOST)."""
+class EntraProbe:
+    """What a probe of either kind (password, assertion) holds: Entra's authority, the Graph scope it
+    asks a token for, and how many attempts it has made."""
 
     def __init__(self, authority_host: str, graph_url: str) -> None:
         self._authority = authority_host.rstrip("/")
         self._scope = graph_scope(graph_url)
         self.attempts = 0
+
+
+class ClientCredentialsProbe(EntraProbe):
+    """The `TokenProbe` port against `authority_host` (AZURE_AUTHORITY_HOST)."""
 
     async def probe(
         self, tenant_id: str, app_id: str, secret: Sensitive, *, within: float | None = None
@@ -52,33 +59,45 @@ class ClientCredentialsProbe:
         self.attempts += 1
         limit = attempt_timeout(within)
         credential = ClientSecretCredential(
-            tenant_id,
-            app_id,
-            secret.reveal(),
-            authority=self._authority,
-            # Instance discovery would ask login.microsoftonline.com about a loopback authority.
-            disable_instance_discovery=is_loopback(self._authority),
-            # One attempt is one request: the validation loop does its own, counted retries.
-            retry_total=0,
-            connection_timeout=min(limit, CONNECT_TIMEOUT_SECONDS),
-            read_timeout=limit,
+            tenant_id, app_id, secret.reveal(), **single_request_options(self._authority, limit)
         )
-        try:
-            # The socket timeouts bound each read; this bounds the whole attempt (a trickling answer).
-            async with asyncio.timeout(limit):
-                await credential.get_token(self._scope)
-        except TimeoutError:
-            return ProbeResult(ok=False, transient=True, message=f"no answer within {limit:g} s")
-        except ClientAuthenticationError as exc:
-            code = aadsts.parse_code(exc)
-            status = exc.status_code or 0
-            transient = code is None and (status >= 500 or status in (0, 408, 429))
-            return ProbeResult(ok=False, code=code, transient=transient, message=_describe(code, status))
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            return ProbeResult(ok=False, transient=True, message=f"transport error: {type(exc).__name__}")
-        finally:
-            await credential.close()
-        return ProbeResult(ok=True, message="token issued")
+        return await probe_once(credential, self._scope, limit)
+
+
+def single_request_options(authority: str, limit: float) -> dict[str, Any]:
+    """The azure-identity credential options of a probe (password or assertion): one request to
+    `authority`, bounded by `limit` seconds."""
+    return {
+        "authority": authority,
+        # Instance discovery would ask login.microsoftonline.com about a loopback authority.
+        "disable_instance_discovery": is_loopback(authority),
+        # One attempt is one request: the validation loop does its own, counted retries.
+        "retry_total": 0,
+        "connection_timeout": min(limit, CONNECT_TIMEOUT_SECONDS),
+        "read_timeout": limit,
+    }
+
+
+async def probe_once(credential: AsyncTokenCredential, scope: str, limit: float) -> ProbeResult:
+    """Ask a fresh (never cached) `credential` for one token within `limit` seconds, close it, and
+    classify the answer: issued, refused (the AADSTS code; transient when Entra gave none and the
+    status says so), no answer in time or a transport error (transient). Value-free either way."""
+    try:
+        # The socket timeouts bound each read; this bounds the whole attempt (a trickling answer).
+        async with asyncio.timeout(limit):
+            await credential.get_token(scope)
+    except TimeoutError:
+        return ProbeResult(ok=False, transient=True, message=f"no answer within {limit:g} s")
+    except ClientAuthenticationError as exc:
+        code = aadsts.parse_code(exc)
+        status = exc.status_code or 0
+        transient = code is None and (status >= 500 or status in (0, 408, 429))
+        return ProbeResult(ok=False, code=code, transient=transient, message=_describe(code, status))
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        return ProbeResult(ok=False, transient=True, message=f"transport error: {type(exc).__name__}")
+    finally:
+        await credential.close()
+    return ProbeResult(ok=True, message="token issued")
 
 
 def _describe(code: int | None, status: int) -> str:

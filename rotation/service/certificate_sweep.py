@@ -9,9 +9,7 @@ recorded yet (no ``CredentialId``) is a rotation under way, work now. The reques
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -19,9 +17,8 @@ from rotation.domain import policy
 from rotation.domain.errors import RotationError
 from rotation.domain.model import ReconcileRequest, Tag
 from rotation.domain.state import SecretStatus
-from rotation.observability import event
 from rotation.service.certificate_ports import CertificateVault
-from rotation.service.sweep import ScanTally, work_requests
+from rotation.service.sweep import ScanTally, scan_each_vault, work_requests
 from rotation.settings import Settings
 
 __all__ = ["certificate_work_requests", "scan_certificates", "status_of_certificate"]
@@ -61,25 +58,9 @@ async def scan_certificates(
                 if not version.managed:
                     continue
                 status = status_of_certificate(version.tags, policy.assess(version.properties, now, settings))
-                counts.managed += 1
-                counts.problems += 1 if status.problem else 0
-                if keep is None or keep(status):
-                    found.append(status)
+                counts.count(status, keep, found)
 
-    results = await asyncio.gather(*(one(vault) for _, vault in chosen), return_exceptions=True)
-    for (name, _), result in zip(chosen, results, strict=True):
-        if isinstance(result, BaseException):
-            if failures is None or not isinstance(result, RotationError):
-                raise result
-            failures[name] = result
-            event(
-                "VaultScanFailed",
-                level=logging.ERROR,
-                vault=name,
-                objects="certificates",
-                errorCode=result.code,
-                error=result.message,
-            )
+    await scan_each_vault(chosen, one, failures, objects="certificates")
     return sorted(found, key=lambda s: (s.vault, s.name.lower()))
 
 

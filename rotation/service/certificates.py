@@ -37,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import ClassVar
 
 from rotation.domain import evidence, policy
 from rotation.domain.assertions import client_assertion, possession_proof
@@ -45,7 +45,6 @@ from rotation.domain.certificates import CertificateVersion, KeyApplication, Key
 from rotation.domain.errors import (
     CertificateNotFoundError,
     EvidenceUnavailableError,
-    LockLostError,
     NotBoundError,
     NotManagedError,
     NoUsableCertificateError,
@@ -67,10 +66,9 @@ from rotation.domain.model import (
     rotator_display_name,
 )
 from rotation.domain.state import ManagedSecret, credential_issued
-from rotation.observability import event
 from rotation.service.certificate_ports import AssertionProbe, CertificateVault, KeyDirectory
 from rotation.service.ports import Clock, HeldLock, SystemClock
-from rotation.service.run import Report
+from rotation.service.run import Report, RunScope, remove_found_orphans
 from rotation.settings import SecretPolicy, Settings
 
 #: How far the rotator's clock may be behind Key Vault's and Entra's (which accept tokens 5 minutes
@@ -111,7 +109,7 @@ def vault_name_of(host: str, alias: str) -> str:
 
 
 @dataclass(frozen=True)
-class CertificateRun:
+class CertificateRun(RunScope):
     """One reconcile of one certificate: the request, the ports, and the report it fills."""
 
     request: ReconcileRequest
@@ -129,33 +127,8 @@ class CertificateRun:
     #: ``clock`` (what is due, what is valid) is a simulation's (the demo's days in seconds).
     token_clock: Clock = field(default_factory=SystemClock)
 
-    @property
-    def name(self) -> str:
-        return self.request.secret
-
-    @property
-    def host(self) -> str:
-        return self.settings.vault_host(self.request.vault)
-
-    def dims(self) -> dict[str, Any]:
-        # ``secret`` like the secret flow's lines (alerts and lifecycle subscribers read it), and ``kind``.
-        return {
-            "operationId": self.request.operation_id,
-            "vault": self.request.vault,
-            "secret": self.request.secret,
-            "kind": "certificate",
-            "mode": self.request.mode,
-        }
-
-    def event(self, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
-        event(name, level=level, **fields, **self.dims())
-
-    def check_lock(self) -> None:
-        if self.held is not None and self.held.lost:
-            raise LockLostError(
-                f"The lock on {self.request.lock_key} was lost; stopping before the next write.",
-                "Another worker may now hold it; the next reconcile continues from the recorded state.",
-            )
+    # ``secret`` like the secret flow's lines (alerts and lifecycle subscribers read it), and ``kind``.
+    KIND_DIMS: ClassVar[dict[str, str]] = {"kind": "certificate"}
 
     def no_usable(self, app_id: str, reason: str) -> NoUsableCertificateError:
         vault_name = vault_name_of(self.host, self.request.vault)
@@ -321,16 +294,7 @@ async def remove_orphans(run: CertificateRun, seen: Seen) -> Seen:
         run.clock.now(),
         timedelta(seconds=run.settings.orphan_margin_seconds),
     )
-    for key in found:
-        if run.dry_run:
-            run.report.warn(f"would remove orphaned rotator key {key.key_id}")
-            continue
-        seen, _ = await remove_key(run, seen, key.key_id)
-        run.report.orphans.append(key.key_id)
-        run.event("OrphanRemoved", keyId=key.key_id, displayName=key.display_name)
-    if run.report.orphans:
-        run.report.did(Action.CLEANED)
-    return seen
+    return await remove_found_orphans(run, seen, found, lambda now, key_id: remove_key(run, now, key_id), "key")
 
 
 # --- 3. a key on the app that the tags do not name -----------------------------------------------

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from rotation.domain.errors import LockLostError, RotationError
 from rotation.domain.model import (
@@ -144,8 +144,75 @@ class Report:
         )
 
 
+class RunScope:
+    """What every reconcile run (a secret's `Run`, a certificate's `CertificateRun`) does the same way
+    with its request: its names, its log dimensions and events, and the lock check before a write.
+    The runs are dataclasses that carry these fields."""
+
+    request: ReconcileRequest
+    settings: Settings
+    held: HeldLock | None
+    dry_run: bool
+    report: Report
+    #: Dimensions of the run's kind, logged after ``secret`` (the secret flow adds none).
+    KIND_DIMS: ClassVar[dict[str, str]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.request.secret
+
+    @property
+    def host(self) -> str:
+        """The vault's host: what bindings and records of intent name (never the alias)."""
+        return self.settings.vault_host(self.request.vault)
+
+    def dims(self) -> dict[str, Any]:
+        return {
+            "operationId": self.request.operation_id,
+            "vault": self.request.vault,
+            "secret": self.request.secret,
+            **self.KIND_DIMS,
+            "mode": self.request.mode,
+        }
+
+    def event(self, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
+        event(name, level=level, **fields, **self.dims())
+
+    def check_lock(self) -> None:
+        """Called before every write: a run whose lock was lost stops before it writes again."""
+        if self.held is not None and self.held.lost:
+            raise LockLostError(
+                f"The lock on {self.request.lock_key} was lost; stopping before the next write.",
+                "Another worker may now hold it; the next reconcile continues from the recorded state.",
+            )
+
+
+S = TypeVar("S")
+
+
+async def remove_found_orphans(
+    run: RunScope,
+    seen: S,
+    found: Iterable[PasswordCredential],
+    remove: Callable[[S, str], Awaitable[tuple[S, bool]]],
+    noun: str,
+) -> S:
+    """Remove each orphan ``found`` (a password or a key, ``noun``) with ``remove``, and report it; a
+    dry run only says what it would remove. Marks the run `CLEANED` when anything was removed."""
+    for orphan in found:
+        if run.dry_run:
+            run.report.warn(f"would remove orphaned rotator {noun} {orphan.key_id}")
+            continue
+        seen, _ = await remove(seen, orphan.key_id)
+        run.report.orphans.append(orphan.key_id)
+        run.event("OrphanRemoved", keyId=orphan.key_id, displayName=orphan.display_name)
+    if run.report.orphans:
+        run.report.did(Action.CLEANED)
+    return seen
+
+
 @dataclass(frozen=True)
-class Run:
+class Run(RunScope):
     """One reconcile of one secret: the request, the ports, and the report it fills."""
 
     request: ReconcileRequest
@@ -161,40 +228,12 @@ class Run:
     report: Report = field(default_factory=Report)
 
     @property
-    def name(self) -> str:
-        return self.request.secret
-
-    @property
-    def host(self) -> str:
-        """The vault's host: what bindings and records of intent name (never the alias)."""
-        return self.settings.vault_host(self.request.vault)
-
-    @property
     def legacy_alias(self) -> str | None:
         return self.settings.legacy_alias(self.request.vault)
 
     def created_here(self, credential: PasswordCredential) -> bool:
         """Whether the rotator created ``credential`` for this vault host and secret (its record of intent)."""
         return credential.created_by_rotator_for(self.host, self.name, legacy_alias=self.legacy_alias)
-
-    def dims(self) -> dict[str, Any]:
-        return {
-            "operationId": self.request.operation_id,
-            "vault": self.request.vault,
-            "secret": self.request.secret,
-            "mode": self.request.mode,
-        }
-
-    def event(self, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
-        event(name, level=level, **fields, **self.dims())
-
-    def check_lock(self) -> None:
-        """Called before every write: a run whose lock was lost stops before it writes again."""
-        if self.held is not None and self.held.lost:
-            raise LockLostError(
-                f"The lock on {self.request.lock_key} was lost; stopping before the next write.",
-                "Another worker may now hold it; the next reconcile continues from the recorded state.",
-            )
 
     async def write_state(self, seen: Observed, version: SecretVersion, state: ManagedSecret) -> Observed:
         """Write ``state`` into ``version``'s tags (stopping first if the lock was lost) and record it:

@@ -61,7 +61,7 @@ from rotation.domain.state import (
     tagged_credential_id,
 )
 from rotation.service.rollback import roll_back
-from rotation.service.run import Observed, Run, Settled
+from rotation.service.run import Observed, Run, Settled, remove_found_orphans
 
 CONTENT_TYPE = "Entra ID client secret value (managed by the rotator; app {app_id})"
 
@@ -142,16 +142,7 @@ async def remove_orphans(run: Run, seen: Observed) -> Observed:
         timedelta(seconds=run.settings.orphan_margin_seconds),
         legacy_alias=run.legacy_alias,
     )
-    for credential in found:
-        if run.dry_run:
-            run.report.warn(f"would remove orphaned rotator credential {credential.key_id}")
-            continue
-        seen, _ = await run.remove_password(seen, credential.key_id)
-        run.report.orphans.append(credential.key_id)
-        run.event("OrphanRemoved", keyId=credential.key_id, displayName=credential.display_name)
-    if run.report.orphans:
-        run.report.did(Action.CLEANED)
-    return seen
+    return await remove_found_orphans(run, seen, found, run.remove_password, "credential")
 
 
 async def finish_interrupted_rollback(run: Run, seen: Observed) -> Observed:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from rotation.domain import policy
 from rotation.domain.errors import RotationError
@@ -62,6 +63,43 @@ class ScanTally:
 
     managed: int = 0
     problems: int = 0
+
+    def count(
+        self, status: SecretStatus, keep: Callable[[SecretStatus], bool] | None, found: list[SecretStatus]
+    ) -> None:
+        """Count ``status`` and, if ``keep`` accepts it (or there is no ``keep``), add it to ``found``."""
+        self.managed += 1
+        self.problems += 1 if status.problem else 0
+        if keep is None or keep(status):
+            found.append(status)
+
+
+V = TypeVar("V")
+
+
+async def scan_each_vault(
+    chosen: list[tuple[str, V]],
+    one: Callable[[V], Awaitable[None]],
+    failures: dict[str, RotationError] | None,
+    **log_fields: str,
+) -> None:
+    """Run ``one`` on every chosen vault at once. A vault's `RotationError` goes to ``failures`` (and
+    `VaultScanFailed`, with ``log_fields``) when given, so that one unreadable vault does not hide the
+    others' work; anything else, or any error without ``failures``, is raised."""
+    results = await asyncio.gather(*(one(vault) for _, vault in chosen), return_exceptions=True)
+    for (name, _), result in zip(chosen, results, strict=True):
+        if isinstance(result, BaseException):
+            if failures is None or not isinstance(result, RotationError):
+                raise result
+            failures[name] = result
+            event(
+                "VaultScanFailed",
+                level=logging.ERROR,
+                vault=name,
+                **log_fields,
+                errorCode=result.code,
+                error=result.message,
+            )
 
 
 async def scan(
@@ -108,19 +146,9 @@ async def scan(
                 # A certificate's own secret changes only with the certificate (its own flow).
                 if not version.managed or version.backs_certificate:
                     continue
-                status = await checked(status_of(version, settings, now))
-                counts.managed += 1
-                counts.problems += 1 if status.problem else 0
-                if keep is None or keep(status):
-                    found.append(status)
+                counts.count(await checked(status_of(version, settings, now)), keep, found)
 
-    results = await asyncio.gather(*(one(vault) for _, vault in chosen), return_exceptions=True)
-    for (name, _), result in zip(chosen, results, strict=True):
-        if isinstance(result, BaseException):
-            if failures is None or not isinstance(result, RotationError):
-                raise result
-            failures[name] = result
-            event("VaultScanFailed", level=logging.ERROR, vault=name, errorCode=result.code, error=result.message)
+    await scan_each_vault(chosen, one, failures)
     return sorted(found, key=lambda s: (s.vault, s.name.lower()))
 
 
