@@ -52,6 +52,10 @@ class KeyVaultCertificates:
         self._credential = credential
         self._budget = retry_budget_seconds
         self._client = CertificateClient(self.url, credential, **self._client_options())
+        # One CryptographyClient per key version for the adapter's life (one invocation): the client
+        # reads its key once, on first use, to learn what it may do locally, so a new client per
+        # signature (every validation attempt signs a fresh assertion) would read it every time.
+        self._signers: dict[str, CryptographyClient] = {}
 
     def _client_options(self) -> dict[str, object]:
         return {
@@ -63,6 +67,9 @@ class KeyVaultCertificates:
         }
 
     async def close(self) -> None:
+        for signer in self._signers.values():
+            await signer.close()
+        self._signers.clear()
         await self._client.close()
 
     # --- reads -----------------------------------------------------------------------------------
@@ -157,8 +164,10 @@ class KeyVaultCertificates:
 
         async def call() -> bytes:
             key_id = f"{self.url}/keys/{certificate}/{version}"
-            async with CryptographyClient(key_id, self._credential, **self._client_options()) as crypto:
-                result = await crypto.sign(SignatureAlgorithm.rs256, digest)
+            crypto = self._signers.get(key_id)
+            if crypto is None:
+                crypto = self._signers[key_id] = CryptographyClient(key_id, self._credential, **self._client_options())
+            result = await crypto.sign(SignatureAlgorithm.rs256, digest)
             return bytes(result.signature)
 
         return await self._call(call, f"sign with the key of certificate '{certificate}'", CRYPTO_USER)

@@ -502,3 +502,21 @@ def test_adopt_puts_a_certificate_under_management_and_the_next_forced_run_rotat
     assert main(["adopt", VAULT, third, "--app", app["appId"], "--json"]) != 0
     assert "CertificatesDisabled" in "".join(capsys.readouterr())
     assert "ProviderAddress" not in tags(cloud.certificate_versions(VAULT, third)[-1])
+
+
+@pytest.mark.usefixtures("certificate_roles")
+async def test_a_rotation_reads_each_signing_key_once_however_many_times_it_signs(cloud: RotatorCloud) -> None:
+    """Every validation attempt signs a fresh assertion and every removal a fresh proof; the key behind
+    a version is read once per run (CryptographyClient learns what it may do locally on first use)."""
+    managed = await manage(cloud)
+    since = mark(cloud)
+
+    outcome = await reconcile(settings_for(grace_hours=24, validation_successes=3), managed, "emergency")
+
+    assert outcome.ok and outcome.validation_attempts >= 3, outcome.to_dict()
+    log = requests_since(cloud, since)
+    signs = matching(log, "keyvault", "POST", r"^/keys/[^?]+/sign(\?|$)", status=200)
+    reads = matching(log, "keyvault", "GET", r"^/keys/", status=200)
+    assert len(signs) >= 4  # the addKey proof, three assertions, the removeKey proof
+    paths = [r["path"].split("?")[0] for r in reads]
+    assert len(paths) == len(set(paths)) == len({s["path"].split("?")[0].rsplit("/", 1)[0] for s in signs}), paths
