@@ -196,16 +196,6 @@ def _iso(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-class CloudClock:
-    """The local cloud's movable clock, as the rotator's `Clock`."""
-
-    def __init__(self, cloud: LocalCloud) -> None:
-        self._cloud = cloud
-
-    def now(self) -> datetime:
-        return self._cloud.now()
-
-
 @dataclass
 class Scene:
     seeded: list[Seeded]
@@ -623,12 +613,11 @@ def run(tls: LocalTLS, argv: list[str]) -> int:
 
             # The real function objects, on the local cloud's clock: days pass in seconds, and the
             # rotator must see the same days as Entra and its sign-in report.
-            clock = CloudClock(cloud)
-
+            # (`LocalCloud.now()` is that clock, so the cloud itself is the rotator's `Clock`.)
             def runtime(settings: Settings) -> AbstractAsyncContextManager[Runtime]:
-                return open_runtime(settings, clock=clock)
+                return open_runtime(settings, clock=cloud)
 
-            app = function_app.create_app(EdgeConfig(clock=clock.now, runtime=runtime))
+            app = function_app.create_app(EdgeConfig(clock=cloud.now, runtime=runtime))
             handlers: dict[str, Any] = {str(f.get_function_name()): f.get_user_function() for f in app.get_functions()}
             narrator = Narrator(story, ledger)
             rotation_log = logging.getLogger("rotation")

@@ -131,9 +131,10 @@ async def managed_status(
     name = valid_secret_name(secret)
     read = await vaults[key].get_properties(name)
     if read is not None and read.backs_certificate:
-        request = certificate_request(settings, ReconcileRequest.new(key, name, now=now, reason="status"))
-        # Only a runtime with ROTATION_CERTIFICATES has certificate clients (`certificate_request` said so).
-        certificate = await certificates[key].get_certificate(request.secret) if certificates else None
+        if not settings.certificates:
+            raise CertificatesDisabledError(key, name)
+        # Only a runtime with ROTATION_CERTIFICATES has certificate clients.
+        certificate = await certificates[key].get_certificate(name) if certificates else None
         if certificate is None or not certificate.managed:
             raise NotManagedError(key, name, "the certificate's latest version has no ProviderAddress tag")
         return status_of_certificate(certificate.tags, status_of(certificate.properties, settings, now))
